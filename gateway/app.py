@@ -1,0 +1,66 @@
+"""The :class:`Gateway` object: what plugins see of the running core.
+
+The daemon builds one at start-up (config, then stores, then plugins) and passes it to every
+hook. Components built by the core (contact control, outbox, profiles, campaigns) are
+attributes here; a plugin reaches them only through this object, never by import of another
+plugin.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from gateway.metrics import Metrics
+from gateway.model import Delivery, MoMessage
+
+
+@attrs.define(eq=False)
+class Gateway:
+    """The running core, as handed to plugin hooks.
+
+    ``contact_control``, ``outbox``, ``profiles``, ``campaigns`` and ``ledger`` are set by the
+    daemon after the stores are open and before ``gateway_start`` is called.
+    """
+
+    config: Any  # gateway.config.GatewayConfig
+    hook: Any  # pluggy HookRelay, for the observer hooks
+    state_dir: Path
+    metrics: Metrics = attrs.field(factory=Metrics)
+    contact_control: Any = None  # gateway.contracts.ContactControl
+    outbox: Any = None  # gateway.outbox.Outbox
+    profiles: Any = None  # gateway.profiles.ProfileIndex
+    campaigns: Any = None  # gateway.campaigns.CampaignStore
+    ledger: Any = None  # gateway.contact.ledger.Ledger
+    started_at: float = attrs.field(factory=time.time)
+
+    def plugin_config(self, name: str) -> Any:
+        """The parsed ``[plugins.<name>]`` section (see ``gateway_config_sections``)."""
+        return self.config.plugins[name]
+
+    def logger(self, **context: Any) -> Any:
+        """A structlog logger with bound context (``plugin=``, ``channel=``...)."""
+        return structlog.get_logger().bind(**context)
+
+    async def report_delivery(self, delivery: Delivery) -> None:
+        """A channel reports progress of one contact.
+
+        The core updates the outbox entry, commits or reconciles the contact-control
+        reservation, and calls the ``gateway_delivery_report`` observers.
+        """
+        if self.outbox is not None:
+            await self.outbox.record_delivery(delivery)
+        if self.contact_control is not None:
+            if delivery.state.value == "submitted":
+                await self.contact_control.commit(delivery.contact_id)
+            elif delivery.state.final:
+                await self.contact_control.reconcile(delivery)
+        self.hook.gateway_delivery_report(delivery=delivery)
+
+    def report_mo(self, message: MoMessage) -> None:
+        """A channel received a message from a subscriber; offered to observers."""
+        self.hook.gateway_mo_message(message=message)

@@ -1,0 +1,183 @@
+"""The objects that plugins hand to the core, and the core services plugins may use.
+
+:mod:`gateway.hookspecs` says *when* the core asks for these; this module says *what they are*.
+Registration hooks return these objects once, at start, so hot paths (every packet, every
+decision) never pay a hook call.
+
+Everything with a ``run(*, task_status)`` method is started by the core with
+``await nursery.start(obj.run)`` inside a supervisor that logs a crash with its traceback and
+restarts the task with backoff. A ``run`` calls ``task_status.started()`` once it is ready
+(bound, listening, file opened) and returns only when cancelled or when its work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import trio
+
+from gateway.model import (
+    ContactDecision,
+    ContactRequest,
+    Delivery,
+    SignalEvent,
+    Subscriber,
+)
+
+# --------------------------------------------------------------------------------------------
+# Configuration sections
+# --------------------------------------------------------------------------------------------
+
+#: Parses one raw TOML table into the plugin's frozen config object. ``key`` is the dotted
+#: path of the table (``plugins.sms_smpp``), to prefix the keys of any ConfigProblem raised.
+SectionParser = Callable[[Mapping[str, Any], str], Any]
+
+
+@attrs.frozen(kw_only=True)
+class SectionSpec:
+    """A plugin's claim on the ``[plugins.<name>]`` table of gateway.toml."""
+
+    name: str
+    parse: SectionParser
+    #: Parse an empty table when the section is absent (plugin has usable defaults).
+    optional: bool = True
+
+
+# --------------------------------------------------------------------------------------------
+# Long-running parts
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Service(Protocol):
+    """Any background task a plugin owns (a poller, a listener, a batch scheduler)."""
+
+    name: str
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+
+
+class EventSink(Protocol):
+    """Where a signal source puts decoded events. ``send`` applies back-pressure."""
+
+    async def send(self, events: Sequence[SignalEvent]) -> None: ...
+
+
+@runtime_checkable
+class SignalSource(Protocol):
+    """Decodes signaling (pcap files, live capture, XDR) into events for the pipeline."""
+
+    name: str
+
+    async def run(
+        self, sink: EventSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
+
+
+@runtime_checkable
+class Matcher(Protocol):
+    """Turns an enriched event into candidate contacts. Called on the hot path: keep it cheap.
+
+    ``subscriber`` is None when the profile index does not know the IMSI/MSISDN.
+    """
+
+    name: str
+
+    def match(self, event: SignalEvent, subscriber: Subscriber | None) -> Iterable[ContactRequest]: ...
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Delivers allowed contacts to subscribers over one medium (SMS, MMS, WAP Push, IVR).
+
+    ``name`` is the channel name used in campaigns and contact-control caps (``sms``).
+    The channel takes its messages from the durable outbox queue of that name and reports
+    progress with ``Gateway.report_delivery``; it never decides whether to contact anyone.
+    """
+
+    name: str
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Core services, as plugins see them
+# --------------------------------------------------------------------------------------------
+
+
+class ContactControl(Protocol):
+    """The one place that decides whether a subscriber may be contacted.
+
+    A reservation is identified by the ``contact_id`` of the request that made it.
+    """
+
+    async def decide(self, request: ContactRequest) -> ContactDecision:
+        """Check lists, quiet hours, caps and priority; on ALLOWED, reserve one contact."""
+        ...
+
+    async def decide_many(self, requests: Sequence[ContactRequest]) -> list[ContactDecision]:
+        """Decide a batch in order (as if ``decide`` were called for each), faster."""
+        ...
+
+    async def commit(self, contact_id: str) -> None:
+        """The channel handed the contact to the network: the reservation becomes a contact."""
+        ...
+
+    async def release(self, contact_id: str, reason: str) -> bool:
+        """Refund a reservation (send failed, expired, pre-empted). True only the first time."""
+        ...
+
+    async def reconcile(self, delivery: Delivery) -> None:
+        """Apply a final delivery state (may refund an undelivered contact if configured)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Admin commands (gatewayctl) and HTTP routes
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AdminReply:
+    """What an admin command returns: ``data`` for ``--json``, ``text`` for people."""
+
+    data: Any
+    text: str | None = None
+
+
+#: An admin command handler gets the words after the command name (``gatewayctl dnd add X``
+#: -> ``["add", "X"]``) and returns a reply or raises AdminCommandError with a one-line reason.
+AdminHandler = Callable[[list[str]], Awaitable[AdminReply]]
+
+
+@attrs.frozen(kw_only=True)
+class AdminCommand:
+    name: str  # first word on the gatewayctl command line
+    help: str  # one line, shown by ``gatewayctl help``
+    handler: AdminHandler
+    usage: str = ""  # e.g. "add|remove|check MSISDN [--category C]"
+
+
+@attrs.frozen(kw_only=True)
+class HttpRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@attrs.frozen(kw_only=True)
+class HttpResponse:
+    status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+
+@attrs.frozen(kw_only=True)
+class HttpRoute:
+    method: str  # "POST"
+    path: str  # exact path, e.g. "/boss/dispatch"
+    handler: Callable[[HttpRequest], Awaitable[HttpResponse]]

@@ -1,0 +1,1 @@
+"""Built-in plugins: each module wires an adapter into the core through gateway.hookspecs."""
