@@ -36,6 +36,7 @@ class Gateway:
     profiles: Any = None  # gateway.profiles.ProfileIndex
     campaigns: Any = None  # gateway.campaigns.CampaignStore
     ledger: Any = None  # gateway.contact.ledger.Ledger
+    pipeline: Any = None  # gateway.pipeline.Pipeline: the EventSink given to signal sources
     started_at: float = attrs.field(factory=time.time)
 
     def plugin_config(self, name: str) -> Any:

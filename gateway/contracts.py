@@ -43,6 +43,9 @@ class SectionSpec:
     parse: SectionParser
     #: Parse an empty table when the section is absent (plugin has usable defaults).
     optional: bool = True
+    #: Core components (contact control, outbox...) own a top-level table ``[<name>]``
+    #: instead of ``[plugins.<name>]``.
+    top_level: bool = False
 
 
 # --------------------------------------------------------------------------------------------

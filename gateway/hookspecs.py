@@ -18,6 +18,7 @@ Reference documentation for plugin authors: ``docs/hooks.md``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -62,6 +63,17 @@ def gateway_config_sections() -> Iterable[SectionSpec]:
 # ============================================================================================
 # Lifecycle
 # ============================================================================================
+
+
+@hookspec
+def gateway_stores(gateway: Gateway) -> Iterable[AbstractAsyncContextManager[Any]]:
+    """Return async context managers that open state stores and core components.
+
+    Entered by the daemon after the configuration is loaded and before ``gateway_start``;
+    exited (in reverse order) after every service has stopped, so a final flush happens
+    last. The core's own components (contact control, outbox, campaigns, profiles, the
+    pipeline) use this hook to set their attribute on ``gateway``.
+    """
 
 
 @hookspec

@@ -1,0 +1,9 @@
+"""The core's own components, registered as plugins before any entry-point plugin.
+
+Like pytest's ``default_plugins``: the contact-control core, the outbox, campaigns, profiles
+and the pipeline use the same hooks as any plugin (config sections, stores, admin commands),
+but they are part of the core and cannot be disabled. Listed by import path; registered in
+this order.
+"""
+
+DEFAULT_PLUGINS: tuple[str, ...] = ()
