@@ -120,6 +120,10 @@ class ContactControl(Protocol):
         """Check lists, quiet hours, caps and priority; on ALLOWED, reserve one contact."""
         ...
 
+    async def check(self, request: ContactRequest) -> ContactDecision:
+        """What ``decide`` would answer now, with no reservation and no ledger record (preview)."""
+        ...
+
     async def decide_many(self, requests: Sequence[ContactRequest]) -> list[ContactDecision]:
         """Decide a batch in order (as if ``decide`` were called for each), faster."""
         ...
@@ -134,6 +138,38 @@ class ContactControl(Protocol):
 
     async def reconcile(self, delivery: Delivery) -> None:
         """Apply a final delivery state (may refund an undelivered contact if configured)."""
+        ...
+
+
+class Outbox(Protocol):
+    """The durable per-channel queue between contact control and the channels.
+
+    A message is persisted before ``enqueue`` returns and survives kill -9. Entries are keyed
+    by ``contact_id``: enqueueing the same contact twice is a no-op.
+    """
+
+    async def enqueue(self, decision: ContactDecision) -> bool:
+        """Queue an ALLOWED decision for its channel. False if that contact_id was already queued."""
+        ...
+
+    async def enqueue_many(self, decisions: Sequence[ContactDecision]) -> int:
+        """Queue several in one transaction; returns how many were new."""
+        ...
+
+    async def defer(self, request: ContactRequest, not_before: float) -> None:
+        """Hold a DEFERRED request durably; at ``not_before`` it is decided again and queued if allowed."""
+        ...
+
+    async def cancel(self, contact_id: str, reason: str) -> bool:
+        """Withdraw a queued, not yet submitted message (priority pre-emption). True if withdrawn."""
+        ...
+
+    async def record_delivery(self, delivery: Delivery) -> None:
+        """Store a delivery state change reported by a channel (called by Gateway.report_delivery)."""
+        ...
+
+    def depth(self, channel: str) -> int:
+        """Messages waiting (queued or deferred) for ``channel``."""
         ...
 
 
