@@ -1,0 +1,13 @@
+"""SMPP 3.4 for the SMS channel: sans-IO codecs and session state, and a thin Trio transport.
+
+- :mod:`.gsm0338`: the GSM 03.38 default alphabet, septet packing (3GPP TS 23.038).
+- :mod:`.messages`: text and binary messages to submit_sm segments (concatenation UDH,
+  message_payload) and back, with reassembly of long messages (3GPP TS 23.040 9.2.3.24).
+- :mod:`.receipt`: delivery receipt (DLR) text and TLVs (SMPP 3.4 Appendix B).
+- :mod:`.protocol`: PDU framing and the ESME session state machine (SMPP 3.4 section 2, 4).
+- :mod:`.ratelimit`: token buckets.
+- :mod:`.transport`: the Trio binds (connect, TLS, window, timeouts, enquire_link, reconnect).
+- :mod:`.simulator`: an SMSC simulator speaking real SMPP over TCP, for tests and demos.
+
+Nothing here imports from ``gateway`` or ``plugins``; the codec modules do no I/O and no logging.
+"""
