@@ -37,6 +37,10 @@ class Gateway:
     campaigns: Any = None  # gateway.campaigns.CampaignStore
     ledger: Any = None  # gateway.contact.ledger.Ledger
     pipeline: Any = None  # gateway.pipeline.Pipeline: the EventSink given to signal sources
+    #: Set by the daemon from the registration hooks, before any object is started; the
+    #: pipeline reads ``matchers`` and the outbox reads ``channels`` (name -> Channel).
+    matchers: list[Any] = attrs.field(factory=list)
+    channels: dict[str, Any] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
 
     def plugin_config(self, name: str) -> Any:

@@ -55,11 +55,29 @@ class SectionSpec:
 
 @runtime_checkable
 class Service(Protocol):
-    """Any background task a plugin owns (a poller, a listener, a batch scheduler)."""
+    """Any background task a plugin owns (a poller, a listener, a batch scheduler).
+
+    Optional members, looked up with ``getattr`` (not part of the protocol check):
+
+    - ``intake: bool``: True for services that bring new work in (a dispatch listener, a batch
+      scheduler). On SIGTERM the core stops intake first (signal sources and intake services
+      are cancelled), then lets the others drain.
+    - ``async def drain(self) -> None``: see :data:`DRAIN_DOC`.
+    """
 
     name: str
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+
+
+#: The optional ``drain`` method of services and channels (and of ``gateway.pipeline``).
+DRAIN_DOC = """\
+``async def drain(self) -> None``: called once on shutdown, after intake stopped and while
+``run`` is still running: finish in-flight work (wait for outstanding SMSC responses, flush a
+batch) and return. The core awaits every ``drain`` within ``[gateway] drain_deadline``
+(pipeline first, then services, then channels), then cancels every ``run``. A ``drain`` that
+is still running at the deadline is cancelled; one that raises is logged and ignored.
+"""
 
 
 class EventSink(Protocol):

@@ -1,0 +1,342 @@
+"""The admin control socket and the built-in admin commands.
+
+A Unix stream socket (``[gateway] control_socket``, mode ``control_socket_mode``) speaking JSON
+lines. Each request is one line::
+
+    {"cmd": "status", "argv": []}
+
+and gets one line back::
+
+    {"ok": true, "data": {...}, "text": "human rendering or null"}
+    {"ok": false, "error": "one line saying what went wrong"}
+
+A connection may send several requests. Commands are the built-ins below plus those plugins
+return from ``gateway_admin_commands``; a handler that raises becomes an error reply and never
+stops the server. ``gatewayctl`` (:mod:`gateway.ctl`) is the client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+import gateway
+from gateway.config_reader import did_you_mean
+from gateway.contracts import AdminCommand, AdminReply
+from gateway.errors import AdminCommandError, GatewayError
+from gateway.plugin_manager import call_each, plugin_names
+from gateway.supervisor import describe
+
+if TYPE_CHECKING:
+    from gateway.daemon import Daemon
+
+MAX_REQUEST_BYTES = 1 << 20
+#: Worst first: the state a plugin shows is that of its worst task.
+_STATE_ORDER = ("restarting", "starting", "running", "finished", "stopped")
+
+
+# ------------------------------------------------------------------------------------------
+# The server
+# ------------------------------------------------------------------------------------------
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Remove a stale socket file; refuse when another daemon still answers on it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not stat.S_ISSOCK(path.lstat().st_mode):
+        raise GatewayError(
+            f"control socket path {path} exists and is not a socket; remove it or change gateway.control_socket"
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink(missing_ok=True)  # nobody listening: left over from a crash
+        return
+    finally:
+        probe.close()
+    raise GatewayError(
+        f"another gatewayd is listening on {path}; stop it or change gateway.control_socket"
+    )
+
+
+async def serve_control(
+    daemon: Daemon, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Listen on the control socket and answer requests until cancelled."""
+    core = daemon.config.gateway
+    path = core.control_socket
+    _claim_socket_path(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(str(path))
+    os.chmod(path, core.control_socket_mode)
+    sock.listen(64)
+    inode = path.stat().st_ino
+    log = structlog.get_logger()
+    log.info("control.listening", path=str(path), mode=oct(core.control_socket_mode))
+    try:
+        listener = trio.SocketListener(sock)
+        task_status.started()
+
+        async def handle(stream: trio.SocketStream) -> None:
+            try:
+                await _serve_connection(daemon, stream)
+            except Exception as exc:  # a client hanging up mid-reply must not stop the server
+                log.debug("control.connection_failed", error=describe(exc))
+
+        await trio.serve_listeners(handle, [listener])
+    finally:
+        # Only remove the file if it is still ours (a new daemon may have replaced it).
+        try:
+            if path.stat().st_ino == inode:
+                path.unlink()
+        except OSError:
+            pass
+
+
+async def _serve_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
+    buffer = bytearray()
+    async with stream:
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            buffer += data
+            while (end := buffer.find(b"\n")) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                reply = await dispatch(daemon, line)
+                await stream.send_all(encode_reply(reply))
+            if len(buffer) > MAX_REQUEST_BYTES:
+                await stream.send_all(
+                    encode_reply(_error(f"request longer than {MAX_REQUEST_BYTES} bytes"))
+                )
+                return
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(reply, default=_json_default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        text = json.dumps(_error(f"reply is not JSON-serialisable: {exc}"))
+    return text.encode() + b"\n"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if hasattr(value, "__attrs_attrs__"):
+        import attrs
+
+        return attrs.asdict(value)
+    return str(value)
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": " ".join(message.split())}
+
+
+async def dispatch(daemon: Daemon, line: bytes) -> dict[str, Any]:
+    """Decode one request line, run its command, and build the reply."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return _error("request is not valid JSON")
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        return _error('request must be an object like {"cmd": "status", "argv": []}')
+    name, argv = request["cmd"], request.get("argv", [])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return _error("argv must be a list of strings")
+    found = daemon.commands.get(name)
+    if found is None:
+        return _error(
+            f"unknown command {name!r}{did_you_mean(name, list(daemon.commands))}; try 'help'"
+        )
+    plugin, command = found
+    log = structlog.get_logger().bind(plugin=plugin, command=name)
+    try:
+        reply = await command.handler(list(argv))
+    except AdminCommandError as exc:
+        return _error(str(exc))
+    except Exception as exc:
+        log.error("control.command_failed", error=describe(exc), traceback=traceback.format_exc())
+        return _error(f"{name} failed: {describe(exc)}")
+    if not isinstance(reply, AdminReply):
+        reply = AdminReply(data=reply)
+    log.debug("control.command_done")
+    return {"ok": True, "data": reply.data, "text": reply.text}
+
+
+# ------------------------------------------------------------------------------------------
+# Built-in commands
+# ------------------------------------------------------------------------------------------
+
+
+def status_data(daemon: Daemon) -> dict[str, Any]:
+    """The data of ``gatewayctl status``."""
+    gw = daemon.gateway
+    plugins: dict[str, dict[str, Any]] = {
+        name: {"state": "loaded", "restarts": 0, "tasks": []} for name in plugin_names(daemon.pm)
+    }
+    plugins.setdefault("core", {"state": "loaded", "restarts": 0, "tasks": []})
+    for task in daemon.supervisor.snapshot():
+        entry = plugins.setdefault(task["plugin"], {"state": "loaded", "restarts": 0, "tasks": []})
+        entry["tasks"].append(task)
+        entry["restarts"] += task["restarts"]
+    for entry in plugins.values():
+        states = [t["state"] for t in entry["tasks"]]
+        if states:
+            entry["state"] = min(
+                states, key=lambda s: _STATE_ORDER.index(s) if s in _STATE_ORDER else 0
+            )
+
+    def failed(plugin: str, exc: Exception) -> None:
+        plugins.setdefault(plugin, {})["status"] = {"error": describe(exc)}
+
+    for plugin, fragment in call_each(daemon.pm, "gateway_status", gateway=gw, on_error=failed):
+        plugins.setdefault(plugin, {})["status"] = fragment
+    queues = {}
+    if gw.outbox is not None:
+        for channel in gw.channels:
+            try:
+                queues[channel] = gw.outbox.depth(channel)
+            except Exception as exc:
+                queues[channel] = f"error: {describe(exc)}"
+    return {
+        "version": gateway.__version__,
+        "state": daemon.state,
+        "pid": os.getpid(),
+        "uptime_s": round(time.time() - gw.started_at, 1),
+        "config": str(daemon.config_path),
+        "reloads": daemon.reloads,
+        "plugins": plugins,
+        "queues": queues,
+        "metrics": gw.metrics.snapshot(),
+    }
+
+
+def status_text(data: dict[str, Any]) -> str:
+    lines = [
+        f"gatewayd {data['version']}  {data['state']}  pid {data['pid']}  up {_duration(data['uptime_s'])}",
+        f"config {data['config']}  (reloaded {data['reloads']}x)",
+        "",
+        "plugins:",
+    ]
+    for name, entry in data["plugins"].items():
+        restarts = f"  restarts {entry.get('restarts', 0)}" if entry.get("restarts") else ""
+        lines.append(f"  {name:<24} {entry.get('state', '?'):<11}{restarts}")
+        for task in entry.get("tasks", []):
+            error = (
+                f"  last error: {task['last_error']}"
+                if task["last_error"] and task["state"] != "running"
+                else ""
+            )
+            lines.append(f"    {task['kind']:<8} {task['name']:<22} {task['state']}{error}")
+        if "status" in entry:
+            lines.append(
+                f"    status: {json.dumps(entry['status'], default=str, ensure_ascii=False)}"
+            )
+    if data["queues"]:
+        lines.append("")
+        lines.append("queues:")
+        lines.extend(f"  {name:<24} {depth}" for name, depth in data["queues"].items())
+    counters = data["metrics"].get("counters", {})
+    if counters:
+        lines.append("")
+        lines.append("counters:")
+        for name, value in counters.items():
+            if isinstance(value, dict):
+                lines.extend(f"  {name}{{{label}}} {v}" for label, v in value.items())
+            else:
+                lines.append(f"  {name} {value}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
+    """status, plugins, reload, config check, help."""
+
+    async def status(argv: list[str]) -> AdminReply:
+        data = status_data(daemon)
+        return AdminReply(data=data, text=status_text(data))
+
+    async def plugins(argv: list[str]) -> AdminReply:
+        data = [
+            {"name": name, "module": getattr(obj, "__name__", type(obj).__name__)}
+            for name, obj in daemon.pm.list_name_plugin()
+        ]
+        text = "\n".join(f"{p['name']:<24} {p['module']}" for p in data)
+        return AdminReply(data=data, text=text)
+
+    async def reload(argv: list[str]) -> AdminReply:
+        error = daemon.reload(reason="gatewayctl")
+        if error is not None:
+            problems = "; ".join(str(p) for p in error.problems)
+            raise AdminCommandError(f"configuration not reloaded, previous one kept: {problems}")
+        return AdminReply(
+            data={"reloaded": True, "reloads": daemon.reloads}, text="configuration reloaded"
+        )
+
+    async def config(argv: list[str]) -> AdminReply:
+        if not argv or argv[0] != "check" or len(argv) > 2:
+            raise AdminCommandError("usage: config check [PATH]")
+        path = Path(argv[1]) if len(argv) == 2 else daemon.config_path
+        error = daemon.check_config(path)
+        if error is None:
+            return AdminReply(
+                data={"ok": True, "path": str(path), "problems": []}, text=f"config ok: {path}"
+            )
+        problems = [str(p) for p in error.problems]
+        return AdminReply(
+            data={"ok": False, "path": str(path), "problems": problems},
+            text="\n".join([*problems, f"{len(problems)} problem(s) in {path}"]),
+        )
+
+    async def help_(argv: list[str]) -> AdminReply:
+        data = {
+            name: {"plugin": plugin, "help": command.help, "usage": command.usage}
+            for name, (plugin, command) in sorted(daemon.commands.items())
+        }
+        text = "\n".join(
+            f"{name + ' ' + c['usage'] if c['usage'] else name:<40} {c['help']}"
+            for name, c in data.items()
+        )
+        return AdminReply(data=data, text=text)
+
+    return [
+        AdminCommand(
+            name="status",
+            help="uptime, version, plugins and their state, queues, counters",
+            handler=status,
+        ),
+        AdminCommand(name="plugins", help="registered plugins", handler=plugins),
+        AdminCommand(
+            name="reload", help="reload the configuration file (like SIGHUP)", handler=reload
+        ),
+        AdminCommand(
+            name="config",
+            help="validate the configuration file without applying it",
+            handler=config,
+            usage="check [PATH]",
+        ),
+        AdminCommand(name="help", help="list the commands", handler=help_),
+    ]

@@ -1,0 +1,418 @@
+"""``gatewayd``: the daemon's lifecycle in one Trio nursery tree.
+
+Start-up order: configuration -> stores (every ``gateway_stores`` context manager, entered
+in plugin order) -> ``gateway_start`` -> registration hooks -> services and channels -> intake
+(intake services, HTTP host, signal sources) -> control socket -> systemd ``READY=1`` and
+watchdog pings. Anything failing before READY stops start-up with an error naming the plugin.
+
+Shutdown (SIGTERM, SIGINT): ``STOPPING=1``; intake is cancelled first; then the pipeline,
+services and channels get their ``drain()`` within ``[gateway] drain_deadline``; then every task
+is cancelled and the stores are closed in reverse order. Exit code 0. A second signal skips
+what is left of the drain.
+
+SIGHUP (or ``gatewayctl reload``): the same file is read again. If it is invalid the daemon
+logs ``config.reload_failed`` with every problem and keeps the old configuration; if it is valid
+it replaces ``gateway.config`` and calls ``gateway_reload``.
+
+Nursery tree::
+
+    core (signals, control socket, watchdog)
+      work (services, channels)          <- drained, then cancelled
+        intake (sources, intake services) <- cancelled first
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+import gateway
+from gateway import logging as gateway_logging
+from gateway.app import Gateway
+from gateway.config import GatewayConfig, load_config, peek_core
+from gateway.errors import ConfigError, GatewayError, PluginError
+from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
+from gateway.sdnotify import SdNotifier
+from gateway.supervisor import Supervisor, _leaf, describe
+
+DEFAULT_CONFIG = Path("/etc/gateway/gateway.toml")
+#: Core settings that only take effect at the next start.
+RESTART_ONLY = (
+    "state_dir",
+    "control_socket",
+    "control_socket_mode",
+    "disabled_plugins",
+    "sqlite_synchronous",
+)
+
+
+class DroppingSink:
+    """The event sink used when no pipeline is installed: counts events and drops them."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self._dropped = gw.metrics.counter("pipeline.events_dropped", reason="no_pipeline")
+
+    async def send(self, events: Any) -> None:
+        self._dropped.inc(len(events))
+
+
+@attrs.define(eq=False)
+class Registered:
+    """Objects returned by the registration hooks, with the plugin that returned each."""
+
+    services: list[tuple[str, Any]] = attrs.field(factory=list)
+    sources: list[tuple[str, Any]] = attrs.field(factory=list)
+    matchers: list[tuple[str, Any]] = attrs.field(factory=list)
+    channels: list[tuple[str, Any]] = attrs.field(factory=list)
+    commands: list[tuple[str, Any]] = attrs.field(factory=list)
+    routes: list[tuple[str, Any]] = attrs.field(factory=list)
+
+
+@attrs.define(eq=False)
+class Daemon:
+    """One running gateway: configuration, plugins, supervisor and the ``Gateway`` object."""
+
+    config_path: Path
+    pm: Any
+    config: GatewayConfig
+    gateway: Gateway = attrs.field(init=False)
+    supervisor: Supervisor = attrs.field(init=False)
+    notifier: SdNotifier = attrs.field(factory=SdNotifier)
+    registered: Registered = attrs.field(factory=Registered)
+    commands: dict[str, tuple[str, Any]] = attrs.field(factory=dict)
+    state: str = "starting"  # starting, running, stopping
+    reloads: int = 0
+    _stop: trio.Event = attrs.field(factory=trio.Event)
+    _drain_scope: trio.CancelScope | None = None
+    #: Set once the control socket is listening (tests, embedding).
+    control_ready: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        core = self.config.gateway
+        self.gateway = Gateway(config=self.config, hook=self.pm.hook, state_dir=core.state_dir)
+        self.supervisor = Supervisor(
+            backoff_initial=core.restart_backoff_initial,
+            backoff_max=core.restart_backoff_max,
+            on_crash=self._count_crash,
+        )
+
+    @classmethod
+    def from_file(
+        cls, path: Path | str, *, extra_plugins: tuple[tuple[str, object], ...] = ()
+    ) -> Daemon:
+        """Load the plugins and the configuration. Raises ConfigError or PluginError."""
+        path = Path(path)
+        core = peek_core(path)
+        pm = make_plugin_manager(core.disabled_plugins, extra=extra_plugins)
+        return cls(config_path=path, pm=pm, config=load_config(path, pm))
+
+    def _count_crash(self, entry: Any) -> None:
+        self.gateway.metrics.counter("plugin.task_crashes", plugin=entry.plugin).inc()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Begin a graceful shutdown (what SIGTERM does)."""
+        if self._stop.is_set():
+            if self._drain_scope is not None:
+                structlog.get_logger().warning("gateway.drain_skipped", reason=reason)
+                self._drain_scope.cancel()
+            return
+        structlog.get_logger().info("gateway.stopping", reason=reason)
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped; see the module docstring for the order of things."""
+        from gateway.control import serve_control
+
+        log = structlog.get_logger()
+        gw = self.gateway
+        gw.state_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "gateway.starting",
+            version=gateway.__version__,
+            config=str(self.config_path),
+            plugins=plugin_names(self.pm),
+        )
+        async with contextlib.AsyncExitStack() as stores:
+            for plugin, managers in call_each(self.pm, "gateway_stores", gateway=gw):
+                for manager in managers:
+                    try:
+                        await stores.enter_async_context(manager)
+                    except Exception as exc:
+                        raise PluginError(plugin, f"store failed to open: {describe(exc)}") from exc
+            call_each(self.pm, "gateway_start", gateway=gw)
+            self._collect()
+            async with trio.open_nursery() as core:
+                core.start_soon(self._serve_signals)
+                async with trio.open_nursery() as work:
+                    async with trio.open_nursery() as intake:
+                        await self._start_all(work, intake)
+                        await core.start(serve_control, self)
+                        self.control_ready.set()
+                        self.state = "running"
+                        self.notifier.notify(READY=1, STATUS="running", MAINPID=os.getpid())
+                        await core.start(self.notifier.serve_watchdog)
+                        log.info("gateway.ready", tasks=len(self.supervisor.tasks))
+                        task_status.started()
+                        await self._stop.wait()
+                        self.state = "stopping"
+                        self.notifier.notify(STOPPING=1, STATUS="draining")
+                        self.supervisor.cancel({"source", "intake"})
+                        intake.cancel_scope.cancel()
+                    await self._drain()
+                    self.supervisor.cancel()
+                    work.cancel_scope.cancel()
+                core.cancel_scope.cancel()
+        log.info("gateway.stopped")
+
+    def _collect(self) -> None:
+        """Call the registration hooks once; objects are started later by ``_start_all``."""
+        gw, reg = self.gateway, self.registered
+        for attr, hook in (
+            ("services", "gateway_services"),
+            ("sources", "gateway_signal_sources"),
+            ("matchers", "gateway_matchers"),
+            ("channels", "gateway_channels"),
+            ("commands", "gateway_admin_commands"),
+            ("routes", "gateway_http_routes"),
+        ):
+            target = getattr(reg, attr)
+            for plugin, objects in call_each(self.pm, hook, gateway=gw):
+                target.extend((plugin, obj) for obj in objects)
+        gw.matchers = [m for _, m in reg.matchers]
+        for plugin, channel in reg.channels:
+            if channel.name in gw.channels:
+                raise PluginError(plugin, f"channel name {channel.name!r} is already registered")
+            gw.channels[channel.name] = channel
+        from gateway.control import builtin_commands
+
+        self.commands = {c.name: ("core", c) for c in builtin_commands(self)}
+        for plugin, command in reg.commands:
+            if command.name in self.commands:
+                owner = self.commands[command.name][0]
+                raise PluginError(
+                    plugin, f"admin command {command.name!r} is already registered by {owner}"
+                )
+            self.commands[command.name] = (plugin, command)
+
+    async def _start_all(self, work: trio.Nursery, intake: trio.Nursery) -> None:
+        sup, reg = self.supervisor, self.registered
+        for plugin, service in reg.services:
+            if not getattr(service, "intake", False):
+                await sup.start(work, service, plugin=plugin, kind="service")
+        for plugin, channel in reg.channels:
+            await sup.start(work, channel, plugin=plugin, kind="channel")
+        for plugin, service in reg.services:
+            if getattr(service, "intake", False):
+                await sup.start(intake, service, plugin=plugin, kind="intake")
+        if reg.routes:
+            from gateway.http import HttpHost
+
+            host = HttpHost(self)
+            if host.enabled:
+                await sup.start(intake, host, plugin="core", kind="intake")
+            else:
+                structlog.get_logger().warning(
+                    "http.not_served",
+                    routes=len(reg.routes),
+                    hint="set [http] listen to serve plugin HTTP routes",
+                )
+        sink = self.gateway.pipeline or DroppingSink(self.gateway)
+        for plugin, source in reg.sources:
+            await sup.start(intake, source, plugin=plugin, kind="source", args=(sink,))
+
+    async def _drain(self) -> None:
+        """Await every ``drain()`` (pipeline, services, channels) within the deadline."""
+        log = structlog.get_logger()
+        deadline = self.config.gateway.drain_deadline
+        reg = self.registered
+        groups = [
+            [("core", self.gateway.pipeline)] if self.gateway.pipeline is not None else [],
+            [(p, s) for p, s in reg.services if not getattr(s, "intake", False)],
+            reg.channels,
+        ]
+        started = trio.current_time()
+        with trio.move_on_after(deadline) as scope:
+            self._drain_scope = scope
+            for group in groups:
+                async with trio.open_nursery() as nursery:
+                    for plugin, obj in group:
+                        if callable(getattr(obj, "drain", None)):
+                            nursery.start_soon(self._drain_one, plugin, obj)
+        self._drain_scope = None
+        elapsed = round(trio.current_time() - started, 3)
+        if scope.cancelled_caught:
+            log.warning("gateway.drain_incomplete", deadline_s=deadline, elapsed_s=elapsed)
+        else:
+            log.info("gateway.drained", elapsed_s=elapsed)
+
+    async def _drain_one(self, plugin: str, obj: Any) -> None:
+        try:
+            await obj.drain()
+        except Exception as exc:
+            structlog.get_logger().error(
+                "plugin.drain_failed",
+                plugin=plugin,
+                name=getattr(obj, "name", None),
+                error=describe(exc),
+            )
+
+    async def _serve_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.reload(reason="SIGHUP")
+                else:
+                    self.request_stop(signal.Signals(signum).name)
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def reload(self, *, reason: str = "requested") -> ConfigError | None:
+        """Load the configuration file again; returns the error if it is invalid (old one kept)."""
+        log = structlog.get_logger()
+        try:
+            new = load_config(self.config_path, self.pm)
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems]
+            log.error(
+                "config.reload_failed",
+                reason=reason,
+                problems=problems,
+                kept="previous configuration",
+            )
+            return exc
+        except PluginError as exc:
+            log.error(
+                "config.reload_failed",
+                reason=reason,
+                problems=[str(exc)],
+                kept="previous configuration",
+            )
+            return ConfigError(_problem(str(exc)))
+        old = self.config
+        changed = [k for k in RESTART_ONLY if getattr(old.gateway, k) != getattr(new.gateway, k)]
+        if changed:
+            log.warning("config.restart_required", keys=[f"gateway.{k}" for k in changed])
+        self.config = new
+        self.gateway.config = new
+        self.supervisor.backoff_initial = new.gateway.restart_backoff_initial
+        self.supervisor.backoff_max = new.gateway.restart_backoff_max
+        gateway_logging.update_levels(new.logging)
+        self.reloads += 1
+
+        def failed(plugin: str, exc: Exception) -> None:
+            log.error("config.reload_hook_failed", plugin=plugin, error=describe(exc))
+
+        call_each(self.pm, "gateway_reload", gateway=self.gateway, on_error=failed)
+        log.info("config.reloaded", reason=reason, reloads=self.reloads)
+        return None
+
+    def check_config(self, path: Path | None = None) -> ConfigError | None:
+        """Validate the file on disk (or ``path``) without applying it."""
+        try:
+            load_config(path or self.config_path, self.pm)
+        except ConfigError as exc:
+            return exc
+        except PluginError as exc:
+            return ConfigError(_problem(str(exc)))
+        return None
+
+
+def _problem(message: str) -> Any:
+    from gateway.errors import ConfigProblem
+
+    return ConfigProblem("", message)
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+
+
+def demo_config_path() -> Path:
+    """``etc/demo/gateway.toml`` of the source checkout (or of the working directory)."""
+    for base in (Path(gateway.__file__).resolve().parent.parent, Path.cwd()):
+        candidate = base / "etc" / "demo" / "gateway.toml"
+        if candidate.exists():
+            return candidate
+    raise ConfigError(_problem("etc/demo/gateway.toml not found (run from the source checkout)"))
+
+
+def check_config(path: Path) -> int:
+    """``gatewayd --check-config``: print every problem (exit 1) or "config ok" (exit 0)."""
+    try:
+        Daemon.from_file(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {path}", file=sys.stderr)
+        return 1
+    except PluginError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"config ok: {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gatewayd", description="The marketing contact gateway daemon."
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", type=Path, help=f"configuration file (default {DEFAULT_CONFIG})")
+    group.add_argument(
+        "--check-config", type=Path, metavar="PATH", help="validate PATH, print every problem, exit"
+    )
+    group.add_argument(
+        "--demo", action="store_true", help="run with etc/demo/gateway.toml (console logs)"
+    )
+    parser.add_argument("--version", action="version", version=f"gatewayd {gateway.__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.check_config:
+        return check_config(args.check_config)
+    gateway_logging.configure_logging("info", fmt="console" if args.demo else "auto")
+    log = structlog.get_logger()
+    try:
+        path = demo_config_path() if args.demo else (args.config or DEFAULT_CONFIG)
+        daemon = Daemon.from_file(path)
+    except ConfigError as exc:
+        log.error("config.invalid", problems=[str(p) for p in exc.problems])
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except PluginError as exc:
+        log.error("gateway.start_failed", plugin=exc.plugin, error=str(exc))
+        print(str(exc), file=sys.stderr)
+        return 1
+    gateway_logging.configure_from_config(
+        daemon.config.logging, force_format="console" if args.demo else None
+    )
+    try:
+        trio.run(daemon.run)
+    except Exception as exc:
+        leaf = _leaf(exc)
+        if not isinstance(leaf, GatewayError):
+            log.critical("gateway.crashed", error=describe(exc), exc_info=leaf)
+            return 1
+        log.error("gateway.start_failed", plugin=getattr(leaf, "plugin", None), error=str(leaf))
+        print(str(leaf), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Structured logging for the whole process, configured once at start-up.
+
+One JSON object per line on stdout (journald picks it up), or a coloured console rendering
+when stdout is a terminal. Every line has ``event``, ``level`` and ``timestamp`` (ISO 8601,
+UTC) plus the context bound by the caller (``plugin``, ``campaign``, ``channel``) and the
+contextvars bound with :func:`structlog.contextvars.bind_contextvars`.
+
+Standard-library loggers (trio, smpplib...) are routed through the same processors, so the
+masking and the renderer apply to them too.
+
+Privacy: :class:`Masker` masks mobile numbers (``13812345678`` -> ``138****5678``) and IMSIs
+(``460001234567890`` -> ``46000******7890``) anywhere in the event dict, nested values and
+free text included, and hides the values of keys that look like secrets. Clear text only with
+``[logging] clear_text_msisdn = true`` (debugging on a test system).
+
+The level filter and the masker are mutable objects read on every line, so a configuration
+reload changes them without reconfiguring structlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import structlog
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+SECRET_WORDS = ("password", "passwd", "secret", "token")
+IDENTITY_KEYS = ("msisdn", "imsi", "called", "calling", "source_addr", "destination_addr")
+
+# A mainland-China mobile number, optionally with the 86 country code (and a "+").
+# Digits on either side mean it is part of a longer number: left alone (IMSIs are handled first).
+_MSISDN = re.compile(r"(?<!\d)(86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# An IMSI: 15 digits, MCC (3) + MNC (2 here; 3-digit MNCs still keep a safe prefix) + MSIN.
+_IMSI = re.compile(r"(?<!\d)(\d{5})(\d{6})(\d{4})(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    """Mask every IMSI and mobile number found in ``text``."""
+    if not any(c.isdigit() for c in text):
+        return text
+    text = _IMSI.sub(lambda m: f"{m[1]}{'*' * 6}{m[3]}", text)
+    return _MSISDN.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[4]}", text)
+
+
+def mask_identity(value: str) -> str:
+    """Mask a value known to be a subscriber identity, whatever its format."""
+    masked = mask_text(value)
+    if masked != value:
+        return masked
+    digits = value.lstrip("+")
+    if len(digits) >= 8:
+        return (
+            value[: len(value) - len(digits)] + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+        )
+    return "*" * len(value) if value else value
+
+
+class Masker:
+    """structlog processor: masks subscriber identities and secrets in the whole event dict."""
+
+    def __init__(self, clear_text: bool = False) -> None:
+        self.clear_text = clear_text
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for key, value in event_dict.items():
+            event_dict[key] = self._value(key, value)
+        return event_dict
+
+    def _value(self, key: Any, value: Any) -> Any:
+        if isinstance(key, str):
+            lowered = key.lower()
+            if any(word in lowered for word in SECRET_WORDS) and value not in (None, ""):
+                return "***"
+            if not self.clear_text and isinstance(value, str | int) and not isinstance(value, bool):
+                if any(word in lowered for word in IDENTITY_KEYS):
+                    return mask_identity(str(value))
+        if self.clear_text:
+            return value
+        if isinstance(value, str):
+            return mask_text(value)
+        if isinstance(value, Mapping):
+            return {k: self._value(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._value(None, v) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 10**10:
+            masked = mask_text(str(value))
+            return masked if masked != str(value) else value
+        return value
+
+
+class LevelFilter:
+    """structlog processor: drops lines below the level of their ``plugin`` (or the global one)."""
+
+    def __init__(self, level: str = "info", plugin_levels: Mapping[str, str] | None = None) -> None:
+        self.set(level, plugin_levels or {})
+
+    def set(self, level: str, plugin_levels: Mapping[str, str]) -> None:
+        self.level = LEVELS[level]
+        self.plugin_levels = {name: LEVELS[lvl] for name, lvl in plugin_levels.items()}
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        level = LEVELS.get(event_dict.get("level", "info"), 20)
+        plugin = event_dict.get("plugin")
+        threshold = self.plugin_levels.get(plugin, self.level) if plugin is not None else self.level
+        if level < threshold:
+            raise structlog.DropEvent
+        return event_dict
+
+
+def _normalise_level(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    level = event_dict.get("level", method)
+    level = {"warn": "warning", "exception": "error", "fatal": "critical", "msg": "info"}.get(
+        level, level
+    )
+    event_dict["level"] = level
+    return event_dict
+
+
+class _StdlibBridge(logging.Handler):
+    """Sends standard-library log records through the structlog processors."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            method = record.levelname.lower()
+            method = {"warn": "warning", "fatal": "critical"}.get(method, method)
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            log = structlog.get_logger()
+            getattr(log, method if method in LEVELS else "info")(record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+_level_filter = LevelFilter()
+_masker = Masker()
+
+
+def configure_logging(
+    level: str = "info",
+    *,
+    fmt: str = "auto",
+    plugin_levels: Mapping[str, str] | None = None,
+    clear_text_msisdn: bool = False,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib bridge. Safe to call again (tests, reload)."""
+    stream = stream or sys.stdout
+    _level_filter.set(level, plugin_levels or {})
+    _masker.clear_text = clear_text_msisdn
+    use_console = fmt == "console" or (
+        fmt == "auto" and hasattr(stream, "isatty") and stream.isatty()
+    )
+    renderer: Any
+    if use_console:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty() if hasattr(stream, "isatty") else False
+        )
+        tracebacks: list[Any] = []
+    else:
+        renderer = structlog.processors.JSONRenderer(default=str)
+        tracebacks = [structlog.processors.dict_tracebacks]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _normalise_level,
+            _level_filter,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            *tracebacks,
+            _masker,
+            renderer,
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibBridge):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibBridge())
+    stdlib_floor = min([LEVELS[level], *(LEVELS[lv] for lv in (plugin_levels or {}).values())])
+    root.setLevel(stdlib_floor)
+
+
+def configure_from_config(
+    logging_config: Any, *, stream: TextIO | None = None, force_format: str | None = None
+) -> None:
+    """Apply a :class:`gateway.config.LoggingConfig`."""
+    configure_logging(
+        logging_config.level,
+        fmt=force_format or logging_config.format,
+        plugin_levels=logging_config.plugin_levels,
+        clear_text_msisdn=logging_config.clear_text_msisdn,
+        stream=stream,
+    )
+
+
+def update_levels(logging_config: Any) -> None:
+    """Apply new levels and the clear-text flag from a reloaded configuration."""
+    _level_filter.set(logging_config.level, logging_config.plugin_levels)
+    _masker.clear_text = logging_config.clear_text_msisdn
+    floor = min(
+        [LEVELS[logging_config.level], *(LEVELS[v] for v in logging_config.plugin_levels.values())]
+    )
+    logging.getLogger().setLevel(floor)
