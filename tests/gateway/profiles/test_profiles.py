@@ -1,0 +1,137 @@
+"""Profile index: bulk load, lookups, learned attributes, atomic replace, bad files rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.model import EventKind, SignalEvent
+from gateway.profiles import ProfileFileError, ProfileHolder, load_profiles
+
+GOOD = """msisdn,imsi,brand,plan,products,capabilities,home_cell,tags,region
+8613800000001,460001234567801,gotone,G58,12593|mms10,mms|wap,4101-1001,vip,beijing
+8613800000002,460001234567802,mzone,M18,,wap,4101-1002,,hebei
+8613800000003,,easyown,E8,mms10,,,,beijing
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "profiles.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_lookup_by_imsi_and_msisdn(tmp_path):
+    """Rows are found by IMSI and by MSISDN (with or without '+'), unknown keys give -1."""
+    index = load_profiles(write(tmp_path, GOOD))
+    assert len(index) == 3
+    assert index.row_by_imsi("460001234567802") == 1
+    assert index.row_by_msisdn("+8613800000003") == 2
+    assert index.row_by_msisdn("8613800000009") == -1
+    assert index.row_by_imsi(None) == -1
+    assert index.row_by_imsi("abc") == -1
+
+
+def test_attributes_and_sets(tmp_path):
+    """Single values, set-valued columns (bitmasks) and empty cells read back as written."""
+    index = load_profiles(write(tmp_path, GOOD))
+    view = index.view(0)
+    assert view["brand"] == "gotone"
+    assert view["products"] == {"12593", "mms10"}
+    assert view["capabilities"] == {"mms", "wap"}
+    column = index.sets["products"]
+    assert column.masks[column.codes[0]] & column.bit("12593")
+    assert not column.masks[column.codes[1]] & column.bit("12593")
+    assert "products" not in index.view(1)
+    assert index.imsi(2) is None
+    assert index.subscriber(1).msisdn == "8613800000002"
+
+
+def test_observe_learns_dynamic_attributes(tmp_path):
+    """Events update last cell, IMEI and last seen; a late event does not roll them back."""
+    index = load_profiles(write(tmp_path, GOOD))
+    ev = SignalEvent(
+        kind=EventKind.LOCATION_UPDATE,
+        timestamp=100.0,
+        imsi="460001234567801",
+        lac=4101,
+        ci=7,
+        imei="356938035643809",
+    )
+    index.observe(0, ev)
+    assert index.view(0)["last_cell"] == "4101-7"
+    assert index.view(0)["last_imei"] == "356938035643809"
+    late = SignalEvent(kind=EventKind.CELL_CHANGE, timestamp=50.0, lac=4101, ci=9)
+    index.observe(0, late)
+    assert index.view(0)["last_cell"] == "4101-7"
+    assert index.view(0)["last_seen"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty file"),
+        ("msisdn,brnad\n1,x\n", "line 1: unknown column 'brnad' (did you mean 'brand'?)"),
+        ("imsi,brand\n1,x\n", "'msisdn' column is required"),
+        ("msisdn,brand\n8613800000001,x\n8613800000002\n", "line 3: expected 2 fields, got 1"),
+        (
+            "msisdn,brand\n8613800000001,x\n86138000x0002,y\n",
+            "line 3: column 'msisdn': expected up to 15 digits, got '86138000x0002'",
+        ),
+        ("msisdn,brand\n8613800000001,x\n,y\n", "line 3: column 'msisdn'"),
+        (
+            "msisdn,brand\n8613800000001,x\n8613800000001,y\n",
+            "msisdn 8613800000001 appears on more than one line",
+        ),
+        ("msisdn,imsi\n1,5\n2,5\n", "imsi 5 appears on more than one line"),
+    ],
+)
+def test_bad_file_rejected_with_reason(tmp_path, text, message):
+    """A bad file is rejected whole, and the reason names the file, line and column."""
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileFileError) as info:
+        load_profiles(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_pipe_delimiter_and_crlf(tmp_path):
+    """The delimiter is configurable and CRLF line ends are accepted."""
+    path = write(tmp_path, "msisdn|brand\r\n8613800000001|gotone\r\n")
+    index = load_profiles(path, delimiter="|")
+    assert index.view(0)["brand"] == "gotone"
+
+
+async def test_holder_replaces_atomically_and_keeps_old_on_bad_file(tmp_path):
+    """A good file replaces the index (learned attributes carried); a bad one changes nothing."""
+    holder = ProfileHolder()
+    assert await holder.load(write(tmp_path, GOOD))
+    first = holder.index
+    first.observe(1, SignalEvent(kind=EventKind.POWER_ON, timestamp=5.0, lac=1, ci=2))
+    reordered = "msisdn,brand\n8613800000002,mzone\n8613800000004,gotone\n"
+    assert await holder.load(write(tmp_path, reordered, "v2.csv"))
+    assert holder.index is not first
+    assert holder.index.view(0)["last_cell"] == "1-2"
+    good = holder.index
+    assert not await holder.load(write(tmp_path, "msisdn\nbad\n", "v3.csv"))
+    assert holder.index is good
+    assert "line 2" in holder.last_error
+    assert not await holder.load(tmp_path / "missing.csv")
+    assert holder.index is good
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=10**15 - 1), min_size=1, max_size=60, unique=True)
+)
+def test_every_msisdn_found_at_its_row(tmp_path_factory, numbers):
+    """Property: after load, each MSISDN maps back to the row it was written on."""
+    path = tmp_path_factory.mktemp("p") / "p.csv"
+    path.write_text("msisdn\n" + "".join(f"{n}\n" for n in numbers))
+    index = load_profiles(path)
+    for row, n in enumerate(numbers):
+        assert index.row_by_msisdn(str(n)) == row
+        assert index.msisdn(row) == str(n)
