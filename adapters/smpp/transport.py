@@ -1,0 +1,492 @@
+"""The Trio side of SMPP: binds to one SMSC account, each a connection with its session.
+
+An :class:`SmscAccount` holds the segments waiting for this SMSC and the account's token
+bucket; its binds (``run_bind``) take segments from it while their window has room, so several
+binds share the contracted rate. Each bind connects (TCP or TLS), binds, then runs a reader, a
+sender, an enquire_link keep-alive and a request-timeout watcher. When the connection fails,
+every unanswered submit_sm goes back to the front of the account's queue (a possible duplicate
+at the SMSC, counted as ``resent``) and the bind reconnects with exponential backoff and jitter.
+
+Nothing here logs: progress and trouble go to the :class:`SmppHandler` (``on_event``), which
+the channel plugin turns into logs and metrics. On cancellation a bind unbinds politely
+(shielded, time-boxed) and hands unanswered segments to ``on_abandoned``.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import random
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from adapters.smpp import protocol as p
+from adapters.smpp.ratelimit import TokenBucket
+
+
+@attrs.frozen(kw_only=True)
+class BindSettings:
+    host: str
+    port: int
+    system_id: str
+    password: str = attrs.field(repr=False)
+    system_type: str = ""
+    window: int = 10
+    request_timeout: float = 10.0
+    enquire_link_interval: float = 30.0
+    bind_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    bind_rate: float = 0.0  # submit_sm/s per bind, 0 = no per-bind cap
+    throttle_delay: float = 1.0  # first back-off after ESME_RTHROTTLED / ESME_RMSGQFUL
+    throttle_delay_max: float = 30.0
+    retry_delay: float = 5.0  # after a transient error status or a timeout
+    max_attempts: int = 5  # transient errors per message before it is given up
+    ssl_context: Any = None
+
+
+@attrs.define(eq=False, slots=True)
+class SubmitJob:
+    """One message: one or more segments (make_pdu fields), each a submit_sm."""
+
+    key: str
+    segments: list[dict]
+    context: Any = None
+    message_ids: list = attrs.field(factory=list)
+    remaining: int = 0
+    status: int | None = None  # the error that ended it, None when submitted
+    done: bool = False
+    marked: bool = False  # before_send was called (persisted as in flight)
+    attempts: int = 0
+    resent: int = 0  # segments sent again after a lost answer (possible duplicates)
+
+    def __attrs_post_init__(self) -> None:
+        self.message_ids = [None] * len(self.segments)
+        self.remaining = len(self.segments)
+
+
+class SmppHandler(Protocol):
+    async def before_send(self, jobs: Sequence[SubmitJob]) -> None:
+        """Persist that these messages are about to go on the wire (called once per job)."""
+
+    def on_result(self, job: SubmitJob) -> None:
+        """The job is done: every segment accepted (``status is None``) or it failed."""
+
+    async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
+        """A deliver_sm (receipt or MO); return the command_status of the deliver_sm_resp."""
+
+    def on_event(self, event: str, **fields: Any) -> None:
+        """Something to log or count: ``smpp.bind_ok``, ``smpp.disconnected``, ``smpp.throttled``..."""
+
+
+class BindRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"bind refused: {p.status_name(status)}")
+        self.status = status
+
+
+class LinkDead(Exception):
+    """enquire_link or bind got no answer in time."""
+
+
+@attrs.define(eq=False)
+class BindState:
+    """What ``gatewayctl smpp`` shows about one bind."""
+
+    name: str
+    mode: str
+    state: str = "idle"  # idle | connecting | bound | backoff
+    window: int = 0
+    outstanding: int = 0
+    submitted: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+
+
+@attrs.define(eq=False)
+class SmscAccount:
+    """Segments waiting for one SMSC account, its rate, and its binds' states."""
+
+    name: str
+    settings: BindSettings
+    handler: Any
+    rate: float = 0.0  # submit_sm/s for the whole account, 0 = uncapped
+    max_pending: int = 1000  # segments queued here before submit() waits
+    binds: list[BindState] = attrs.field(factory=list)
+    bucket: TokenBucket = attrs.field(init=False)
+    paused_until: float = 0.0
+    throttle_streak: int = 0
+    _pending: collections.deque = attrs.field(factory=collections.deque)
+    _retry: list = attrs.field(factory=list)  # heap of (not_before, n, (job, index))
+    _n: int = 0
+    _have_items: trio.Event = attrs.field(factory=trio.Event)
+    _have_room: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.bucket = TokenBucket(self.rate, now=trio.current_time() if _in_trio() else 0.0)
+
+    # -- producer side ------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending) + len(self._retry)
+
+    async def submit(self, job: SubmitJob) -> None:
+        """Queue a message's segments; waits while this account already holds ``max_pending``."""
+        while self.queued >= self.max_pending:
+            self._have_room = trio.Event()
+            await self._have_room.wait()
+        for i in range(len(job.segments)):
+            self._pending.append((job, i))
+        self._have_items.set()
+
+    def push_front(self, items: Sequence[tuple[SubmitJob, int]]) -> None:
+        for item in reversed(items):
+            self._pending.appendleft(item)
+        self._have_items.set()
+
+    def retry_later(self, item: tuple[SubmitJob, int], at: float) -> None:
+        self._n += 1
+        heapq.heappush(self._retry, (at, self._n, item))
+        self._have_items.set()
+
+    # -- consumer side (binds) -------------------------------------------------------------------
+
+    def _pop_ready(self, now: float) -> tuple[SubmitJob, int] | None:
+        if self._retry and self._retry[0][0] <= now:
+            return heapq.heappop(self._retry)[2]
+        if self._pending:
+            return self._pending.popleft()
+        return None
+
+    async def take(self, bind_bucket: TokenBucket, limit: int) -> list[tuple[SubmitJob, int]]:
+        """Wait for at least one segment and the tokens to send it; up to ``limit`` without waiting more."""
+        while True:
+            now = trio.current_time()
+            if now < self.paused_until:
+                await trio.sleep_until(self.paused_until)
+                continue
+            if not self._pending and not (self._retry and self._retry[0][0] <= now):
+                self._have_items = trio.Event()
+                if self._retry:
+                    with trio.move_on_at(self._retry[0][0]):
+                        await self._have_items.wait()
+                else:
+                    await self._have_items.wait()
+                continue
+            delay = max(self.bucket.delay(now), bind_bucket.delay(now))
+            if delay > 0:
+                await trio.sleep(delay)
+                continue
+            items = []
+            while len(items) < limit and self.bucket.delay(now) == 0 and bind_bucket.delay(now) == 0:
+                item = self._pop_ready(now)
+                if item is None:
+                    break
+                self.bucket.take(now)
+                bind_bucket.take(now)
+                if not item[0].done:
+                    items.append(item)
+            if self.queued < self.max_pending:
+                self._have_room.set()
+            if items:
+                return items
+
+    def throttled(self, item: tuple[SubmitJob, int]) -> float:
+        """The SMSC said slow down: pause the whole account, retry the segment after it."""
+        s = self.settings
+        delay = min(s.throttle_delay * (2 ** min(self.throttle_streak, 16)), s.throttle_delay_max)
+        self.throttle_streak += 1
+        self.paused_until = max(self.paused_until, trio.current_time() + delay)
+        self.retry_later(item, self.paused_until)
+        return delay
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def backoff_delays(lo: float, hi: float, rng: random.Random | None = None):
+    """Exponential backoff with full jitter: uniform(lo, min(hi, lo * 2**n))."""
+    rng = rng or random.Random()
+    n = 0
+    while True:
+        yield rng.uniform(lo, min(hi, lo * (2**n)))
+        n = min(n + 1, 30)
+
+
+async def open_stream(settings: BindSettings) -> Any:
+    if settings.ssl_context is not None:
+        return await trio.open_ssl_over_tcp_stream(
+            settings.host, settings.port, ssl_context=settings.ssl_context, https_compatible=False
+        )
+    return await trio.open_tcp_stream(settings.host, settings.port)
+
+
+async def run_bind(account: SmscAccount, state: BindState, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Keep one bind (mode ``transceiver``, ``transmitter`` or ``receiver``) up until cancelled."""
+    s = account.settings
+    h = account.handler
+    delays = backoff_delays(s.reconnect_min, s.reconnect_max)
+    started = False
+    while True:
+        state.state = "connecting"
+        try:
+            stream = await open_stream(s)
+        except OSError as exc:
+            state.last_error = str(exc)
+            h.on_event("smpp.connect_failed", smsc=account.name, bind=state.name, error=str(exc))
+        else:
+            conn = _BindConnection(account, state, stream)
+            try:
+                await conn.run(task_status if not started else trio.TASK_STATUS_IGNORED)
+                started = True
+                delays = backoff_delays(s.reconnect_min, s.reconnect_max)  # clean unbind: start over
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError,
+                    BindRefused, LinkDead) as exc:
+                started = started or conn.was_bound
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                h.on_event("smpp.disconnected", smsc=account.name, bind=state.name, error=state.last_error)
+                if conn.was_bound:
+                    delays = backoff_delays(s.reconnect_min, s.reconnect_max)
+        if not started:
+            task_status.started()  # the core must not wait for an SMSC that is down
+            started = True
+        state.state = "backoff"
+        state.reconnects += 1
+        await trio.sleep(next(delays))
+
+
+@attrs.define(eq=False)
+class _BindConnection:
+    account: SmscAccount
+    state: BindState
+    stream: Any
+    session: p.EsmeSession = attrs.field(factory=p.EsmeSession)
+    was_bound: bool = False
+    _room: trio.Event = attrs.field(factory=trio.Event)
+    _send_lock: trio.Lock = attrs.field(factory=trio.Lock)
+    _taken: list = attrs.field(factory=list)  # taken from the account, not yet on the wire
+    _deliver_send: Any = None
+    _last_rx: float = 0.0
+
+    async def flush(self) -> None:
+        data = self.session.data_to_send()
+        if data:
+            async with self._send_lock:
+                await self.stream.send_all(data)
+
+    async def run(self, task_status: Any) -> None:
+        s = self.account.settings
+        h = self.account.handler
+        mode = self.state.mode
+        try:
+            self.session.send_bind(mode, system_id=s.system_id, password=s.password, system_type=s.system_type,
+                                   now=trio.current_time())
+            await self.flush()
+            with trio.fail_after(s.bind_timeout):
+                event = await self._next_event()
+                while not isinstance(event, p.BindResponse):
+                    event = await self._next_event()
+            if event.status != p.ESME_ROK:
+                h.on_event("smpp.bind_failed", smsc=self.account.name, bind=self.state.name,
+                           status=p.status_name(event.status))
+                raise BindRefused(event.status)
+            self.was_bound = True
+            self.state.state = "bound"
+            self.state.window = s.window
+            h.on_event("smpp.bind_ok", smsc=self.account.name, bind=self.state.name, mode=mode,
+                       smsc_system_id=event.system_id)
+            task_status.started()
+            send, receive = trio.open_memory_channel(4096)
+            self._deliver_send = send
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._keepalive)
+                nursery.start_soon(self._watch_timeouts)
+                nursery.start_soon(self._deliver_worker, receive)
+                if mode != "receiver":
+                    nursery.start_soon(self._sender)
+                await self._reader()
+                nursery.cancel_scope.cancel()
+        except trio.TooSlowError:
+            raise LinkDead("no bind_resp in time") from None
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._close()
+
+    async def _close(self) -> None:
+        """Unbind (time-boxed), then put every unanswered segment back or hand it over."""
+        h = self.account.handler
+        if self.session.state == "bound":
+            with trio.move_on_after(2.0):
+                try:
+                    self.session.send_unbind(now=trio.current_time())
+                    await self.flush()
+                    while True:
+                        event = await self._next_event()
+                        if isinstance(event, p.UnbindResponse):
+                            h.on_event("smpp.unbound", smsc=self.account.name, bind=self.state.name)
+                            break
+                        if isinstance(event, p.SubmitResponse):
+                            self._on_submit_response(event)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError):
+                    pass
+        unanswered = [pd.context for pd in self.session.abandon_outstanding() if pd.command == "submit_sm"]
+        for job, _i in unanswered:
+            job.resent += 1
+        if self._taken:
+            self.account.push_front(self._taken)
+            self._taken = []
+        if unanswered:
+            self.account.push_front(unanswered)
+            h.on_event("smpp.requeued", smsc=self.account.name, bind=self.state.name, segments=len(unanswered))
+        self.state.outstanding = 0
+        self.state.state = "idle"
+        await trio.aclose_forcefully(self.stream)
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.session.next_event()
+            if event is not None:
+                return event
+            await self.flush()  # automatic answers (enquire_link_resp, generic_nack)
+            data = await self.stream.receive_some(262144)
+            if not data:
+                raise trio.BrokenResourceError("connection closed by the SMSC")
+            self._last_rx = trio.current_time()
+            self.session.receive_data(data)
+
+    async def _reader(self) -> None:
+        h = self.account.handler
+        while True:
+            event = await self._next_event()
+            if isinstance(event, p.SubmitResponse):
+                self._on_submit_response(event)
+                # handle every response already buffered before waking the sender
+                continue
+            if isinstance(event, p.DeliverSm):
+                await self._deliver_send.send(event)
+            elif isinstance(event, p.Garbage):
+                h.on_event("smpp.garbage", smsc=self.account.name, bind=self.state.name, reason=event.reason)
+                await self.flush()
+            elif isinstance(event, p.UnbindRequested):
+                await self.flush()
+                h.on_event("smpp.unbind_by_smsc", smsc=self.account.name, bind=self.state.name)
+                raise trio.BrokenResourceError("SMSC unbound")
+
+    def _on_submit_response(self, event: p.SubmitResponse) -> None:
+        account = self.account
+        h = account.handler
+        job, index = event.context
+        self.state.outstanding = self.session.submits_outstanding
+        self._room.set()
+        if job.done:
+            return
+        status = event.status
+        if status == p.ESME_ROK:
+            account.throttle_streak = 0
+            self.state.submitted += 1
+            job.message_ids[index] = event.message_id
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.done = True
+                h.on_result(job)
+            return
+        if status in p.THROTTLE_STATUSES:
+            delay = account.throttled((job, index))
+            h.on_event("smpp.throttled", smsc=account.name, bind=self.state.name, status=p.status_name(status),
+                       delay_s=round(delay, 3))
+            return
+        if status in p.TRANSIENT_STATUSES and job.attempts + 1 < account.settings.max_attempts:
+            job.attempts += 1
+            account.retry_later((job, index), trio.current_time() + account.settings.retry_delay * job.attempts)
+            h.on_event("smpp.submit_retry", smsc=account.name, key=job.key, status=p.status_name(status))
+            return
+        job.status = status
+        job.done = True
+        h.on_result(job)
+
+    async def _sender(self) -> None:
+        s = self.account.settings
+        bind_bucket = TokenBucket(s.bind_rate, now=trio.current_time())
+        h = self.account.handler
+        while True:
+            room = s.window - self.session.submits_outstanding
+            if room <= 0:
+                self._room = trio.Event()
+                await self._room.wait()
+                continue
+            self._taken = await self.account.take(bind_bucket, room)
+            new_jobs = []
+            for job, _i in self._taken:
+                if not job.marked:
+                    job.marked = True
+                    new_jobs.append(job)
+            if new_jobs:
+                await h.before_send(new_jobs)
+            now = trio.current_time()
+            for item in self._taken:
+                self.session.send_submit(item[0].segments[item[1]], context=item, now=now)
+            self._taken = []
+            self.state.outstanding = self.session.submits_outstanding
+            await self.flush()
+
+    async def _deliver_worker(self, receive: Any) -> None:
+        """Hand deliver_sm to the handler (a batch concurrently), then acknowledge them."""
+        h = self.account.handler
+        async with receive:
+            while True:
+                batch = [await receive.receive()]
+                while len(batch) < 256:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                statuses = [p.ESME_RX_T_APPN] * len(batch)
+
+                async def one(i: int, event: p.DeliverSm) -> None:
+                    try:
+                        statuses[i] = await h.on_deliver(event, self.state.name)
+                    except Exception as exc:  # a handler bug must not kill the bind
+                        h.on_event("smpp.deliver_failed", smsc=self.account.name, error=repr(exc))
+
+                async with trio.open_nursery() as nursery:
+                    for i, event in enumerate(batch):
+                        nursery.start_soon(one, i, event)
+                for event, status in zip(batch, statuses, strict=True):
+                    self.session.send_deliver_sm_resp(event.sequence, status)
+                await self.flush()
+
+    async def _keepalive(self) -> None:
+        s = self.account.settings
+        if s.enquire_link_interval <= 0:
+            return
+        while True:
+            await trio.sleep(s.enquire_link_interval)
+            self.session.send_enquire_link(now=trio.current_time())
+            await self.flush()
+
+    async def _watch_timeouts(self) -> None:
+        s = self.account.settings
+        h = self.account.handler
+        tick = min(1.0, s.request_timeout / 4)
+        while True:
+            await trio.sleep(tick)
+            expired = self.session.pop_timed_out(trio.current_time(), s.request_timeout)
+            if not expired:
+                continue
+            segments = [pd.context for pd in expired if pd.command == "submit_sm"]
+            if len(segments) < len(expired):
+                raise LinkDead("enquire_link or unbind got no answer")
+            for job, index in segments:
+                job.resent += 1
+                self.account.retry_later((job, index), trio.current_time())
+            self._room.set()
+            h.on_event("smpp.submit_timeout", smsc=self.account.name, bind=self.state.name, segments=len(segments))
