@@ -31,7 +31,7 @@ from gateway.store import SYNCHRONOUS_MODES
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "console")
-CORE_TABLES = ("gateway", "logging", "plugins")
+CORE_TABLES = ("gateway", "logging", "http", "plugins")
 
 
 @attrs.frozen(kw_only=True)
@@ -66,12 +66,22 @@ class LoggingConfig:
 
 
 @attrs.frozen(kw_only=True)
+class HttpConfig:
+    """The ``[http]`` table: the shared HTTP host for plugin routes (off unless ``listen``)."""
+
+    listen: str = ""  # "127.0.0.1:8080"; empty: routes are not served
+    max_body_bytes: int = 10 * 1024 * 1024
+    idle_timeout: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
 class GatewayConfig:
     """A whole validated configuration file."""
 
     path: Path | None = None
     gateway: CoreConfig = attrs.field(factory=CoreConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
+    http: HttpConfig = attrs.field(factory=HttpConfig)
     #: Parsed top-level component tables, by name (``sections["contact"]``).
     sections: Mapping[str, Any] = attrs.field(factory=dict)
     #: Parsed ``[plugins.<name>]`` tables, by name.
@@ -177,6 +187,24 @@ def parse_logging(table: Mapping[str, Any], problems: list[ConfigProblem]) -> Lo
     )
 
 
+def parse_http(table: Mapping[str, Any], problems: list[ConfigProblem]) -> HttpConfig:
+    """Parse ``[http]``."""
+    d = HttpConfig()
+    r = TableReader(table, "http", problems=problems)
+    listen = r.str("listen", d.listen)
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            r.problem("listen", f'must be HOST:PORT such as "127.0.0.1:8080", got {listen!r}')
+            listen = ""
+    max_body = r.int("max_body_bytes", d.max_body_bytes, min=0)
+    idle = r.duration("idle_timeout", d.idle_timeout, min=0.1)
+    r.check_unknown()
+    return HttpConfig(
+        listen=listen or "", max_body_bytes=max_body or 0, idle_timeout=idle or d.idle_timeout
+    )
+
+
 def peek_core(path: Path | str) -> CoreConfig:
     """Only the ``[gateway]`` table, for tools that need the socket path or disabled plugins.
 
@@ -215,6 +243,7 @@ def parse_config(
     base = path.resolve().parent if path is not None else None
     core = parse_core(data.get("gateway", {}), problems, base)
     logging_config = parse_logging(data.get("logging", {}), problems)
+    http = parse_http(data.get("http", {}), problems)
 
     top_specs: dict[str, Any] = {}
     plugin_specs: dict[str, Any] = {}
@@ -257,7 +286,12 @@ def parse_config(
         file = str(path) if path is not None else "<config>"
         raise ConfigError([p.with_file(file) for p in problems])
     return GatewayConfig(
-        path=path, gateway=core, logging=logging_config, sections=sections, plugins=plugins
+        path=path,
+        gateway=core,
+        logging=logging_config,
+        http=http,
+        sections=sections,
+        plugins=plugins,
     )
 
 

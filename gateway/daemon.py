@@ -38,7 +38,7 @@ import trio
 import gateway
 from gateway import logging as gateway_logging
 from gateway.app import Gateway
-from gateway.config import GatewayConfig, load_config, peek_core
+from gateway.config import GatewayConfig, load_config, parse_config, parse_core, read_toml
 from gateway.errors import ConfigError, GatewayError, PluginError
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
 from gateway.sdnotify import SdNotifier
@@ -111,9 +111,11 @@ class Daemon:
     ) -> Daemon:
         """Load the plugins and the configuration. Raises ConfigError or PluginError."""
         path = Path(path)
-        core = peek_core(path)
+        data = read_toml(path)
+        # Only to learn which plugins to skip; its problems are reported by parse_config.
+        core = parse_core(data.get("gateway", {}), [], path.resolve().parent)
         pm = make_plugin_manager(core.disabled_plugins, extra=extra_plugins)
-        return cls(config_path=path, pm=pm, config=load_config(path, pm))
+        return cls(config_path=path, pm=pm, config=parse_config(data, pm, path=path))
 
     def _count_crash(self, entry: Any) -> None:
         self.gateway.metrics.counter("plugin.task_crashes", plugin=entry.plugin).inc()

@@ -163,7 +163,12 @@ def configure_logging(
         tracebacks: list[Any] = []
     else:
         renderer = structlog.processors.JSONRenderer(default=str)
-        tracebacks = [structlog.processors.dict_tracebacks]
+        # No local variables in tracebacks: their reprs could carry secrets or subscriber data.
+        tracebacks = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

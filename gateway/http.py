@@ -1,0 +1,200 @@
+"""The shared HTTP host: serves the routes plugins return from ``gateway_http_routes``.
+
+A small HTTP/1.1 server on Trio (``[http] listen = "127.0.0.1:8080"``), enough for the
+webservice endpoints of BOSS/CRM and OA callbacks: exact-path routes, ``Content-Length``
+bodies (no chunked requests), keep-alive, capped header and body sizes, and an idle timeout.
+It is not exposed to the internet; put a reverse proxy in front for TLS. Written here instead
+of adding a dependency because the needs are this small (RFC 9112 message framing only).
+
+A handler that raises gets a 500 and a ``http.handler_failed`` log line; the server goes on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import structlog
+import trio
+
+from gateway.contracts import HttpRequest, HttpResponse
+from gateway.supervisor import describe
+
+if TYPE_CHECKING:
+    from gateway.daemon import Daemon
+
+MAX_HEADER_BYTES = 64 * 1024
+REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    """Request line and headers (names lower-cased). Raises BadRequest."""
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes anything
+        raise BadRequest(400, "undecodable header") from exc
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise BadRequest(400, "bad request line")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise BadRequest(400, "bad header line")
+        name = name.lower()
+        value = value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return parts[0], parts[1], headers
+
+
+def encode_response(response: HttpResponse, *, keep_alive: bool) -> bytes:
+    reason = REASONS.get(response.status, "Status")
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    headers["content-length"] = str(len(response.body))
+    headers["connection"] = "keep-alive" if keep_alive else "close"
+    headers.setdefault("content-type", "text/plain; charset=utf-8")
+    head = f"HTTP/1.1 {response.status} {reason}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()
+    )
+    return head.encode("latin-1") + b"\r\n" + response.body
+
+
+class HttpHost:
+    """Serves ``daemon.registered.routes``; ``enabled`` only with ``[http] listen`` set."""
+
+    name = "http"
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.config = daemon.config.http
+        self.routes: dict[str, dict[str, Any]] = {}
+        for _plugin, route in daemon.registered.routes:
+            self.routes.setdefault(route.path, {})[route.method.upper()] = route.handler
+        self.port: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.config.listen)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        host, _, port = self.config.listen.rpartition(":")
+        listeners = await trio.open_tcp_listeners(int(port), host=host.strip("[]") or None)
+        self.port = listeners[0].socket.getsockname()[1]
+        structlog.get_logger().info(
+            "http.listening", host=host, port=self.port, routes=sorted(self.routes)
+        )
+        task_status.started()
+        await trio.serve_listeners(self._serve_connection, listeners)
+
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
+        log = structlog.get_logger()
+        try:
+            async with stream:
+                buffer = bytearray()
+                while True:
+                    with trio.move_on_after(self.config.idle_timeout):
+                        keep_alive = await self._one_request(stream, buffer)
+                        if keep_alive:
+                            continue
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        except Exception as exc:  # one bad connection never stops the host
+            log.warning("http.connection_failed", error=describe(exc))
+
+    async def _one_request(self, stream: trio.abc.Stream, buffer: bytearray) -> bool:
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            if len(buffer) > MAX_HEADER_BYTES:
+                await stream.send_all(encode_response(HttpResponse(status=431), keep_alive=False))
+                return False
+            data = await stream.receive_some(65536)
+            if not data:
+                return False
+            buffer += data
+        head = bytes(buffer[:end])
+        del buffer[: end + 4]
+        try:
+            method, target, headers = parse_head(head)
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                raise BadRequest(501, "chunked request bodies are not supported")
+            length_text = headers.get("content-length", "0")
+            if not length_text.isdigit():
+                raise BadRequest(400, "bad content-length")
+            length = int(length_text)
+            if length > self.config.max_body_bytes:
+                raise BadRequest(413, f"body larger than {self.config.max_body_bytes} bytes")
+        except BadRequest as exc:
+            response = HttpResponse(status=exc.status, body=(str(exc) + "\n").encode())
+            await stream.send_all(encode_response(response, keep_alive=False))
+            return False
+        while len(buffer) < length:
+            data = await stream.receive_some(65536)
+            if not data:
+                return False
+            buffer += data
+        body = bytes(buffer[:length])
+        del buffer[:length]
+        keep_alive = headers.get("connection", "").lower() != "close"
+        response = await self._respond(method, target, headers, body)
+        await stream.send_all(encode_response(response, keep_alive=keep_alive))
+        return keep_alive
+
+    async def _respond(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> HttpResponse:
+        url = urlsplit(target)
+        by_method = self.routes.get(url.path)
+        if by_method is None:
+            return HttpResponse(status=404, body=b"not found\n")
+        handler = by_method.get(method.upper())
+        if handler is None:
+            allow = ", ".join(sorted(by_method))
+            return HttpResponse(status=405, headers={"allow": allow}, body=b"method not allowed\n")
+        request = HttpRequest(
+            method=method.upper(),
+            path=url.path,
+            query=dict(parse_qsl(url.query)),
+            headers=headers,
+            body=body,
+        )
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            structlog.get_logger().error(
+                "http.handler_failed",
+                path=url.path,
+                method=method,
+                error=describe(exc),
+                traceback=traceback.format_exc(),
+            )
+            return HttpResponse(status=500, body=b"internal error\n")
+        structlog.get_logger().debug(
+            "http.request", method=method, path=url.path, status=response.status
+        )
+        return response

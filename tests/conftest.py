@@ -1,0 +1,102 @@
+"""Shared test fixtures (generic: any area may use them).
+
+- ``short_tmp``: a short temporary directory (Unix socket paths must stay under 108 bytes).
+- ``gateway_config``: writes a gateway.toml whose state and control socket live in ``short_tmp``.
+- ``gatewayd``: starts real ``gatewayd`` processes and kills leftovers at teardown.
+- ``plugin_dist``: a directory that looks like an installed distribution of a test plugin
+  (module + ``*.dist-info`` with an entry point), to put on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # so that tests can import tests.fakes.*
+    sys.path.insert(0, str(ROOT))
+
+from tests.fakes.daemon_process import GatewaydProcess  # noqa: E402
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def gateway_config(short_tmp: Path) -> Callable[..., Path]:
+    """``gateway_config(extra_toml="", gateway_extra="", name="gateway.toml") -> path``.
+
+    The [gateway] table sets state_dir, control_socket (``short_tmp/control.sock``) and short
+    backoffs; ``gateway_extra`` adds lines to it; ``extra_toml`` is appended after [logging].
+    """
+
+    def write(extra_toml: str = "", *, gateway_extra: str = "", name: str = "gateway.toml") -> Path:
+        path = short_tmp / name
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                [gateway]
+                state_dir = "{short_tmp / "state"}"
+                control_socket = "{short_tmp / "control.sock"}"
+                """
+            )
+            + ("" if "drain_deadline =" in gateway_extra else 'drain_deadline = "5s"\n')
+            + textwrap.dedent(gateway_extra)
+            + textwrap.dedent(
+                """
+                [gateway.restart_backoff]
+                initial = "0.05s"
+                max = "0.2s"
+
+                [logging]
+                level = "info"
+                format = "json"
+                """
+            )
+            + textwrap.dedent(extra_toml)
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def gatewayd(short_tmp: Path) -> Iterator[Callable[..., GatewaydProcess]]:
+    """``gatewayd(config, pythonpath=[...], env={...}) -> started GatewaydProcess``."""
+    started: list[GatewaydProcess] = []
+
+    def start(config: Path, **kwargs: object) -> GatewaydProcess:
+        kwargs.setdefault("socket_path", short_tmp / "control.sock")
+        process = GatewaydProcess(config, **kwargs).start()  # type: ignore[arg-type]
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def plugin_dist(tmp_path: Path) -> Path:
+    """A directory holding the gwtest plugin as an installed distribution (entry point ``gwtest``)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "tests" / "fakes" / "gwtest_plugin.py", site / "gwtest_plugin.py")
+    info = site / "gwtest_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gwtest-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gateway.plugins]\ngwtest = gwtest_plugin\n")
+    (info / "top_level.txt").write_text("gwtest_plugin\n")
+    return site
