@@ -1,0 +1,300 @@
+"""Correlation: from decoded BSSAP messages on SCCP connections to subscriber behaviour events.
+
+Where it sits: ``decoder`` -> (SCCP connection, BSSAP message dict) -> :class:`Correlator` ->
+event dicts -> the signaling plugin (``SignalEvent``).
+
+An SCCP connection (ITU-T Q.713 / Q.714 2.1) is known by two local references, one chosen by
+each end: the BSC's in the CR, the MSC's in the CC. A DT1 names only the *receiver's*
+reference, so a connection is indexed under ``(point code of the owner, reference)`` for both
+ends. A connection is tied to a subscriber by the IMSI of a BSSMAP Common ID (TS 48.008
+3.2.1.68), a Location Updating Request, Paging Response, CM Service Request or Identity
+Response (TS 24.008 9.2), or by a TMSI already known: the TMSI -> IMSI cache learns from
+Location Updating Accept, TMSI Reallocation Command and BSSMAP Paging, is bounded and expires.
+Events on a connection whose IMSI is not yet known wait in a bounded buffer and are attributed
+when it is (or emitted with the TMSI only when the connection ends).
+
+Per IMSI, a bounded memory keeps the last IMEI (handset change), the last cell (cell change)
+and whether roaming-in was reported. Event dicts carry the :class:`gateway.model.SignalEvent`
+field names (``kind`` as its string value); None fields are left out.
+"""
+
+from __future__ import annotations
+
+from adapters.sigtran import bssap as B
+from adapters.sigtran.digits import imei_from_imeisv
+
+_LU_KIND = {B.LU_NORMAL: "location_update", B.LU_PERIODIC: "periodic_update",
+            B.LU_IMSI_ATTACH: "power_on", 3: "location_update"}
+
+
+class Connection:
+    """One SCCP connection and what is known about its subscriber. ``__slots__`` for the hot path."""
+
+    __slots__ = ("keys", "imsi", "tmsi", "new_tmsi", "mcc", "mnc", "lac", "ci", "pending", "lu",
+                 "call_start", "call_answer", "call_ended", "created", "bssap")
+
+    def __init__(self, ts: float) -> None:
+        self.keys: list[int] = []
+        self.imsi: str | None = None
+        self.tmsi: int | None = None
+        self.new_tmsi: int | None = None
+        self.mcc = self.mnc = None
+        self.lac: int | None = None
+        self.ci: int | None = None
+        self.pending: list[dict] | None = None
+        self.lu: int | None = None
+        self.call_start: float | None = None
+        self.call_answer: float | None = None
+        self.call_ended = False
+        self.created = ts
+        self.bssap = True
+
+
+class Correlator:
+    """See the module docstring. ``events`` collects event dicts; the caller drains it."""
+
+    def __init__(
+        self,
+        *,
+        home_plmns: tuple[str, ...] = (),
+        max_connections: int = 100_000,
+        max_tmsis: int = 1_000_000,
+        tmsi_ttl: float = 86_400.0,
+        max_subscribers: int = 1_000_000,
+        max_pending: int = 16,
+        count=None,
+    ) -> None:
+        self.home_plmns = tuple(home_plmns)
+        self.max_connections = max_connections
+        self.max_tmsis = max_tmsis
+        self.tmsi_ttl = tmsi_ttl
+        self.max_subscribers = max_subscribers
+        self.max_pending = max_pending
+        self.conns: dict[int, Connection] = {}
+        self.tmsis: dict[int, tuple[str, float]] = {}
+        self.subscribers: dict[str, list] = {}  # imsi -> [imei, lac, ci, roaming_reported]
+        self.events: list[dict] = []
+        self._count = count if count is not None else (lambda layer, reason: None)
+
+    # -- SCCP connection life ------------------------------------------------------------
+
+    def open(self, ts: float, key: int) -> Connection:
+        conns = self.conns
+        old = conns.get(key)
+        if old is not None:
+            self.release(old)
+        if len(conns) >= self.max_connections:
+            self._count("correlation", "connection_evicted")
+            self.release(conns[next(iter(conns))])
+        conn = Connection(ts)
+        conn.keys.append(key)
+        conns[key] = conn
+        return conn
+
+    def alias(self, conn: Connection, key: int) -> None:
+        """The other end's reference (from a CC) now names the same connection."""
+        if key not in conn.keys:
+            conn.keys.append(key)
+        self.conns[key] = conn
+
+    def release(self, conn: Connection) -> None:
+        for key in conn.keys:
+            if self.conns.get(key) is conn:
+                del self.conns[key]
+        conn.keys = []
+        if conn.call_start is not None and not conn.call_ended:
+            self._call_end(conn, conn.call_start if conn.call_answer is None else None, None)
+        if conn.pending:
+            self._count("correlation", "unattributed")
+            pending, conn.pending = conn.pending, None
+            for event in pending:
+                if conn.tmsi is not None:
+                    event["tmsi"] = conn.tmsi
+                self.events.append(event)
+
+    # -- identities -------------------------------------------------------------------------
+
+    def learn_tmsi(self, tmsi: int, imsi: str, ts: float) -> None:
+        tmsis = self.tmsis
+        if tmsi not in tmsis and len(tmsis) >= self.max_tmsis:
+            del tmsis[next(iter(tmsis))]
+        tmsis[tmsi] = (imsi, ts + self.tmsi_ttl)
+
+    def imsi_of_tmsi(self, tmsi: int, ts: float) -> str | None:
+        found = self.tmsis.get(tmsi)
+        if found is None:
+            return None
+        if found[1] < ts:
+            del self.tmsis[tmsi]
+            self._count("correlation", "tmsi_expired")
+            return None
+        return found[0]
+
+    def _set_imsi(self, conn: Connection, imsi: str, ts: float) -> None:
+        if conn.imsi == imsi:
+            return
+        conn.imsi = imsi
+        if conn.tmsi is not None and conn.tmsi != conn.new_tmsi:
+            self.learn_tmsi(conn.tmsi, imsi, ts)
+        if conn.new_tmsi is not None:
+            self.learn_tmsi(conn.new_tmsi, imsi, ts)
+        if conn.pending:
+            pending, conn.pending = conn.pending, None
+            for event in pending:
+                event["imsi"] = imsi
+                self._deliver(event)
+
+    def _identify(self, conn: Connection, msg: dict, ts: float) -> None:
+        tmsi = msg.get("tmsi")
+        if tmsi is not None and conn.tmsi is None:
+            conn.tmsi = tmsi
+            if conn.imsi is None:
+                known = self.imsi_of_tmsi(tmsi, ts)
+                if known is not None:
+                    self._set_imsi(conn, known, ts)
+        imsi = msg.get("imsi")
+        if imsi is not None:
+            self._set_imsi(conn, imsi, ts)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def connectionless(self, ts: float, msg: dict) -> None:
+        """A UDT/XUDT BSSMAP message: Paging teaches TMSI -> IMSI."""
+        if msg.get("bssmap") == B.PAGING and "imsi" in msg and "tmsi" in msg:
+            self.learn_tmsi(msg["tmsi"], msg["imsi"], ts)
+
+    def message(self, ts: float, conn: Connection, msg: dict) -> None:
+        """One BSSAP message on ``conn``."""
+        if "imsi" in msg or "tmsi" in msg:
+            self._identify(conn, msg, ts)
+        if "lac" in msg or "ci" in msg:
+            lac = msg.get("lac")
+            if lac is not None:
+                conn.lac = lac
+                if "mcc" in msg:
+                    conn.mcc, conn.mnc = msg["mcc"], msg["mnc"]
+            if "ci" in msg:
+                conn.ci = msg["ci"]
+        mm = msg.get("mm")
+        if mm is not None:
+            self._mm(ts, conn, mm, msg)
+            return
+        cc = msg.get("cc")
+        if cc is not None:
+            self._cc(ts, conn, cc, msg)
+            return
+        if msg.get("rp") == B.RP_DATA_MS:
+            peer = msg.get("tp_da") or msg.get("rp_dest")
+            self._emit(conn, {"kind": "mo_sms", "timestamp": ts, "peer": peer})
+            return
+        if msg.get("rr") == B.RR_PAGING_RESPONSE:
+            self._emit(conn, {"kind": "cell_change", "timestamp": ts})
+            return
+        if msg.get("bssmap") == B.HANDOVER_PERFORMED:
+            self._emit(conn, {"kind": "handover", "timestamp": ts})
+
+    def _mm(self, ts: float, conn: Connection, mm: int, msg: dict) -> None:
+        if mm == B.MM_LU_REQUEST:
+            conn.lu = msg["lu_type"]
+        elif mm == B.MM_LU_ACCEPT:
+            if "tmsi" in msg:
+                # _identify took it as the connection's TMSI if none was known; it is the new one
+                conn.new_tmsi = msg["tmsi"]
+                if conn.imsi is not None:
+                    self.learn_tmsi(msg["tmsi"], conn.imsi, ts)
+            if conn.lu is not None:
+                self._emit(conn, {"kind": _LU_KIND[conn.lu], "timestamp": ts})
+                conn.lu = None
+        elif mm == B.MM_LU_REJECT:
+            self._count("correlation", "lu_rejected")
+            conn.lu = None
+        elif mm == B.MM_IMSI_DETACH:
+            self._emit(conn, {"kind": "power_off", "timestamp": ts})
+        elif mm == B.MM_CM_SERVICE_REQUEST:
+            self._emit(conn, {"kind": "cell_change", "timestamp": ts})
+        elif mm == B.MM_IDENTITY_RESPONSE:
+            imei = msg.get("imei")
+            if imei is None and "imeisv" in msg:
+                imei = imei_from_imeisv(msg["imeisv"])
+            if imei is not None:
+                self._emit(conn, {"kind": "handset_change", "timestamp": ts, "imei": imei})
+        elif mm == B.MM_TMSI_REALLOC_COMMAND:
+            if "tmsi" in msg:
+                conn.new_tmsi = msg["tmsi"]
+                if conn.imsi is not None:
+                    self.learn_tmsi(msg["tmsi"], conn.imsi, ts)
+
+    def _cc(self, ts: float, conn: Connection, cc: int, msg: dict) -> None:
+        if cc == B.CC_SETUP:
+            conn.call_start, conn.call_answer, conn.call_ended = ts, None, False
+            peer = msg.get("called") or msg.get("calling")
+            self._emit(conn, {"kind": "call_start", "timestamp": ts, "peer": peer})
+        elif cc == B.CC_CONNECT:
+            if conn.call_answer is None:
+                conn.call_answer = ts
+        elif cc in (B.CC_DISCONNECT, B.CC_RELEASE, B.CC_RELEASE_COMPLETE):
+            if not conn.call_ended:
+                self._call_end(conn, ts, msg.get("cause"))
+
+    def _call_end(self, conn: Connection, ts: float | None, cause: int | None) -> None:
+        conn.call_ended = True
+        event: dict = {"kind": "call_end", "timestamp": ts if ts is not None else conn.call_start}
+        if cause is not None:
+            event["cause"] = cause
+        if ts is not None and conn.call_start is not None:
+            start = conn.call_answer
+            event["duration"] = 0.0 if start is None else max(0.0, ts - start)
+        self._emit(conn, event)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _emit(self, conn: Connection, event: dict) -> None:
+        if conn.lac is not None:
+            event["lac"] = conn.lac
+            if conn.mcc is not None:
+                event["mcc"], event["mnc"] = conn.mcc, conn.mnc
+        if conn.ci is not None:
+            event["ci"] = conn.ci
+        if conn.tmsi is not None:
+            event["tmsi"] = conn.tmsi
+        if conn.imsi is None:
+            pending = conn.pending
+            if pending is None:
+                pending = conn.pending = []
+            if len(pending) >= self.max_pending:
+                self._count("correlation", "pending_overflow")
+                return
+            pending.append(event)
+            return
+        event["imsi"] = conn.imsi
+        self._deliver(event)
+
+    def _deliver(self, event: dict) -> None:
+        """Apply per-IMSI memory (handset, cell, roaming) and append the event."""
+        imsi = event["imsi"]
+        subs = self.subscribers
+        sub = subs.get(imsi)
+        if sub is None:
+            if len(subs) >= self.max_subscribers:
+                del subs[next(iter(subs))]
+            sub = subs[imsi] = [None, None, None, False]
+            if self.home_plmns and not imsi.startswith(self.home_plmns):
+                sub[3] = True
+                roam = {k: v for k, v in event.items() if k not in ("kind", "peer", "cause", "duration", "imei")}
+                roam["kind"] = "roaming_in"
+                self.events.append(roam)
+        kind = event["kind"]
+        if kind == "handset_change":
+            previous = sub[0]
+            sub[0] = event["imei"]
+            if previous is None or previous == event["imei"]:
+                return
+            event["previous_imei"] = previous
+        lac, ci = event.get("lac"), event.get("ci")
+        if kind == "cell_change":
+            if ci is None or sub[2] is None or (sub[1], sub[2]) == (lac, ci):
+                sub[1], sub[2] = lac, ci
+                return
+        if ci is not None:
+            sub[1], sub[2] = lac, ci
+        self.events.append(event)
