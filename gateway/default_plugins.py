@@ -6,4 +6,6 @@ but they are part of the core and cannot be disabled. Listed by import path; reg
 this order.
 """
 
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "gateway.contact.plugin",
+)

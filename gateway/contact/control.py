@@ -1,0 +1,252 @@
+"""The :class:`~gateway.contracts.ContactControl` service, minus the storage of counters.
+
+:class:`ContactControlBase` runs the decision flow (engine prechecks, cap plan, the backend's
+atomic check-and-reserve, priority pre-emption, control group, the ledger record and its
+durability) and leaves to a backend only ``_reserve_batch`` (check and reserve a batch,
+atomically per request) and the reservation transitions ``_commit`` / ``_release``.
+
+Priority pre-emption: when a request finds a cap full and some of the contacts filling it
+are reservations of lower priority not yet committed, the ``preemptor`` callback (in the
+daemon: ``gateway.outbox.cancel(contact_id, "preempted")``) is asked to withdraw them, lowest
+priority first; only a reservation whose message was withdrawn is released (recorded as
+``preempted``), and the request is decided again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+
+from gateway.contact.config import ContactConfig
+from gateway.contact.engine import Engine, Violation
+from gateway.contact.ledger import Ledger, decision_row
+from gateway.model import ContactDecision, ContactRequest, Delivery, Outcome
+
+Preemptor = Callable[[str], Awaitable[bool]]
+
+#: Result of a backend reservation attempt: None (reserved or, in dry mode, would be),
+#: a Violation, or DUPLICATE(expires_at) when the contact_id already holds a reservation.
+DRY, RESERVE = 0, 1
+MAX_PREEMPT_ROUNDS = 3
+
+
+class Duplicate:
+    __slots__ = ("expires_at",)
+
+    def __init__(self, expires_at: float | None) -> None:
+        self.expires_at = expires_at
+
+
+def release_event(reason: str) -> str:
+    if reason == "preempted":
+        return "preempted"
+    if reason == "expired":
+        return "expired"
+    if reason.startswith("refund"):
+        return "refunded"
+    return "released"
+
+
+class ContactControlBase:
+    """Decision flow shared by the SQLite and Redis backends."""
+
+    backend_name = "base"
+
+    def __init__(
+        self,
+        config: ContactConfig,
+        lists: Any,
+        ledger: Ledger | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        preemptor: Preemptor | None = None,
+        on_recorded: Callable[[ContactDecision], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.lists = lists
+        self.ledger = ledger
+        self.clock = clock
+        self.engine = Engine(config, lists)
+        self.preemptor = preemptor
+        self.on_recorded = on_recorded
+        self.outcomes = {o.value: 0 for o in Outcome}
+        self.preemptions = 0
+        self._rate_mark = (time.monotonic(), 0)
+
+    # -- backend interface ------------------------------------------------------------------
+
+    async def _reserve_batch(
+        self,
+        items: list[tuple[ContactRequest, list[Any], int]],
+        now: float,
+    ) -> list[Violation | Duplicate | None]:
+        raise NotImplementedError
+
+    async def _transition(self, contact_id: str, event: str, reason: str, now: float) -> bool:
+        raise NotImplementedError
+
+    def open_reservations(self) -> int | None:
+        return None
+
+    # -- the contract -----------------------------------------------------------------------
+
+    async def decide(self, request: ContactRequest) -> ContactDecision:
+        """Check lists, contact hours, caps and priority; on ALLOWED, reserve one contact."""
+        return (await self._decide([request]))[0]
+
+    async def decide_many(self, requests: Sequence[ContactRequest]) -> list[ContactDecision]:
+        """Decide a batch in order (as if ``decide`` were called for each), in one commit."""
+        return await self._decide(list(requests))
+
+    async def check(self, request: ContactRequest) -> ContactDecision:
+        """What ``decide`` would answer now: no reservation, no ledger record (preview)."""
+        return (await self._evaluate([request], reserve=False))[0]
+
+    async def commit(self, contact_id: str) -> None:
+        """The channel handed the contact to the network: the reservation becomes a contact."""
+        await self._transition(contact_id, "committed", "", self.clock())
+
+    async def release(self, contact_id: str, reason: str) -> bool:
+        """Refund a reservation (or a committed contact). True only the first time."""
+        return await self._transition(contact_id, release_event(reason), reason, self.clock())
+
+    async def reconcile(self, delivery: Delivery) -> None:
+        """A final delivery state: refund if configured (a rejection before commit is a release)."""
+        state = delivery.state.value
+        if state in self.config.refund_on:
+            reason = "rejected" if state == "rejected" else f"refund.{state}"
+            await self._transition(delivery.contact_id, release_event(reason), reason, self.clock())
+        elif state != "rejected":
+            await self._transition(delivery.contact_id, "committed", f"final.{state}", self.clock())
+
+    # -- the flow ---------------------------------------------------------------------------
+
+    async def _decide(self, requests: list[ContactRequest]) -> list[ContactDecision]:
+        decisions = await self._evaluate(requests, reserve=True)
+        await self._record(decisions)
+        return decisions
+
+    async def _evaluate(
+        self, requests: list[ContactRequest], *, reserve: bool, rounds: int = 0
+    ) -> list[ContactDecision]:
+        engine = self.engine
+        now = self.clock()
+        decisions: list[ContactDecision | None] = [None] * len(requests)
+        pending: list[tuple[ContactRequest, list[Any], int]] = []
+        where: list[int] = []
+        for i, request in enumerate(requests):
+            early = engine.precheck(request, now)
+            if early is not None:
+                decisions[i] = early
+                continue
+            counted = engine.counted(request)
+            mode = RESERVE if (reserve and counted and not request.control_group) else DRY
+            pending.append((request, engine.plan(request, now) if counted else [], mode))
+            where.append(i)
+        if pending:
+            results = await self._reserve_batch(pending, now)
+            expires = now + self.config.reservation_timeout
+            for i, (request, _checks, mode), result in zip(where, pending, results, strict=True):
+                if result is None:
+                    if request.control_group:
+                        decisions[i] = ContactDecision(
+                            request=request,
+                            outcome=Outcome.CONTROL,
+                            decided_at=now,
+                            reason="control_group",
+                        )
+                    else:
+                        decisions[i] = ContactDecision(
+                            request=request,
+                            outcome=Outcome.ALLOWED,
+                            decided_at=now,
+                            reservation_expires_at=expires if mode == RESERVE else None,
+                        )
+                elif isinstance(result, Duplicate):
+                    decisions[i] = ContactDecision(
+                        request=request,
+                        outcome=Outcome.ALLOWED,
+                        decided_at=now,
+                        reason="duplicate",
+                        reservation_expires_at=result.expires_at,
+                    )
+                else:
+                    if (
+                        result.victims
+                        and reserve
+                        and self.preemptor is not None
+                        and rounds < MAX_PREEMPT_ROUNDS
+                    ):
+                        if await self._preempt(result.victims):
+                            decisions[i] = (
+                                await self._evaluate([request], reserve=True, rounds=rounds + 1)
+                            )[0]
+                            continue
+                    decisions[i] = self._suppressed(request, result, now)
+        return decisions  # type: ignore[return-value]
+
+    def _suppressed(
+        self, request: ContactRequest, violation: Violation, now: float
+    ) -> ContactDecision:
+        check = violation.check
+        return ContactDecision(
+            request=request,
+            outcome=Outcome.SUPPRESSED,
+            decided_at=now,
+            reason=check.reason,
+            rule=check.rule,
+            detail=violation.detail(self.engine.clock),
+        )
+
+    async def _preempt(self, victims: tuple[str, ...]) -> bool:
+        """Ask the outbox to withdraw a lower-priority reservation; release the first it withdraws."""
+        log = structlog.get_logger()
+        for contact_id in victims:
+            try:
+                withdrawn = await self.preemptor(contact_id)  # type: ignore[misc]
+            except Exception as exc:
+                log.warning("contact.preempt_failed", contact_id=contact_id, error=str(exc))
+                continue
+            if withdrawn and await self.release(contact_id, "preempted"):
+                self.preemptions += 1
+                log.info("contact.preempted", contact_id=contact_id)
+                return True
+        return False
+
+    async def _record(self, decisions: list[ContactDecision]) -> None:
+        outcomes = self.outcomes
+        rows = []
+        for d in decisions:
+            outcomes[d.outcome.value] += 1
+            rows.append(decision_row(d))
+        if self.ledger is not None and rows:
+            await self.ledger.durable(self.ledger.extend(rows))
+        if self.on_recorded is not None:
+            for d in decisions:
+                self.on_recorded(d)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        mark_time, mark_count = self._rate_mark
+        total = sum(self.outcomes.values())
+        now = time.monotonic()
+        rate = (total - mark_count) / (now - mark_time) if now > mark_time else 0.0
+        self._rate_mark = (now, total)
+        out: dict[str, Any] = {
+            "backend": self.backend_name,
+            "decisions": dict(self.outcomes),
+            "decisions_per_s": round(rate, 1),
+            "preemptions": self.preemptions,
+            "lists": self.lists.sizes(),
+        }
+        open_count = self.open_reservations()
+        if open_count is not None:
+            out["reservations_open"] = open_count
+        if self.ledger is not None:
+            out["ledger_rows_written"] = self.ledger.rows_written
+            out["ledger_commits"] = self.ledger.commits
+        return out

@@ -1,0 +1,258 @@
+"""The pure decision logic shared by both backends (no I/O, no awaiting).
+
+A decision is made in three steps:
+
+1. :meth:`Engine.precheck` -- lists (do-not-disturb, blacklists, opt-outs, minus the
+   campaign class's exemptions) and contact hours. Either of them ends the decision.
+2. :meth:`Engine.plan` -- the cap and cooldown checks that apply to this request, each a
+   :class:`CapCheck`: "at most ``limit`` counted contacts matching (kind, value) since ``since``".
+3. :func:`first_violation` -- count the subscriber's live contacts against the checks. The
+   SQLite backend runs it over its in-memory history; the Redis backend runs the same
+   counting in a Lua script (``redis_scripts.py``) so that check-and-reserve is atomic there.
+
+A reservation that is neither committed nor released counts until ``expires_at``; after that
+it is refunded by time alone, so a crash cannot leak capacity.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from gateway.contact.caps import LocalClock
+from gateway.contact.config import CapRule, ContactConfig, _human_seconds
+from gateway.model import ContactDecision, ContactRequest, Outcome
+
+# What a cap check counts (also the codes passed to the Lua script).
+MATCH_ALL = 0
+MATCH_CHANNEL = 1
+MATCH_CAMPAIGN = 2
+MATCH_CLASS = 3
+
+# Record states.
+RESERVED = 0
+COMMITTED = 1
+ENDED = 2  # released, expired, refunded or pre-empted: counts no more
+
+
+class Record:
+    """One reservation or contact of a subscriber (``__slots__``: millions live in memory)."""
+
+    __slots__ = (
+        "at",
+        "campaign_class",
+        "campaign_id",
+        "channel",
+        "contact_id",
+        "expires_at",
+        "msisdn",
+        "priority",
+        "state",
+    )
+
+    def __init__(
+        self,
+        contact_id: str,
+        msisdn: str,
+        at: float,
+        channel: str,
+        campaign_id: str,
+        campaign_class: str,
+        priority: int,
+        expires_at: float,
+        state: int = RESERVED,
+    ) -> None:
+        self.contact_id = contact_id
+        self.msisdn = msisdn
+        self.at = at
+        self.channel = channel
+        self.campaign_id = campaign_id
+        self.campaign_class = campaign_class
+        self.priority = priority
+        self.expires_at = expires_at
+        self.state = state
+
+    def live(self, now: float) -> bool:
+        """Counts against caps: committed, or reserved and not yet expired."""
+        return self.state == COMMITTED or (self.state == RESERVED and self.expires_at > now)
+
+
+def record_dict(r: Record) -> dict[str, object]:
+    return {
+        "contact_id": r.contact_id,
+        "at": r.at,
+        "channel": r.channel,
+        "campaign_id": r.campaign_id,
+        "campaign_class": r.campaign_class,
+        "priority": r.priority,
+        "state": "committed" if r.state == COMMITTED else "reserved",
+        "expires_at": r.expires_at,
+    }
+
+
+@attrs.frozen(slots=True)
+class CapCheck:
+    kind: int
+    value: str
+    since: float
+    limit: int
+    reason: str
+    rule: str
+    window: str
+
+    def matches(self, r: Record) -> bool:
+        kind = self.kind
+        if r.at < self.since:
+            return False
+        if kind == MATCH_ALL:
+            return True
+        if kind == MATCH_CHANNEL:
+            return r.channel == self.value
+        if kind == MATCH_CAMPAIGN:
+            return r.campaign_id == self.value
+        return r.campaign_class == self.value
+
+
+@attrs.frozen(slots=True)
+class Violation:
+    check: CapCheck
+    count: int
+    victims: tuple[str, ...]  # lower-priority reservations (contact ids) that could be pre-empted
+
+    def detail(self, clock: LocalClock) -> dict[str, object]:
+        c = self.check
+        detail: dict[str, object] = {"count": self.count, "limit": c.limit, "window": c.window}
+        if c.since != float("-inf"):
+            detail["since"] = c.since
+            detail["since_local"] = clock.local_text(c.since)
+        return detail
+
+
+def first_violation(
+    records: list[Record] | None, checks: list[CapCheck], now: float, priority: int
+) -> Violation | None:
+    """The first check that ``records`` already fill, with the pre-emptable reservations."""
+    if not checks:
+        return None
+    live = [r for r in records if r.live(now)] if records else []
+    for check in checks:
+        if check.limit > len(live):
+            # cheap exit: not enough contacts in total to fill this cap
+            continue
+        matching = [r for r in live if check.matches(r)]
+        if len(matching) >= check.limit:
+            victims = tuple(
+                r.contact_id
+                for r in sorted(matching, key=lambda r: (r.priority, -r.at))
+                if r.state == RESERVED and r.priority < priority
+            )
+            return Violation(check, len(matching), victims)
+    return None
+
+
+class Engine:
+    """Configuration plus local clock plus lists: everything but the counters."""
+
+    def __init__(self, config: ContactConfig, lists: object) -> None:
+        self.config = config
+        self.lists = lists
+        self.clock = LocalClock(config.tz)
+        self._no_exemption: frozenset[str] = frozenset()
+
+    def precheck(self, request: ContactRequest, now: float) -> ContactDecision | None:
+        """A final decision from lists or contact hours, or None to go on to the caps."""
+        config = self.config
+        exempt = config.exemptions.get(request.campaign_class, self._no_exemption)
+        hit = self.lists.blocking(request, now, exempt)  # type: ignore[attr-defined]
+        if hit is not None:
+            category, scope, entry = hit
+            detail = {
+                "list": category,
+                "source": entry[0],
+                "list_reason": entry[1],
+                "added_at": entry[2],
+            }
+            if scope:
+                detail["scope"] = scope
+            if entry[3] is not None:
+                detail["expires_at"] = entry[3]
+            return ContactDecision(
+                request=request,
+                outcome=Outcome.SUPPRESSED,
+                decided_at=now,
+                reason=f"dnd.{category}",
+                rule=category,
+                detail=detail,
+            )
+        hours = config.contact_hours.get(request.channel)
+        if hours is not None and not hours.allows(self.clock.second_of_day(now)):
+            detail = {"contact_hours": hours.text, "timezone": config.timezone}
+            if request.realtime and not request.defer_if_quiet:
+                return ContactDecision(
+                    request=request,
+                    outcome=Outcome.SUPPRESSED,
+                    decided_at=now,
+                    reason=f"quiet_hours.{request.channel}",
+                    rule=request.channel,
+                    detail=detail,
+                )
+            not_before = self.clock.next_at(now, hours.start)
+            detail["not_before_local"] = self.clock.local_text(not_before)
+            return ContactDecision(
+                request=request,
+                outcome=Outcome.DEFERRED,
+                decided_at=now,
+                reason=f"quiet_hours.{request.channel}",
+                rule=request.channel,
+                detail=detail,
+                not_before=not_before,
+            )
+        return None
+
+    def counted(self, request: ContactRequest) -> bool:
+        """Passive channels (the subscriber asked) are neither capped nor counted."""
+        return request.channel not in self.config.passive_channels
+
+    def plan(self, request: ContactRequest, now: float) -> list[CapCheck]:
+        """The cap and cooldown checks for ``request``, in configuration order."""
+        if request.channel in self.config.passive_channels:
+            return []
+        clock = self.clock
+        checks = []
+        for cap in self.config.caps:
+            check = _check_for(cap, request, clock, now)
+            if check is not None:
+                checks.append(check)
+        cooldown = self.config.cooldowns.get(request.campaign_class)
+        if cooldown:
+            checks.append(
+                CapCheck(
+                    MATCH_CLASS,
+                    request.campaign_class,
+                    now - cooldown,
+                    1,
+                    f"cooldown.{request.campaign_class}",
+                    request.campaign_class,
+                    f"last {_human_seconds(cooldown)}",
+                )
+            )
+        return checks
+
+
+def _check_for(
+    cap: CapRule, request: ContactRequest, clock: LocalClock, now: float
+) -> CapCheck | None:
+    if cap.channel is not None and cap.channel != request.channel:
+        return None
+    if cap.campaign_class is not None and cap.campaign_class != request.campaign_class:
+        return None
+    since = clock.window_start(cap.window, now, cap.seconds)
+    scope = cap.scope
+    if scope == "channel":
+        kind, value = MATCH_CHANNEL, request.channel
+    elif scope == "all_channels":
+        kind, value = MATCH_ALL, ""
+    elif scope == "campaign":
+        kind, value = MATCH_CAMPAIGN, request.campaign_id
+    else:
+        kind, value = MATCH_CLASS, request.campaign_class
+    return CapCheck(kind, value, since, cap.limit, cap.reason, cap.name, cap.window_label)

@@ -1,0 +1,216 @@
+"""The contact ledger: every decision and every reservation change, in SQLite, by group commit.
+
+One table, ``contact_ledger``, append-only. A decision row carries the outcome and the exact
+rule (``reason``, ``rule``, ``detail`` as JSON); later rows for the same ``contact_id`` record
+what happened to the reservation (``committed``, ``released``, ``preempted``, ``expired``,
+``refunded``). The SQLite backend rebuilds its in-memory counters from these rows at start.
+
+Group commit: writers append rows to a pending batch and await the batch's commit; one task
+writes each batch in a single transaction in the :class:`~gateway.store.SqliteWorker`
+thread. While one batch is being written the next one fills, so a thousand concurrent
+decisions share one fsync, and each caller still returns only after its row is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from gateway.errors import StoreError
+from gateway.model import ContactDecision
+from gateway.store import SqliteWorker
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS contact_ledger (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    campaign_id TEXT,
+    channel TEXT,
+    campaign_class TEXT,
+    priority INTEGER,
+    reason TEXT,
+    rule TEXT,
+    detail TEXT,
+    not_before REAL,
+    expires_at REAL
+);
+CREATE INDEX IF NOT EXISTS contact_ledger_msisdn ON contact_ledger (msisdn, seq);
+CREATE INDEX IF NOT EXISTS contact_ledger_campaign ON contact_ledger (campaign_id, seq);
+"""
+
+COLUMNS = (
+    "seq",
+    "at",
+    "event",
+    "contact_id",
+    "msisdn",
+    "campaign_id",
+    "channel",
+    "campaign_class",
+    "priority",
+    "reason",
+    "rule",
+    "detail",
+    "not_before",
+    "expires_at",
+)
+_INSERT = (
+    "INSERT INTO contact_ledger ("
+    + ", ".join(COLUMNS[1:])
+    + ") VALUES ("
+    + ",".join("?" * 13)
+    + ")"
+)
+
+#: Events that change the counters (read back at start-up).
+COUNTER_EVENTS = ("allowed", "committed", "released", "preempted", "expired", "refunded")
+
+
+def decision_row(d: ContactDecision) -> tuple[Any, ...]:
+    r = d.request
+    return (
+        d.decided_at,
+        d.outcome.value,
+        r.contact_id,
+        r.msisdn,
+        r.campaign_id,
+        r.channel,
+        r.campaign_class,
+        r.priority,
+        d.reason,
+        d.rule,
+        json.dumps(d.detail) if d.detail else None,
+        d.not_before,
+        d.reservation_expires_at,
+    )
+
+
+class _Batch:
+    __slots__ = ("done", "error", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
+class Ledger:
+    """Writes ledger rows by group commit and answers queries. Start ``run`` in a nursery."""
+
+    def __init__(self, worker: SqliteWorker, *, interval: float = 0.0) -> None:
+        self.worker = worker
+        self.interval = interval
+        self._batch = _Batch()
+        self._wakeup = trio.Event()
+        self.rows_written = 0
+        self.commits = 0
+
+    @staticmethod
+    def create_schema(conn: sqlite3.Connection) -> None:
+        conn.executescript(SCHEMA)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def append(self, row: tuple[Any, ...]) -> _Batch:
+        """Queue a row for the next commit; await :meth:`durable` on the returned batch."""
+        batch = self._batch
+        batch.rows.append(row)
+        self._wakeup.set()
+        return batch
+
+    def extend(self, rows: Sequence[tuple[Any, ...]]) -> _Batch:
+        batch = self._batch
+        batch.rows.extend(rows)
+        self._wakeup.set()
+        return batch
+
+    @staticmethod
+    async def durable(batch: _Batch) -> None:
+        """Wait until ``batch`` is committed; raises StoreError if the write failed."""
+        await batch.done.wait()
+        if batch.error is not None:
+            raise StoreError(f"contact ledger write failed: {batch.error}")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit loop: one transaction per batch, until cancelled."""
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            if self.interval:
+                await trio.sleep(self.interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commit the pending batch now (also used at shutdown)."""
+        batch = self._batch
+        self._batch = _Batch()
+        self._wakeup = trio.Event()
+        if not batch.rows:
+            batch.done.set()
+            return
+        try:
+            await self.worker.transaction(_write_rows, batch.rows)
+        except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
+            batch.error = exc
+        else:
+            self.rows_written += len(batch.rows)
+            self.commits += 1
+        finally:
+            batch.done.set()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def query(
+        self,
+        *,
+        msisdn: str | None = None,
+        campaign_id: str | None = None,
+        contact_id: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest-first ledger rows for a subscriber and/or campaign (or one contact)."""
+        where, args = [], []
+        for column, value in (
+            ("msisdn", msisdn),
+            ("campaign_id", campaign_id),
+            ("contact_id", contact_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM contact_ledger"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            out = []
+            for row in conn.execute(sql, args):
+                item = dict(zip(COLUMNS, row, strict=True))
+                item["detail"] = json.loads(item["detail"]) if item["detail"] else {}
+                out.append(item)
+            return out
+
+        return await self.worker.run(read)
+
+
+def _write_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.executemany(_INSERT, rows)
+
+
+def load_counter_rows(conn: sqlite3.Connection, since: float) -> list[tuple[Any, ...]]:
+    """Rows that rebuild the counters: (event, contact_id, msisdn, at, channel, campaign, class, priority, expires_at)."""
+    marks = ",".join("?" * len(COUNTER_EVENTS))
+    return conn.execute(
+        f"SELECT event, contact_id, msisdn, at, channel, campaign_id, campaign_class, priority, expires_at "
+        f"FROM contact_ledger WHERE event IN ({marks}) AND at >= ? ORDER BY seq",
+        (*COUNTER_EVENTS, since),
+    ).fetchall()
