@@ -3,12 +3,16 @@
 - ``short_tmp``: a short temporary directory (Unix socket paths must stay under 108 bytes).
 - ``gateway_config``: writes a gateway.toml whose state and control socket live in ``short_tmp``.
 - ``gatewayd``: starts real ``gatewayd`` processes and kills leftovers at teardown.
+- ``captured_logs``: JSON logging into a buffer for the test (``.records()``), defaults restored after.
 - ``plugin_dist``: a directory that looks like an installed distribution of a test plugin
   (module + ``*.dist-info`` with an entry point), to put on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # so that tests can import tests.fakes.*
@@ -100,3 +105,28 @@ def plugin_dist(tmp_path: Path) -> Path:
     (info / "entry_points.txt").write_text("[gateway.plugins]\ngwtest = gwtest_plugin\n")
     (info / "top_level.txt").write_text("gwtest_plugin\n")
     return site
+
+
+class CapturedLogs(io.StringIO):
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.getvalue().splitlines() if line.strip()]
+
+    def events(self, name: str) -> list[dict]:
+        return [r for r in self.records() if r.get("event") == name]
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[CapturedLogs]:
+    """Log lines of this test as JSON in a buffer (the gateway's real processors, masking included)."""
+    from gateway.logging import configure_logging
+
+    buffer = CapturedLogs()
+    configure_logging("debug", fmt="json", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if type(handler).__name__ == "_StdlibBridge":
+                root.removeHandler(handler)

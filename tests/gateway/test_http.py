@@ -1,0 +1,84 @@
+"""The shared HTTP host serving plugin routes, over real loopback TCP."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from gateway import hookimpl
+from gateway.contracts import HttpResponse, HttpRoute
+from gateway.daemon import Daemon
+from gateway.http import HttpHost
+
+
+class RoutesPlugin:
+    @hookimpl
+    def gateway_http_routes(self, gateway):
+        async def dispatch(request):
+            return HttpResponse(
+                status=202, headers={"Content-Type": "text/xml"}, body=b"got " + request.body
+            )
+
+        async def hello(request):
+            return HttpResponse(
+                body=f"hello {request.query.get('name')} {request.headers.get('x-a')}".encode()
+            )
+
+        async def broken(request):
+            raise RuntimeError("handler bug")
+
+        return [
+            HttpRoute(method="POST", path="/boss/dispatch", handler=dispatch),
+            HttpRoute(method="GET", path="/hello", handler=hello),
+            HttpRoute(method="GET", path="/broken", handler=broken),
+        ]
+
+
+@pytest.fixture
+async def host(gateway_config, nursery, captured_logs):
+    config = gateway_config('\n[http]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 100\n')
+    daemon = Daemon.from_file(config, extra_plugins=(("routes", RoutesPlugin()),))
+    nursery.start_soon(daemon.run)
+    await daemon.control_ready.wait()
+    (entry,) = [t for t in daemon.supervisor.tasks if t.name == "http"]
+    yield entry.obj
+    daemon.request_stop()
+
+
+async def exchange(host: HttpHost, raw: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", host.port)
+    async with stream:
+        await stream.send_all(raw)
+        data = b""
+        with trio.move_on_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    return data
+
+
+async def test_routes_keep_alive_and_errors(host, captured_logs):
+    """POST body and GET query reach handlers; unknown path 404, wrong method 405, handler bug 500."""
+    raw = (
+        b"POST /boss/dispatch HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /hello?name=ann HTTP/1.1\r\nX-A: 1\r\n\r\n"
+        b"GET /nope HTTP/1.1\r\n\r\n"
+        b"GET /boss/dispatch HTTP/1.1\r\n\r\n"
+        b"GET /broken HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    data = await exchange(host, raw)
+    responses = data.split(b"HTTP/1.1 ")[1:]
+    assert [r.split(b" ", 1)[0] for r in responses] == [b"202", b"200", b"404", b"405", b"500"]
+    assert responses[0].endswith(b"\r\n\r\ngot hello") and b"content-type: text/xml" in responses[0]
+    assert responses[1].endswith(b"hello ann 1")
+    assert b"allow: POST" in responses[3]
+    assert captured_logs.events("http.handler_failed")[0]["error"] == "RuntimeError: handler bug"
+
+
+async def test_oversized_and_malformed_requests_are_refused(host):
+    """A body over max_body_bytes gets 413, a garbage request line 400; the host keeps serving."""
+    assert (
+        await exchange(host, b"POST /boss/dispatch HTTP/1.1\r\nContent-Length: 1000\r\n\r\n")
+    ).startswith(b"HTTP/1.1 413")
+    assert (await exchange(host, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400")
+    ok = await exchange(host, b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200")
