@@ -8,4 +8,5 @@ this order.
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.contact.plugin",
+    "gateway.outbox.plugin",
 )

@@ -26,7 +26,18 @@ BASIC = (
 assert len(BASIC) == 128
 
 #: Extension table (TS 23.038 6.2.1.1): septet after ESC -> character.
-EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "€"}
+EXTENSION = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
 
 _ENCODE: dict[str, tuple[int, ...]] = {ch: (i,) for i, ch in enumerate(BASIC) if i != ESC}
 _ENCODE.update({ch: (ESC, code) for code, ch in EXTENSION.items()})
@@ -114,7 +125,11 @@ def unpack(data: bytes, count: int | None = None, fill_bits: int = 0) -> bytes:
     value = int.from_bytes(data, "little") >> fill_bits
     if count is None:
         count = total_bits // 7
-        if count and (fill_bits + 7 * count) % 8 == 0 and (value >> (7 * (count - 1))) & 0x7F == 0x0D:
+        if (
+            count
+            and (fill_bits + 7 * count) % 8 == 0
+            and (value >> (7 * (count - 1))) & 0x7F == 0x0D
+        ):
             count -= 1  # the CR that padded seven spare bits
     elif count * 7 > total_bits:
         raise ValueError(f"{len(data)} octets cannot hold {count} septets")

@@ -120,7 +120,9 @@ def encode_text(
     return segments
 
 
-def encode_binary(payload: bytes, udh: bytes = b"", *, reference: int = 0, sixteen_bit: bool = False) -> list[Segment]:
+def encode_binary(
+    payload: bytes, udh: bytes = b"", *, reference: int = 0, sixteen_bit: bool = False
+) -> list[Segment]:
     """Binary message (e.g. WAP Push): ``udh`` is a whole UDH with its length octet, or empty.
 
     Too long for one SMS: split, each part carrying the given elements plus a concatenation one.
@@ -139,7 +141,13 @@ def encode_binary(payload: bytes, udh: bytes = b"", *, reference: int = 0, sixte
     out = []
     for i, chunk in enumerate(chunks, 1):
         all_ies = ies + concat_ie(reference, len(chunks), i, sixteen_bit=sixteen_bit)
-        out.append(Segment(esm_class=ESM_UDHI, data_coding=DC_BINARY, short_message=bytes((len(all_ies),)) + all_ies + chunk))
+        out.append(
+            Segment(
+                esm_class=ESM_UDHI,
+                data_coding=DC_BINARY,
+                short_message=bytes((len(all_ies),)) + all_ies + chunk,
+            )
+        )
     return out
 
 

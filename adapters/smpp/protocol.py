@@ -54,11 +54,17 @@ ESME_RX_T_APPN = 0x00000064  # ESME receiver temporary app error
 ESME_RDELIVERYFAILURE = 0x000000FE
 
 #: Statuses after which the same submit_sm may succeed later: keep the message and retry.
-TRANSIENT_STATUSES = frozenset({ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RSYSERR, ESME_RX_T_APPN, ESME_RDELIVERYFAILURE})
+TRANSIENT_STATUSES = frozenset(
+    {ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RSYSERR, ESME_RX_T_APPN, ESME_RDELIVERYFAILURE}
+)
 #: Statuses that mean "slow down" (the SMSC's flow control).
 THROTTLE_STATUSES = frozenset({ESME_RMSGQFUL, ESME_RTHROTTLED})
 
-BIND_COMMANDS = {"transceiver": "bind_transceiver", "transmitter": "bind_transmitter", "receiver": "bind_receiver"}
+BIND_COMMANDS = {
+    "transceiver": "bind_transceiver",
+    "transmitter": "bind_transmitter",
+    "receiver": "bind_receiver",
+}
 _KNOWN = {code: name for name, code in command_codes.commands.items()}
 
 
@@ -242,15 +248,32 @@ class EsmeSession:
         self._out.clear()
         return out
 
-    def send_bind(self, mode: str, *, system_id: str, password: str, system_type: str = "",
-                  addr_ton: int = 0, addr_npi: int = 0, address_range: str = "", now: float = 0.0) -> int:
+    def send_bind(
+        self,
+        mode: str,
+        *,
+        system_id: str,
+        password: str,
+        system_type: str = "",
+        addr_ton: int = 0,
+        addr_npi: int = 0,
+        address_range: str = "",
+        now: float = 0.0,
+    ) -> int:
         if self.state != "open":
             raise LocalProtocolError(f"cannot bind in state {self.state}")
         command = BIND_COMMANDS[mode]
         seq = self.next_sequence()
-        self._out += encode_pdu(command, seq, system_id=system_id, password=password,
-                                system_type=system_type, addr_ton=addr_ton, addr_npi=addr_npi,
-                                address_range=address_range)
+        self._out += encode_pdu(
+            command,
+            seq,
+            system_id=system_id,
+            password=password,
+            system_type=system_type,
+            addr_ton=addr_ton,
+            addr_npi=addr_npi,
+            address_range=address_range,
+        )
         self.outstanding[seq] = Pending(command, seq, now)
         self.state = "binding"
         self.bind_mode = mode
@@ -373,7 +396,11 @@ class EsmeSession:
             return _deliver_event(pdu, seq)
         if name.startswith("bind_") and name.endswith("_resp"):
             self._pop(seq)
-            system_id = pdu.system_id.decode("latin-1") if isinstance(pdu.system_id, bytes) else (pdu.system_id or "")
+            system_id = (
+                pdu.system_id.decode("latin-1")
+                if isinstance(pdu.system_id, bytes)
+                else (pdu.system_id or "")
+            )
             self.state = "bound" if status == ESME_ROK else "open"
             return BindResponse(status, system_id)
         if name == "unbind":
@@ -415,7 +442,9 @@ def _deliver_event(pdu: Any, seq: int) -> DeliverSm:
         esm_class=pdu.esm_class or 0,
         data_coding=pdu.data_coding or 0,
         short_message=bytes(pdu.short_message or b""),
-        message_payload=bytes(pdu.message_payload) if getattr(pdu, "message_payload", None) else None,
+        message_payload=bytes(pdu.message_payload)
+        if getattr(pdu, "message_payload", None)
+        else None,
         receipted_message_id=_text(rmid).rstrip("\x00") if rmid else None,
         message_state=getattr(pdu, "message_state", None),
         sar=sar,

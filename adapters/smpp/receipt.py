@@ -42,9 +42,7 @@ MESSAGE_STATE_TO_STAT = {
 }
 STAT_TO_MESSAGE_STATE = {v: k for k, v in MESSAGE_STATE_TO_STAT.items()}
 
-_FIELD = re.compile(
-    r"(?i)\b(id|sub|dlvr|submit date|done date|stat|err|text)\s*:"
-)
+_FIELD = re.compile(r"(?i)\b(id|sub|dlvr|submit date|done date|stat|err|text)\s*:")
 
 
 class ReceiptParseError(ValueError):
@@ -107,7 +105,11 @@ def receipt_from_fields(
 ) -> Receipt:
     """The receipt of a deliver_sm: TLVs where present, else the text. Raises ReceiptParseError."""
     if receipted_message_id and message_state:
-        mid = receipted_message_id.decode("latin-1") if isinstance(receipted_message_id, bytes) else receipted_message_id
+        mid = (
+            receipted_message_id.decode("latin-1")
+            if isinstance(receipted_message_id, bytes)
+            else receipted_message_id
+        )
         stat = MESSAGE_STATE_TO_STAT.get(message_state, "UNKNOWN")
         err = ""
         try:

@@ -26,8 +26,16 @@ from adapters.smpp.messages import ESM_RECEIPT, Reassembler, decode_user_data, e
 from adapters.smpp.receipt import STAT_TO_MESSAGE_STATE, Receipt, format_receipt_text
 
 HEADER = p.HEADER
-_BIND_RESP = {p.BIND_TRANSCEIVER: 0x80000009, p.BIND_TRANSMITTER: 0x80000002, p.BIND_RECEIVER: 0x80000001}
-_BIND_MODE = {p.BIND_TRANSCEIVER: "transceiver", p.BIND_TRANSMITTER: "transmitter", p.BIND_RECEIVER: "receiver"}
+_BIND_RESP = {
+    p.BIND_TRANSCEIVER: 0x80000009,
+    p.BIND_TRANSMITTER: 0x80000002,
+    p.BIND_RECEIVER: 0x80000001,
+}
+_BIND_MODE = {
+    p.BIND_TRANSCEIVER: "transceiver",
+    p.BIND_TRANSMITTER: "transmitter",
+    p.BIND_RECEIVER: "receiver",
+}
 
 
 @attrs.define
@@ -90,8 +98,13 @@ def parse_submit_body(body: bytes) -> dict[str, Any]:
     pos += 3
     f["schedule_delivery_time"] = cstr()
     f["validity_period"] = cstr()
-    (f["registered_delivery"], f["replace_if_present_flag"], f["data_coding"], f["sm_default_msg_id"],
-     sm_length) = body[pos : pos + 5]
+    (
+        f["registered_delivery"],
+        f["replace_if_present_flag"],
+        f["data_coding"],
+        f["sm_default_msg_id"],
+        sm_length,
+    ) = body[pos : pos + 5]
     pos += 5
     f["short_message"] = body[pos : pos + sm_length]
     if len(f["short_message"]) != sm_length:
@@ -142,14 +155,18 @@ class SmscSimulator:
     _connections: dict[int, _Connection] = attrs.field(factory=dict)
     _next_conn: int = 0
     _next_mid: int = 0
-    _deliveries: collections.deque = attrs.field(factory=collections.deque)  # (due, system_id, pdu fields)
+    _deliveries: collections.deque = attrs.field(
+        factory=collections.deque
+    )  # (due, system_id, pdu fields)
     _delivery_wakeup: trio.Event = attrs.field(factory=trio.Event)
     _rate_window: collections.deque = attrs.field(factory=collections.deque)
     _nursery: Any = None
 
     # -- serving ------------------------------------------------------------------------------
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 0, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, task_status=trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen and serve until cancelled; ``task_status.started(port)``."""
         listeners = await trio.open_tcp_listeners(port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
@@ -318,14 +335,27 @@ class SmscSimulator:
         self._next_mid += 1
         mid = f"{self._next_mid:010X}"
         now = time.time()
-        self.submitted.append(Submitted(
-            message_id=mid, system_id=conn.system_id, connection=conn.id,
-            source_addr=f["source_addr"], destination_addr=dest, esm_class=f["esm_class"],
-            data_coding=f["data_coding"], registered_delivery=f["registered_delivery"],
-            short_message=f["short_message"], message_payload=f["message_payload"], received_at=now,
-        ))
+        self.submitted.append(
+            Submitted(
+                message_id=mid,
+                system_id=conn.system_id,
+                connection=conn.id,
+                source_addr=f["source_addr"],
+                destination_addr=dest,
+                esm_class=f["esm_class"],
+                data_coding=f["data_coding"],
+                registered_delivery=f["registered_delivery"],
+                short_message=f["short_message"],
+                message_payload=f["message_payload"],
+                received_at=now,
+            )
+        )
         if f["registered_delivery"] & 0x03 and cfg.receipt_delay is not None:
-            stat = "UNDELIV" if any(dest.startswith(x) for x in cfg.undeliverable_prefixes) else "DELIVRD"
+            stat = (
+                "UNDELIV"
+                if any(dest.startswith(x) for x in cfg.undeliverable_prefixes)
+                else "DELIVRD"
+            )
             self._queue_receipt(conn.system_id, mid, f, stat, now)
         return _submit_resp(seq, 0, mid)
 
@@ -333,20 +363,39 @@ class SmscSimulator:
 
     def _queue_receipt(self, system_id: str, mid: str, f: dict, stat: str, now: float) -> None:
         stamp = time.strftime("%y%m%d%H%M", time.gmtime(now))
-        text = format_receipt_text(Receipt(message_id=mid, stat=stat, submit_date=stamp, done_date=stamp,
-                                           err="000" if stat == "DELIVRD" else "001"))
+        text = format_receipt_text(
+            Receipt(
+                message_id=mid,
+                stat=stat,
+                submit_date=stamp,
+                done_date=stamp,
+                err="000" if stat == "DELIVRD" else "001",
+            )
+        )
         fields: dict[str, Any] = dict(
-            source_addr=f["destination_addr"], destination_addr=f["source_addr"], esm_class=ESM_RECEIPT,
+            source_addr=f["destination_addr"],
+            destination_addr=f["source_addr"],
+            esm_class=ESM_RECEIPT,
             short_message=text.encode("latin-1"),
         )
         if self.config.receipt_tlvs:
             fields["receipted_message_id"] = mid
             fields["message_state"] = STAT_TO_MESSAGE_STATE[stat]
-        self._deliveries.append((time.monotonic() + (self.config.receipt_delay or 0.0), system_id, fields))
+        self._deliveries.append(
+            (time.monotonic() + (self.config.receipt_delay or 0.0), system_id, fields)
+        )
         self._delivery_wakeup.set()
 
-    async def send_mo(self, source: str, destination: str, text: str, *, system_id: str = "gateway",
-                      long_mode: str = "udh8", reference: int = 1) -> int:
+    async def send_mo(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        system_id: str = "gateway",
+        long_mode: str = "udh8",
+        reference: int = 1,
+    ) -> int:
         """Queue an MO message (split like a handset would) to any receiver bind; segments sent."""
         segments = encode_text(text, long_mode=long_mode, reference=reference)
         for seg in segments:
@@ -375,7 +424,11 @@ class SmscSimulator:
     def _receiver_for(self, system_id: str) -> _Connection | None:
         best = None
         for conn in self._connections.values():
-            if conn.system_id == system_id and conn.mode in ("transceiver", "receiver") and not conn.closed:
+            if (
+                conn.system_id == system_id
+                and conn.mode in ("transceiver", "receiver")
+                and not conn.closed
+            ):
                 if best is None or len(conn.sent_deliver) < len(best.sent_deliver):
                     best = conn
         return best
@@ -386,7 +439,7 @@ class SmscSimulator:
                 self._delivery_wakeup = trio.Event()
                 await self._delivery_wakeup.wait()
                 continue
-            due, system_id, fields = self._deliveries[0]
+            due, system_id, _fields = self._deliveries[0]
             delay = due - time.monotonic()
             if delay > 0:
                 with trio.move_on_after(delay):
@@ -403,7 +456,12 @@ class SmscSimulator:
             # Send every due delivery for this account in one write.
             batch = bytearray()
             now = time.monotonic()
-            while self._deliveries and self._deliveries[0][0] <= now and self._deliveries[0][1] == system_id and len(batch) < 65536:
+            while (
+                self._deliveries
+                and self._deliveries[0][0] <= now
+                and self._deliveries[0][1] == system_id
+                and len(batch) < 65536
+            ):
                 item = self._deliveries.popleft()
                 seq = conn.next_seq()
                 conn.sent_deliver[seq] = item
@@ -422,7 +480,9 @@ class SmscSimulator:
         out = []
         for s in self.submitted:
             data = s.message_payload if s.message_payload else s.short_message
-            concat, part = decode_user_data(s.esm_class, s.data_coding, data, gsm_packed=self.config.gsm_packed)
+            concat, part = decode_user_data(
+                s.esm_class, s.data_coding, data, gsm_packed=self.config.gsm_packed
+            )
             if concat is None:
                 out.append(part)
                 continue

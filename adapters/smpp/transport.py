@@ -182,7 +182,9 @@ class SmscAccount:
                 await trio.sleep(delay)
                 continue
             items = []
-            while len(items) < limit and self.bucket.delay(now) == 0 and bind_bucket.delay(now) == 0:
+            while (
+                len(items) < limit and self.bucket.delay(now) == 0 and bind_bucket.delay(now) == 0
+            ):
                 item = self._pop_ready(now)
                 if item is None:
                     break
@@ -230,7 +232,9 @@ async def open_stream(settings: BindSettings) -> Any:
     return await trio.open_tcp_stream(settings.host, settings.port)
 
 
-async def run_bind(account: SmscAccount, state: BindState, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run_bind(
+    account: SmscAccount, state: BindState, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
     """Keep one bind (mode ``transceiver``, ``transmitter`` or ``receiver``) up until cancelled."""
     s = account.settings
     h = account.handler
@@ -248,12 +252,22 @@ async def run_bind(account: SmscAccount, state: BindState, *, task_status=trio.T
             try:
                 await conn.run(task_status if not started else trio.TASK_STATUS_IGNORED)
                 started = True
-                delays = backoff_delays(s.reconnect_min, s.reconnect_max)  # clean unbind: start over
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError,
-                    BindRefused, LinkDead) as exc:
+                delays = backoff_delays(
+                    s.reconnect_min, s.reconnect_max
+                )  # clean unbind: start over
+            except (
+                OSError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                p.RemoteProtocolError,
+                BindRefused,
+                LinkDead,
+            ) as exc:
                 started = started or conn.was_bound
                 state.last_error = f"{type(exc).__name__}: {exc}"
-                h.on_event("smpp.disconnected", smsc=account.name, bind=state.name, error=state.last_error)
+                h.on_event(
+                    "smpp.disconnected", smsc=account.name, bind=state.name, error=state.last_error
+                )
                 if conn.was_bound:
                     delays = backoff_delays(s.reconnect_min, s.reconnect_max)
         if not started:
@@ -288,22 +302,36 @@ class _BindConnection:
         h = self.account.handler
         mode = self.state.mode
         try:
-            self.session.send_bind(mode, system_id=s.system_id, password=s.password, system_type=s.system_type,
-                                   now=trio.current_time())
+            self.session.send_bind(
+                mode,
+                system_id=s.system_id,
+                password=s.password,
+                system_type=s.system_type,
+                now=trio.current_time(),
+            )
             await self.flush()
             with trio.fail_after(s.bind_timeout):
                 event = await self._next_event()
                 while not isinstance(event, p.BindResponse):
                     event = await self._next_event()
             if event.status != p.ESME_ROK:
-                h.on_event("smpp.bind_failed", smsc=self.account.name, bind=self.state.name,
-                           status=p.status_name(event.status))
+                h.on_event(
+                    "smpp.bind_failed",
+                    smsc=self.account.name,
+                    bind=self.state.name,
+                    status=p.status_name(event.status),
+                )
                 raise BindRefused(event.status)
             self.was_bound = True
             self.state.state = "bound"
             self.state.window = s.window
-            h.on_event("smpp.bind_ok", smsc=self.account.name, bind=self.state.name, mode=mode,
-                       smsc_system_id=event.system_id)
+            h.on_event(
+                "smpp.bind_ok",
+                smsc=self.account.name,
+                bind=self.state.name,
+                mode=mode,
+                smsc_system_id=event.system_id,
+            )
             task_status.started()
             send, receive = trio.open_memory_channel(4096)
             self._deliver_send = send
@@ -336,9 +364,16 @@ class _BindConnection:
                             break
                         if isinstance(event, p.SubmitResponse):
                             self._on_submit_response(event)
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError):
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    p.RemoteProtocolError,
+                ):
                     pass
-        unanswered = [pd.context for pd in self.session.abandon_outstanding() if pd.command == "submit_sm"]
+        unanswered = [
+            pd.context for pd in self.session.abandon_outstanding() if pd.command == "submit_sm"
+        ]
         for job, _i in unanswered:
             job.resent += 1
         if self._taken:
@@ -346,7 +381,12 @@ class _BindConnection:
             self._taken = []
         if unanswered:
             self.account.push_front(unanswered)
-            h.on_event("smpp.requeued", smsc=self.account.name, bind=self.state.name, segments=len(unanswered))
+            h.on_event(
+                "smpp.requeued",
+                smsc=self.account.name,
+                bind=self.state.name,
+                segments=len(unanswered),
+            )
         self.state.outstanding = 0
         self.state.state = "idle"
         await trio.aclose_forcefully(self.stream)
@@ -374,7 +414,12 @@ class _BindConnection:
             if isinstance(event, p.DeliverSm):
                 await self._deliver_send.send(event)
             elif isinstance(event, p.Garbage):
-                h.on_event("smpp.garbage", smsc=self.account.name, bind=self.state.name, reason=event.reason)
+                h.on_event(
+                    "smpp.garbage",
+                    smsc=self.account.name,
+                    bind=self.state.name,
+                    reason=event.reason,
+                )
                 await self.flush()
             elif isinstance(event, p.UnbindRequested):
                 await self.flush()
@@ -401,13 +446,22 @@ class _BindConnection:
             return
         if status in p.THROTTLE_STATUSES:
             delay = account.throttled((job, index))
-            h.on_event("smpp.throttled", smsc=account.name, bind=self.state.name, status=p.status_name(status),
-                       delay_s=round(delay, 3))
+            h.on_event(
+                "smpp.throttled",
+                smsc=account.name,
+                bind=self.state.name,
+                status=p.status_name(status),
+                delay_s=round(delay, 3),
+            )
             return
         if status in p.TRANSIENT_STATUSES and job.attempts + 1 < account.settings.max_attempts:
             job.attempts += 1
-            account.retry_later((job, index), trio.current_time() + account.settings.retry_delay * job.attempts)
-            h.on_event("smpp.submit_retry", smsc=account.name, key=job.key, status=p.status_name(status))
+            account.retry_later(
+                (job, index), trio.current_time() + account.settings.retry_delay * job.attempts
+            )
+            h.on_event(
+                "smpp.submit_retry", smsc=account.name, key=job.key, status=p.status_name(status)
+            )
             return
         job.status = status
         job.done = True
@@ -431,6 +485,8 @@ class _BindConnection:
                     new_jobs.append(job)
             if new_jobs:
                 await h.before_send(new_jobs)
+                # the handler marks jobs it may not send (cancelled, lease lost) as done
+                self._taken = [item for item in self._taken if not item[0].done]
             now = trio.current_time()
             for item in self._taken:
                 self.session.send_submit(item[0].segments[item[1]], context=item, now=now)
@@ -440,7 +496,6 @@ class _BindConnection:
 
     async def _deliver_worker(self, receive: Any) -> None:
         """Hand deliver_sm to the handler (a batch concurrently), then acknowledge them."""
-        h = self.account.handler
         async with receive:
             while True:
                 batch = [await receive.receive()]
@@ -450,19 +505,19 @@ class _BindConnection:
                     except trio.WouldBlock:
                         break
                 statuses = [p.ESME_RX_T_APPN] * len(batch)
-
-                async def one(i: int, event: p.DeliverSm) -> None:
-                    try:
-                        statuses[i] = await h.on_deliver(event, self.state.name)
-                    except Exception as exc:  # a handler bug must not kill the bind
-                        h.on_event("smpp.deliver_failed", smsc=self.account.name, error=repr(exc))
-
                 async with trio.open_nursery() as nursery:
                     for i, event in enumerate(batch):
-                        nursery.start_soon(one, i, event)
+                        nursery.start_soon(self._deliver_one, statuses, i, event)
                 for event, status in zip(batch, statuses, strict=True):
                     self.session.send_deliver_sm_resp(event.sequence, status)
                 await self.flush()
+
+    async def _deliver_one(self, statuses: list[int], i: int, event: p.DeliverSm) -> None:
+        h = self.account.handler
+        try:
+            statuses[i] = await h.on_deliver(event, self.state.name)
+        except Exception as exc:  # a handler bug must not kill the bind; the SMSC retries later
+            h.on_event("smpp.deliver_failed", smsc=self.account.name, error=repr(exc))
 
     async def _keepalive(self) -> None:
         s = self.account.settings
@@ -489,4 +544,9 @@ class _BindConnection:
                 job.resent += 1
                 self.account.retry_later((job, index), trio.current_time())
             self._room.set()
-            h.on_event("smpp.submit_timeout", smsc=self.account.name, bind=self.state.name, segments=len(segments))
+            h.on_event(
+                "smpp.submit_timeout",
+                smsc=self.account.name,
+                bind=self.state.name,
+                segments=len(segments),
+            )

@@ -1,0 +1,408 @@
+"""The durable outbox: per-channel queues between contact control and the channels.
+
+Contact control's ALLOWED decisions are enqueued here (idempotent by contact_id); a channel
+opens its queue with :meth:`Outbox.open_queue` and takes due messages under a lease. Before it
+writes a message to the network it marks it ``sending`` (:meth:`OutboxQueue.mark_sending`), so
+that after kill -9 the outbox knows which messages may have reached the peer: those become
+``unknown`` at start-up, are counted, and are resent only with ``[outbox] resend_unknown``.
+
+Every write goes through one group committer: operations queued while a transaction runs are
+committed together in the next one, so a burst of 64 submit answers costs one fsync, not 64.
+A scheduler task moves retries and expired leases back to the queue, expires what was not sent
+in time, and presents deferred (quiet-hours) requests to contact control again when due.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from gateway.model import ContactDecision, ContactRequest, Delivery, DeliveryState, Outcome
+from gateway.outbox import store
+from gateway.outbox.config import OutboxConfig
+from gateway.outbox.store import OutboxMessage
+from gateway.store import SqliteWorker, open_sqlite
+
+__all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
+
+
+class _GroupCommitter:
+    """Queues operations and runs each batch in one transaction on the SQLite worker."""
+
+    def __init__(self, worker: SqliteWorker) -> None:
+        self.worker = worker
+        self._ops: list[list] = []
+        self._wake = trio.Event()
+        self.transactions = 0
+        self.operations = 0
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        done = trio.Event()
+        op = [fn, args, None, None, done]
+        self._ops.append(op)
+        self._wake.set()
+        await done.wait()
+        if op[3] is not None:
+            raise op[3]
+        return op[2]
+
+    async def run(self) -> None:
+        while True:
+            if not self._ops:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            ops, self._ops = self._ops, []
+            try:
+                await self.worker.transaction(store.run_batch, ops)
+            except Exception as exc:  # the whole transaction failed (disk full, locked too long)
+                for op in ops:
+                    op[3] = exc
+            self.transactions += 1
+            self.operations += len(ops)
+            for op in ops:
+                op[4].set()
+
+
+@attrs.define(eq=False)
+class Outbox:
+    """Implements :class:`gateway.contracts.Outbox` plus the channel-side queues."""
+
+    config: OutboxConfig
+    worker: SqliteWorker
+    gateway: Any = None  # for report_delivery (expiry, unknown) and contact control (deferred)
+    clock: Any = time.time
+    stats: dict[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys(
+            (
+                "enqueued",
+                "duplicates",
+                "taken",
+                "sent",
+                "retried",
+                "expired",
+                "cancelled",
+                "unknown",
+                "resent",
+                "receipts",
+                "receipts_unmatched",
+                "deferred",
+                "redecided",
+            ),
+            0,
+        )
+    )
+    _committer: _GroupCommitter = attrs.field(init=False)
+    _depths: dict[str, int] = attrs.field(factory=dict)
+    _wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
+    _unknown_to_report: list = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self._committer = _GroupCommitter(self.worker)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await self._committer.call(fn, *args)
+
+    def _wake(self, channel: str) -> None:
+        event = self._wakeups.get(channel)
+        if event is not None:
+            event.set()
+
+    # -- contact control side (the Outbox protocol) ------------------------------------------------
+
+    async def enqueue(self, decision: ContactDecision) -> bool:
+        return await self.enqueue_many([decision]) == 1
+
+    async def enqueue_many(self, decisions: Sequence[ContactDecision]) -> int:
+        now = self.clock()
+        rows = []
+        for d in decisions:
+            if d.outcome is not Outcome.ALLOWED:
+                raise ValueError(
+                    f"only ALLOWED decisions are queued, got {d.outcome} for {d.request.contact_id}"
+                )
+            r = d.request
+            rows.append(
+                (
+                    r.contact_id,
+                    r.channel,
+                    r.campaign_id,
+                    r.msisdn,
+                    r.priority,
+                    store.dump_request(r),
+                    now,
+                    (d.decided_at or now) + self.config.expiry,
+                    now,
+                )
+            )
+        new = await self._call(store.insert_entries, rows)
+        self.stats["enqueued"] += len(new)
+        self.stats["duplicates"] += len(rows) - len(new)
+        fresh = set(new)
+        for row in rows:
+            if row[0] in fresh:
+                self._depths[row[1]] = self._depths.get(row[1], 0) + 1
+                self._wake(row[1])
+        return len(new)
+
+    async def defer(self, request: ContactRequest, not_before: float) -> None:
+        await self._call(
+            store.insert_deferred,
+            request.contact_id,
+            request.channel,
+            store.dump_request(request),
+            not_before,
+        )
+        self.stats["deferred"] += 1
+        self._depths[request.channel] = self._depths.get(request.channel, 0) + 1
+
+    async def cancel(self, contact_id: str, reason: str) -> bool:
+        done = await self._call(store.cancel, contact_id, reason, self.clock())
+        if done:
+            self.stats["cancelled"] += 1
+        return done
+
+    async def record_delivery(self, delivery: Delivery) -> None:
+        await self._call(
+            store.record_state,
+            delivery.contact_id,
+            delivery.state.value,
+            delivery.message_id,
+            delivery.error,
+            delivery.at or self.clock(),
+        )
+
+    def depth(self, channel: str) -> int:
+        return self._depths.get(channel, 0)
+
+    async def delivery_counts(self, campaign_id: str) -> dict[str, int]:
+        """``{state: n}`` over the campaign's outbox entries (for the campaign report)."""
+        return await self.worker.run(store.counts_by_state, campaign_id)
+
+    async def counts(self, channel: str | None = None) -> dict[str, int]:
+        return await self.worker.run(store.counts_by_state, None, channel)
+
+    async def show(self, contact_id: str) -> dict | None:
+        return await self.worker.run(store.show, contact_id)
+
+    # -- channel side ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_queue(self, channel: str) -> AsyncIterator[OutboxQueue]:
+        """The consumer side of one channel's queue. On exit its leases are given back."""
+        queue = OutboxQueue(self, channel)
+        try:
+            yield queue
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await queue.release(list(queue.leased))
+
+    async def recover(self, channel: str | None = None) -> tuple[int, int]:
+        """Leases back to the queue; messages caught ``sending`` become unknown (or are resent)."""
+        released, unknown, reportable = await self._call(
+            store.recover, channel, self.config.resend_unknown, self.clock()
+        )
+        self.stats["unknown"] += unknown
+        if self.config.resend_unknown:
+            self.stats["resent"] += unknown
+        log = structlog.get_logger()
+        if released or unknown:
+            log.warning(
+                "outbox.recovered",
+                channel=channel or "*",
+                leases_released=released,
+                unknown=unknown,
+                resent=unknown if self.config.resend_unknown else 0,
+            )
+        # Reported by the next scheduler tick, once contact control and observers are running.
+        self._unknown_to_report.extend(reportable)
+        for ch in {*self._depths, *(r[1] for r in reportable)}:
+            self._wake(ch)
+        return released, unknown
+
+    async def _report(self, delivery: Delivery) -> None:
+        if self.gateway is not None:
+            await self.gateway.report_delivery(delivery)
+        else:
+            await self.record_delivery(delivery)
+
+    # -- background work ---------------------------------------------------------------------------
+
+    async def refresh_depths(self) -> None:
+        self._depths = await self.worker.run(store.depths)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The group committer and the scheduler; runs for the life of the outbox."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._committer.run)
+            await self.refresh_depths()
+            task_status.started()
+            while True:
+                await trio.sleep(self.config.scheduler_interval)
+                try:
+                    await self.tick()
+                except Exception as exc:  # keep scheduling; the next tick may succeed
+                    structlog.get_logger().error("outbox.tick_failed", error=repr(exc))
+
+    async def tick(self) -> None:
+        """One scheduler pass: retries due, expired leases, expiry, deferred requests."""
+        now = self.clock()
+        while self._unknown_to_report:
+            contact_id, ch, msisdn = self._unknown_to_report.pop()
+            await self._report(
+                Delivery(
+                    contact_id=contact_id,
+                    channel=ch,
+                    state=DeliveryState.UNKNOWN,
+                    at=now,
+                    error="crash: submit answer lost",
+                    msisdn=msisdn,
+                )
+            )
+        requeued, leases, expired = await self._call(store.due_timers, now)
+        if requeued or leases:
+            for ch in list(self._depths):
+                self._wake(ch)
+        for contact_id, ch, msisdn in expired:
+            self.stats["expired"] += 1
+            await self._report(
+                Delivery(
+                    contact_id=contact_id,
+                    channel=ch,
+                    state=DeliveryState.EXPIRED,
+                    at=now,
+                    error="not sent before expiry",
+                    msisdn=msisdn,
+                )
+            )
+        control = getattr(self.gateway, "contact_control", None)
+        if control is not None:
+            due = await self._call(store.pop_deferred, now)
+            for request in due:
+                self.stats["redecided"] += 1
+                decision = await control.decide(request)
+                if decision.outcome is Outcome.ALLOWED:
+                    await self.enqueue(decision)
+                elif decision.outcome is Outcome.DEFERRED and decision.not_before is not None:
+                    await self.defer(request, decision.not_before)
+        await self.refresh_depths()
+
+
+@attrs.define(eq=False)
+class OutboxQueue:
+    """One channel's consumer: ``take`` due messages under a lease, then report what happened.
+
+    Typical channel loop::
+
+        async with gateway.outbox.open_queue("sms") as queue:
+            await queue.recover()               # this channel's messages caught by a crash
+            while True:
+                for message in await queue.take(100):
+                    ...                              # prepare
+                sending = await queue.mark_sending(ids)   # durable, just before the network write
+                ...                                  # write; then gateway.report_delivery(...)
+    """
+
+    outbox: Outbox
+    channel: str
+    leased: set[str] = attrs.field(factory=set)
+
+    async def recover(self) -> tuple[int, int]:
+        return await self.outbox.recover(self.channel)
+
+    async def take(self, limit: int, *, max_wait: float = math.inf) -> list[OutboxMessage]:
+        """Up to ``limit`` due messages, waiting (up to ``max_wait`` s) for at least one."""
+        ob = self.outbox
+        with trio.move_on_after(max_wait):
+            while True:
+                event = ob._wakeups.get(self.channel)
+                if event is None or event.is_set():
+                    event = ob._wakeups[self.channel] = trio.Event()
+                now = ob.clock()
+                messages = await ob._call(
+                    store.take, self.channel, limit, now, now + ob.config.lease
+                )
+                if messages:
+                    self.leased.update(m.contact_id for m in messages)
+                    ob.stats["taken"] += len(messages)
+                    return messages
+                with trio.move_on_after(ob.config.scheduler_interval):
+                    await event.wait()
+        return []
+
+    async def mark_sending(self, contact_ids: Sequence[str]) -> set[str]:
+        """Persist "about to go on the wire"; only the returned ids may be sent (others were
+        cancelled or their lease expired meanwhile)."""
+        marked = await self.outbox._call(store.mark_sending, list(contact_ids), self.outbox.clock())
+        self.leased.difference_update(contact_ids)
+        self.outbox.stats["sent"] += len(marked)
+        return set(marked)
+
+    async def release(self, contact_ids: Sequence[str]) -> int:
+        """Give leased, unsent messages back to the queue (shutdown)."""
+        if not contact_ids:
+            return 0
+        self.leased.difference_update(contact_ids)
+        return await self.outbox._call(store.release_leases, list(contact_ids), self.outbox.clock())
+
+    async def retry(
+        self, contact_id: str, error: str | None, *, count_attempt: bool = True
+    ) -> str | None:
+        """A transient failure: back to the queue after a backoff. Returns the new state; when it
+        is ``rejected`` or ``expired`` the message was given up and the caller reports it."""
+        c = self.outbox.config
+        state = await self.outbox._call(
+            store.schedule_retry,
+            contact_id,
+            self.outbox.clock(),
+            error,
+            c.max_attempts,
+            c.retry_backoff,
+            c.retry_backoff_max,
+            count_attempt,
+        )
+        self.leased.discard(contact_id)
+        if state == "retry":
+            self.outbox.stats["retried"] += 1
+        return state
+
+    async def map_message_ids(self, contact_id: str, message_ids: Sequence[str]) -> None:
+        """Remember the peer's ids of a message's parts, for receipts (survives restarts)."""
+        await self.outbox._call(store.map_message_ids, self.channel, contact_id, list(message_ids))
+
+    async def apply_receipt(self, message_id: str, state: str) -> tuple[str, str | None] | None:
+        """A receipt for one part: ``(contact_id, final state once every part has one)`` or None."""
+        result = await self.outbox._call(store.apply_receipt, self.channel, message_id, state)
+        self.outbox.stats["receipts" if result else "receipts_unmatched"] += 1
+        return result
+
+
+@contextlib.asynccontextmanager
+async def open_outbox(
+    path: Any,
+    config: OutboxConfig,
+    *,
+    gateway: Any = None,
+    synchronous: str = "full",
+    clock: Any = time.time,
+) -> AsyncIterator[Outbox]:
+    """Open the outbox tables in the SQLite file at ``path``, recover, and run its tasks."""
+    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=synchronous))
+    worker = SqliteWorker(conn)
+    try:
+        await worker.run(store.create)
+        outbox = Outbox(config=config, worker=worker, gateway=gateway, clock=clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(outbox.run)
+            await outbox.recover()
+            yield outbox
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await worker.aclose()

@@ -1,0 +1,89 @@
+"""The outbox as a core component: ``[outbox]`` config, the store, ``gatewayctl outbox``, status."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gateway.contracts import AdminCommand, AdminReply, SectionSpec
+from gateway.errors import AdminCommandError
+from gateway.hookspecs import hookimpl
+from gateway.outbox.config import OutboxConfig, parse_outbox_config
+from gateway.outbox.outbox import open_outbox
+
+DB_NAME = "gateway.sqlite"
+
+
+def _config(gateway: Any) -> OutboxConfig:
+    sections = getattr(gateway.config, "sections", {}) or {}
+    return sections.get("outbox") or OutboxConfig()
+
+
+@hookimpl
+def gateway_config_sections():
+    return [SectionSpec(name="outbox", parse=parse_outbox_config, top_level=True)]
+
+
+@hookimpl
+def gateway_stores(gateway):
+    @contextlib.asynccontextmanager
+    async def outbox_store() -> AsyncIterator[None]:
+        sync = getattr(getattr(gateway.config, "gateway", None), "sqlite_synchronous", "full")
+        async with open_outbox(
+            gateway.state_dir / DB_NAME, _config(gateway), gateway=gateway, synchronous=sync
+        ) as outbox:
+            gateway.outbox = outbox
+            try:
+                yield
+            finally:
+                gateway.outbox = None
+
+    return [outbox_store()]
+
+
+@hookimpl
+def gateway_admin_commands(gateway):
+    async def handler(argv: list[str]) -> AdminReply:
+        outbox = gateway.outbox
+        if outbox is None:
+            raise AdminCommandError("the outbox is not open")
+        if not argv or argv[0] == "depth":
+            counts = await outbox.counts()
+            data = {"depth": dict(outbox._depths), "states": counts, "stats": dict(outbox.stats)}
+            lines = [f"{ch}: {n} waiting" for ch, n in sorted(data["depth"].items())] or ["(empty)"]
+            lines.append("states: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+            return AdminReply(data=data, text="\n".join(lines))
+        if argv[0] == "show" and len(argv) == 2:
+            entry = await outbox.show(argv[1])
+            if entry is None:
+                raise AdminCommandError(f"no outbox entry for contact {argv[1]!r}")
+            return AdminReply(data=entry, text="\n".join(f"{k}: {v}" for k, v in entry.items()))
+        if argv[0] == "campaign" and len(argv) == 2:
+            counts = await outbox.delivery_counts(argv[1])
+            return AdminReply(
+                data=counts,
+                text=", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "(none)",
+            )
+        raise AdminCommandError("usage: outbox [depth] | show CONTACT_ID | campaign CAMPAIGN_ID")
+
+    return [
+        AdminCommand(
+            name="outbox",
+            help="outbox depth per channel, one entry, or a campaign's delivery counts",
+            handler=handler,
+            usage="[depth] | show CONTACT_ID | campaign CAMPAIGN_ID",
+        )
+    ]
+
+
+@hookimpl
+def gateway_status(gateway):
+    outbox = gateway.outbox
+    if outbox is None:
+        return None
+    return {
+        "depth": dict(outbox._depths),
+        "stats": dict(outbox.stats),
+        "commits": outbox._committer.transactions,
+    }

@@ -1,0 +1,418 @@
+"""The outbox tables and the SQL that moves entries between states (runs in the worker thread).
+
+States of an entry::
+
+    queued -> leased -> sending -> submitted -> delivered | undeliverable | expired | rejected
+       ^        |          |
+       |        +----------+--> retry (not_before) --> queued
+       +-- (lease expired, or recovery of a lease)
+    sending --(crash: the submit answer was lost)--> unknown [--> queued if resend_unknown]
+    queued | retry | leased --> cancelled (pre-empted) | expired (not sent in time)
+
+``leased`` means a channel holds the message in memory and has not written it to the network:
+safe to hand out again. ``sending`` is persisted *before* the channel writes it, so after a
+crash we know which messages may have reached the peer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from gateway.model import ContactRequest
+
+WAITING = ("queued", "retry", "leased", "sending")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact_id TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    resent INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    lease_until REAL,
+    message_id TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_take ON outbox_entries (channel, state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS outbox_timers ON outbox_entries (state, not_before);
+CREATE INDEX IF NOT EXISTS outbox_campaign ON outbox_entries (campaign_id, state);
+CREATE TABLE IF NOT EXISTS outbox_deferred (
+    contact_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    request TEXT NOT NULL,
+    not_before REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_deferred_due ON outbox_deferred (not_before);
+CREATE TABLE IF NOT EXISTS outbox_message_ids (
+    channel TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    segments INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'submitted',
+    PRIMARY KEY (channel, message_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_message_contact ON outbox_message_ids (contact_id);
+"""
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OutboxMessage:
+    """A message as a channel takes it from its queue."""
+
+    contact_id: str
+    channel: str
+    campaign_id: str
+    msisdn: str
+    request: ContactRequest
+    attempts: int = 0
+    resent: int = 0  # > 0: it may already have reached the peer once (after a crash)
+
+
+# -- (de)serialising requests -------------------------------------------------------------------
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(obj)).decode("ascii")}
+    raise TypeError(f"cannot store {type(obj).__name__} in an outbox entry")
+
+
+def _hook(obj: dict) -> Any:
+    if len(obj) == 1 and "__bytes__" in obj:
+        return base64.b64decode(obj["__bytes__"])
+    return obj
+
+
+def dump_request(request: ContactRequest) -> str:
+    return json.dumps(attrs.asdict(request, recurse=False), default=_default, separators=(",", ":"))
+
+
+def load_request(text: str) -> ContactRequest:
+    return ContactRequest(**json.loads(text, object_hook=_hook))
+
+
+# -- operations (each runs inside a transaction opened by the group committer) -----------------------
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def insert_entries(conn: sqlite3.Connection, rows: Sequence[tuple]) -> list[str]:
+    """Insert (contact_id, channel, campaign_id, msisdn, priority, request, not_before, expires_at, now); new ids."""
+    new = []
+    for row in rows:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox_entries (contact_id, channel, campaign_id, msisdn, priority, request,"
+            " state, not_before, expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,'queued',?,?,?,?)",
+            (*row[:8], row[8], row[8]),
+        )
+        if cur.rowcount:
+            new.append(row[0])
+    return new
+
+
+def take(
+    conn: sqlite3.Connection, channel: str, limit: int, now: float, lease_until: float
+) -> list[OutboxMessage]:
+    rows = conn.execute(
+        "SELECT seq, contact_id, campaign_id, msisdn, request, attempts, resent FROM outbox_entries"
+        " WHERE channel = ? AND state = 'queued' ORDER BY priority DESC, seq LIMIT ?",
+        (channel, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    conn.executemany(
+        "UPDATE outbox_entries SET state = 'leased', lease_until = ?, updated_at = ? WHERE seq = ?",
+        [(lease_until, now, r[0]) for r in rows],
+    )
+    return [
+        OutboxMessage(
+            contact_id=r[1],
+            channel=channel,
+            campaign_id=r[2],
+            msisdn=r[3],
+            request=load_request(r[4]),
+            attempts=r[5],
+            resent=r[6],
+        )
+        for r in rows
+    ]
+
+
+def mark_sending(conn: sqlite3.Connection, contact_ids: Sequence[str], now: float) -> list[str]:
+    marked = []
+    for cid in contact_ids:
+        cur = conn.execute(
+            "UPDATE outbox_entries SET state = 'sending', updated_at = ? WHERE contact_id = ? AND state = 'leased'",
+            (now, cid),
+        )
+        if cur.rowcount:
+            marked.append(cid)
+    return marked
+
+
+def release_leases(conn: sqlite3.Connection, contact_ids: Sequence[str], now: float) -> int:
+    n = 0
+    for cid in contact_ids:
+        n += conn.execute(
+            "UPDATE outbox_entries SET state = 'queued', lease_until = NULL, updated_at = ?"
+            " WHERE contact_id = ? AND state = 'leased'",
+            (now, cid),
+        ).rowcount
+    return n
+
+
+def schedule_retry(
+    conn: sqlite3.Connection,
+    contact_id: str,
+    now: float,
+    error: str | None,
+    max_attempts: int,
+    backoff: float,
+    backoff_max: float,
+    count_attempt: bool,
+) -> str | None:
+    """Back to the queue after a delay; returns the state ('retry', or 'rejected'/'expired' when given up)."""
+    row = conn.execute(
+        "SELECT attempts, expires_at, state FROM outbox_entries WHERE contact_id = ?", (contact_id,)
+    ).fetchone()
+    if row is None or row[2] not in ("leased", "sending", "unknown"):
+        return None
+    attempts = row[0] + (1 if count_attempt else 0)
+    delay = min(backoff * (2 ** max(attempts - 1, 0)), backoff_max)
+    if attempts >= max_attempts:
+        state = "rejected"
+    elif now + delay > row[1]:
+        state = "expired"
+    else:
+        state = "retry"
+    conn.execute(
+        "UPDATE outbox_entries SET state = ?, attempts = ?, not_before = ?, error = ?, lease_until = NULL,"
+        " updated_at = ? WHERE contact_id = ?",
+        (state, attempts, now + delay, error, now, contact_id),
+    )
+    return state
+
+
+def record_state(
+    conn: sqlite3.Connection,
+    contact_id: str,
+    state: str,
+    message_id: str | None,
+    error: str | None,
+    now: float,
+) -> bool:
+    cur = conn.execute(
+        "UPDATE outbox_entries SET state = ?, message_id = COALESCE(?, message_id), error = COALESCE(?, error),"
+        " updated_at = ? WHERE contact_id = ?",
+        (state, message_id, error, now, contact_id),
+    )
+    return bool(cur.rowcount)
+
+
+def map_message_ids(
+    conn: sqlite3.Connection, channel: str, contact_id: str, message_ids: Sequence[str]
+) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO outbox_message_ids (channel, message_id, contact_id, segment, segments)"
+        " VALUES (?,?,?,?,?)",
+        [(channel, mid, contact_id, i, len(message_ids)) for i, mid in enumerate(message_ids)],
+    )
+
+
+_STATE_RANK = {"delivered": 0, "unknown": 1, "expired": 2, "undeliverable": 3, "rejected": 4}
+
+
+def apply_receipt(
+    conn: sqlite3.Connection, channel: str, message_id: str, state: str
+) -> tuple[str, str | None] | None:
+    """Record one segment's receipt: ``(contact_id, overall final state or None)``; None if unknown id."""
+    row = conn.execute(
+        "SELECT contact_id FROM outbox_message_ids WHERE channel = ? AND message_id = ?",
+        (channel, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    contact_id = row[0]
+    conn.execute(
+        "UPDATE outbox_message_ids SET state = ? WHERE channel = ? AND message_id = ?",
+        (state, channel, message_id),
+    )
+    states = [
+        r[0]
+        for r in conn.execute(
+            "SELECT state FROM outbox_message_ids WHERE contact_id = ? AND channel = ?",
+            (contact_id, channel),
+        )
+    ]
+    if any(s == "submitted" for s in states):
+        return contact_id, None
+    # Every segment has a final state: the message is as bad as its worst segment.
+    return contact_id, max(states, key=lambda s: _STATE_RANK.get(s, 1))
+
+
+def cancel(conn: sqlite3.Connection, contact_id: str, reason: str, now: float) -> bool:
+    cur = conn.execute(
+        "UPDATE outbox_entries SET state = 'cancelled', error = ?, updated_at = ?"
+        " WHERE contact_id = ? AND state IN ('queued', 'retry', 'leased')",
+        (reason, now, contact_id),
+    )
+    if cur.rowcount:
+        return True
+    return bool(
+        conn.execute("DELETE FROM outbox_deferred WHERE contact_id = ?", (contact_id,)).rowcount
+    )
+
+
+def recover(
+    conn: sqlite3.Connection, channel: str | None, resend_unknown: bool, now: float
+) -> tuple[int, int, list[tuple]]:
+    """After a crash (or a channel restart): leases back to the queue; ``sending`` become unknown.
+
+    Returns (leases released, unknown, [(contact_id, channel, msisdn) of unknown not resent]).
+    """
+    where, args = ("AND channel = ?", (channel,)) if channel else ("", ())
+    released = conn.execute(
+        f"UPDATE outbox_entries SET state = 'queued', lease_until = NULL, updated_at = ? WHERE state = 'leased' {where}",
+        (now, *args),
+    ).rowcount
+    unknown = conn.execute(
+        f"SELECT contact_id, channel, msisdn FROM outbox_entries WHERE state = 'sending' {where}",
+        args,
+    ).fetchall()
+    if resend_unknown:
+        conn.execute(
+            f"UPDATE outbox_entries SET state = 'queued', resent = resent + 1, updated_at = ? WHERE state = 'sending' {where}",
+            (now, *args),
+        )
+        return released, len(unknown), []
+    conn.execute(
+        f"UPDATE outbox_entries SET state = 'unknown', error = 'crash: submit answer lost', updated_at = ?"
+        f" WHERE state = 'sending' {where}",
+        (now, *args),
+    )
+    return released, len(unknown), unknown
+
+
+def due_timers(conn: sqlite3.Connection, now: float) -> tuple[int, int, list[tuple]]:
+    """Retries due -> queued; expired leases -> queued; entries past expiry -> expired (returned)."""
+    requeued = conn.execute(
+        "UPDATE outbox_entries SET state = 'queued', updated_at = ? WHERE state = 'retry' AND not_before <= ?",
+        (now, now),
+    ).rowcount
+    leases = conn.execute(
+        "UPDATE outbox_entries SET state = 'queued', lease_until = NULL, updated_at = ?"
+        " WHERE state = 'leased' AND lease_until < ?",
+        (now, now),
+    ).rowcount
+    expired = conn.execute(
+        "SELECT contact_id, channel, msisdn FROM outbox_entries WHERE state IN ('queued', 'retry') AND expires_at < ?",
+        (now,),
+    ).fetchall()
+    if expired:
+        conn.execute(
+            "UPDATE outbox_entries SET state = 'expired', error = 'not sent before expiry', updated_at = ?"
+            " WHERE state IN ('queued', 'retry') AND expires_at < ?",
+            (now, now),
+        )
+    return requeued, leases, expired
+
+
+def insert_deferred(
+    conn: sqlite3.Connection, contact_id: str, channel: str, request: str, not_before: float
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO outbox_deferred (contact_id, channel, request, not_before) VALUES (?,?,?,?)",
+        (contact_id, channel, request, not_before),
+    )
+
+
+def pop_deferred(conn: sqlite3.Connection, now: float, limit: int = 1000) -> list[ContactRequest]:
+    rows = conn.execute(
+        "SELECT contact_id, request FROM outbox_deferred WHERE not_before <= ? ORDER BY not_before LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    conn.executemany("DELETE FROM outbox_deferred WHERE contact_id = ?", [(r[0],) for r in rows])
+    return [load_request(r[1]) for r in rows]
+
+
+def depths(conn: sqlite3.Connection) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for channel, n in conn.execute(
+        "SELECT channel, count(*) FROM outbox_entries WHERE state IN ('queued','retry','leased','sending') GROUP BY channel"
+    ):
+        out[channel] = n
+    for channel, n in conn.execute(
+        "SELECT channel, count(*) FROM outbox_deferred GROUP BY channel"
+    ):
+        out[channel] = out.get(channel, 0) + n
+    return out
+
+
+def counts_by_state(
+    conn: sqlite3.Connection, campaign_id: str | None = None, channel: str | None = None
+) -> dict[str, int]:
+    if campaign_id is not None:
+        rows = conn.execute(
+            "SELECT state, count(*) FROM outbox_entries WHERE campaign_id = ? GROUP BY state",
+            (campaign_id,),
+        )
+    elif channel is not None:
+        rows = conn.execute(
+            "SELECT state, count(*) FROM outbox_entries WHERE channel = ? GROUP BY state",
+            (channel,),
+        )
+    else:
+        rows = conn.execute("SELECT state, count(*) FROM outbox_entries GROUP BY state")
+    return dict(rows.fetchall())
+
+
+def show(conn: sqlite3.Connection, contact_id: str) -> dict | None:
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute(
+            "SELECT * FROM outbox_entries WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        entry = {k: row[k] for k in row.keys() if k != "request"}
+        entry["message_ids"] = [
+            r["message_id"] + ":" + r["state"]
+            for r in conn.execute(
+                "SELECT message_id, state FROM outbox_message_ids WHERE contact_id = ? ORDER BY segment",
+                (contact_id,),
+            )
+        ]
+        return entry
+    finally:
+        conn.row_factory = None
+
+
+def run_batch(conn: sqlite3.Connection, ops: Iterable[list]) -> None:
+    """Run queued operations in the caller's transaction, each in a savepoint of its own."""
+    for op in ops:
+        fn, args = op[0], op[1]
+        conn.execute("SAVEPOINT op")
+        try:
+            op[2] = fn(conn, *args)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            op[3] = exc
+        conn.execute("RELEASE op")

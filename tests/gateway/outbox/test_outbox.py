@@ -1,0 +1,203 @@
+"""The durable outbox: idempotent enqueue, leases, sending marks, crash recovery, retries, timers."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+import trio
+
+from gateway.errors import ConfigError
+from gateway.model import Delivery, DeliveryState
+from gateway.outbox import OutboxConfig, open_outbox, parse_outbox_config
+from tests.fakes.fake_contact_control import FakeContactControl, allowed
+
+
+def fake_gateway(control=None):
+    reported = []
+
+    async def report_delivery(delivery):
+        reported.append(delivery)
+        if gw.outbox is not None:
+            await gw.outbox.record_delivery(delivery)
+
+    gw = SimpleNamespace(
+        contact_control=control, outbox=None, report_delivery=report_delivery, reported=reported
+    )
+    return gw
+
+
+async def wait_for(predicate, limit=5.0):
+    """Poll ``predicate`` (the outbox's scheduler runs on its own timer)."""
+    with trio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110
+            await trio.sleep(0.02)
+
+
+def cfg(**kw):
+    return OutboxConfig(scheduler_interval=0.05, retry_backoff=0.01, retry_backoff_max=0.05, **kw)
+
+
+async def test_enqueue_is_idempotent_and_survives_reopen(tmp_path):
+    """Enqueueing a contact twice queues it once, and a reopened outbox still has it."""
+    db = tmp_path / "gw.sqlite"
+    async with open_outbox(db, cfg()) as ob:
+        assert await ob.enqueue(allowed("a")) is True
+        assert await ob.enqueue(allowed("a")) is False
+        assert await ob.enqueue_many([allowed("a"), allowed("b"), allowed("c")]) == 2
+        assert ob.depth("sms") == 3
+    async with open_outbox(db, cfg()) as ob:
+        assert ob.depth("sms") == 3
+        async with ob.open_queue("sms") as q:
+            taken = await q.take(10)
+        assert [m.contact_id for m in taken] == ["a", "b", "c"]
+        assert taken[0].request.content["text"] == "hello"
+
+
+async def test_priority_then_fifo(tmp_path):
+    """Higher priority is taken first, then in enqueue order; binary content round-trips."""
+    async with open_outbox(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue(allowed("low"))
+        await ob.enqueue(allowed("high", priority=5, udh=b"\x06\x05\x04\x0b\x84\x23\xf0"))
+        async with ob.open_queue("sms") as q:
+            taken = await q.take(10)
+        assert [m.contact_id for m in taken] == ["high", "low"]
+        assert taken[0].request.content["udh"] == b"\x06\x05\x04\x0b\x84\x23\xf0"
+
+
+async def test_crash_recovery_marks_sending_unknown(tmp_path):
+    """After a crash, leased messages are queued again; messages marked sending become unknown."""
+    db = tmp_path / "db"
+    gw = fake_gateway()
+    async with open_outbox(db, cfg()) as ob:
+        await ob.enqueue_many([allowed(str(i)) for i in range(4)])
+        q = ob.open_queue("sms")
+        queue = await q.__aenter__()  # never exited: the "crash" leaves leases behind
+        taken = await queue.take(4)
+        assert await queue.mark_sending([taken[0].contact_id, taken[1].contact_id]) == {"0", "1"}
+    async with open_outbox(db, cfg(), gateway=gw) as ob:
+        gw.outbox = ob
+        counts = await ob.counts("sms")
+        assert counts == {"unknown": 2, "queued": 2}
+        assert ob.stats["unknown"] == 2
+        await wait_for(lambda: len(gw.reported) >= 2)
+        assert {d.contact_id for d in gw.reported} == {"0", "1"}
+        assert all(d.state is DeliveryState.UNKNOWN for d in gw.reported)
+
+
+async def test_resend_unknown_requeues(tmp_path):
+    """With resend_unknown, messages caught sending are queued again and counted as resent."""
+    db = tmp_path / "db"
+    async with open_outbox(db, cfg()) as ob:
+        await ob.enqueue(allowed("x"))
+        queue = await ob.open_queue("sms").__aenter__()
+        await queue.mark_sending([(await queue.take(1))[0].contact_id])
+    async with open_outbox(db, cfg(resend_unknown=True)) as ob:
+        async with ob.open_queue("sms") as q:
+            (msg,) = await q.take(1, max_wait=1)
+        assert msg.contact_id == "x" and msg.resent == 1
+        assert ob.stats["resent"] == 1
+
+
+async def test_cancel_only_before_sending(tmp_path):
+    """cancel withdraws a queued message; a message already sending cannot be withdrawn."""
+    async with open_outbox(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue_many([allowed("q"), allowed("s")])
+        async with ob.open_queue("sms") as q:
+            taken = await q.take(2)
+            await q.mark_sending(["s"])
+            assert await ob.cancel("q", "preempted") is True
+            assert await ob.cancel("s", "preempted") is False
+            assert await q.mark_sending(["q"]) == set()  # cancelled meanwhile: not sent
+        assert {m.contact_id for m in taken} == {"q", "s"}
+        assert (await ob.counts())["cancelled"] == 1
+
+
+async def test_retry_backoff_then_give_up(tmp_path):
+    """A transient failure requeues after a backoff; max_attempts ends it as rejected."""
+    async with open_outbox(tmp_path / "db", cfg(max_attempts=2)) as ob:
+        await ob.enqueue(allowed("r"))
+        async with ob.open_queue("sms") as q:
+            await q.take(1)
+            assert await q.retry("r", "ESME_RSYSERR") == "retry"
+            with trio.fail_after(5):
+                (again,) = await q.take(1)
+            assert again.attempts == 1
+            assert await q.retry("r", "ESME_RSYSERR") == "rejected"
+
+
+async def test_expiry_reports_expired(tmp_path):
+    """A message not sent before its expiry is reported expired through the gateway."""
+    gw = fake_gateway()
+    async with open_outbox(tmp_path / "db", cfg(expiry=1), gateway=gw) as ob:
+        gw.outbox = ob
+        d = allowed("old")
+        import attrs
+
+        await ob.enqueue(attrs.evolve(d, decided_at=time.time() - 5))
+        await wait_for(lambda: gw.reported)
+        assert gw.reported[0].state is DeliveryState.EXPIRED
+        assert (await ob.delivery_counts("c1")) == {"expired": 1}
+
+
+async def test_deferred_is_redecided_and_queued(tmp_path):
+    """A deferred request is presented to contact control at not_before and queued if allowed."""
+    control = FakeContactControl()
+    gw = fake_gateway(control)
+    async with open_outbox(tmp_path / "db", cfg(), gateway=gw) as ob:
+        gw.outbox = ob
+        await ob.defer(allowed("d").request, time.time() + 0.1)
+        assert ob.depth("sms") == 1
+        async with ob.open_queue("sms") as q:
+            with trio.fail_after(5):
+                (msg,) = await q.take(1)
+        assert msg.contact_id == "d" and control.decided == ["d"]
+
+
+async def test_receipts_map_all_segments(tmp_path):
+    """A message's final state comes once every part has a receipt; the worst part wins."""
+    async with open_outbox(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue(allowed("m"))
+        async with ob.open_queue("sms") as q:
+            await q.take(1)
+            await q.map_message_ids("m", ["id1", "id2"])
+            await ob.record_delivery(
+                Delivery(
+                    contact_id="m",
+                    channel="sms",
+                    state=DeliveryState.SUBMITTED,
+                    at=1.0,
+                    message_id="id1",
+                )
+            )
+            assert await q.apply_receipt("id1", "delivered") == ("m", None)
+            assert await q.apply_receipt("id2", "undeliverable") == ("m", "undeliverable")
+            assert await q.apply_receipt("nope", "delivered") is None
+        assert (await ob.delivery_counts("c1")) == {"submitted": 1}
+
+
+async def test_group_commit_batches_concurrent_writes(tmp_path):
+    """Concurrent record_delivery calls share transactions (group commit)."""
+    async with open_outbox(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue_many([allowed(str(i)) for i in range(200)])
+        before = ob._committer.transactions
+        async with trio.open_nursery() as n:
+            for i in range(200):
+                n.start_soon(
+                    ob.record_delivery,
+                    Delivery(
+                        contact_id=str(i), channel="sms", state=DeliveryState.SUBMITTED, at=1.0
+                    ),
+                )
+        assert ob._committer.transactions - before < 50
+        assert (await ob.counts())["submitted"] == 200
+
+
+def test_config_strict():
+    """[outbox] rejects unknown keys and inconsistent backoffs, naming the key."""
+    assert parse_outbox_config({"expiry": "2h", "resend_unknown": True}).expiry == 7200
+    with pytest.raises(ConfigError, match=r"outbox\.retyr"):
+        parse_outbox_config({"retyr": 1})
+    with pytest.raises(ConfigError, match="retry_backoff_max"):
+        parse_outbox_config({"retry_backoff": "10m", "retry_backoff_max": "1m"})
