@@ -26,6 +26,7 @@ from adapters.sigtran.digits import (
     MI_TMSI,
     bcd,
     cell_identifier,
+    cell_identifier_list,
     lai,
     mobile_identity,
 )
@@ -44,6 +45,15 @@ CIPHER_MODE_COMMAND = 0x53
 CIPHER_MODE_COMPLETE = 0x55
 COMPLETE_LAYER3 = 0x57
 
+#: BSSMAP types that travel on an SCCP connection (TS 48.008 3.2.1): telling BSSAP from another
+#: user part (RANAP) on a connection whose start the capture missed.
+CONNECTION_ORIENTED = frozenset(
+    [0x01, 0x02, 0x03, 0x04, 0x06, 0x07]
+    + list(range(0x10, 0x1B))
+    + [0x20, 0x21, 0x22, 0x25, 0x26, 0x28, 0x29, 0x2F]
+    + list(range(0x53, 0x5A))
+)
+
 # -- BSSMAP information element identifiers (TS 48.008 3.2.2) -----------------------------
 IE_CIC = 0x01
 IE_CAUSE = 0x04
@@ -58,8 +68,22 @@ IE_L3_CONTENTS = 0x20
 IE_CHOSEN_CHANNEL = 0x21
 IE_CHOSEN_ENCRYPTION = 0x2C
 #: IEs with a fixed value length and no length octet; every other IE is TLV.
-_FIXED = {0x01: 2, 0x0C: 1, 0x0D: 1, 0x0E: 1, 0x13: 1, 0x14: 1, 0x19: 1, 0x1B: 0, 0x1C: 1,
-          0x1D: 1, 0x21: 1, 0x23: 1, 0x24: 1, 0x2C: 1}
+_FIXED = {
+    0x01: 2,
+    0x0C: 1,
+    0x0D: 1,
+    0x0E: 1,
+    0x13: 1,
+    0x14: 1,
+    0x19: 1,
+    0x1B: 0,
+    0x1C: 1,
+    0x1D: 1,
+    0x21: 1,
+    0x23: 1,
+    0x24: 1,
+    0x2C: 1,
+}
 
 # -- Layer 3 protocol discriminators (TS 24.007 11.2.3.1.1) ------------------------------------
 PD_CC, PD_MM, PD_RR, PD_SMS = 3, 5, 6, 9
@@ -99,8 +123,8 @@ def decode(d: bytes) -> dict | None:
     disc = d[0]
     if disc == 0:
         length = d[1]
-        if length + 2 > len(d) or length == 0:
-            raise ValueError("BSSMAP length beyond data")
+        if length + 2 != len(d) or length == 0:
+            raise ValueError("BSSMAP length does not match the SCCP data")
         mtype = d[2]
         handler = _BSSMAP.get(mtype)
         if handler is None:
@@ -108,8 +132,8 @@ def decode(d: bytes) -> dict | None:
         return handler(d, 3, 2 + length, {"bssmap": mtype})
     if disc == 1:
         length = d[2]
-        if length + 3 > len(d) or length < 2:
-            raise ValueError("DTAP length beyond data")
+        if length + 3 != len(d) or length < 2:
+            raise ValueError("DTAP length does not match the SCCP data")
         msg: dict = {"dtap": True}
         layer3(d[3 : 3 + length], msg)
         return msg
@@ -170,6 +194,9 @@ def _paging(d: bytes, pos: int, end: int, msg: dict) -> dict:
     tmsi = found.get(IE_TMSI)
     if tmsi is not None and len(tmsi) == 4:
         msg["tmsi"] = int.from_bytes(tmsi, "big")
+    cells = found.get(IE_CELL_ID_LIST)
+    if cells:
+        msg["cells"] = cell_identifier_list(cells)
     return msg
 
 
@@ -181,6 +208,9 @@ def _with_cause_and_cell(d: bytes, pos: int, end: int, msg: dict) -> dict:
     cell = found.get(IE_CELL_ID)
     if cell:
         _cell(cell, msg)
+    cells = found.get(IE_CELL_ID_LIST)
+    if cells:
+        msg["cells"] = cell_identifier_list(cells)
     return msg
 
 

@@ -67,8 +67,11 @@ def cipher_mode_complete() -> bytes:
 
 
 def assignment_request(cic: int = 1) -> bytes:
-    return bssmap(B.ASSIGNMENT_REQUEST, tlv(B.IE_CHANNEL_TYPE, b"\x01\x08\x01"),
-                  bytes([B.IE_CIC]) + cic.to_bytes(2, "big"))
+    return bssmap(
+        B.ASSIGNMENT_REQUEST,
+        tlv(B.IE_CHANNEL_TYPE, b"\x01\x08\x01"),
+        bytes([B.IE_CIC]) + cic.to_bytes(2, "big"),
+    )
 
 
 def assignment_complete() -> bytes:
@@ -77,7 +80,9 @@ def assignment_complete() -> bytes:
 
 def handover_required(cause: int, cells: list[tuple[str, str, int, int]]) -> bytes:
     cell_list = b"\x00" + b"".join(encode_cgi(*c)[1:] for c in cells)
-    return bssmap(B.HANDOVER_REQUIRED, tlv(B.IE_CAUSE, bytes([cause])), tlv(B.IE_CELL_ID_LIST, cell_list))
+    return bssmap(
+        B.HANDOVER_REQUIRED, tlv(B.IE_CAUSE, bytes([cause])), tlv(B.IE_CELL_ID_LIST, cell_list)
+    )
 
 
 def handover_command(l3: bytes = b"\x06\x2b\x00") -> bytes:
@@ -85,7 +90,9 @@ def handover_command(l3: bytes = b"\x06\x2b\x00") -> bytes:
 
 
 def handover_performed(cause: int, cell: tuple[str, str, int, int]) -> bytes:
-    return bssmap(B.HANDOVER_PERFORMED, tlv(B.IE_CAUSE, bytes([cause])), tlv(B.IE_CELL_ID, encode_cgi(*cell)))
+    return bssmap(
+        B.HANDOVER_PERFORMED, tlv(B.IE_CAUSE, bytes([cause])), tlv(B.IE_CELL_ID, encode_cgi(*cell))
+    )
 
 
 def clear_command(cause: int = 0x09) -> bytes:
@@ -112,8 +119,12 @@ MS_CLASSMARK2 = b"\x57\x18\x81"
 
 
 def lu_request(lu_type: int, old_lai: tuple[str, str, int], ident: str | int) -> bytes:
-    return (bytes([B.PD_MM, B.MM_LU_REQUEST, 0x70 | lu_type]) + encode_lai(*old_lai)
-            + MS_CLASSMARK1 + _lv(identity(ident)))
+    return (
+        bytes([B.PD_MM, B.MM_LU_REQUEST, 0x70 | lu_type])
+        + encode_lai(*old_lai)
+        + MS_CLASSMARK1
+        + _lv(identity(ident))
+    )
 
 
 def lu_accept(lai: tuple[str, str, int], tmsi: int | None = None) -> bytes:
@@ -132,8 +143,11 @@ def imsi_detach(ident: str | int) -> bytes:
 
 
 def cm_service_request(ident: str | int, service: int = 1) -> bytes:
-    return (bytes([B.PD_MM, B.MM_CM_SERVICE_REQUEST, 0x70 | service]) + _lv(MS_CLASSMARK2)
-            + _lv(identity(ident)))
+    return (
+        bytes([B.PD_MM, B.MM_CM_SERVICE_REQUEST, 0x70 | service])
+        + _lv(MS_CLASSMARK2)
+        + _lv(identity(ident))
+    )
 
 
 def cm_service_accept() -> bytes:
@@ -201,12 +215,18 @@ def cc_release_complete(ti: int, cause: int | None) -> bytes:
 def sms_submit(destination: str, text: str, ref: int = 0) -> bytes:
     """An SMS-SUBMIT TPDU with 8-bit data (TS 23.040 9.2.2.2)."""
     ud = text.encode("latin-1")
-    return (bytes([0x01, ref, len(destination), 0x81]) + encode_bcd(destination)
-            + bytes([0x00, 0x04, len(ud)]) + ud)
+    return (
+        bytes([0x01, ref, len(destination), 0x81])
+        + encode_bcd(destination)
+        + bytes([0x00, 0x04, len(ud)])
+        + ud
+    )
 
 
 def cp_data_rp_data(ti: int, ref: int, smsc: str, destination: str, text: str) -> bytes:
-    rpdu = (bytes([B.RP_DATA_MS, ref, 0]) + _lv(_number(smsc)) + _lv(sms_submit(destination, text, ref)))
+    rpdu = (
+        bytes([B.RP_DATA_MS, ref, 0]) + _lv(_number(smsc)) + _lv(sms_submit(destination, text, ref))
+    )
     return bytes([(ti << 4) | B.PD_SMS, B.CP_DATA]) + _lv(rpdu)
 
 
@@ -293,7 +313,9 @@ def mtp3(opc: int, dpc: int, sccp: bytes, *, si: int = 3, ni: int = 2, sls: int 
     return bytes([(ni << 6) | si]) + struct.pack("<I", label) + sccp
 
 
-def m3ua_data(opc: int, dpc: int, sccp: bytes, *, si: int = 3, sls: int = 0, rc: int | None = 1) -> bytes:
+def m3ua_data(
+    opc: int, dpc: int, sccp: bytes, *, si: int = 3, sls: int = 0, rc: int | None = 1
+) -> bytes:
     data = struct.pack("!IIBBBB", opc, dpc, si, 2, 0, sls) + sccp
     params = b""
     if rc is not None:
@@ -312,8 +334,9 @@ def m2pa_user_data(mtp3_message: bytes, bsn: int = 0, fsn: int = 0) -> bytes:
     return struct.pack("!BBBBI", 1, 0, 11, 1, 8 + len(body)) + body
 
 
-def sctp_data_chunk(tsn: int, payload: bytes, *, ppid: int = 3, sid: int = 1, ssn: int = 0,
-                    flags: int = 3) -> bytes:
+def sctp_data_chunk(
+    tsn: int, payload: bytes, *, ppid: int = 3, sid: int = 1, ssn: int = 0, flags: int = 3
+) -> bytes:
     chunk = struct.pack("!BBHIHHI", 0, flags, 16 + len(payload), tsn, sid, ssn, ppid) + payload
     return chunk + bytes((-len(chunk)) % 4)
 
@@ -329,18 +352,27 @@ def sctp_sack(tsn: int) -> bytes:
 # -- IP and links -----------------------------------------------------------------------------
 
 
-def ipv4(src: bytes, dst: bytes, payload: bytes, *, proto: int = 132, ident: int = 0,
-         frag: int = 0) -> bytes:
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
-                       src, dst) + payload
+def ipv4(
+    src: bytes, dst: bytes, payload: bytes, *, proto: int = 132, ident: int = 0, frag: int = 0
+) -> bytes:
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0, src, dst
+        )
+        + payload
+    )
 
 
-def ipv4_fragments(src: bytes, dst: bytes, payload: bytes, *, ident: int, size: int = 64) -> list[bytes]:
+def ipv4_fragments(
+    src: bytes, dst: bytes, payload: bytes, *, ident: int, size: int = 64
+) -> list[bytes]:
     """``payload`` split into fragments of ``size`` octets (a multiple of 8)."""
     out = []
     for start in range(0, len(payload), size):
         more = 0x2000 if start + size < len(payload) else 0
-        out.append(ipv4(src, dst, payload[start : start + size], ident=ident, frag=more | (start // 8)))
+        out.append(
+            ipv4(src, dst, payload[start : start + size], ident=ident, frag=more | (start // 8))
+        )
     return out
 
 

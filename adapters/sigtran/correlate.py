@@ -23,15 +23,34 @@ from __future__ import annotations
 from adapters.sigtran import bssap as B
 from adapters.sigtran.digits import imei_from_imeisv
 
-_LU_KIND = {B.LU_NORMAL: "location_update", B.LU_PERIODIC: "periodic_update",
-            B.LU_IMSI_ATTACH: "power_on", 3: "location_update"}
+_LU_KIND = {
+    B.LU_NORMAL: "location_update",
+    B.LU_PERIODIC: "periodic_update",
+    B.LU_IMSI_ATTACH: "power_on",
+    3: "location_update",
+}
 
 
 class Connection:
     """One SCCP connection and what is known about its subscriber. ``__slots__`` for the hot path."""
 
-    __slots__ = ("keys", "imsi", "tmsi", "new_tmsi", "mcc", "mnc", "lac", "ci", "pending", "lu",
-                 "call_start", "call_answer", "call_ended", "created", "bssap")
+    __slots__ = (
+        "bssap",
+        "call_answer",
+        "call_ended",
+        "call_start",
+        "ci",
+        "created",
+        "imsi",
+        "keys",
+        "lac",
+        "lu",
+        "mcc",
+        "mnc",
+        "new_tmsi",
+        "pending",
+        "tmsi",
+    )
 
     def __init__(self, ts: float) -> None:
         self.keys: list[int] = []
@@ -97,13 +116,13 @@ class Correlator:
             conn.keys.append(key)
         self.conns[key] = conn
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: Connection, ts: float | None = None) -> None:
         for key in conn.keys:
             if self.conns.get(key) is conn:
                 del self.conns[key]
         conn.keys = []
         if conn.call_start is not None and not conn.call_ended:
-            self._call_end(conn, conn.call_start if conn.call_answer is None else None, None)
+            self._call_end(conn, conn.call_start if ts is None else ts, None)
         if conn.pending:
             self._count("correlation", "unattributed")
             pending, conn.pending = conn.pending, None
@@ -236,14 +255,14 @@ class Correlator:
             if not conn.call_ended:
                 self._call_end(conn, ts, msg.get("cause"))
 
-    def _call_end(self, conn: Connection, ts: float | None, cause: int | None) -> None:
+    def _call_end(self, conn: Connection, ts: float, cause: int | None) -> None:
+        """Duration is the talk time: from Connect, 0 when the call was never answered."""
         conn.call_ended = True
-        event: dict = {"kind": "call_end", "timestamp": ts if ts is not None else conn.call_start}
+        event: dict = {"kind": "call_end", "timestamp": ts}
         if cause is not None:
             event["cause"] = cause
-        if ts is not None and conn.call_start is not None:
-            start = conn.call_answer
-            event["duration"] = 0.0 if start is None else max(0.0, ts - start)
+        answer = conn.call_answer
+        event["duration"] = 0.0 if answer is None else max(0.0, ts - answer)
         self._emit(conn, event)
 
     # -- output -----------------------------------------------------------------------------
@@ -280,7 +299,11 @@ class Correlator:
             sub = subs[imsi] = [None, None, None, False]
             if self.home_plmns and not imsi.startswith(self.home_plmns):
                 sub[3] = True
-                roam = {k: v for k, v in event.items() if k not in ("kind", "peer", "cause", "duration", "imei")}
+                roam = {
+                    k: v
+                    for k, v in event.items()
+                    if k not in ("kind", "peer", "cause", "duration", "imei")
+                }
                 roam["kind"] = "roaming_in"
                 self.events.append(roam)
         kind = event["kind"]

@@ -24,7 +24,15 @@ from itertools import islice
 
 from adapters.sigtran import bssap, sccp
 from adapters.sigtran.correlate import Connection, Correlator
-from adapters.sigtran.link import IP4, IP6, IPV6_FRAGMENT, LINKS, MTP3, Ipv4Reassembler, ipv6_payload
+from adapters.sigtran.link import (
+    IP4,
+    IP6,
+    IPV6_FRAGMENT,
+    LINKS,
+    MTP3,
+    Ipv4Reassembler,
+    ipv6_payload,
+)
 from adapters.sigtran.pcap import CaptureReader
 
 _BAD = (IndexError, ValueError, struct.error, KeyError, TypeError)
@@ -48,8 +56,14 @@ class Decoder:
     dlr, slr, BSSAP dict or None, called, calling)``, for the field-by-field tests.
     """
 
-    def __init__(self, correlator: Correlator | None = None, *, trace: list | None = None,
-                 max_sctp_pending: int = 1024, max_message: int = 65536) -> None:
+    def __init__(
+        self,
+        correlator: Correlator | None = None,
+        *,
+        trace: list | None = None,
+        max_sctp_pending: int = 1024,
+        max_message: int = 65536,
+    ) -> None:
         self.errors: dict[tuple[str, str], int] = {}
         self.skipped: dict[tuple[str, str], int] = {}
         self.correlator = correlator or Correlator(count=self._skip)
@@ -71,6 +85,13 @@ class Decoder:
     def _skip(self, layer: str, reason: str) -> None:
         key = (layer, reason)
         self.skipped[key] = self.skipped.get(key, 0) + 1
+
+    def finish(self) -> list[dict]:
+        """End of input: close every open connection (pending events come out) and drain."""
+        corr = self.correlator
+        for conn in list(corr.conns.values()):
+            corr.release(conn)
+        return self.drain()
 
     def drain(self) -> list[dict]:
         """The event dicts produced since the last call."""
@@ -217,10 +238,22 @@ class Decoder:
             del self._sctp_frags[key]
         return b"".join(parts)
 
-    def _user(self, ts: float, f: bytes, p: int, end: int, ppid: int, sctp_off: int | None,
-              frame: bytes | None = None, frame_off: int = 0) -> None:
+    def _user(
+        self,
+        ts: float,
+        f: bytes,
+        p: int,
+        end: int,
+        ppid: int,
+        sctp_off: int | None,
+        frame: bytes | None = None,
+        frame_off: int = 0,
+    ) -> None:
         if ppid == 0:  # unspecified: guess from the well-known ports
-            ports = _PORTS(f if sctp_off is not None else frame, sctp_off if sctp_off is not None else frame_off)
+            ports = _PORTS(
+                f if sctp_off is not None else frame,
+                sctp_off if sctp_off is not None else frame_off,
+            )
             ppid = PPID_M3UA if PORT_M3UA in ports else PPID_M2PA if PORT_M2PA in ports else 0
         if ppid == PPID_M3UA:
             self._m3ua(ts, f, p, end)
@@ -291,13 +324,14 @@ class Decoder:
         conn: Connection | None = None
         if t == sccp.DT1:
             conn = corr.conns.get((dpc << 24) | dlr)
-            if conn is None:  # capture began inside the connection
+            if conn is None:  # capture began inside the connection: BSSAP not yet known
                 self._skip("sccp", "connection_midstream")
                 conn = corr.open(ts, (dpc << 24) | dlr)
+                conn.bssap = None
         elif t == sccp.CR:
             conn = corr.open(ts, (opc << 24) | slr)
-            if called[1] is not None and called[1] != sccp.SSN_BSSAP:
-                conn.bssap = False
+            ssn = called[1]
+            conn.bssap = None if ssn is None else ssn == sccp.SSN_BSSAP
         elif t == sccp.CC:
             conn = corr.conns.get((dpc << 24) | dlr)
             if conn is not None:
@@ -305,7 +339,7 @@ class Decoder:
         elif t == sccp.RLSD or t == sccp.RLC or t == sccp.CREF:
             conn = corr.conns.get((dpc << 24) | dlr)
             if conn is not None:
-                corr.release(conn)
+                corr.release(conn, ts)
                 if t == sccp.RLSD:
                     conn = None
         elif t != sccp.UDT and t != sccp.XUDT:
@@ -313,18 +347,44 @@ class Decoder:
             return
         msg = None
         if data:
-            if conn is not None and not conn.bssap:
+            if conn is not None and conn.bssap is False:
                 self._skip("sccp", "not_bssap_subsystem")
-            elif called is not None and called[1] is not None and called[1] != sccp.SSN_BSSAP and conn is None:
+            elif (
+                called is not None
+                and called[1] is not None
+                and called[1] != sccp.SSN_BSSAP
+                and conn is None
+            ):
                 self._skip("sccp", "not_bssap_subsystem")
             else:
                 try:
                     msg = bssap.decode(data)
                 except _BAD:
-                    self._error("bssap", "malformed")
+                    if (conn is not None and conn.bssap) or (
+                        called is not None and called[1] == sccp.SSN_BSSAP
+                    ):
+                        self._error("bssap", "malformed")
+                    else:  # not known to be BSSAP: some other user part (RANAP, ...)
+                        self._skip("bssap", "not_bssap")
+                        if conn is not None:
+                            conn.bssap = False
+                    msg = False
+                if (
+                    msg
+                    and conn is not None
+                    and conn.bssap is None
+                    and msg.get("bssmap", 0x57) not in bssap.CONNECTION_ORIENTED
+                ):
+                    msg = None  # midstream: a type that cannot be on a connection
                 if msg is None:
                     self._skip("bssap", "not_bssap")
+                    if conn is not None and conn.bssap is None:
+                        conn.bssap = False
+                elif msg is False:
+                    msg = None
                 else:
+                    if conn is not None and conn.bssap is None:
+                        conn.bssap = True
                     try:
                         if conn is not None:
                             corr.message(ts, conn, msg)

@@ -138,5 +138,32 @@ def cell_identifier(data: bytes) -> tuple[str | None, str | None, int | None, in
     return None, None, None, None
 
 
+def cell_identifier_list(data: bytes) -> list[tuple[int | None, int | None]]:
+    """``[(lac, ci), ...]`` of a BSSMAP Cell Identifier List value (TS 48.008 3.2.2.27).
+
+    Discriminators: 0 CGI (7 octets each), 1 LAC+CI (4), 2 CI (2), 4 LAI (5), 5 LAC (2);
+    others (BSS-wide, no cell) give an empty list.
+    """
+    disc = data[0] & 0x0F
+    size, lac_at, ci_at = {
+        0: (7, 3, 5),
+        1: (4, 0, 2),
+        2: (2, None, 0),
+        4: (5, 3, None),
+        5: (2, 0, None),
+    }.get(disc, (0, None, None))
+    cells = []
+    if not size:
+        return cells
+    if (len(data) - 1) % size:
+        raise ValueError("cell identifier list length")
+    for pos in range(1, len(data), size):
+        item = data[pos : pos + size]
+        lac = None if lac_at is None else (item[lac_at] << 8) | item[lac_at + 1]
+        ci = None if ci_at is None else (item[ci_at] << 8) | item[ci_at + 1]
+        cells.append((lac, ci))
+    return cells
+
+
 def encode_cgi(mcc: str, mnc: str, lac: int, ci: int) -> bytes:
     return b"\x00" + encode_plmn(mcc, mnc) + lac.to_bytes(2, "big") + ci.to_bytes(2, "big")

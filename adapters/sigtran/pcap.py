@@ -185,19 +185,23 @@ def _tsresol(options: bytes, order: str) -> float:
             break
         if code == 9 and length >= 1:
             value = options[pos + 4]
-            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
         pos += 4 + ((length + 3) & ~3)
     return 1e-6
 
 
-def write_pcap_header(linktype: int, *, nanosecond: bool = False, big_endian: bool = False) -> bytes:
+def write_pcap_header(
+    linktype: int, *, nanosecond: bool = False, big_endian: bool = False
+) -> bytes:
     """A classic pcap file header (for the builder and tests)."""
     order = ">" if big_endian else "<"
     magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
     return struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, linktype)
 
 
-def pcap_record(ts: float, frame: bytes, *, nanosecond: bool = False, big_endian: bool = False) -> bytes:
+def pcap_record(
+    ts: float, frame: bytes, *, nanosecond: bool = False, big_endian: bool = False
+) -> bytes:
     """One pcap packet record (header + frame)."""
     order = ">" if big_endian else "<"
     sec = int(ts)

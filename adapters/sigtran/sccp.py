@@ -18,8 +18,21 @@ from adapters.sigtran.digits import bcd
 
 CR, CC, CREF, RLSD, RLC, DT1, DT2, AK, UDT, UDTS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 IT, XUDT, XUDTS, LUDT = 0x10, 0x11, 0x12, 0x13
-NAMES = {CR: "CR", CC: "CC", CREF: "CREF", RLSD: "RLSD", RLC: "RLC", DT1: "DT1", UDT: "UDT",
-         XUDT: "XUDT", IT: "IT", DT2: "DT2", UDTS: "UDTS", XUDTS: "XUDTS", LUDT: "LUDT"}
+NAMES = {
+    CR: "CR",
+    CC: "CC",
+    CREF: "CREF",
+    RLSD: "RLSD",
+    RLC: "RLC",
+    DT1: "DT1",
+    UDT: "UDT",
+    XUDT: "XUDT",
+    IT: "IT",
+    DT2: "DT2",
+    UDTS: "UDTS",
+    XUDTS: "XUDTS",
+    LUDT: "LUDT",
+}
 SSN_BSSAP = 254
 SSN_RANAP = 142
 
@@ -98,8 +111,14 @@ def parse(d: bytes) -> tuple:
         called = _variable(d, 5)
         opt = _optional(d, 6)
         calling = opt.get(_P_CALLING)
-        return (t, None, ref(d, 1), opt.get(_P_DATA), address(called),
-                address(calling) if calling else None)
+        return (
+            t,
+            None,
+            ref(d, 1),
+            opt.get(_P_DATA),
+            address(called),
+            address(calling) if calling else None,
+        )
     if t == CC:
         opt = _optional(d, 8)
         called = opt.get(_P_CALLED)
@@ -115,9 +134,7 @@ def parse(d: bytes) -> tuple:
         opt = _optional(d, 5)
         return t, ref(d, 1), None, opt.get(_P_DATA), None, None
     if t == UDT:
-        return (t, None, None, _variable(d, 4), address(_variable(d, 2)),
-                address(_variable(d, 3)))
+        return (t, None, None, _variable(d, 4), address(_variable(d, 2)), address(_variable(d, 3)))
     if t == XUDT:
-        return (t, None, None, _variable(d, 5), address(_variable(d, 3)),
-                address(_variable(d, 4)))
+        return (t, None, None, _variable(d, 5), address(_variable(d, 3)), address(_variable(d, 4)))
     return t, None, None, None, None, None

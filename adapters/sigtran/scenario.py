@@ -30,7 +30,7 @@ HOME = ("460", "00")
 
 
 class _Sub:
-    __slots__ = ("imsi", "imeisv", "tmsi", "cell", "attached")
+    __slots__ = ("attached", "cell", "imeisv", "imsi", "tmsi")
 
     def __init__(self, imsi: str, imeisv: str) -> None:
         self.imsi, self.imeisv, self.tmsi = imsi, imeisv, None
@@ -41,8 +41,14 @@ class _Sub:
 class Scenario:
     """See the module docstring. ``messages`` and ``expected`` grow as procedures run."""
 
-    def __init__(self, seed: int = 1, *, subscribers: int = 40, start: float = 1_767_225_600.0,
-                 foreign: float = 0.1) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        *,
+        subscribers: int = 40,
+        start: float = 1_767_225_600.0,
+        foreign: float = 0.1,
+    ) -> None:
         rng = self.rng = random.Random(seed)
         self.ts = start
         self.messages: list[tuple[float, int, int, bytes]] = []
@@ -123,7 +129,9 @@ class Scenario:
         sub.tmsi = self._new_tmsi()
         self._down(W.sccp_dt1(bsc, W.dtap(W.lu_accept((*HOME, cell[2]), sub.tmsi))))
         self._up(W.sccp_dt1(msc, W.dtap(W.tmsi_realloc_complete())))
-        kind = {B.LU_IMSI_ATTACH: "power_on", B.LU_PERIODIC: "periodic_update"}.get(lu_type, "location_update")
+        kind = {B.LU_IMSI_ATTACH: "power_on", B.LU_PERIODIC: "periodic_update"}.get(
+            lu_type, "location_update"
+        )
         self._expect(kind, sub)
         sub.cell, sub.attached = cell, True
         self._close(bsc, msc)
@@ -142,8 +150,11 @@ class Scenario:
         if paged:
             page = W.paging(sub.imsi, sub.tmsi, cell[2])
             called, calling = W.party(254, BSC_PC), W.party(254, MSC_PC)
-            self._down(W.sccp_xudt(called, calling, page) if self.rng.random() < 0.5
-                       else W.sccp_udt(called, calling, page))
+            self._down(
+                W.sccp_xudt(called, calling, page)
+                if self.rng.random() < 0.5
+                else W.sccp_udt(called, calling, page)
+            )
             l3 = W.paging_response(sub.tmsi if sub.tmsi is not None else sub.imsi)
         else:
             l3 = W.cm_service_request(sub.tmsi if sub.tmsi is not None else sub.imsi, service)
@@ -193,7 +204,11 @@ class Scenario:
         bsc, msc = self._service(sub, 4)
         ti, ref = self.rng.randrange(7), self.rng.randrange(256)
         dest = self.rng.choice(("10086", "8613900002222", "106575"))
-        self._up(W.sccp_dt1(msc, W.dtap(W.cp_data_rp_data(ti, ref, "8613800100500", dest, "hello"), dlci=3)))
+        self._up(
+            W.sccp_dt1(
+                msc, W.dtap(W.cp_data_rp_data(ti, ref, "8613800100500", dest, "hello"), dlci=3)
+            )
+        )
         self._down(W.sccp_dt1(bsc, W.dtap(W.cp_ack(ti | 8), dlci=3)))
         self._down(W.sccp_dt1(bsc, W.dtap(W.cp_data_rp_ack(ti | 8, ref), dlci=3)))
         self._up(W.sccp_dt1(msc, W.dtap(W.cp_ack(ti), dlci=3)))
@@ -240,13 +255,28 @@ class Scenario:
 
 # -- transports ----------------------------------------------------------------------------------
 
-TRANSPORT_LINKTYPE = {"m3ua": 1, "m3ua_vlan": 1, "m3ua_ipv6": 1, "sll": 113, "sll2": 276,
-                      "raw": 101, "m2pa": 1, "mtp2": 140, "mtp2_phdr": 139, "mtp3": 141}
+TRANSPORT_LINKTYPE = {
+    "m3ua": 1,
+    "m3ua_vlan": 1,
+    "m3ua_ipv6": 1,
+    "sll": 113,
+    "sll2": 276,
+    "raw": 101,
+    "m2pa": 1,
+    "mtp2": 140,
+    "mtp2_phdr": 139,
+    "mtp3": 141,
+}
 
 
-def frames(messages: Iterable[tuple[float, int, int, bytes]], transport: str = "m3ua", *,
-           bundle: bool = False, sctp_fragment: int = 0, ip_fragment: int = 0,
-           ) -> Iterator[tuple[float, bytes]]:
+def frames(
+    messages: Iterable[tuple[float, int, int, bytes]],
+    transport: str = "m3ua",
+    *,
+    bundle: bool = False,
+    sctp_fragment: int = 0,
+    ip_fragment: int = 0,
+) -> Iterator[tuple[float, bytes]]:
     """``(ts, frame)`` for each message on ``transport`` (see :data:`TRANSPORT_LINKTYPE`).
 
     ``bundle``: up to three consecutive same-direction messages share one SCTP packet.
@@ -264,7 +294,7 @@ def frames(messages: Iterable[tuple[float, int, int, bytes]], transport: str = "
 
     def flush() -> Iterator[tuple[float, bytes]]:
         nonlocal ident
-        ts, opc, dpc = batch[0][0], batch[0][1], batch[0][2]
+        ts, opc, _dpc = batch[0][0], batch[0][1], batch[0][2]
         chunks = []
         for _, o, d, sccp in batch:
             if transport == "m2pa":
@@ -272,7 +302,9 @@ def frames(messages: Iterable[tuple[float, int, int, bytes]], transport: str = "
             else:
                 payload, ppid = W.m3ua_data(o, d, sccp), 3
             if sctp_fragment and len(payload) > sctp_fragment:
-                parts = [payload[i : i + sctp_fragment] for i in range(0, len(payload), sctp_fragment)]
+                parts = [
+                    payload[i : i + sctp_fragment] for i in range(0, len(payload), sctp_fragment)
+                ]
                 for i, part in enumerate(parts):
                     flags = (2 if i == 0 else 0) | (1 if i == len(parts) - 1 else 0)
                     chunks.append(W.sctp_data_chunk(tsn[o], part, ppid=ppid, flags=flags))
@@ -312,8 +344,14 @@ def frames(messages: Iterable[tuple[float, int, int, bytes]], transport: str = "
         yield from flush()
 
 
-def write_pcap(stream: BinaryIO, linktype: int, packets: Iterable[tuple[float, bytes]], *,
-               nanosecond: bool = False, big_endian: bool = False) -> int:
+def write_pcap(
+    stream: BinaryIO,
+    linktype: int,
+    packets: Iterable[tuple[float, bytes]],
+    *,
+    nanosecond: bool = False,
+    big_endian: bool = False,
+) -> int:
     """Write a classic pcap; returns the number of packets."""
     stream.write(write_pcap_header(linktype, nanosecond=nanosecond, big_endian=big_endian))
     n = 0
@@ -325,6 +363,7 @@ def write_pcap(stream: BinaryIO, linktype: int, packets: Iterable[tuple[float, b
 
 def write_pcapng(stream: BinaryIO, linktype: int, packets: Iterable[tuple[float, bytes]]) -> int:
     """Write a pcapng (one section, one interface, microsecond timestamps)."""
+
     def block(btype: int, body: bytes) -> bytes:
         body += bytes((-len(body)) % 4)
         return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
@@ -334,7 +373,12 @@ def write_pcapng(stream: BinaryIO, linktype: int, packets: Iterable[tuple[float,
     n = 0
     for ts, frame in packets:
         units = round(ts * 1e6)
-        stream.write(block(6, struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF,
-                                          len(frame), len(frame)) + frame))
+        stream.write(
+            block(
+                6,
+                struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame))
+                + frame,
+            )
+        )
         n += 1
     return n
