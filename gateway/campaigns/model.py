@@ -1,0 +1,112 @@
+"""A campaign as the campaigns store holds it: the core :class:`~gateway.model.Campaign`
+plus content per channel, target, schedule, contact policy, control group and trigger,
+and the lifecycle rules (who may move it from which state to which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from gateway.model import Campaign, CampaignKind, CampaignState
+from gateway.rules.template import Template
+from gateway.rules.trigger import Trigger
+
+S = CampaignState
+
+#: action -> (allowed from states, to state). "finish" also happens by schedule.
+TRANSITIONS: Mapping[str, tuple[frozenset[CampaignState], CampaignState]] = {
+    "submit": (frozenset({S.DRAFT}), S.PENDING_APPROVAL),
+    "approve": (frozenset({S.PENDING_APPROVAL}), S.APPROVED),
+    "reject": (frozenset({S.PENDING_APPROVAL}), S.DRAFT),
+    "start": (frozenset({S.APPROVED}), S.RUNNING),
+    "pause": (frozenset({S.RUNNING}), S.PAUSED),
+    "resume": (frozenset({S.PAUSED}), S.RUNNING),
+    "finish": (frozenset({S.RUNNING, S.PAUSED, S.APPROVED}), S.FINISHED),
+    "cancel": (
+        frozenset({S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.RUNNING, S.PAUSED}),
+        S.CANCELLED,
+    ),
+}
+
+
+class LifecycleError(ValueError):
+    """Raised when an action is not allowed in the campaign's current state."""
+
+
+def next_state(action: str, current: CampaignState) -> CampaignState:
+    try:
+        allowed, target = TRANSITIONS[action]
+    except KeyError:
+        raise LifecycleError(
+            f"unknown action {action!r}; actions: {', '.join(TRANSITIONS)}"
+        ) from None
+    if current not in allowed:
+        raise LifecycleError(
+            f"cannot {action} a campaign that is {current.value} "
+            f"(allowed from: {', '.join(sorted(s.value for s in allowed))})"
+        )
+    return target
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    start: float | None = None  # epoch seconds; None = as soon as running
+    end: float | None = None
+    #: local-time send windows as (start, end) seconds of day; empty = all day
+    windows: tuple[tuple[int, int], ...] = ()
+
+    def active_at(self, ts: float) -> bool:
+        return (self.start is None or ts >= self.start) and (self.end is None or ts <= self.end)
+
+    def in_window(self, second_of_day: int) -> bool:
+        if not self.windows:
+            return True
+        for a, b in self.windows:
+            if (a <= second_of_day < b) if a <= b else (second_of_day >= a or second_of_day < b):
+                return True
+        return False
+
+
+@attrs.frozen(kw_only=True)
+class CampaignDef:
+    """Everything the gateway knows about one campaign's definition (not its state)."""
+
+    campaign: Campaign
+    description: str = ""
+    owner: str = ""
+    origin: str = ""  # file path, or "webservice"
+    content: Mapping[str, Mapping[str, Template]] = attrs.field(factory=dict)
+    target_group: str = ""
+    target_list: str | None = None  # path of the MSISDN list file
+    target_members: frozenset[int] | None = None
+    schedule: Schedule = attrs.field(factory=Schedule)
+    once_per: float = 0.0  # seconds; a subscriber triggers this campaign at most once per period
+    control_group_percent: float = 0.0
+    defer_if_quiet: bool = False
+    trigger: Trigger | None = None
+    initial_state: CampaignState = CampaignState.PENDING_APPROVAL
+    raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
+
+    @property
+    def id(self) -> str:
+        return self.campaign.id
+
+    @property
+    def realtime(self) -> bool:
+        return self.campaign.kind is CampaignKind.REALTIME
+
+    def summary(self) -> dict[str, Any]:
+        c = self.campaign
+        return {
+            "id": c.id,
+            "name": c.name,
+            "class": c.campaign_class,
+            "priority": c.priority,
+            "kind": c.kind.value,
+            "state": c.state.value,
+            "channels": list(c.channels),
+            "origin": self.origin,
+        }

@@ -1,0 +1,261 @@
+"""The core pipeline: the :class:`~gateway.contracts.EventSink` given to every signal source.
+
+``send(events)``: for each event, *enrich* (find the subscriber's profile row by IMSI, then
+MSISDN, and learn last cell / IMEI / seen), *match* (the compiled rule index of the running
+campaigns, then any plugin matchers from ``gateway_matchers``), build the
+:class:`~gateway.model.ContactRequest` of each match, then for the whole batch ask contact
+control (``decide_many``) and hand ALLOWED decisions to the outbox (``enqueue_many``) and
+DEFERRED ones to ``outbox.defer``. A bad event is counted and skipped; ``send`` never raises
+because of one.
+
+Idempotency: ``contact_id`` is a hash of campaign, MSISDN and the trigger period (the event
+time divided by the campaign's ``once_per`` policy, or the event time itself), so a source
+that replays a batch after a restart produces the same contacts, which contact control and the
+outbox recognise. Control group: a stable hash of campaign and MSISDN below the campaign's
+percentage marks the request ``control_group``; contact control records it as ``control``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from gateway.campaigns.model import CampaignDef
+from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
+from gateway.profiles.index import digits_key
+from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
+
+#: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
+CHANNEL_CAPABILITY = {"mms": "mms", "wap_push": "wap"}
+EXPIRE_EVERY = 4096  # events between two state-expiry sweeps
+
+
+def in_control_group(campaign_id: str, msisdn: str, percent: float) -> bool:
+    """Stable across restarts and nodes: the same subscriber is always in or out."""
+    if percent <= 0:
+        return False
+    digest = hashlib.blake2b(f"{campaign_id}:{msisdn}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000 < percent * 100
+
+
+def contact_id_for(campaign_id: str, msisdn: str, trigger: str, period: int) -> str:
+    key = f"{campaign_id}:{msisdn}:{trigger}:{period}".encode()
+    return "rt-" + hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+class Pipeline:
+    """Enrich -> match -> contact control -> outbox. ``gateway.pipeline`` is one of these.
+
+    ``profiles`` is a :class:`~gateway.profiles.ProfileHolder`, ``campaigns`` a
+    :class:`~gateway.campaigns.CampaignStore` (its ``rule_index`` is re-read per batch, so a
+    reload takes effect at the next batch). ``gateway`` supplies contact control, outbox,
+    metrics and plugin matchers.
+    """
+
+    def __init__(
+        self,
+        gateway: Any,
+        *,
+        profiles: Any,
+        campaigns: Any,
+        timezone: str = "Asia/Shanghai",
+        state: MatcherState | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.profiles = profiles
+        self.campaigns = campaigns
+        self.clock = LocalClock(timezone)
+        self.state = state or MatcherState()
+        metrics = gateway.metrics
+        self._events = metrics.counter("pipeline.events")
+        self._bad = metrics.counter("pipeline.events_bad")
+        self._unknown = metrics.counter("pipeline.subscriber_unknown")
+        self._matched = metrics.counter("pipeline.matched")
+        self._decide_failed = metrics.counter("pipeline.decide_failed")
+        self._since_expiry = 0
+        self._draining = False
+
+    # -- EventSink -----------------------------------------------------------------------
+
+    async def send(self, events: Sequence[SignalEvent]) -> None:
+        requests = self.match_batch(events)
+        if requests:
+            await self.submit(requests)
+
+    async def drain(self) -> None:
+        """Nothing is buffered between batches; persist the per-campaign counters."""
+        self._draining = True
+        await self.campaigns.flush_counts()
+
+    # -- matching (synchronous: no await between enrich and match of one event) ----------
+
+    def match_batch(self, events: Sequence[SignalEvent]) -> list[ContactRequest]:
+        """Enrich and match ``events``; the contact requests they trigger, in order."""
+        out: list[ContactRequest] = []
+        index = self.profiles.index
+        rules = self.campaigns.rule_index
+        tracked = rules.tracked_kinds
+        matchers = self.gateway.matchers
+        state = self.state
+        clock = self.clock
+        for event in events:
+            try:
+                row = index.row_for(event)
+                if row >= 0:
+                    prev_cell = index.last_cell[row]
+                    prev_seen = index.last_seen[row]
+                    index.observe(row, event)
+                    subject: Any = index.msisdn_col[row]
+                else:
+                    self._unknown.value += 1
+                    prev_cell, prev_seen = 0, 0.0
+                    subject = event.imsi or event.msisdn
+                    if not subject:
+                        continue
+                candidates = rules.candidates(event)
+                if candidates:
+                    ctx = MatchContext(
+                        event,
+                        index,
+                        row,
+                        subject,
+                        state=state,
+                        clock=clock,
+                        prev_cell=prev_cell,
+                        prev_seen=prev_seen,
+                    )
+                    for rule in candidates:
+                        if rule.passes(ctx):
+                            request = self._request(rule.payload, ctx)
+                            if request is not None:
+                                out.append(request)
+                if tracked and event.kind in tracked:
+                    state.last_kind.put(
+                        (event.kind.value, subject), event.timestamp, event.timestamp
+                    )
+                if matchers:
+                    subscriber = index.subscriber(row) if row >= 0 else None
+                    for matcher in matchers:
+                        out.extend(matcher.match(event, subscriber))
+            except Exception as exc:  # one bad event must not stop the feed
+                self._bad.value += 1
+                structlog.get_logger().warning(
+                    "pipeline.event_failed", error=repr(exc), kind=str(getattr(event, "kind", "?"))
+                )
+        self._events.value += len(events)
+        self._since_expiry += len(events)
+        if self._since_expiry >= EXPIRE_EVERY and events:
+            self._since_expiry = 0
+            state.expire(events[-1].timestamp)
+        return out
+
+    def _request(self, cdef: CampaignDef, ctx: MatchContext) -> ContactRequest | None:
+        """The contact request for one rule match, or None (schedule, policy, no MSISDN)."""
+        event, cid = ctx.event, cdef.campaign.id
+        ts = event.timestamp
+        count = self.campaigns.count
+        schedule = cdef.schedule
+        if not schedule.active_at(ts) or (
+            schedule.windows and not schedule.in_window(self.clock.second_of_day(ts))
+        ):
+            count(cid, "outside_schedule")
+            return None
+        index, row = ctx.index, ctx.row
+        msisdn = (
+            index.msisdn(row)
+            if row >= 0
+            else (str(digits_key(event.msisdn)) if digits_key(event.msisdn) else None)
+        )
+        if msisdn is None:
+            count(cid, "no_msisdn")
+            return None
+        if cdef.once_per:
+            key = (cid, ctx.subject)
+            last = self.state.triggered.get(key, ts)
+            if last is not None and ts - last < cdef.once_per:
+                count(cid, "repeat")
+                return None
+            self.state.triggered.put(key, ts, ts)
+            period = int(ts // cdef.once_per)
+        else:
+            period = int(ts * 1000)
+        channel = self._channel(cdef, index, row)
+        if channel is None:
+            count(cid, "no_capable_channel")
+            return None
+        control = in_control_group(cid, msisdn, cdef.control_group_percent)
+        count(cid, "matched")
+        if control:
+            count(cid, "control_group")
+        self._matched.value += 1
+        campaign = cdef.campaign
+
+        def lookup(name: str) -> Any:
+            if name == "peer":
+                return event.peer
+            if name == "cell":
+                return f"{event.lac}-{event.ci}" if event.ci is not None else None
+            if name in ("lac", "ci"):
+                return getattr(event, name)
+            if name == "campaign_name":
+                return campaign.name
+            if name == "event_kind":
+                return event.kind.value
+            return (
+                index.attribute(name, row) if row >= 0 else (msisdn if name == "msisdn" else None)
+            )
+
+        content = {
+            key: template.render(lookup) for key, template in cdef.content.get(channel, {}).items()
+        }
+        return ContactRequest(
+            contact_id=contact_id_for(cid, msisdn, event.kind.value, period),
+            msisdn=msisdn,
+            campaign_id=cid,
+            channel=channel,
+            campaign_class=campaign.campaign_class,
+            priority=campaign.priority,
+            realtime=True,
+            defer_if_quiet=cdef.defer_if_quiet,
+            content=content,
+            created_at=ts,
+            trigger=event.kind.value,
+            control_group=control,
+        )
+
+    def _channel(self, cdef: CampaignDef, index: Any, row: int) -> str | None:
+        """The first of the campaign's channels the subscriber's terminal supports."""
+        for channel in cdef.campaign.channels:
+            needed = CHANNEL_CAPABILITY.get(channel)
+            if needed is None or row < 0:
+                return channel
+            column = index.sets.get("capabilities")
+            if column is not None and column.masks[column.codes[row]] & column.bits.get(needed, 0):
+                return channel
+        return None
+
+    # -- decisions -------------------------------------------------------------------------
+
+    async def submit(self, requests: list[ContactRequest]) -> list[ContactDecision]:
+        """Contact control for a batch, then the outbox; per-campaign outcome counters."""
+        gw = self.gateway
+        log = structlog.get_logger()
+        try:
+            decisions = await gw.contact_control.decide_many(requests)
+        except Exception as exc:  # backend down: counted and logged, the feed goes on
+            self._decide_failed.value += len(requests)
+            log.error("pipeline.decide_failed", error=repr(exc), requests=len(requests))
+            return []
+        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
+        count = self.campaigns.count
+        for d in decisions:
+            count(d.request.campaign_id, d.outcome.value)
+        if allowed:
+            await gw.outbox.enqueue_many(allowed)
+        for d in decisions:
+            if d.outcome is Outcome.DEFERRED and d.not_before is not None:
+                await gw.outbox.defer(d.request, d.not_before)
+        return decisions
