@@ -48,10 +48,24 @@ COMPLETE_LAYER3 = 0x57
 #: BSSMAP types that travel on an SCCP connection (TS 48.008 3.2.1): telling BSSAP from another
 #: user part (RANAP) on a connection whose start the capture missed.
 CONNECTION_ORIENTED = frozenset(
-    [0x01, 0x02, 0x03, 0x04, 0x06, 0x07]
-    + list(range(0x10, 0x1B))
-    + [0x20, 0x21, 0x22, 0x25, 0x26, 0x28, 0x29, 0x2F]
-    + list(range(0x53, 0x5A))
+    (
+        0x01,
+        0x02,
+        0x03,
+        0x04,
+        0x06,
+        0x07,
+        *range(0x10, 0x1B),
+        0x20,
+        0x21,
+        0x22,
+        0x25,
+        0x26,
+        0x28,
+        0x29,
+        0x2F,
+        *range(0x53, 0x5A),
+    )
 )
 
 # -- BSSMAP information element identifiers (TS 48.008 3.2.2) -----------------------------
