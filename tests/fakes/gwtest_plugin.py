@@ -72,18 +72,18 @@ def gateway_stores(gateway):
 
     @contextlib.asynccontextmanager
     async def store():
-        mark("stores_open")
+        mark("gateway_stores open")
         try:
             yield
         finally:
-            mark("stores_closed")
+            mark("gateway_stores closed")
 
     return [store()]
 
 
 @hookimpl
 def gateway_start(gateway):
-    mark("start")
+    mark("gateway_start")
     structlog.get_logger().info(
         "gwtest.started",
         plugin=NAME,
@@ -97,7 +97,7 @@ def gateway_start(gateway):
 def gateway_reload(gateway):
     global _config
     _config = gateway.plugin_config(NAME)
-    mark(f"reload greeting={_config.greeting}")
+    mark(f"gateway_reload greeting={_config.greeting}")
 
 
 class CrashingService:
@@ -157,31 +157,31 @@ class GwMatcher:
 
 @hookimpl
 def gateway_services(gateway):
-    mark("services")
+    mark("gateway_services")
     return [CrashingService(gateway.plugin_config(NAME))]
 
 
 @hookimpl
 def gateway_channels(gateway):
-    mark("channels")
+    mark("gateway_channels")
     return [GwChannel(gateway.plugin_config(NAME))]
 
 
 @hookimpl
 def gateway_signal_sources(gateway):
-    mark("signal_sources")
+    mark("gateway_signal_sources")
     return [GwSource()]
 
 
 @hookimpl
 def gateway_matchers(gateway):
-    mark("matchers")
+    mark("gateway_matchers")
     return [GwMatcher()]
 
 
 @hookimpl
 def gateway_http_routes(gateway):
-    mark("http_routes")
+    mark("gateway_http_routes")
 
     async def hello(request):
         return HttpResponse(body=f"{_config.greeting} {request.query.get('name', '')}".encode())
@@ -191,7 +191,7 @@ def gateway_http_routes(gateway):
 
 @hookimpl
 def gateway_admin_commands(gateway):
-    mark("admin_commands")
+    mark("gateway_admin_commands")
 
     async def echo(argv):
         if argv[:1] == ["boom"]:

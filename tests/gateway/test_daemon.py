@@ -47,17 +47,17 @@ def test_entry_point_plugin_is_loaded_and_its_hooks_called(
     assert proc.wait() == 0
     lines = marker_lines(marker)
     order = [
-        "stores_open",
-        "start",
-        "services",
-        "signal_sources",
-        "matchers",
-        "channels",
-        "admin_commands",
-        "http_routes",
+        "gateway_stores open",
+        "gateway_start",
+        "gateway_services",
+        "gateway_signal_sources",
+        "gateway_matchers",
+        "gateway_channels",
+        "gateway_admin_commands",
+        "gateway_http_routes",
     ]
     assert [line for line in lines if line in order] == order
-    assert lines.index("drain_done") < lines.index("stores_closed") == len(lines) - 1
+    assert lines.index("drain_done") < lines.index("gateway_stores closed") == len(lines) - 1
     assert proc.events("http.not_served")  # routes are collected; no [http] listen configured
 
 
@@ -152,7 +152,7 @@ def test_sighup_with_broken_config_keeps_the_old_one(
     config.write_text(good.replace("marker_file =", 'greeting = "hi"\nmarker_file ='))
     proc.signal(signal.SIGHUP)
     proc.wait_for_event("config.reloaded")
-    assert "reload greeting=hi" in marker_lines(marker)
+    assert "gateway_reload greeting=hi" in marker_lines(marker)
     assert proc.request("status")["data"]["plugins"]["gwtest"]["status"] == {"greeting": "hi"}
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
