@@ -9,4 +9,5 @@ this order.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
+    "gateway.campaigns.plugin",
 )

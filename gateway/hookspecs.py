@@ -138,6 +138,18 @@ def gateway_condition_types() -> Mapping[str, Any]:
 
 
 @hookspec
+def gateway_event_readers() -> Mapping[str, Any]:
+    """Return readers of recorded signaling: ``{format_name: read}``.
+
+    ``read(path)`` returns an iterator of :class:`~gateway.model.SignalEvent` decoded from the
+    file at ``path`` (blocking: the core calls it in a worker thread). Used by
+    ``gatewayctl preview CAMPAIGN --capture FILE``, which asks for the ``"pcap"`` reader; the
+    core itself only reads JSON-lines event files. Example: the signaling plugin returns
+    ``{"pcap": read_pcap_events}``. Called when a preview starts.
+    """
+
+
+@hookspec
 def gateway_status(gateway: Gateway) -> Mapping[str, Any] | None:
     """Return a JSON-serialisable fragment for ``gatewayctl status`` (queue depths, counters).
 

@@ -1,0 +1,70 @@
+"""The ``[campaigns]`` and ``[profiles]`` sections of gateway.toml (strict, every key documented
+in etc/gateway.toml). Relative paths are resolved against the directory of gateway.toml."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gateway.config_reader import TableReader
+
+
+@attrs.frozen(kw_only=True)
+class CampaignsConfig:
+    directory: str = ""  # campaign TOML files; "" = no file campaigns
+    areas_file: str = ""  # named areas; "" = none
+    timezone: str = ""  # "" = [gateway] timezone
+    state_capacity: int = 1_000_000  # entries per kind of per-subscriber matching state
+    state_ttl: float = 8 * 86400.0  # forget matching state not updated for this long
+    tick: float = 30.0  # seconds between schedule checks / counter flushes
+
+
+@attrs.frozen(kw_only=True)
+class ProfilesConfig:
+    file: str = ""  # BOSS profile file; "" = no profiles (every subscriber unknown)
+    delimiter: str = ","
+    reload_on_sighup: bool = True  # re-read the file on SIGHUP when it changed
+
+
+def parse_campaigns_config(table: Mapping[str, Any], key: str = "campaigns") -> CampaignsConfig:
+    r = TableReader(table, key)
+    d = CampaignsConfig()
+    config = CampaignsConfig(
+        directory=r.str("directory", d.directory),
+        areas_file=r.str("areas_file", d.areas_file),
+        timezone=r.str("timezone", d.timezone),
+        state_capacity=r.int("state_capacity", d.state_capacity, min=1000),
+        state_ttl=r.duration("state_ttl", d.state_ttl, min=60),
+        tick=r.duration("tick", d.tick, min=1),
+    )
+    r.finish()
+    return config
+
+
+def parse_profiles_config(table: Mapping[str, Any], key: str = "profiles") -> ProfilesConfig:
+    r = TableReader(table, key)
+    d = ProfilesConfig()
+    delimiter = r.str("delimiter", d.delimiter)
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
+        r.problem("delimiter", f"must be one character such as ',' or '|', got {delimiter!r}")
+    config = ProfilesConfig(
+        file=r.str("file", d.file),
+        delimiter=delimiter or d.delimiter,
+        reload_on_sighup=r.bool("reload_on_sighup", d.reload_on_sighup),
+    )
+    r.finish()
+    return config
+
+
+def resolve(gateway: Any, value: str) -> Path | None:
+    """``value`` as a path relative to gateway.toml's directory; None when empty."""
+    if not value:
+        return None
+    path = Path(value)
+    base = getattr(getattr(gateway, "config", None), "path", None)
+    if not path.is_absolute() and base is not None:
+        path = Path(base).resolve().parent / path
+    return path

@@ -1,0 +1,221 @@
+"""Campaigns, profiles and the pipeline as a core component (see ``gateway.default_plugins``).
+
+Hooks: the ``[campaigns]`` and ``[profiles]`` sections; the store (opens the campaigns store
+in the state database, loads areas, campaign files and the profile file, builds the pipeline,
+and sets ``gateway.campaigns``, ``gateway.profiles``, ``gateway.pipeline``); a service that
+starts/finishes campaigns on schedule, flushes counters and performs reloads; ``gateway_reload``
+(SIGHUP) which asks that service to reload areas, campaign files and a changed profile file;
+the ``campaigns``, ``campaign`` and ``preview`` admin commands; a status fragment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import structlog
+import trio
+
+from gateway.campaigns.config import (
+    CampaignsConfig,
+    ProfilesConfig,
+    parse_campaigns_config,
+    parse_profiles_config,
+    resolve,
+)
+from gateway.campaigns.store import CampaignStore
+from gateway.contracts import AdminCommand, SectionSpec
+from gateway.errors import ConfigError
+from gateway.hookspecs import hookimpl
+from gateway.profiles.holder import ProfileHolder
+from gateway.rules.areas import load_areas
+from gateway.rules.conditions import MatcherState
+from gateway.store import SqliteWorker, open_sqlite
+
+DB_NAME = "gateway.sqlite"
+
+
+def _sections(gateway: Any) -> Mapping[str, Any]:
+    return getattr(gateway.config, "sections", {}) or {}
+
+
+class CampaignsComponent:
+    """Owns the reload and schedule work; also the ``Service`` the core runs."""
+
+    name = "campaigns"
+
+    def __init__(self) -> None:
+        self.gateway: Any = None
+        self._reload_requested = trio.Event()
+        self.reloads = 0
+        self.reloaded = trio.Event()  # set (and replaced) after each reload, for tests
+
+    def campaigns_config(self, gateway: Any) -> CampaignsConfig:
+        return _sections(gateway).get("campaigns") or CampaignsConfig()
+
+    def profiles_config(self, gateway: Any) -> ProfilesConfig:
+        return _sections(gateway).get("profiles") or ProfilesConfig()
+
+    def timezone(self, gateway: Any) -> str:
+        tz = self.campaigns_config(gateway).timezone
+        core = getattr(gateway.config, "gateway", None)
+        return tz or getattr(core, "timezone", None) or "Asia/Shanghai"
+
+    def plugin_types(self, gateway: Any) -> dict[str, Any]:
+        types: dict[str, Any] = {}
+        hook = getattr(gateway, "hook", None)
+        if hook is not None and hasattr(hook, "gateway_condition_types"):
+            for result in hook.gateway_condition_types():
+                types.update(result or {})
+        return types
+
+    def _areas(self, gateway: Any) -> dict[str, Any]:
+        path = resolve(gateway, self.campaigns_config(gateway).areas_file)
+        return load_areas(path) if path is not None else {}
+
+    @contextlib.asynccontextmanager
+    async def open(self, gateway: Any) -> AsyncIterator[None]:
+        from gateway.pipeline import Pipeline
+
+        self.gateway = gateway
+        log = structlog.get_logger()
+        cconf, pconf = self.campaigns_config(gateway), self.profiles_config(gateway)
+        sync = getattr(getattr(gateway.config, "gateway", None), "sqlite_synchronous", "full")
+        worker = SqliteWorker(open_sqlite(gateway.state_dir / DB_NAME, synchronous=sync))
+        try:
+            areas = self._areas(gateway)
+            store = await CampaignStore.open(
+                worker, areas=areas, plugin_types=self.plugin_types(gateway)
+            )
+            directory = resolve(gateway, cconf.directory)
+            if directory is not None:
+                await store.sync_dir(directory)
+            holder = ProfileHolder()
+            profile_file = resolve(gateway, pconf.file)
+            if profile_file is not None and not await holder.load(
+                profile_file, delimiter=pconf.delimiter
+            ):
+                log.error("profiles.not_loaded", path=str(profile_file), reason=holder.last_error)
+            state = MatcherState(capacity=cconf.state_capacity, ttl=cconf.state_ttl)
+            gateway.campaigns, gateway.profiles = store, holder
+            gateway.pipeline = Pipeline(
+                gateway,
+                profiles=holder,
+                campaigns=store,
+                timezone=self.timezone(gateway),
+                state=state,
+            )
+            gateway.metrics.gauge("profiles.subscribers", lambda: len(holder.index))
+            gateway.metrics.gauge("campaigns.running", lambda: len(store.running()))
+            try:
+                yield
+            finally:
+                with trio.CancelScope(shield=True):
+                    with contextlib.suppress(Exception):
+                        await store.flush_counts()
+                gateway.campaigns = gateway.profiles = gateway.pipeline = None
+        finally:
+            with trio.CancelScope(shield=True):
+                await worker.aclose()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    async def reload(self, gateway: Any) -> dict[str, Any]:
+        """Re-read areas and campaign files, and the profile file if it changed."""
+        log = structlog.get_logger()
+        store, holder = gateway.campaigns, gateway.profiles
+        result: dict[str, Any] = {}
+        try:
+            areas = self._areas(gateway)
+        except ConfigError as exc:
+            log.error("campaigns.areas_invalid", problems=[str(p) for p in exc.problems])
+            areas = None
+            result["areas_error"] = str(exc)
+        store.plugin_types = self.plugin_types(gateway)
+        directory = resolve(gateway, self.campaigns_config(gateway).directory)
+        if directory is not None:
+            result |= await store.sync_dir(directory, areas=areas)
+        pconf = self.profiles_config(gateway)
+        profile_file = resolve(gateway, pconf.file)
+        if profile_file is not None and pconf.reload_on_sighup:
+            result["profiles_ok"] = await holder.load(
+                profile_file, delimiter=pconf.delimiter, only_if_changed=True
+            )
+            result["subscribers"] = len(holder.index)
+        self.reloads += 1
+        self.reloaded.set()
+        self.reloaded = trio.Event()
+        return result
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        gateway = self.gateway
+        task_status.started()
+        while True:
+            with trio.move_on_after(self.campaigns_config(gateway).tick):
+                await self._reload_requested.wait()
+            if self._reload_requested.is_set():
+                self._reload_requested = trio.Event()
+                try:
+                    await self.reload(gateway)
+                except Exception as exc:  # a failed reload keeps what is in force
+                    structlog.get_logger().error("campaigns.reload_failed", error=repr(exc))
+            await gateway.campaigns.activate_due(time.time())
+            await gateway.campaigns.flush_counts()
+
+
+_COMPONENTS: weakref.WeakKeyDictionary[Any, CampaignsComponent] = weakref.WeakKeyDictionary()
+
+
+def component(gateway: Any) -> CampaignsComponent:
+    """The component of one running gateway (tests may run several in one process)."""
+    found = _COMPONENTS.get(gateway)
+    if found is None:
+        found = _COMPONENTS[gateway] = CampaignsComponent()
+    return found
+
+
+@hookimpl
+def gateway_config_sections() -> Iterable[SectionSpec]:
+    return [
+        SectionSpec(name="campaigns", parse=parse_campaigns_config, top_level=True),
+        SectionSpec(name="profiles", parse=parse_profiles_config, top_level=True),
+    ]
+
+
+@hookimpl
+def gateway_stores(gateway: Any) -> Iterable[Any]:
+    return [component(gateway).open(gateway)]
+
+
+@hookimpl
+def gateway_services(gateway: Any) -> Iterable[Any]:
+    return [component(gateway)]
+
+
+@hookimpl
+def gateway_reload(gateway: Any) -> None:
+    component(gateway).request_reload()
+
+
+@hookimpl
+def gateway_admin_commands(gateway: Any) -> Iterable[AdminCommand]:
+    from gateway.campaigns.admin import admin_commands
+
+    return admin_commands(gateway, component(gateway))
+
+
+@hookimpl
+def gateway_status(gateway: Any) -> Mapping[str, Any] | None:
+    if gateway.campaigns is None:
+        return None
+    pipeline = gateway.pipeline
+    return {
+        "running": [c.id for c in gateway.campaigns.running()],
+        "invalid_files": len({p.file for p in gateway.campaigns.problems}),
+        "profiles": gateway.profiles.statistics() if gateway.profiles else None,
+        "matching_state": pipeline.state.statistics() if pipeline else None,
+    }
