@@ -1,0 +1,90 @@
+"""Random and mutated bytes never raise out of the decoder: they are counted and skipped."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.sigtran import bssap, sccp
+from adapters.sigtran.decoder import Decoder, FileDecoder
+from adapters.sigtran.link import LINKS
+from adapters.sigtran.pcap import CaptureFormatError, pcap_record, write_pcap_header
+from adapters.sigtran.scenario import TRANSPORT_LINKTYPE, Scenario, frames
+
+_SCENARIO = Scenario(seed=9).run(30)
+SAMPLES = {
+    transport: list(frames(_SCENARIO.messages, transport, bundle=True, sctp_fragment=50))
+    for transport in ("m3ua", "m2pa", "mtp3", "sll2", "m3ua_ipv6")
+}
+LINKTYPES = sorted(LINKS) + [999]
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _accounted(decoder: Decoder, fed: int) -> None:
+    assert decoder.frames == fed
+
+
+@FUZZ
+@given(st.sampled_from(LINKTYPES), st.binary(max_size=300))
+def test_random_frames_on_every_link_type(linktype, frame):
+    """Any bytes under any link type are decoded, skipped or counted as an error."""
+    decoder = Decoder()
+    decoder.feed(1.0, linktype, frame)
+    _accounted(decoder, 1)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SAMPLES)), st.data())
+def test_mutated_valid_frames(transport, data):
+    """Valid frames with flipped bytes, cut tails and inserted junk never raise."""
+    packets = SAMPLES[transport]
+    linktype = TRANSPORT_LINKTYPE[transport]
+    decoder = Decoder()
+    start = data.draw(st.integers(0, len(packets) - 40))
+    for ts, frame in packets[start : start + 40]:
+        frame = bytearray(frame)
+        for _ in range(data.draw(st.integers(0, 4))):
+            frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(st.integers(0, 255))
+        if data.draw(st.booleans()):
+            frame = frame[: data.draw(st.integers(0, len(frame)))]
+        decoder.feed(ts, linktype, bytes(frame))
+    _accounted(decoder, 40)
+    decoder.finish()
+
+
+@FUZZ
+@given(st.binary(max_size=120))
+def test_sccp_and_bssap_raise_only_decoding_errors(data):
+    """The SCCP and BSSAP parsers fail only with ValueError/IndexError, which the decoder counts."""
+    for parse in (sccp.parse, bssap.decode):
+        try:
+            parse(data)
+        except (ValueError, IndexError):
+            pass
+
+
+@FUZZ
+@given(st.binary(min_size=0, max_size=600))
+def test_random_capture_files(blob):
+    """Random bytes after a valid or random header never raise beyond CaptureFormatError."""
+    for content in (blob, write_pcap_header(1) + blob, b"\x0a\x0d\x0d\x0a" + blob):
+        try:
+            fd = FileDecoder(io.BytesIO(content), Decoder())
+        except CaptureFormatError:
+            continue
+        while not fd.done:
+            fd.step(50)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 1 << 32), st.binary(max_size=80)), max_size=20))
+def test_random_records_in_a_valid_file(records):
+    """Well-framed records with random content are each counted, never raised."""
+    content = write_pcap_header(1) + b"".join(pcap_record(ts / 1000, f) for ts, f in records)
+    decoder = Decoder()
+    fd = FileDecoder(io.BytesIO(content), decoder)
+    while not fd.done:
+        fd.step(7)
+    assert decoder.frames == len(records)
