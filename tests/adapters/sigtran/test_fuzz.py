@@ -18,7 +18,7 @@ SAMPLES = {
     transport: list(frames(_SCENARIO.messages, transport, bundle=True, sctp_fragment=50))
     for transport in ("m3ua", "m2pa", "mtp3", "sll2", "m3ua_ipv6")
 }
-LINKTYPES = sorted(LINKS) + [999]
+LINKTYPES = [*sorted(LINKS), 999]
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
