@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -226,3 +227,17 @@ def test_daemon_refuses_to_start_on_invalid_config(gateway_config, gatewayd):
     assert proc.wait() == 1
     assert "gateway.control_socket_mode: must be an integer" in proc.stderr
     assert not proc.socket_path.exists()
+
+
+def test_demo_script_runs_and_stops_by_itself():
+    """./scripts/demo.sh --for N starts gatewayd --demo, which is ready and then stops cleanly (exit 0)."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [str(root / "scripts" / "demo.sh"), "--for", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "gateway.ready" in result.stdout and "gateway.stopped" in result.stdout

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: install the system packages the tests use
+# (tshark, redis-server) when missing and we are root, create .venv with the project and its
+# test extras, then run pytest. Extra arguments go to pytest (e.g. ./scripts/test.sh -x -k smpp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q "${missing[@]}"
+    else
+        echo "test.sh: ${missing[*]} not installed (not root): the tests that need them are skipped" >&2
+    fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -e '.[test]'
+
+set +e
+.venv/bin/python -m pytest -q "$@"
+code=$?
+set -e
+if [[ $code -eq 5 ]]; then
+    echo "test.sh: pytest collected no tests" >&2
+    exit 1
+fi
+exit $code
