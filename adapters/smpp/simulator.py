@@ -193,8 +193,8 @@ class SmscSimulator:
                     nursery.start_soon(self._keepalive, conn)
                 await self._read_loop(conn, nursery)
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError):
-            pass
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, p.RemoteProtocolError):
+            self.stats["connection_errors"] += 1
         finally:
             conn.closed = True
             self._connections.pop(conn.id, None)

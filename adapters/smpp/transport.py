@@ -62,6 +62,7 @@ class SubmitJob:
     marked: bool = False  # before_send was called (persisted as in flight)
     attempts: int = 0
     resent: int = 0  # segments sent again after a lost answer (possible duplicates)
+    context_account: str = ""  # name of the account it was routed to
 
     def __attrs_post_init__(self) -> None:
         self.message_ids = [None] * len(self.segments)
@@ -115,6 +116,7 @@ class SmscAccount:
     handler: Any
     rate: float = 0.0  # submit_sm/s for the whole account, 0 = uncapped
     max_pending: int = 1000  # segments queued here before submit() waits
+    config: Any = None  # the owner's settings for this SMSC (routing, encoding), opaque here
     binds: list[BindState] = attrs.field(factory=list)
     bucket: TokenBucket = attrs.field(init=False)
     paused_until: float = 0.0
@@ -255,14 +257,10 @@ async def run_bind(
                 delays = backoff_delays(
                     s.reconnect_min, s.reconnect_max
                 )  # clean unbind: start over
-            except (
-                OSError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-                p.RemoteProtocolError,
-                BindRefused,
-                LinkDead,
-            ) as exc:
+            except BaseException as raised:
+                exc = connection_failure(raised)
+                if exc is None:
+                    raise
                 started = started or conn.was_bound
                 state.last_error = f"{type(exc).__name__}: {exc}"
                 h.on_event(
@@ -276,6 +274,34 @@ async def run_bind(
         state.state = "backoff"
         state.reconnects += 1
         await trio.sleep(next(delays))
+
+
+CONNECTION_ERRORS = (
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    p.RemoteProtocolError,
+    BindRefused,
+    LinkDead,
+)
+
+
+def connection_failure(exc: BaseException) -> Exception | None:
+    """The connection error behind ``exc`` (possibly inside exception groups), or None when
+    anything else is in there (a bug, or Cancelled: those must propagate)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = []
+        stack = [exc]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, BaseExceptionGroup):
+                stack.extend(e.exceptions)
+            else:
+                leaves.append(e)
+        if leaves and all(isinstance(e, CONNECTION_ERRORS) for e in leaves):
+            return leaves[0]  # type: ignore[return-value]
+        return None
+    return exc if isinstance(exc, CONNECTION_ERRORS) else None
 
 
 @attrs.define(eq=False)

@@ -1,0 +1,428 @@
+"""The SMS channel: outbox queue -> routing -> SMSC accounts and their binds; receipts and MO back.
+
+Flow of one message: the feeder takes due messages from the ``sms`` outbox queue (leased),
+routes each by destination prefix to an SMSC account, encodes it into segments and hands it to
+the account. A bind marks the message ``sending`` in the outbox (durable) right before writing
+its submit_sm; the answer goes to the reporter, which stores the SMSC message ids (for receipts,
+across binds and restarts) and reports ``submitted`` (or a failure) through
+``gateway.report_delivery``. A receipt is matched through the stored ids and reported when
+every part of the message has a final state. Other deliver_sm are MO messages, reassembled
+when long, and offered to plugins with ``gateway.report_mo``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import ssl
+import time
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from adapters.smpp import protocol as p
+from adapters.smpp.messages import Concat, Reassembler, decode_user_data, encode_binary, encode_text
+from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
+from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
+from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind
+from gateway.model import Delivery, DeliveryState, MoMessage
+from plugins.sms_smpp.config import SmscConfig, SmsConfig, relative_validity
+
+
+class NoRoute(Exception):
+    pass
+
+
+def _ssl_context(c: SmscConfig) -> ssl.SSLContext | None:
+    if not c.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=c.tls_ca_file or None)
+    if not c.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def bind_settings(c: SmscConfig, host: str | None = None, port: int | None = None) -> BindSettings:
+    return BindSettings(
+        host=host or c.host,
+        port=port if port is not None else c.port,
+        system_id=c.system_id,
+        password=c.password,
+        system_type=c.system_type,
+        window=c.window,
+        request_timeout=c.request_timeout,
+        enquire_link_interval=c.enquire_link_interval,
+        reconnect_min=c.reconnect_min,
+        reconnect_max=c.reconnect_max,
+        bind_rate=c.bind_rate,
+        throttle_delay=c.throttle_delay,
+        ssl_context=_ssl_context(c),
+    )
+
+
+@attrs.define(eq=False)
+class SmsChannel:
+    """The ``sms`` channel registered through ``gateway_channels``."""
+
+    gateway: Any
+    config: SmsConfig
+    name: str = "sms"
+    accounts: dict[str, SmscAccount] = attrs.field(factory=dict)
+    simulator: SmscSimulator | None = None
+    stats: dict[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys(
+            (
+                "submitted",
+                "failed",
+                "retried",
+                "receipts",
+                "receipts_unmatched",
+                "mo",
+                "mo_parts",
+                "no_route",
+                "bad_content",
+                "garbage",
+                "resent_segments",
+            ),
+            0,
+        )
+    )
+    _queue: Any = None
+    _results_send: Any = None
+    _reference: int = attrs.field(factory=lambda: random.randrange(65536))
+    _mo: Reassembler = attrs.field(init=False)
+    _draining: bool = False
+    _bind_account: dict[str, str] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.name = self.config.channel
+        self._mo = Reassembler(timeout=self.config.mo_reassembly_timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        outbox = self.gateway.outbox
+        if outbox is None:
+            raise RuntimeError("the sms channel needs the outbox (gateway.outbox is not set)")
+        async with outbox.open_queue(self.name) as queue, trio.open_nursery() as nursery:
+            self._queue = queue
+            await queue.recover()
+            host = port = None
+            if self.config.embedded_simulator:
+                self.simulator = SmscSimulator(
+                    SimulatorConfig(
+                        credentials={c.system_id: c.password for c in self.config.smsc},
+                        receipt_delay=self.config.simulator_receipt_delay,
+                    )
+                )
+                port = await nursery.start(
+                    self.simulator.serve, "127.0.0.1", self.config.simulator_port
+                )
+                host = "127.0.0.1"
+                log.warning(
+                    "smpp.embedded_simulator",
+                    port=port,
+                    hint="demo mode: messages go to a simulator",
+                )
+            send, receive = trio.open_memory_channel(math.inf)
+            self._results_send = send
+            nursery.start_soon(self._reporter, receive)
+            for c in self.config.smsc:
+                account = SmscAccount(
+                    c.name,
+                    bind_settings(c, host, port),
+                    self,
+                    rate=c.rate,
+                    max_pending=max(2 * c.window * c.binds, int(2 * c.rate), 64),
+                    config=c,
+                )
+                self.accounts[c.name] = account
+                modes = (
+                    ["transceiver"] if c.bind_mode == "transceiver" else ["transmitter", "receiver"]
+                )
+                for i in range(c.binds):
+                    for mode in modes:
+                        state = BindState(f"{c.name}/{i}{'' if len(modes) == 1 else mode[0]}", mode)
+                        account.binds.append(state)
+                        self._bind_account[state.name] = c.name
+                        await nursery.start(run_bind, account, state)
+            nursery.start_soon(self._feeder, queue)
+            log.info("sms.channel_started", smscs=[c.name for c in self.config.smsc])
+            task_status.started()
+
+    async def drain(self) -> None:
+        """Stop taking new messages; wait until every message handed to a bind is answered."""
+        self._draining = True
+        while any(a.queued or any(b.outstanding for b in a.binds) for a in self.accounts.values()):
+            await trio.sleep(0.05)
+
+    # -- outbound --------------------------------------------------------------------------------
+
+    def route(self, msisdn: str) -> SmscAccount:
+        best, best_len, default = None, -1, None
+        for account in self.accounts.values():
+            c = account.config
+            if not c.routes:
+                default = account
+            for prefix in c.routes:
+                if msisdn.startswith(prefix) and len(prefix) > best_len:
+                    best, best_len = account, len(prefix)
+        if best is None:
+            best = default
+        if best is None:
+            raise NoRoute(msisdn)
+        return best
+
+    def build_job(self, message: Any, account: SmscAccount) -> SubmitJob:
+        c: SmscConfig = account.config
+        content = message.request.content
+        self._reference = (self._reference + 1) & 0xFFFF
+        if "payload" in content:
+            segments = encode_binary(
+                bytes(content["payload"]),
+                bytes(content.get("udh", b"")),
+                reference=self._reference,
+                sixteen_bit=c.long_message == "udh16",
+            )
+        else:
+            text = content.get("text")
+            if not isinstance(text, str) or not text:
+                raise ValueError("content has neither text nor payload")
+            segments = encode_text(
+                text,
+                coding=c.data_coding,
+                long_mode=c.long_message,
+                reference=self._reference,
+                gsm_packed=c.gsm_packed,
+            )
+        validity = content.get("validity", c.validity)
+        common = dict(
+            service_type=str(content.get("service_type", c.service_type)),
+            source_addr=str(content.get("source_addr", c.source_addr)),
+            source_addr_ton=c.source_addr_ton,
+            source_addr_npi=c.source_addr_npi,
+            destination_addr=message.msisdn,
+            dest_addr_ton=c.dest_addr_ton,
+            dest_addr_npi=c.dest_addr_npi,
+            registered_delivery=c.registered_delivery,
+            priority_flag=int(content.get("priority", c.priority)),
+            validity_period=relative_validity(validity) if validity else "",
+        )
+        fields = [{**common, **seg.pdu_fields()} for seg in segments]
+        job = SubmitJob(key=message.contact_id, segments=fields, context=message)
+        job.context_account = account.name
+        return job
+
+    async def _feeder(self, queue: Any) -> None:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        while not self._draining:
+            room = sum(max(a.max_pending - a.queued, 0) for a in self.accounts.values())
+            if room <= 0:
+                await trio.sleep(0.005)
+                continue
+            limit = min(room, self.config.prefetch or 512)
+            messages = await queue.take(limit, max_wait=1.0)
+            for message in messages:
+                try:
+                    account = self.route(message.msisdn)
+                    job = self.build_job(message, account)
+                except NoRoute:
+                    self.stats["no_route"] += 1
+                    log.warning(
+                        "sms.no_route", msisdn=message.msisdn, contact_id=message.contact_id
+                    )
+                    await self._final(message, DeliveryState.REJECTED, "no route to an SMSC")
+                    continue
+                except (ValueError, TypeError) as exc:
+                    self.stats["bad_content"] += 1
+                    log.warning("sms.bad_content", contact_id=message.contact_id, error=str(exc))
+                    await self._final(message, DeliveryState.REJECTED, f"bad content: {exc}")
+                    continue
+                await account.submit(job)
+
+    async def _final(
+        self, message: Any, state: DeliveryState, error: str | None, message_id: str | None = None
+    ) -> None:
+        await self.gateway.report_delivery(
+            Delivery(
+                contact_id=message.contact_id,
+                channel=self.name,
+                state=state,
+                at=time.time(),
+                message_id=message_id,
+                error=error,
+                msisdn=message.msisdn,
+            )
+        )
+
+    # -- SmppHandler (called by the binds) ---------------------------------------------------------------
+
+    async def before_send(self, jobs: list[SubmitJob]) -> None:
+        marked = await self._queue.mark_sending([j.key for j in jobs])
+        for job in jobs:
+            if job.key not in marked:
+                job.done = True  # cancelled (pre-empted) or lease lost: do not send
+
+    def on_result(self, job: SubmitJob) -> None:
+        self._results_send.send_nowait(job)
+
+    async def _reporter(self, receive: Any) -> None:
+        async with receive:
+            while True:
+                batch = [await receive.receive()]
+                while len(batch) < 512:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                async with trio.open_nursery() as nursery:
+                    for job in batch:
+                        nursery.start_soon(self._report_job, job)
+
+    async def _report_job(self, job: SubmitJob) -> None:
+        message = job.context
+        self.stats["resent_segments"] += job.resent
+        try:
+            if job.status is None:
+                self.stats["submitted"] += 1
+                ids = [m or "" for m in job.message_ids]
+                # message ids are unique per SMSC only: the map keys them by account
+                account = job.context_account
+                await self._queue.map_message_ids(job.key, [f"{account}/{m}" for m in ids])
+                await self._final(message, DeliveryState.SUBMITTED, None, ids[0])
+                return
+            error = p.status_name(job.status)
+            if job.status in p.TRANSIENT_STATUSES:
+                state = await self._queue.retry(job.key, error)
+                if state == "retry":
+                    self.stats["retried"] += 1
+                    return
+                final = DeliveryState.EXPIRED if state == "expired" else DeliveryState.REJECTED
+            else:
+                final = DeliveryState.REJECTED
+            self.stats["failed"] += 1
+            await self._final(message, final, error)
+        except Exception as exc:  # one bad report must not stop the others
+            structlog.get_logger().error("sms.report_failed", contact_id=job.key, error=repr(exc))
+
+    async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
+        if event.is_receipt:
+            return await self._on_receipt(event, self._bind_account.get(bind, ""))
+        return self._on_mo(event)
+
+    async def _on_receipt(self, event: p.DeliverSm, account: str) -> int:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        try:
+            receipt = receipt_from_fields(
+                event.short_message, event.receipted_message_id, event.message_state
+            )
+        except ReceiptParseError as exc:
+            log.warning("sms.receipt_unreadable", error=str(exc))
+            return p.ESME_ROK  # the SMSC would resend the same unreadable text forever
+        state = receipt.state
+        if state == "submitted":
+            return p.ESME_ROK  # intermediate (ENROUTE, ACCEPTD)
+        result = await self._queue.apply_receipt(f"{account}/{receipt.message_id}", state)
+        if result is None:
+            self.stats["receipts_unmatched"] += 1
+            log.info("sms.receipt_unmatched", message_id=receipt.message_id)
+            return p.ESME_ROK
+        self.stats["receipts"] += 1
+        contact_id, final = result
+        if final is not None:
+            await self.gateway.report_delivery(
+                Delivery(
+                    contact_id=contact_id,
+                    channel=self.name,
+                    state=DeliveryState(final),
+                    at=time.time(),
+                    message_id=receipt.message_id,
+                    error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
+                    msisdn=event.source_addr or None,
+                )
+            )
+        return p.ESME_ROK
+
+    def _on_mo(self, event: p.DeliverSm) -> int:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        try:
+            concat, part = decode_user_data(event.esm_class, event.data_coding, event.user_data)
+        except ValueError as exc:
+            log.warning("sms.mo_unreadable", error=str(exc), msisdn=event.source_addr)
+            return p.ESME_ROK
+        if concat is None and event.sar is not None:
+            concat = Concat(*event.sar)
+        self.stats["mo_parts"] += 1
+        whole = (
+            part
+            if concat is None
+            else self._mo.add(
+                (event.source_addr, event.destination_addr), concat, part, time.monotonic()
+            )
+        )
+        if whole is None:
+            return p.ESME_ROK
+        text = whole if isinstance(whole, str) else whole.decode("latin-1")
+        self.stats["mo"] += 1
+        self.gateway.report_mo(
+            MoMessage(
+                msisdn=event.source_addr,
+                destination=event.destination_addr,
+                text=text,
+                channel=self.name,
+                received_at=time.time(),
+            )
+        )
+        return p.ESME_ROK
+
+    def on_event(self, event: str, **fields: Any) -> None:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        if event == "smpp.garbage":
+            self.stats["garbage"] += 1
+        metrics = getattr(self.gateway, "metrics", None)
+        if metrics is not None:
+            metrics.counter("smpp_events", event=event, smsc=str(fields.get("smsc", ""))).inc()
+        if event in ("smpp.bind_ok", "smpp.unbound", "smpp.requeued"):
+            log.info(event, **fields)
+        elif event in ("smpp.submit_retry",):
+            log.debug(event, **fields)
+        else:
+            log.warning(event, **fields)
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        smscs = {}
+        for name, a in self.accounts.items():
+            c = a.config
+            smscs[name] = {
+                "host": f"{a.settings.host}:{a.settings.port}",
+                "rate": c.rate,
+                "bind_rate": c.bind_rate,
+                "queued_segments": a.queued,
+                "paused_s": max(0.0, round(a.paused_until - trio.current_time(), 3)),
+                "binds": [
+                    {
+                        "name": b.name,
+                        "mode": b.mode,
+                        "state": b.state,
+                        "window_used": b.outstanding,
+                        "window": c.window,
+                        "submitted": b.submitted,
+                        "reconnects": b.reconnects,
+                        "last_error": b.last_error,
+                    }
+                    for b in a.binds
+                ],
+            }
+        outbox = self.gateway.outbox
+        return {
+            "channel": self.name,
+            "outbox_depth": outbox.depth(self.name) if outbox else None,
+            "stats": dict(self.stats),
+            "smsc": smscs,
+        }

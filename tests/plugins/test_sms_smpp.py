@@ -1,0 +1,179 @@
+"""The SMS channel end to end against the SMSC simulator over loopback TCP."""
+
+from __future__ import annotations
+
+import attrs
+
+from tests.fakes.fake_contact_control import allowed
+from tests.plugins.sms_smpp_harness import running_channel, running_simulator, smsc_table, wait_for
+
+
+async def test_submit_receipts_and_contact_control(tmp_path):
+    """Messages reach the SMSC, receipts mark them delivered, contact control is committed and reconciled."""
+    async with (
+        running_simulator(receipt_delay=0.02) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
+    ):
+        await h.outbox.enqueue_many(
+            [allowed(f"c{i}", f"861380000{i:04d}", text=f"hello {i}") for i in range(50)]
+        )
+        await wait_for(lambda: len(h.observed.final()) == 50)
+        assert set(h.observed.final().values()) == {"delivered"}
+        assert sorted(sim.texts()) == sorted(f"hello {i}" for i in range(50))
+        assert len(h.control.committed) == 50 and len(h.control.reconciled) == 50
+        assert await h.outbox.delivery_counts("c1") == {"delivered": 50}
+        assert sim.submitted[0].source_addr == "10086" and sim.submitted[
+            0
+        ].destination_addr.startswith("86138")
+
+
+async def test_long_chinese_ucs2_reassembles_at_simulator(tmp_path):
+    """A long Chinese text goes out as UCS2 segments with a UDH and reassembles at the SMSC."""
+    text = "尊敬的客户，您好！" * 30
+    for mode in ("udh8", "udh16", "payload"):
+        async with (
+            running_simulator() as sim,
+            running_channel(tmp_path / mode, [smsc_table(sim.port, long_message=mode)]) as h,
+        ):
+            await h.outbox.enqueue(allowed("long", text=text))
+            await wait_for(lambda: h.observed.final().get("long") == "delivered")
+            assert sim.texts() == [text]
+            assert all(s.data_coding == 0x08 for s in sim.submitted)
+            assert len(sim.submitted) == (1 if mode == "payload" else 5)
+
+
+async def test_mo_long_message_reassembled(tmp_path):
+    """A long MO message arriving in three parts is offered to plugins once, whole."""
+    text = "Y " + "请帮我开通流量包" * 20
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        await wait_for(lambda: sim.bound())
+        parts = await sim.send_mo("8613912345678", "10086", text, reference=42)
+        assert parts > 1
+        await wait_for(lambda: h.observed.mo)
+        assert [m.text for m in h.observed.mo] == [text]
+        assert h.observed.mo[0].msisdn == "8613912345678"
+
+
+async def test_receipts_correlate_across_reconnect_and_restart(tmp_path):
+    """Receipts sent after the bind dropped, and after the channel restarted, still find their contact."""
+    async with running_simulator(receipt_delay=0.5) as sim:
+        async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+            await h.outbox.enqueue_many([allowed(f"r{i}") for i in range(20)])
+            await wait_for(lambda: len(sim.submitted) == 20)
+            await wait_for(
+                lambda: (
+                    len([d for d in h.observed.deliveries if d.state.value == "submitted"]) == 20
+                )
+            )
+            await sim.drop_all()  # receipts are still pending at the SMSC
+            await wait_for(lambda: len(h.observed.final()) == 20)
+            assert set(h.observed.final().values()) == {"delivered"}
+            assert sim.stats["connections"] >= 2
+        sim.config.receipt_delay = 0.3
+        async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+            await h.outbox.enqueue_many([allowed(f"s{i}") for i in range(5)])
+            await wait_for(lambda: len(sim.submitted) == 25)
+        # channel gone before the receipts: they wait at the SMSC for the next bind
+        async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+            await wait_for(lambda: len(h.observed.final()) == 5)
+            assert h.channel.stats["receipts_unmatched"] == 0
+
+
+async def test_reconnect_after_drop_loses_nothing(tmp_path):
+    """The SMSC drops the connection twice mid-stream; every message still arrives."""
+    async with (
+        running_simulator(drop_after_pdus=150, drop_times=2) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, window=20)]) as h,
+    ):
+        await h.outbox.enqueue_many([allowed(f"d{i}", text=f"m{i}") for i in range(600)])
+        await wait_for(lambda: len(h.observed.final()) == 600, limit=30)
+        assert {f"m{i}" for i in range(600)} <= set(sim.texts())
+        assert sim.stats["dropped_connections"] == 2
+        assert set(h.observed.final().values()) == {"delivered"}
+
+
+async def test_throttling_backs_off_and_keeps_messages(tmp_path):
+    """ESME_RTHROTTLED and ESME_RMSGQFUL answers pause the account; every message is sent later."""
+    for status in (0x58, 0x14):
+        async with (
+            running_simulator(throttle_every=7, throttle_status=status) as sim,
+            running_channel(tmp_path / str(status), [smsc_table(sim.port)]) as h,
+        ):
+            await h.outbox.enqueue_many([allowed(f"t{i}", text=f"t{i}") for i in range(100)])
+            await wait_for(lambda: len(h.observed.final()) == 100, limit=30)
+            assert sim.stats["throttled"] >= 10
+            assert sorted(sim.texts()) == sorted(f"t{i}" for i in range(100))
+            assert set(h.observed.final().values()) == {"delivered"}
+
+
+async def test_routing_by_prefix_and_no_route(tmp_path):
+    """Destinations go to the SMSC with the longest matching prefix; no route means rejected."""
+    async with (
+        running_simulator() as a,
+        running_simulator() as b,
+        running_channel(
+            tmp_path,
+            [
+                smsc_table(a.port, name="a", routes=["86138"]),
+                smsc_table(b.port, name="b", routes=["861391"]),
+            ],
+        ) as h,
+    ):
+        await h.outbox.enqueue_many(
+            [
+                allowed("x", "8613800000001"),
+                allowed("y", "8613910000001"),
+                allowed("z", "8615000000001"),
+            ]
+        )
+        await wait_for(lambda: len(h.observed.final()) == 3)
+        assert [s.destination_addr for s in a.submitted] == ["8613800000001"]
+        assert [s.destination_addr for s in b.submitted] == ["8613910000001"]
+        assert h.observed.final()["z"] == "rejected"
+
+
+async def test_permanent_error_rejects_and_receipt_failure_reported(tmp_path):
+    """An SMSC error status rejects the message; an UNDELIV receipt reports undeliverable."""
+    async with (
+        running_simulator(
+            reject_prefixes={"86100": 0x0B}, undeliverable_prefixes=("86199",)
+        ) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
+    ):
+        await h.outbox.enqueue_many(
+            [allowed("bad", "8610000000000"), allowed("und", "8619900000000")]
+        )
+        await wait_for(lambda: len(h.observed.final()) == 2)
+        assert h.observed.final() == {"bad": "rejected", "und": "undeliverable"}
+
+
+async def test_binary_wap_push_and_campaign_overrides(tmp_path):
+    """Binary content goes with esm_class 0x40 and data_coding 4; source address comes from content."""
+    udh = bytes([6, 5, 4, 0x0B, 0x84, 0x23, 0xF0])
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        d = allowed("wap")
+        d = attrs.evolve(
+            d,
+            request=attrs.evolve(
+                d.request,
+                content={"udh": udh, "payload": b"\x01\x06" + b"x" * 20, "source_addr": "1065800"},
+            ),
+        )
+        await h.outbox.enqueue(d)
+        await wait_for(lambda: sim.submitted)
+        s = sim.submitted[0]
+        assert (s.esm_class, s.data_coding, s.source_addr) == (0x40, 0x04, "1065800")
+        assert s.short_message.startswith(udh)
+
+
+async def test_admin_snapshot(tmp_path):
+    """The smpp admin data shows binds, window usage and the outbox depth."""
+    async with (
+        running_simulator() as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, binds=2)]) as h,
+    ):
+        await wait_for(lambda: len(sim.bound()) == 2)
+        snap = h.channel.snapshot()
+        binds = snap["smsc"]["main"]["binds"]
+        assert [b["state"] for b in binds] == ["bound", "bound"]
+        assert snap["outbox_depth"] == 0 and "password" not in repr(snap)
