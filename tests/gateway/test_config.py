@@ -35,7 +35,7 @@ class SectionsPlugin:
     def gateway_config_sections(self):
         return [
             SectionSpec(name="smsc", parse=parse_smsc, optional=False),
-            SectionSpec(name="contact", parse=lambda t, k: dict(t), top_level=True),
+            SectionSpec(name="widgets", parse=lambda t, k: dict(t), top_level=True),
         ]
 
 
@@ -133,14 +133,14 @@ def test_unknown_key_is_refused_with_did_you_mean(tmp_path):
 def test_unknown_tables_and_unclaimed_plugin_sections(tmp_path):
     """Unknown top-level tables and [plugins.X] tables no plugin claims are errors with hints."""
     path = write(
-        tmp_path, '[logginng]\n[contakt]\n[plugins.smcs]\nhost = "x"\n[plugins.smsc]\nhost = "x"\n'
+        tmp_path, '[logginng]\n[widgetz]\n[plugins.smcs]\nhost = "x"\n[plugins.smsc]\nhost = "x"\n'
     )
     with pytest.raises(ConfigError) as exc:
         load_config(path, pm_with(SectionsPlugin()))
     assert sorted(problems(exc)) == sorted(
         [
             f"{path}: logginng: unknown table (did you mean 'logging'?)",
-            f"{path}: contakt: unknown table (did you mean 'contact'?)",
+            f"{path}: widgetz: unknown table (did you mean 'widgets'?)",
             f"{path}: plugins.smcs: no installed plugin claims this section (did you mean 'smsc'?)",
         ]
     )
@@ -148,9 +148,9 @@ def test_unknown_tables_and_unclaimed_plugin_sections(tmp_path):
 
 def test_sections_are_parsed_by_their_specs(tmp_path):
     """Top-level specs land in config.sections, plugin specs in config.plugins."""
-    path = write(tmp_path, '[contact]\nx = 1\n[plugins.smsc]\nhost = "smsc.local"\n')
+    path = write(tmp_path, '[widgets]\nx = 1\n[plugins.smsc]\nhost = "smsc.local"\n')
     cfg = load_config(path, pm_with(SectionsPlugin()))
-    assert cfg.sections == {"contact": {"x": 1}}
+    assert cfg.sections["widgets"] == {"x": 1}
     assert cfg.plugins == {"smsc": SmscConfig(host="smsc.local", port=2775)}
 
 
