@@ -137,7 +137,7 @@ async def make_pipeline(
     from gateway.store import SqliteWorker, open_sqlite
 
     directory = tmp_path / "campaigns"
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     for name, text in tomls.items():
         (directory / name).write_text(text, encoding="utf-8")
     (tmp_path / "profiles.csv").write_text(profiles, encoding="utf-8")

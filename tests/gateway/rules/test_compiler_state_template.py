@@ -1,0 +1,76 @@
+"""The compiled index equals the naive matcher; state is bounded; templates are safe."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.model import EventKind, SignalEvent
+from gateway.rules import RuleIndex, Template, TemplateError, Trigger, naive_candidates
+from gateway.rules.state import BoundedState
+
+KINDS = [k.value for k in EventKind][:5]
+LACS = st.integers(min_value=1, max_value=4)
+CIS = st.integers(min_value=0, max_value=4)
+
+triggers = st.builds(
+    lambda kinds, cells, lacs: Trigger(
+        kinds=frozenset(kinds), cells=frozenset(l << 16 | c for l, c in cells), lacs=frozenset(lacs)
+    ),
+    st.sets(st.sampled_from(KINDS), min_size=1),
+    st.sets(st.tuples(LACS, CIS), max_size=4),
+    st.sets(LACS, max_size=2),
+)
+events = st.builds(
+    lambda kind, lac, ci: SignalEvent(
+        kind=EventKind(kind), timestamp=0.0, lac=lac, ci=ci if lac is not None else None
+    ),
+    st.sampled_from(KINDS),
+    st.none() | LACS,
+    st.none() | CIS,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(triggers, max_size=12), st.lists(events, max_size=20))
+def test_index_finds_exactly_what_the_naive_matcher_finds(trigger_list, event_list):
+    """Property: for any rules and events, indexed candidates == naive candidates (no duplicates)."""
+    index = RuleIndex((t, i) for i, t in enumerate(trigger_list))
+    for event in event_list:
+        fast = [r.payload for r in index.candidates(event)]
+        slow = [r.payload for r in naive_candidates(index.rules, event)]
+        assert sorted(fast) == sorted(slow)
+        assert len(set(fast)) == len(fast)
+
+
+def test_bounded_state_expires_and_evicts_oldest():
+    """Entries expire after the TTL, and at capacity the least recently updated goes first."""
+    state = BoundedState(ttl=100.0, capacity=3)
+    for i, key in enumerate("abc"):
+        state.put(key, i, float(i))
+    state.put("a", 9, 10.0)  # a is now the newest
+    state.put("d", 3, 11.0)  # evicts b, the oldest
+    assert state.get("b", 11.0) is None and state.get("a", 11.0) == 9
+    assert state.evicted == 1
+    assert state.get("c", 150.0) is None  # older than the TTL: invisible even before a sweep
+    assert state.expire(105.0) == 1  # c (updated at 2) is swept
+    assert len(state) == 2
+    assert state.expire(1000.0) == 2 and len(state) == 0
+
+
+def test_template_fields_fallbacks_and_braces():
+    """Missing or empty fields use the fallback (or nothing); {{ }} are literal braces."""
+    t = Template("Hi {brand|friend}, {plan}! {{x}} {products}", {"brand", "plan", "products"})
+    values = {"plan": "", "products": frozenset({"b", "a"})}
+    assert t.render(values.get) == "Hi friend, ! {x} a,b"
+
+    def broken(name):
+        raise RuntimeError(name)
+
+    assert t.render(broken) == "Hi friend, ! {x} "
+    for bad in ("{nope}", "{brand", "x}", "{0.__class__}"):
+        try:
+            Template(bad, {"brand"})
+        except TemplateError:
+            continue
+        raise AssertionError(f"{bad!r} accepted")
