@@ -15,7 +15,9 @@ CIS = st.integers(min_value=0, max_value=4)
 
 triggers = st.builds(
     lambda kinds, cells, lacs: Trigger(
-        kinds=frozenset(kinds), cells=frozenset(l << 16 | c for l, c in cells), lacs=frozenset(lacs)
+        kinds=frozenset(kinds),
+        cells=frozenset(lac << 16 | c for lac, c in cells),
+        lacs=frozenset(lacs),
     ),
     st.sets(st.sampled_from(KINDS), min_size=1),
     st.sets(st.tuples(LACS, CIS), max_size=4),

@@ -1,0 +1,195 @@
+"""The campaigns component with the real SQLite contact control: preview (events file and the
+gateway_event_readers hook), campaign report, admin lifecycle commands, SIGHUP reload through
+the gateway_reload hook."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+
+import pluggy
+import pytest
+import trio
+
+from gateway import hookspecs
+from gateway.app import Gateway
+from gateway.campaigns import plugin as campaigns_plugin
+from gateway.campaigns.config import CampaignsConfig, ProfilesConfig
+from gateway.campaigns.preview import event_line
+from gateway.contact.plugin import open_contact_control
+from gateway.errors import AdminCommandError
+from gateway.model import EventKind as K
+from gateway.model import SignalEvent
+from tests.fakes.campaign_fakes import PROFILES_CSV, FakeOutbox, campaign_toml
+
+IMSI = [f"46000123456780{i}" for i in range(1, 5)]
+T0 = 1_772_000_000.0
+AREAS = '[areas.airport]\ncells = ["4101-1001"]\n'
+AIRPORT = '[policy]\nonce_per = "1d"\n[trigger]\nevents = ["cell_change", "periodic_update"]\nareas = ["airport"]\n[[trigger.conditions]]\ntype = "dwell"\nat_least = "30m"\n'
+
+
+class CaptureReader:
+    """A stand-in for the signaling plugin: reads "pcap" files through the hook."""
+
+    def __init__(self, events):
+        self.events = events
+        self.paths = []
+
+    @hookspecs.hookimpl
+    def gateway_event_readers(self):
+        def read(path):
+            self.paths.append(path)
+            return iter(self.events)
+
+        return {"pcap": read}
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(tmp_path, *, extra_plugins=()):
+    """The campaigns component and real contact control opened as the daemon does."""
+    (tmp_path / "campaigns").mkdir(exist_ok=True)
+    (tmp_path / "areas.toml").write_text(AREAS)
+    (tmp_path / "profiles.csv").write_text(PROFILES_CSV)
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(campaigns_plugin, name="campaigns")
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    config = types.SimpleNamespace(
+        path=tmp_path / "gateway.toml",
+        gateway=types.SimpleNamespace(timezone="UTC", sqlite_synchronous="normal"),
+        sections={
+            "campaigns": CampaignsConfig(directory="campaigns", areas_file="areas.toml", tick=3600),
+            "profiles": ProfilesConfig(file="profiles.csv"),
+        },
+    )
+    gw = Gateway(config=config, hook=pm.hook, state_dir=tmp_path / "state")
+    gw.outbox = FakeOutbox()
+    [opener] = campaigns_plugin.gateway_stores(gw)
+    async with open_contact_control(gw), opener:
+        commands = {c.name: c.handler for c in campaigns_plugin.gateway_admin_commands(gw)}
+        yield gw, pm, commands
+
+
+def airport_events():
+    """Subscriber 1 dwells 40 min, 2 dwells 40 min (blacklisted), 3 passes 10 min, 4 is elsewhere."""
+    events = []
+    for imsi in IMSI[:3]:
+        events.append(SignalEvent(kind=K.CELL_CHANGE, timestamp=T0, imsi=imsi, lac=4101, ci=1001))
+    for minute in (10, 20, 30, 40):
+        for imsi in IMSI[:2]:
+            events.append(
+                SignalEvent(
+                    kind=K.PERIODIC_UPDATE, timestamp=T0 + minute * 60, imsi=imsi, lac=4101, ci=1001
+                )
+            )
+    events.append(SignalEvent(kind=K.CELL_CHANGE, timestamp=T0 + 600, imsi=IMSI[2], lac=4200, ci=1))
+    events.append(SignalEvent(kind=K.CELL_CHANGE, timestamp=T0 + 600, imsi=IMSI[3], lac=4200, ci=1))
+    return events
+
+
+async def test_preview_events_file_reports_reach_without_sending(tmp_path):
+    """Preview figures on a known recording; nothing is sent, reserved or learned."""
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml(AIRPORT, id="airport", header=DRAFT)
+        )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        await gw.contact_control.lists.add("blacklist", "8613800000002")
+        events_file = tmp_path / "events.jsonl"
+        lines = [event_line(e) for e in airport_events()]
+        events_file.write_text(
+            "\n".join([*lines, "not json", '{"kind": "nope", "timestamp": 1}']) + "\n"
+        )
+        reply = await commands["preview"](["airport", "--events", str(events_file)])
+        data = reply.data
+        assert data["events_read"] == 13 and data["events_bad"] == 2
+        assert data["events_matched"] == 4  # 1 and 2 at 30 and 40 minutes
+        assert data["contact_requests"] == 2  # the 40-minute matches are repeats (once per day)
+        assert data["distinct_subscribers"] == 2
+        assert data["would_allow"] == 1
+        assert data["suppressed_by_reason"] == {"dnd.blacklist": 1}
+        assert not gw.outbox.queued
+        assert gw.profiles.index.view(0).get("last_cell") is None  # the live index is untouched
+        assert await gw.ledger.query(campaign_id="airport") == []  # check() records nothing
+
+
+async def test_preview_capture_uses_the_event_reader_hook(tmp_path):
+    """--capture FILE is decoded by the gateway_event_readers 'pcap' reader of a plugin."""
+    reader = CaptureReader(airport_events())
+    async with running_gateway(tmp_path, extra_plugins=[reader]) as (gw, _, commands):
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml(AIRPORT, id="airport", header=DRAFT)
+        )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        reply = await commands["preview"](["airport", "--capture", "/captures/airport.pcap"])
+        assert reader.paths == ["/captures/airport.pcap"]
+        assert reply.data["events_read"] == 13 and reply.data["would_allow"] == 2
+
+
+async def test_preview_capture_without_reader_is_a_clear_error(tmp_path):
+    """Without a signaling plugin, --capture explains what is missing."""
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml(AIRPORT, id="airport", header=DRAFT)
+        )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        with pytest.raises(AdminCommandError, match="no capture reader"):
+            await commands["preview"](["airport", "--capture", "/x.pcap"])
+        with pytest.raises(AdminCommandError, match="no campaign 'nope'"):
+            await commands["preview"](["nope", "--events", "/x"])
+
+
+DRAFT = 'id = "{id}"\nname = "airport offer"\nchannels = ["sms"]\ncontrol_group_percent = 0.0\n[content.sms]\ntext = "offer for {{brand}}"\n'
+
+
+async def test_admin_lifecycle_and_campaign_report(tmp_path):
+    """approve/start via commands, events through the pipeline, then the report's figures."""
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml(AIRPORT, id="airport", header=DRAFT)
+        )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        listed = await commands["campaigns"](["list"])
+        assert listed.data["campaigns"][0]["state"] == "pending_approval"
+        with pytest.raises(
+            AdminCommandError, match="cannot pause a campaign that is pending_approval"
+        ):
+            await commands["campaigns"](["pause", "airport"])
+        await commands["campaigns"](["approve", "airport", "--by", "zhang.san"])
+        await gw.campaigns.activate_due(T0)
+        await gw.contact_control.lists.add("blacklist", "8613800000002")
+        await gw.pipeline.send(airport_events())
+        report = (await commands["campaign"](["report", "airport"])).data
+        assert report["matched"] == 2 and report["allowed"] == 1
+        assert report["suppressed_by_reason"] == {"dnd.blacklist": 1}
+        assert report["control_group"] == 0 and report["outbox_states"] == {
+            "queued": 1,
+            "submitted": 0,
+            "delivered": 0,
+        }
+        shown = (await commands["campaigns"](["show", "airport"])).data
+        assert [a["actor"] for a in shown["audit"]][1:] == ["zhang.san", "scheduler"]
+
+
+async def test_sighup_reload_through_the_gateway_reload_hook(tmp_path):
+    """gateway_reload wakes the campaigns service, which loads new and changed campaign files."""
+    async with running_gateway(tmp_path) as (gw, pm, _):
+        running = 'id = "{id}"\nname = "n"\nchannels = ["sms"]\ninitial_state = "running"\n[content.sms]\ntext = "t"\n'
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml('[trigger]\nevents = ["power_on"]\n', id="a", header=running)
+        )
+        [service] = campaigns_plugin.gateway_services(gw)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert gw.campaigns.get("a") is None
+            done = service.reloaded
+            pm.hook.gateway_reload(gateway=gw)
+            with trio.fail_after(10):
+                await done.wait()
+            assert gw.campaigns.get("a").campaign.state.value == "running"
+            requests = gw.pipeline.match_batch(
+                [SignalEvent(kind=K.POWER_ON, timestamp=T0, imsi=IMSI[0])]
+            )
+            assert [r.campaign_id for r in requests] == ["a"]
+            nursery.cancel_scope.cancel()
