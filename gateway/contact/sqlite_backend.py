@@ -132,7 +132,7 @@ class SqliteContactControl(ContactControlBase):
         rec = self._records.get(contact_id)
         if rec is None:
             structlog.get_logger().warning(
-                "contact.unknown_reservation", contact_id=contact_id, event=event
+                "contact.unknown_reservation", contact_id=contact_id, transition=event
             )
             return False
         if event == "committed":

@@ -28,9 +28,9 @@ CAPS = {
 }
 
 
-async def test_dnd_categories_and_exemptions(open_sqlite) -> None:
+async def test_dnd_categories_and_exemptions(open_backend) -> None:
     """Listed subscribers are suppressed with the list as reason; exemptions never cover blacklist."""
-    async with open_sqlite({"exemptions": {"service": ["greylist", "opt_out_channel"]}}) as cc:
+    async with open_backend({"exemptions": {"service": ["greylist", "opt_out_channel"]}}) as cc:
         await cc.lists.add("blacklist", "861", source="boss", reason="fraud")
         await cc.lists.add("greylist", "862")
         await cc.lists.add("opt_out_channel", "863", scope="sms")
@@ -55,10 +55,10 @@ async def test_list_entry_expiry(open_sqlite, clock) -> None:
         assert cc.lists.entries_for("861") == []
 
 
-async def test_quiet_hours_batch_deferred_realtime_suppressed(open_sqlite, clock) -> None:
+async def test_quiet_hours_batch_deferred_realtime_suppressed(open_backend, clock) -> None:
     """In quiet hours a batch contact is deferred to the next window; real-time is suppressed unless it asks to defer."""
     clock.now = local_ts(2026, 11, 23, 22, 30)
-    async with open_sqlite({"contact_hours": {"sms": "08:00-21:00"}}) as cc:
+    async with open_backend({"contact_hours": {"sms": "08:00-21:00"}}) as cc:
         batch = await cc.decide(req(realtime=False))
         assert batch.outcome is Outcome.DEFERRED and batch.reason == "quiet_hours.sms"
         assert batch.not_before == local_ts(2026, 11, 24, 8, 0)
@@ -83,10 +83,10 @@ async def test_quiet_hours_in_dst_timezone(open_sqlite, clock) -> None:
         assert d.not_before - clock.now == 8 * 3600  # 9 wall-clock hours, one of them skipped
 
 
-async def test_channel_day_cap_resets_at_local_midnight(open_sqlite, clock) -> None:
+async def test_channel_day_cap_resets_at_local_midnight(open_backend, clock) -> None:
     """Two SMS per calendar day: the third is refused with count/limit, and allowed after midnight."""
     clock.now = local_ts(2026, 11, 23, 23, 50)
-    async with open_sqlite({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
+    async with open_backend({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
         assert (await sent(cc, req())).allowed
         assert (await sent(cc, req(campaign="c2"))).allowed
         d = await sent(cc, req(campaign="c3"))
@@ -97,11 +97,11 @@ async def test_channel_day_cap_resets_at_local_midnight(open_sqlite, clock) -> N
         assert (await sent(cc, req(campaign="c3"))).allowed
 
 
-async def test_dst_day_cap_in_berlin(open_sqlite, clock) -> None:
+async def test_dst_day_cap_in_berlin(open_backend, clock) -> None:
     """A day cap counts the 25-hour October day as one day in Berlin."""
     clock.now = local_ts(2026, 10, 25, 0, 30, BERLIN)
     caps = {"sms_day": dict(CAPS["sms_day"], limit=1)}
-    async with open_sqlite({"timezone": "Europe/Berlin", "caps": caps}) as cc:
+    async with open_backend({"timezone": "Europe/Berlin", "caps": caps}) as cc:
         assert (await sent(cc, req())).allowed
         clock.now = local_ts(2026, 10, 25, 23, 50, BERLIN)  # 24h20m later, same local day
         assert (await sent(cc, req())).reason == "cap.channel.day"
@@ -109,13 +109,13 @@ async def test_dst_day_cap_in_berlin(open_sqlite, clock) -> None:
         assert (await sent(cc, req())).allowed
 
 
-async def test_cross_channel_campaign_and_rolling_caps(open_sqlite, clock) -> None:
+async def test_cross_channel_campaign_and_rolling_caps(open_backend, clock) -> None:
     """All-channel week cap, per-campaign lifetime cap and a rolling window each apply."""
     caps = dict(
         CAPS,
         rolling={"scope": "campaign_class", "campaign_class": "care", "window": "24h", "limit": 1},
     )
-    async with open_sqlite({"caps": caps}) as cc:
+    async with open_backend({"caps": caps}) as cc:
         assert (await sent(cc, req(campaign="a"))).allowed
         assert (await sent(cc, req(campaign="a", channel="ivr"))).reason == "cap.campaign"
         assert (await sent(cc, req(campaign="b", channel="ivr"))).allowed
@@ -130,9 +130,9 @@ async def test_cross_channel_campaign_and_rolling_caps(open_sqlite, clock) -> No
         assert (await sent(cc, req("862", campaign="f", campaign_class="care"))).allowed
 
 
-async def test_cooldown_after_telemarketing(open_sqlite, clock) -> None:
+async def test_cooldown_after_telemarketing(open_backend, clock) -> None:
     """No telemarketing within 60 days of the last one; other classes are unaffected."""
-    async with open_sqlite({"cooldowns": {"telemarketing": "60d"}}) as cc:
+    async with open_backend({"cooldowns": {"telemarketing": "60d"}}) as cc:
         assert (
             await sent(cc, req(campaign="t1", channel="ivr", campaign_class="telemarketing"))
         ).allowed
@@ -146,9 +146,9 @@ async def test_cooldown_after_telemarketing(open_sqlite, clock) -> None:
         ).allowed
 
 
-async def test_release_refunds_exactly_once_and_commit(open_sqlite) -> None:
+async def test_release_refunds_exactly_once_and_commit(open_backend) -> None:
     """A released reservation frees its slot once; a committed contact keeps counting."""
-    async with open_sqlite({"caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}) as cc:
+    async with open_backend({"caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}) as cc:
         first = await cc.decide(req(contact_id="x1"))
         assert first.allowed and first.reservation_expires_at is not None
         assert (await cc.decide(req())).reason == "cap.channel.day"
@@ -168,9 +168,9 @@ async def test_release_refunds_exactly_once_and_commit(open_sqlite) -> None:
         assert events.count("released") == 1 and "committed" in events
 
 
-async def test_reconcile_refunds_per_config(open_sqlite) -> None:
+async def test_reconcile_refunds_per_config(open_backend) -> None:
     """Undelivered refunds when configured; delivered keeps counting; rejected before commit releases."""
-    async with open_sqlite(
+    async with open_backend(
         {
             "refund_on": ["undeliverable", "rejected"],
             "caps": {"sms_day": dict(CAPS["sms_day"], limit=1)},
@@ -211,18 +211,18 @@ async def test_reservation_expires_and_is_swept(open_sqlite, clock) -> None:
         assert (await cc.ledger.query(contact_id="e1"))[0]["event"] == "expired"
 
 
-async def test_duplicate_contact_id_counts_once(open_sqlite) -> None:
+async def test_duplicate_contact_id_counts_once(open_backend) -> None:
     """Deciding the same contact_id twice returns the same reservation, counted once."""
-    async with open_sqlite({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
+    async with open_backend({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
         a = await cc.decide(req(contact_id="same"))
         b = await cc.decide(req(contact_id="same"))
         assert a.allowed and b.allowed and b.reason == "duplicate"
         assert len(await cc.current_contacts("8613800000001")) == 1
 
 
-async def test_control_group_and_check_reserve_nothing(open_sqlite) -> None:
+async def test_control_group_and_check_reserve_nothing(open_backend) -> None:
     """Control-group requests are recorded as CONTROL and preview checks leave no trace."""
-    async with open_sqlite({"caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}) as cc:
+    async with open_backend({"caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}) as cc:
         c = await cc.decide(req(control_group=True, contact_id="cg"))
         assert c.outcome is Outcome.CONTROL
         p = await cc.check(req(contact_id="pv"))
@@ -237,9 +237,9 @@ async def test_control_group_and_check_reserve_nothing(open_sqlite) -> None:
         }
 
 
-async def test_passive_channel_not_counted(open_sqlite) -> None:
+async def test_passive_channel_not_counted(open_backend) -> None:
     """A passive channel contact is allowed without counting against caps."""
-    async with open_sqlite(
+    async with open_backend(
         {
             "passive_channels": ["crm"],
             "caps": {"all": {"scope": "all_channels", "window": "day", "limit": 1}},
@@ -252,9 +252,9 @@ async def test_passive_channel_not_counted(open_sqlite) -> None:
         assert (await cc.decide(req(channel="ivr"))).reason == "cap.all_channels.day"
 
 
-async def test_decide_many_matches_sequential_decide(open_sqlite) -> None:
+async def test_decide_many_matches_sequential_decide(open_backend) -> None:
     """decide_many gives the answers that decide would give one by one, in order."""
-    async with open_sqlite({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
+    async with open_backend({"caps": {"sms_day": CAPS["sms_day"]}}) as cc:
         batch = [req(m) for m in ("861", "862", "861", "861", "862")]
         out = await cc.decide_many(batch)
         assert [d.outcome.value for d in out] == [

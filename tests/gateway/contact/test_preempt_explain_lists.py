@@ -12,7 +12,7 @@ from gateway.model import Outcome
 DAY1 = {"caps": {"sms_day": {"scope": "channel", "channel": "sms", "window": "day", "limit": 1}}}
 
 
-async def test_higher_priority_preempts_unsent_lower_reservation(open_sqlite) -> None:
+async def test_higher_priority_preempts_unsent_lower_reservation(open_backend) -> None:
     """The outbox withdraws the low-priority message; its slot goes to the high-priority campaign."""
     asked = []
 
@@ -20,7 +20,7 @@ async def test_higher_priority_preempts_unsent_lower_reservation(open_sqlite) ->
         asked.append(contact_id)
         return True
 
-    async with open_sqlite(DAY1, preemptor=preemptor) as cc:
+    async with open_backend(DAY1, preemptor=preemptor) as cc:
         assert (await cc.decide(req(contact_id="low", campaign="promo", priority=1))).allowed
         high = await cc.decide(req(contact_id="high", campaign="alert", priority=9))
         assert high.allowed and asked == ["low"]

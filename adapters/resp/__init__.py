@@ -1,0 +1,26 @@
+"""RESP2, the Redis serialization protocol: a sans-IO codec and a thin Trio client.
+
+Written here because no well-kept Trio-native Redis client exists (the maintained clients
+are asyncio-only or synchronous); the Redis backend needs only commands, pipelining and
+EVALSHA, which a small codec plus one connection class cover.
+"""
+
+from adapters.resp.codec import (
+    NEED_DATA,
+    ErrorReply,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RespParser,
+    encode_command,
+    encode_reply,
+)
+
+__all__ = [
+    "NEED_DATA",
+    "ErrorReply",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "RespParser",
+    "encode_command",
+    "encode_reply",
+]

@@ -1,0 +1,278 @@
+"""The shared backend: counters and reservations in Redis, so several nodes see one subscriber.
+
+Check-and-reserve runs in a Lua script per request (atomic in Redis), and a batch of
+requests goes out as one pipeline of EVALSHA calls: one round trip per ``decide_many``.
+Lists, contact hours and the cap plan are evaluated in Python by the shared
+:class:`~gateway.contact.engine.Engine`; the ledger stays in the node's local SQLite file by
+group commit (the decision is durable before ``decide`` returns).
+
+Known limit: do-not-disturb lists are read from the local SQLite store, so in a cluster of
+nodes each node must import the same lists (``gatewayctl dnd import`` on each).
+
+This module uses the RESP client of :mod:`adapters.resp`: a deliberate exception to "the core
+imports no adapter", since the contact-control core is the only Redis user and no
+well-kept Trio-native Redis client exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from adapters.resp.client import RedisConnection, open_redis
+from adapters.resp.codec import ErrorReply
+from gateway.contact.config import ContactConfig
+from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
+from gateway.contact.engine import Violation
+from gateway.contact.ledger import Ledger
+from gateway.contact.lists import ListStore
+from gateway.contact.redis_scripts import SCRIPTS
+from gateway.errors import ContactControlError
+from gateway.model import ContactRequest
+from gateway.store import SqliteWorker, open_sqlite
+
+_NEG_INF = "-1e300"  # Lua's tonumber does not read "-inf"
+
+
+def _num(x: float) -> str:
+    return _NEG_INF if x == float("-inf") else repr(x)
+
+
+class RedisContactControl(ContactControlBase):
+    backend_name = "redis"
+
+    def __init__(
+        self,
+        config: ContactConfig,
+        lists: ListStore,
+        ledger: Ledger | None,
+        redis: RedisConnection,
+        **kw: Any,
+    ) -> None:
+        super().__init__(config, lists, ledger, **kw)
+        self.redis = redis
+        self.prefix = config.redis_prefix
+        self._sha = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()
+        }
+        horizon = config.horizon
+        self._ttl = 0 if horizon == float("inf") else int(horizon) + 1
+        self._local: dict[str, tuple[str, float]] = {}  # contact_id -> (msisdn, expires) made here
+        self.round_trips = 0
+
+    def key(self, msisdn: str) -> str:
+        return f"{self.prefix}:{{{msisdn}}}:c"
+
+    def index_key(self, contact_id: str) -> str:
+        return f"{self.prefix}:r:{contact_id}"
+
+    async def load_scripts(self) -> None:
+        for name, text in SCRIPTS.items():
+            sha = await self.redis.execute("SCRIPT", "LOAD", text)
+            self._sha[name] = sha.decode() if isinstance(sha, bytes) else sha
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run a pipeline; reload scripts once if Redis lost them (restart, SCRIPT FLUSH)."""
+        self.round_trips += 1
+        replies = await self.redis.pipeline(commands)
+        if any(isinstance(r, ErrorReply) and r.kind == "NOSCRIPT" for r in replies):
+            await self.load_scripts()
+            replies = await self.redis.pipeline(commands)
+        for r in replies:
+            if isinstance(r, ErrorReply):
+                raise ContactControlError(f"redis refused a contact-control script: {r.message}")
+        return replies
+
+    # -- check and reserve ----------------------------------------------------------------------
+
+    async def _reserve_batch(
+        self,
+        items: list[tuple[ContactRequest, list[Any], int]],
+        now: float,
+    ) -> list[Violation | Duplicate | None]:
+        sha = self._sha["reserve"]
+        horizon = self.config.horizon
+        prune = _num(now - horizon if horizon != float("inf") else float("-inf"))
+        expires = now + self.config.reservation_timeout
+        commands: list[tuple[Any, ...]] = []
+        now_s = repr(now)
+        for request, checks, mode in items:
+            record = (
+                f"{now_s}|{request.channel}|{request.campaign_id}|{request.campaign_class}|"
+                f"{request.priority}|{expires!r}|0"
+            )
+            args: list[Any] = [
+                "EVALSHA",
+                sha,
+                1,
+                self.key(request.msisdn),
+                now_s,
+                request.contact_id,
+                "1" if mode == RESERVE else "0",
+                record,
+                prune,
+                request.priority,
+                self._ttl,
+                len(checks),
+            ]
+            for c in checks:
+                args += (c.kind, c.value, _num(c.since), c.limit)
+            commands.append(tuple(args))
+            if mode == RESERVE:
+                ttl = self._ttl or 365 * 86400
+                commands.append(
+                    ("SET", self.index_key(request.contact_id), request.msisdn, "EX", ttl)
+                )
+        replies = await self._pipeline(commands)
+        results: list[Violation | Duplicate | None] = []
+        pos = 0
+        for request, checks, mode in items:
+            reply = replies[pos]
+            pos += 2 if mode == RESERVE else 1
+            code = reply[0]
+            if code == 1:
+                if mode == RESERVE:
+                    self._local[request.contact_id] = (request.msisdn, expires)
+                results.append(None)
+            elif code == 2:
+                results.append(Duplicate(float(reply[1]) if reply[1] else None))
+            else:
+                victims = tuple(v.decode() for v in reply[3:])
+                results.append(Violation(checks[reply[1]], reply[2], victims))
+        return results
+
+    async def _msisdn_of(self, contact_id: str) -> str | None:
+        local = self._local.get(contact_id)
+        if local is not None:
+            return local[0]
+        found = await self.redis.execute("GET", self.index_key(contact_id))
+        return found.decode() if found else None
+
+    async def _transition(self, contact_id: str, event: str, reason: str, now: float) -> bool:
+        msisdn = await self._msisdn_of(contact_id)
+        if msisdn is None:
+            structlog.get_logger().warning(
+                "contact.unknown_reservation", contact_id=contact_id, transition=event
+            )
+            return False
+        script = "commit" if event == "committed" else "release"
+        (reply,) = await self._pipeline(
+            [("EVALSHA", self._sha[script], 1, self.key(msisdn), contact_id, repr(now))]
+        )
+        self._local.pop(contact_id, None)
+        if reply[0] != 1:
+            return False
+        _at, channel, campaign, cls, priority, _exp, _st = reply[1].decode().split("|")
+        if self.ledger is not None:
+            row = (
+                now,
+                event,
+                contact_id,
+                msisdn,
+                campaign,
+                channel,
+                cls,
+                int(priority),
+                reason or None,
+                None,
+                None,
+                None,
+                None,
+            )
+            await self.ledger.durable(self.ledger.append(row))
+        return True
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def open_reservations(self) -> int:
+        """Reservations made by this node, not yet committed or released, not expired."""
+        now = self.clock()
+        dead = [c for c, (_m, exp) in self._local.items() if exp <= now]
+        for c in dead:
+            del self._local[c]
+        return len(self._local)
+
+    async def current_contacts(self, msisdn: str) -> list[dict[str, Any]]:
+        now = self.clock()
+        raw = await self.redis.execute("HGETALL", self.key(msisdn))
+        out = []
+        for field, value in zip(raw[::2], raw[1::2], strict=True):
+            at, channel, campaign, cls, priority, exp, state = value.decode().split("|")
+            if state == "1" or (state == "0" and float(exp) > now):
+                out.append(
+                    {
+                        "contact_id": field.decode(),
+                        "at": float(at),
+                        "channel": channel,
+                        "campaign_id": campaign,
+                        "campaign_class": cls,
+                        "priority": int(priority),
+                        "state": "committed" if state == "1" else "reserved",
+                        "expires_at": float(exp),
+                    }
+                )
+        out.sort(key=lambda c: c["at"])
+        return out
+
+    def status(self) -> dict[str, Any]:
+        out = super().status()
+        out["redis_round_trips"] = self.round_trips
+        return out
+
+
+@asynccontextmanager
+async def open_redis_contact_control(
+    config: ContactConfig,
+    path: Path | str,
+    *,
+    clock: Any = None,
+    preemptor: Preemptor | None = None,
+    on_recorded: Any = None,
+) -> AsyncIterator[RedisContactControl]:
+    """Connect to Redis, load the scripts, open the local ledger and lists, run the group commit."""
+    clock = clock or time.time
+    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=config.synchronous))
+    worker = SqliteWorker(conn)
+    try:
+        await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
+        lists = ListStore(worker, clock=clock)
+        await worker.run(lists.load)
+        ledger = Ledger(worker, interval=config.group_commit_interval)
+        try:
+            redis_cm = open_redis(config.redis_host, config.redis_port)
+            redis = await redis_cm.__aenter__()
+        except OSError as exc:
+            raise ContactControlError(
+                f"cannot reach redis at {config.redis_host}:{config.redis_port}: {exc}"
+            ) from exc
+        try:
+            control = RedisContactControl(
+                config,
+                lists,
+                ledger,
+                redis,
+                clock=clock,
+                preemptor=preemptor,
+                on_recorded=on_recorded,
+            )
+            await control.load_scripts()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(ledger.run)
+                try:
+                    yield control
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(10):
+                        await ledger.flush()
+                    nursery.cancel_scope.cancel()
+        finally:
+            await redis_cm.__aexit__(None, None, None)
+    finally:
+        with trio.CancelScope(shield=True):
+            await worker.aclose()

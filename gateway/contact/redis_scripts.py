@@ -1,0 +1,97 @@
+"""Lua scripts of the Redis backend: atomic check-and-reserve, commit, release.
+
+All keys of one subscriber share the hash tag ``{msisdn}``: a script touches exactly one key
+(``<prefix>:{<msisdn>}:c``), so it is Redis Cluster safe. That hash maps contact_id to a
+record ``at|channel|campaign|class|priority|expires_at|state`` (state 0 reserved, 1
+committed). Ended records are deleted; a reservation past ``expires_at`` is deleted by the
+next script that reads the hash (its count is refunded by time, as in the SQLite backend).
+
+The counting in RESERVE mirrors :func:`gateway.contact.engine.first_violation`; the checks
+themselves (window starts in local time, limits) are computed in Python by
+:meth:`gateway.contact.engine.Engine.plan` and passed as arguments.
+"""
+
+from __future__ import annotations
+
+#: KEYS[1] history hash. ARGV: now, contact_id, mode (0 dry, 1 reserve), record, prune_before,
+#: priority, ttl_seconds (0 = no expiry), n_checks, then n x (kind, value, since, limit).
+#: Returns {1} allowed, {2, expires_at} duplicate, {0, check_index, count, victim...} full.
+RESERVE = r"""
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local cid = ARGV[2]
+local mode = ARGV[3]
+local prune = tonumber(ARGV[5])
+local prio = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local n = tonumber(ARGV[8])
+local all = redis.call('HGETALL', key)
+local recs = {}
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local at, ch, camp, cls, p, exp, st = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  at = tonumber(at)
+  exp = tonumber(exp)
+  if at == nil or at < prune or (st == '0' and exp <= now) then
+    redis.call('HDEL', key, f)
+  elseif f == cid and mode == '1' then
+    if st == '0' then return {2, tostring(exp)} end
+    return {2, ''}
+  else
+    recs[#recs + 1] = {f, ch, camp, cls, tonumber(p), st, at}
+  end
+end
+for c = 0, n - 1 do
+  local base = 9 + c * 4
+  local kind = ARGV[base]
+  local val = ARGV[base + 1]
+  local since = tonumber(ARGV[base + 2])
+  local limit = tonumber(ARGV[base + 3])
+  if limit <= #recs then
+    local count = 0
+    local victims = {}
+    for _, r in ipairs(recs) do
+      if r[7] >= since and (kind == '0' or (kind == '1' and r[2] == val)
+          or (kind == '2' and r[3] == val) or (kind == '3' and r[4] == val)) then
+        count = count + 1
+        if r[6] == '0' and r[5] < prio then victims[#victims + 1] = {r[5], r[1]} end
+      end
+    end
+    if count >= limit then
+      table.sort(victims, function(a, b) return a[1] < b[1] end)
+      local out = {0, c, count}
+      for _, v in ipairs(victims) do out[#out + 1] = v[2] end
+      return out
+    end
+  end
+end
+if mode == '1' then
+  redis.call('HSET', key, cid, ARGV[4])
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+end
+return {1}
+"""
+
+#: KEYS[1] history hash. ARGV: contact_id, now. Reserved -> committed (even if past its
+#: expiry but not yet pruned: the message went out). Returns {1, record} or {0}.
+COMMIT = r"""
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return {0} end
+if string.sub(v, -1) ~= '0' then return {0} end
+local committed = string.sub(v, 1, -2) .. '1'
+redis.call('HSET', KEYS[1], ARGV[1], committed)
+return {1, committed}
+"""
+
+#: KEYS[1] history hash. ARGV: contact_id, now. Ends a live record (reserved and unexpired,
+#: or committed). Returns {1, record} the first time, {0} after.
+RELEASE = r"""
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local exp, st = string.match(v, '|([^|]*)|([^|]*)$')
+if st == '1' or (st == '0' and tonumber(exp) > tonumber(ARGV[2])) then return {1, v} end
+return {0}
+"""
+
+SCRIPTS = {"reserve": RESERVE, "commit": COMMIT, "release": RELEASE}

@@ -1,0 +1,86 @@
+"""A real ``redis-server`` on a free loopback port, for tests of the Redis backend.
+
+Redis cannot listen on port 0, so a free port is found by binding a socket to port 0 first.
+Persistence is off (``--save "" --appendonly no``); the server is stopped at the end.
+Skips the test when ``redis-server`` is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, tries: int = 5) -> RedisServer:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        for _ in range(tries):
+            self.port = _free_port()
+            self._proc = subprocess.Popen(
+                [
+                    exe,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    self.host,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self._proc.poll() is None:
+                try:
+                    with socket.create_connection((self.host, self.port), timeout=0.2) as s:
+                        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                        if s.recv(16).startswith(b"+PONG"):
+                            return self
+                except OSError:
+                    time.sleep(0.02)
+            self.stop()  # port taken meanwhile, or too slow: try another
+        raise RuntimeError("could not start redis-server")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart by key prefix."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
