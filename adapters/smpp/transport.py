@@ -124,8 +124,9 @@ class SmscAccount:
     _pending: collections.deque = attrs.field(factory=collections.deque)
     _retry: list = attrs.field(factory=list)  # heap of (not_before, n, (job, index))
     _n: int = 0
-    _have_items: trio.Event = attrs.field(factory=trio.Event)
-    _have_room: trio.Event = attrs.field(factory=trio.Event)
+    # several binds (and feeders) wait on one account: parking lots wake them all
+    _have_items: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _have_room: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
 
     def __attrs_post_init__(self) -> None:
         self.bucket = TokenBucket(self.rate, now=trio.current_time() if _in_trio() else 0.0)
@@ -139,21 +140,20 @@ class SmscAccount:
     async def submit(self, job: SubmitJob) -> None:
         """Queue a message's segments; waits while this account already holds ``max_pending``."""
         while self.queued >= self.max_pending:
-            self._have_room = trio.Event()
-            await self._have_room.wait()
+            await self._have_room.park()
         for i in range(len(job.segments)):
             self._pending.append((job, i))
-        self._have_items.set()
+        self._have_items.unpark_all()
 
     def push_front(self, items: Sequence[tuple[SubmitJob, int]]) -> None:
         for item in reversed(items):
             self._pending.appendleft(item)
-        self._have_items.set()
+        self._have_items.unpark_all()
 
     def retry_later(self, item: tuple[SubmitJob, int], at: float) -> None:
         self._n += 1
         heapq.heappush(self._retry, (at, self._n, item))
-        self._have_items.set()
+        self._have_items.unpark_all()
 
     # -- consumer side (binds) -------------------------------------------------------------------
 
@@ -172,12 +172,11 @@ class SmscAccount:
                 await trio.sleep_until(self.paused_until)
                 continue
             if not self._pending and not (self._retry and self._retry[0][0] <= now):
-                self._have_items = trio.Event()
                 if self._retry:
                     with trio.move_on_at(self._retry[0][0]):
-                        await self._have_items.wait()
+                        await self._have_items.park()
                 else:
-                    await self._have_items.wait()
+                    await self._have_items.park()
                 continue
             delay = max(self.bucket.delay(now), bind_bucket.delay(now))
             if delay > 0:
@@ -195,18 +194,26 @@ class SmscAccount:
                 if not item[0].done:
                     items.append(item)
             if self.queued < self.max_pending:
-                self._have_room.set()
+                self._have_room.unpark_all()
             if items:
                 return items
 
     def throttled(self, item: tuple[SubmitJob, int]) -> float:
-        """The SMSC said slow down: pause the whole account, retry the segment after it."""
+        """The SMSC said slow down: pause the whole account, retry the segment after it.
+
+        The pause doubles with each throttled answer that comes *after* a pause ended (answers
+        to segments already in flight during a pause do not count), and resets on success.
+        """
         s = self.settings
-        delay = min(s.throttle_delay * (2 ** min(self.throttle_streak, 16)), s.throttle_delay_max)
-        self.throttle_streak += 1
-        self.paused_until = max(self.paused_until, trio.current_time() + delay)
+        now = trio.current_time()
+        if now >= self.paused_until:
+            delay = min(
+                s.throttle_delay * (2 ** min(self.throttle_streak, 16)), s.throttle_delay_max
+            )
+            self.throttle_streak += 1
+            self.paused_until = now + delay
         self.retry_later(item, self.paused_until)
-        return delay
+        return self.paused_until - now
 
 
 def _in_trio() -> bool:
