@@ -93,6 +93,9 @@ class Decoder:
             corr.release(conn)
         return self.drain()
 
+    #: For callers that find a problem outside the frame path (a file that is not a capture).
+    count_error = _error
+
     def drain(self) -> list[dict]:
         """The event dicts produced since the last call."""
         events = self.correlator.events

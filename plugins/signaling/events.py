@@ -1,0 +1,93 @@
+"""From the decoder's event dicts to :class:`gateway.model.SignalEvent`, and decoder counters.
+
+The adapter (:mod:`adapters.sigtran`) knows nothing of the gateway: it produces plain dicts
+whose keys are the SignalEvent field names. This module builds the frozen events, applies
+the shard filter, and mirrors the decoder's per-layer counters into ``gateway.metrics`` so
+``gatewayctl status`` / ``metrics`` show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from gateway.model import EventKind, SignalEvent
+from plugins.signaling.config import Shard
+
+_KINDS = {kind.value: kind for kind in EventKind}
+
+
+def to_events(records: Iterable[dict], source: str, shard: Shard) -> list[SignalEvent]:
+    """SignalEvents for the records this node's shard keeps (records are consumed)."""
+    kinds = _KINDS
+    out = []
+    keep_all = shard.everything
+    for record in records:
+        if not keep_all and not shard.keeps(record.get("imsi")):
+            continue
+        record["kind"] = kinds[record["kind"]]
+        out.append(SignalEvent(source=source, **record))
+    return out
+
+
+def event_to_json(event: SignalEvent) -> dict[str, Any]:
+    """A JSON-ready dict of the fields that are set (for ``scripts/decode.py``)."""
+    out: dict[str, Any] = {"kind": event.kind.value, "timestamp": event.timestamp}
+    for field in (
+        "imsi",
+        "tmsi",
+        "msisdn",
+        "imei",
+        "previous_imei",
+        "mcc",
+        "mnc",
+        "lac",
+        "ci",
+        "peer",
+        "cause",
+        "duration",
+        "source",
+    ):
+        value = getattr(event, field)
+        if value is not None and value != "":
+            out[field] = value
+    return out
+
+
+class CounterMirror:
+    """Copies growth of ``{(layer, reason): n}`` dicts into gateway metrics counters.
+
+    ``signaling.decode_errors{source,layer,reason}`` for malformed input and
+    ``signaling.skipped{source,layer,reason}`` for input carrying nothing of interest.
+    """
+
+    def __init__(self, metrics: Any, source: str) -> None:
+        self._metrics = metrics
+        self._source = source
+        self._seen: dict[tuple[str, str, str], int] = {}
+        self._frames = metrics.counter("signaling.frames", source=source)
+        self._events = metrics.counter("signaling.events", source=source)
+
+    def update(self, name: str, counts: dict[tuple[str, str], int]) -> None:
+        for (layer, reason), value in counts.items():
+            key = (name, layer, reason)
+            delta = value - self._seen.get(key, 0)
+            if delta:
+                self._seen[key] = value
+                self._metrics.counter(name, source=self._source, layer=layer, reason=reason).inc(
+                    delta
+                )
+
+    def add_frames(self, n: int) -> None:
+        self._frames.inc(n)
+
+    def add_events(self, n: int) -> None:
+        self._events.inc(n)
+
+
+def counters_fragment(errors: dict, skipped: dict) -> dict[str, dict[str, int]]:
+    """``{"errors": {"layer.reason": n}, "skipped": {...}}`` for status and decode.py."""
+    return {
+        "errors": {f"{layer}.{reason}": n for (layer, reason), n in sorted(errors.items())},
+        "skipped": {f"{layer}.{reason}": n for (layer, reason), n in sorted(skipped.items())},
+    }

@@ -1,0 +1,157 @@
+"""The pcap directory source: order, completeness, resume, done files, shards, counters."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from signaling_fixtures import ListSink, make_capture, make_gateway, old, wait_for
+
+from adapters.sigtran.pcap import CaptureReader
+from gateway.errors import ConfigError
+from plugins.signaling import pcap_dir
+from plugins.signaling.pcap_dir import PcapDirectorySource, parse_pcap_config, read_pcap_events
+
+
+def source_for(tmp_path, **keys):
+    table = {"directory": str(tmp_path / "spool"), "settle": 0, "poll_interval": 0.01, **keys}
+    config = parse_pcap_config(table, "plugins.signaling_pcap")
+    gateway = make_gateway(tmp_path / "state", signaling_pcap=config)
+    return gateway, PcapDirectorySource(gateway, config)
+
+
+@pytest.fixture
+def spool(tmp_path):
+    (tmp_path / "spool").mkdir()
+    return tmp_path / "spool"
+
+
+async def test_files_are_read_in_name_order_and_moved_to_done(tmp_path, spool):
+    """Two rotated files give all their events, the earlier name first; both end in done/."""
+    make_capture(spool / "b.pcap", seed=2, procedures=30)
+    make_capture(spool / "a.pcap", seed=1, procedures=30)
+    expected_a = list(read_pcap_events(spool / "a.pcap"))
+    gateway, source = source_for(tmp_path)
+    sink = ListSink()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, sink)
+        await wait_for(lambda: source.spool.files_done == 2)
+        nursery.cancel_scope.cancel()
+    assert sorted(p.name for p in (spool / "done").iterdir()) == ["a.pcap", "b.pcap"]
+    assert not list(spool.glob("*.pcap"))
+    events = sink.events
+    assert events[0].timestamp == expected_a[0].timestamp and events[0].source == source.name
+    assert len(events) >= len(expected_a) > 20
+    assert not (tmp_path / "state" / "signaling" / "pcap.progress").exists()
+    snap = gateway.metrics.snapshot()["counters"]
+    assert snap["signaling.events"]["source=pcap"] == len(events)
+    assert snap["signaling.frames"]["source=pcap"] == source.decoder.frames
+
+
+async def test_restart_resumes_without_rereading(tmp_path, spool):
+    """Stopped after two batches and restarted, each packet is decoded exactly once overall."""
+    make_capture(spool / "a.pcap", seed=3, procedures=120)
+    with (spool / "a.pcap").open("rb") as f:
+        total_frames = sum(1 for _ in CaptureReader(f).packets())
+    _, first = source_for(tmp_path, chunk_packets=200, batch_size=10_000)
+    async with trio.open_nursery() as nursery:
+        sink = ListSink(on_send=lambda s: len(s.batches) == 2 and nursery.cancel_scope.cancel())
+        await nursery.start(first.run, sink)
+    assert first.decoder.frames == 400
+    progress = tmp_path / "state" / "signaling" / "pcap.progress"
+    assert progress.exists()
+    _, second = source_for(tmp_path, chunk_packets=200)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(second.run, ListSink())
+        await wait_for(lambda: second.spool.files_done == 1)
+        nursery.cancel_scope.cancel()
+    assert first.decoder.frames + second.decoder.frames == total_frames
+    assert not progress.exists()
+
+
+async def test_incomplete_files_wait_for_the_settle_time(tmp_path, spool):
+    """A file still being written (recent mtime) or named .part is not taken; an old one is."""
+    make_capture(spool / "new.pcap", seed=1, procedures=5)
+    make_capture(spool / "x.pcap.part", seed=1, procedures=5)
+    old(make_capture(spool / "old.pcap", seed=1, procedures=5) and spool / "old.pcap")
+    _, source = source_for(tmp_path, settle="1h")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, ListSink())
+        await wait_for(lambda: source.spool.files_done == 1)
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert sorted(p.name for p in spool.iterdir()) == ["done", "new.pcap", "x.pcap.part"]
+
+
+@pytest.mark.parametrize("action", ["mark", "delete"])
+async def test_done_files_can_be_marked_or_deleted(tmp_path, spool, action):
+    """done = "mark" renames to .done; done = "delete" removes the file."""
+    make_capture(spool / "a.pcap", seed=1, procedures=5)
+    _, source = source_for(tmp_path, done=action)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, ListSink())
+        await wait_for(lambda: source.spool.files_done == 1)
+        nursery.cancel_scope.cancel()
+    assert [p.name for p in spool.iterdir()] == (["a.pcap.done"] if action == "mark" else [])
+
+
+async def test_a_file_that_is_not_a_capture_is_counted_and_set_aside(tmp_path, spool):
+    """Garbage in the spool is counted under pcap.bad_magic, moved to done, and reading goes on."""
+    (spool / "a.pcap").write_bytes(b"this is not a capture" * 10)
+    make_capture(spool / "b.pcap", seed=1, procedures=10)
+    gateway, source = source_for(tmp_path)
+    sink = ListSink()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, sink)
+        await wait_for(lambda: source.spool.files_done == 2)
+        nursery.cancel_scope.cancel()
+    assert source.bad_files == 1 and sink.events
+    status = pcap_dir.gateway_status(gateway)
+    assert status is None or "errors" in status
+    assert source.statistics()["errors"]["pcap.bad_magic"] == 1
+
+
+async def test_shards_partition_subscribers(tmp_path, spool):
+    """Shards 1/2 and 2/2 together see every IMSI event once, and no IMSI on both."""
+    make_capture(spool / "a.pcap", seed=4, procedures=200)
+    everything = [
+        e
+        for e in read_pcap_events(
+            spool / "a.pcap",
+        )
+        if e.imsi
+    ]
+    seen = []
+    for shard in ("1/2", "2/2"):
+        sink = ListSink()
+        _, source = source_for(tmp_path / shard[0], shard=shard, directory=str(spool), done="mark")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(source.run, sink)
+            await wait_for(lambda source=source: source.spool.files_done == 1)
+            nursery.cancel_scope.cancel()
+        (spool / "a.pcap.done").rename(spool / "a.pcap")
+        seen.append({e.imsi for e in sink.events if e.imsi})
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    assert seen[0] | seen[1] == {e.imsi for e in everything}
+
+
+def test_config_is_strict():
+    """Unknown keys, bad shards and bad PLMNs are configuration errors naming the key."""
+    with pytest.raises(ConfigError) as info:
+        parse_pcap_config(
+            {"directory": "/x", "shrad": "1/2", "shard": "5/4", "home_plmns": ["46"]},
+            "plugins.signaling_pcap",
+        )
+    text = str(info.value)
+    assert "plugins.signaling_pcap.shrad" in text and "plugins.signaling_pcap.shard" in text
+    assert "home_plmns" in text
+    assert parse_pcap_config({}, "plugins.signaling_pcap").spool is None
+
+
+def test_hooks_register_the_source_status_and_reader(tmp_path):
+    """With a directory the plugin returns one source, a status fragment and the pcap reader."""
+    gateway, _ = source_for(tmp_path)
+    [source] = pcap_dir.gateway_signal_sources(gateway)
+    assert source.name == "signaling_pcap:pcap"
+    assert pcap_dir.gateway_status(gateway)["frames"] == 0
+    assert pcap_dir.gateway_event_readers()["pcap"] is read_pcap_events
+    assert [s.name for s in pcap_dir.gateway_config_sections()] == ["signaling_pcap"]
