@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 MAX_REQUEST_BYTES = 1 << 20
 #: Worst first: the state a plugin shows is that of its worst task.
-_STATE_ORDER = ("restarting", "starting", "running", "finished", "stopped")
+_STATE_ORDER = ("failed", "restarting", "starting", "running", "finished", "stopped")
 
 
 # ------------------------------------------------------------------------------------------

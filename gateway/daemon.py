@@ -16,9 +16,14 @@ it replaces ``gateway.config`` and calls ``gateway_reload``.
 
 Nursery tree::
 
-    core (signals, control socket, watchdog)
-      work (services, channels)          <- drained, then cancelled
-        intake (sources, intake services) <- cancelled first
+    core (signals, watchdog)
+      [stores: AsyncExitStack, closed after everything below has stopped]
+      admin (control socket: answers while draining)
+        work (services, channels)            <- drained, then cancelled
+          intake (sources, intake services)  <- cancelled first
+
+A SIGTERM during start-up aborts it (``gateway.start_aborted``, exit 0): while stores open it
+takes effect once they are open; while plugin objects start, at once.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class Daemon:
     reloads: int = 0
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _drain_scope: trio.CancelScope | None = None
+    _startup_scope: trio.CancelScope | None = None
     #: Set once the control socket is listening (tests, embedding).
     control_ready: trio.Event = attrs.field(factory=trio.Event)
 
@@ -131,11 +137,11 @@ class Daemon:
             return
         structlog.get_logger().info("gateway.stopping", reason=reason)
         self._stop.set()
+        if self.state == "starting" and self._startup_scope is not None:
+            self._startup_scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped; see the module docstring for the order of things."""
-        from gateway.control import serve_control
-
         log = structlog.get_logger()
         gw = self.gateway
         gw.state_dir.mkdir(parents=True, exist_ok=True)
@@ -145,21 +151,44 @@ class Daemon:
             config=str(self.config_path),
             plugins=plugin_names(self.pm),
         )
-        async with contextlib.AsyncExitStack() as stores:
-            for plugin, managers in call_each(self.pm, "gateway_stores", gateway=gw):
-                for manager in managers:
-                    try:
-                        await stores.enter_async_context(manager)
-                    except Exception as exc:
-                        raise PluginError(plugin, f"store failed to open: {describe(exc)}") from exc
-            call_each(self.pm, "gateway_start", gateway=gw)
-            self._collect()
-            async with trio.open_nursery() as core:
-                core.start_soon(self._serve_signals)
-                async with trio.open_nursery() as work:
-                    async with trio.open_nursery() as intake:
+        async with trio.open_nursery() as core:
+            # Signals first: a SIGTERM during start-up is handled (start-up stops at the next step).
+            core.start_soon(self._serve_signals)
+            async with contextlib.AsyncExitStack() as stores:
+                # Not inside a cancel scope: a store may open a nursery that must outlive it.
+                await self._open_stores(stores)
+                if self._stop.is_set():
+                    log.warning("gateway.start_aborted", phase="stores")
+                else:
+                    call_each(self.pm, "gateway_start", gateway=gw)
+                    self._collect()
+                    await self._serve(core, task_status)
+            core.cancel_scope.cancel()
+        log.info("gateway.stopped")
+
+    async def _open_stores(self, stores: contextlib.AsyncExitStack) -> None:
+        for plugin, managers in call_each(self.pm, "gateway_stores", gateway=self.gateway):
+            for manager in managers:
+                try:
+                    await stores.enter_async_context(manager)
+                except Exception as exc:
+                    raise PluginError(plugin, f"store failed to open: {describe(exc)}") from exc
+
+    async def _serve(self, core: trio.Nursery, task_status: trio.TaskStatus[None]) -> None:
+        """Start every object, serve until stopped, then stop intake, drain, cancel."""
+        from gateway.control import serve_control
+
+        log = structlog.get_logger()
+        # The control socket outlives the work (status answers while draining) but not the stores.
+        async with trio.open_nursery() as admin:
+            async with trio.open_nursery() as work:
+                async with trio.open_nursery() as intake:
+                    with trio.CancelScope() as self._startup_scope:
                         await self._start_all(work, intake)
-                        await core.start(serve_control, self)
+                        await admin.start(serve_control, self)
+                    if self._startup_scope.cancelled_caught:
+                        log.warning("gateway.start_aborted", phase="plugins")
+                    else:
                         self.control_ready.set()
                         self.state = "running"
                         self.notifier.notify(READY=1, STATUS="running", MAINPID=os.getpid())
@@ -167,15 +196,14 @@ class Daemon:
                         log.info("gateway.ready", tasks=len(self.supervisor.tasks))
                         task_status.started()
                         await self._stop.wait()
-                        self.state = "stopping"
-                        self.notifier.notify(STOPPING=1, STATUS="draining")
-                        self.supervisor.cancel({"source", "intake"})
-                        intake.cancel_scope.cancel()
-                    await self._drain()
-                    self.supervisor.cancel()
-                    work.cancel_scope.cancel()
-                core.cancel_scope.cancel()
-        log.info("gateway.stopped")
+                    self.state = "stopping"
+                    self.notifier.notify(STOPPING=1, STATUS="draining")
+                    self.supervisor.cancel({"source", "intake"})
+                    intake.cancel_scope.cancel()
+                await self._drain()
+                self.supervisor.cancel()
+                work.cancel_scope.cancel()
+            admin.cancel_scope.cancel()
 
     def _collect(self) -> None:
         """Call the registration hooks once; objects are started later by ``_start_all``."""

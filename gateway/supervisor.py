@@ -32,7 +32,7 @@ class SupervisedTask:
     plugin: str
     kind: str  # service, source, channel, http
     obj: Any
-    state: str = "starting"  # starting, running, restarting, finished
+    state: str = "starting"  # starting, running, restarting, failed, finished, stopped
     restarts: int = 0
     last_error: str | None = None
     cancel_scope: trio.CancelScope | None = None
@@ -111,9 +111,11 @@ class Supervisor:
             entry.cancel_scope = scope
             while True:
                 started_at = trio.current_time()
+                running = False
                 try:
                     async with trio.open_nursery() as inner:
                         await inner.start(_call, run, args)
+                        running = True
                         entry.state = "running"
                         if first:
                             first = False
@@ -126,7 +128,8 @@ class Supervisor:
                     leaf = _leaf(exc)
                     entry.last_error = describe(exc)
                     entry.restarts += 1
-                    entry.state = "restarting"
+                    # "failed": the last attempt could not even start; "restarting": it crashed.
+                    entry.state = "restarting" if running else "failed"
                     if trio.current_time() - started_at > STABLE_AFTER_S:
                         delay = self.backoff_initial
                     log.error(

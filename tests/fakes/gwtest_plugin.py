@@ -36,6 +36,7 @@ class GwTestConfig:
     fail_start: bool = False  # the service raises before task_status.started()
     drain_seconds: float = 0.0  # how long the channel's drain() takes
     greeting: str = "hello"
+    store_open_delay: float = 0.0  # the store takes this long to open
 
 
 def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
@@ -46,6 +47,7 @@ def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
         fail_start=r.bool("fail_start", False),
         drain_seconds=r.duration("drain_seconds", 0.0),
         greeting=r.str("greeting", "hello"),
+        store_open_delay=r.duration("store_open_delay", 0.0),
     )
     r.finish()
     return cfg
@@ -72,6 +74,8 @@ def gateway_stores(gateway):
 
     @contextlib.asynccontextmanager
     async def store():
+        mark("gateway_stores opening")
+        await trio.sleep(_config.store_open_delay)
         mark("gateway_stores open")
         try:
             yield

@@ -251,3 +251,21 @@ async def test_dropping_sink_counts_events_when_no_pipeline_is_installed():
     sink = DroppingSink(gw)
     await sink.send([object(), object()])
     assert gw.metrics.snapshot()["counters"]["pipeline.events_dropped"] == {"reason=no_pipeline": 2}
+
+
+def test_sigterm_during_startup_aborts_cleanly(gateway_config, gatewayd, plugin_dist, short_tmp):
+    """A SIGTERM while a store is opening aborts start-up once it is open: no READY, exit 0."""
+    marker = short_tmp / "marker"
+    proc = gatewayd(
+        gateway_config(gwtest_section(marker, store_open_delay="1s")), pythonpath=[plugin_dist]
+    )
+    deadline = time.monotonic() + 15
+    while "gateway_stores opening" not in marker_lines(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    began = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert time.monotonic() - began < 5
+    assert proc.events("gateway.start_aborted") and not proc.events("gateway.ready")
+    assert "gateway_start" not in marker_lines(marker)
+    assert marker_lines(marker)[-1] == "gateway_stores closed"

@@ -120,3 +120,29 @@ async def test_args_and_cancel_by_kind(autojump_clock):
         assert [t["name"] for t in sup.snapshot()] == ["src", "flaky"]
         sup.cancel()
     assert got == ["SINK"] and crashes == []
+
+
+async def test_restart_that_cannot_start_shows_failed(autojump_clock):
+    """A restart attempt failing before started() leaves the task in state "failed" and retries."""
+
+    class Sticky:
+        name = "sticky"
+        attempts = 0
+
+        async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+            Sticky.attempts += 1
+            if Sticky.attempts == 1:
+                task_status.started()
+                await trio.sleep(1)
+                raise RuntimeError("lost the link")
+            raise OSError("cannot reconnect")
+
+    sup = Supervisor(backoff_initial=1.0, backoff_max=1.0)
+    async with trio.open_nursery() as nursery:
+        entry = await sup.start(nursery, Sticky(), plugin="p", kind="channel")
+        await trio.sleep(1.5)
+        assert entry.state == "restarting" and entry.last_error == "RuntimeError: lost the link"
+        await trio.sleep(1.0)
+        assert entry.state == "failed" and entry.last_error == "OSError: cannot reconnect"
+        assert Sticky.attempts == 2
+        nursery.cancel_scope.cancel()
