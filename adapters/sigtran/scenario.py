@@ -48,15 +48,23 @@ class Scenario:
         subscribers: int = 40,
         start: float = 1_767_225_600.0,
         foreign: float = 0.1,
+        imsis: list[str] | None = None,
+        cells: list[tuple[int, int]] | None = None,
+        gap: float = 0.0,
     ) -> None:
+        """``imsis``: use these subscribers (else ``subscribers`` random ones, ``foreign`` of
+        them roaming); ``cells``: (LAC, CI) pairs to draw from; ``gap``: up to this many
+        seconds of quiet between procedures."""
         rng = self.rng = random.Random(seed)
         self.ts = start
+        self.gap = gap
+        self.cells = cells
         self.messages: list[tuple[float, int, int, bytes]] = []
         self.expected: list[tuple[str, str | None]] = []
         self._ref = rng.randrange(1, 1 << 20)
         self._tmsi = rng.randrange(1 << 30)
-        self.subs = []
-        for i in range(subscribers):
+        self.subs = [_Sub(imsi, f"35{rng.randrange(10**12):012d}01") for imsi in imsis or ()]
+        for i in range(0 if imsis else subscribers):
             plmn = "46000" if rng.random() >= foreign else "20801"
             imsi = plmn + f"{rng.randrange(10**9):09d}{i % 10}"
             self.subs.append(_Sub(imsi, f"35{rng.randrange(10**12):012d}01"))
@@ -74,6 +82,8 @@ class Scenario:
         self.messages.append((self._tick(), MSC_PC, BSC_PC, sccp))
 
     def _cell(self) -> tuple[str, str, int, int]:
+        if self.cells:
+            return (*HOME, *self.rng.choice(self.cells))
         return (*HOME, self.rng.choice((0x1001, 0x1002, 0x2001)), self.rng.randrange(1, 65535))
 
     def _open(self, l3: bytes, cell: tuple) -> tuple[int, int]:
@@ -225,6 +235,8 @@ class Scenario:
     def step(self) -> None:
         """One random procedure of one random subscriber."""
         rng = self.rng
+        if self.gap:
+            self.ts += rng.uniform(0, self.gap)
         sub = rng.choice(self.subs)
         if not sub.attached:
             self.location_update(sub, B.LU_IMSI_ATTACH)
