@@ -89,15 +89,24 @@ def record_dict(r: Record) -> dict[str, object]:
     }
 
 
-@attrs.frozen(slots=True)
 class CapCheck:
-    kind: int
-    value: str
-    since: float
-    limit: int
-    reason: str
-    rule: str
-    window: str
+    """At most ``limit`` live contacts matching (``kind``, ``value``) at or after ``since``.
+
+    A plain ``__slots__`` class rather than attrs: several are built per decision.
+    """
+
+    __slots__ = ("kind", "limit", "reason", "rule", "since", "value", "window")
+
+    def __init__(
+        self, kind: int, value: str, since: float, limit: int, reason: str, rule: str, window: str
+    ) -> None:
+        self.kind = kind
+        self.value = value
+        self.since = since
+        self.limit = limit
+        self.reason = reason
+        self.rule = rule
+        self.window = window
 
     def matches(self, r: Record) -> bool:
         kind = self.kind
@@ -157,6 +166,9 @@ class Engine:
         self.lists = lists
         self.clock = LocalClock(config.tz)
         self._no_exemption: frozenset[str] = frozenset()
+        # plans for the current instant, shared by the requests of a batch (same ``now``)
+        self._plan_now = -1.0
+        self._plans: dict[tuple[str, str, str], list[CapCheck]] = {}
 
     def precheck(self, request: ContactRequest, now: float) -> ContactDecision | None:
         """A final decision from lists or contact hours, or None to go on to the caps."""
@@ -216,6 +228,14 @@ class Engine:
         """The cap and cooldown checks for ``request``, in configuration order."""
         if request.channel in self.config.passive_channels:
             return []
+        key = (request.channel, request.campaign_id, request.campaign_class)
+        if now != self._plan_now:
+            self._plan_now = now
+            self._plans = {}
+        else:
+            cached = self._plans.get(key)
+            if cached is not None:
+                return cached
         clock = self.clock
         checks = []
         for cap in self.config.caps:
@@ -235,6 +255,7 @@ class Engine:
                     f"last {_human_seconds(cooldown)}",
                 )
             )
+        self._plans[key] = checks
         return checks
 
 
