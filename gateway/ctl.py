@@ -5,8 +5,8 @@
     gatewayctl [--socket PATH | --config PATH] [--json] CMD [ARGS...]
 
 Everything after ``CMD`` is passed to the daemon as ``argv``, so commands that plugins register
-need no client code. Arguments naming an existing file are sent as absolute paths (the daemon
-has another working directory).
+need no client code. Arguments naming an existing file (or an existing path written with a
+slash) are sent as absolute paths: the daemon has another working directory.
 
 Exit codes: 0 done; 1 the daemon refused (error reply, or a check that found problems);
 2 the daemon could not be reached (not running, wrong socket, permission denied).
@@ -125,7 +125,9 @@ def default_socket(config: Path | None) -> Path:
 def _absolutise(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
-        if arg and not arg.startswith("-") and not os.path.isabs(arg) and os.path.exists(arg):
+        # Files only, or paths written as paths: a campaign named like a directory stays a name.
+        is_path = os.path.isfile(arg) or (os.sep in arg and os.path.exists(arg))
+        if arg and not arg.startswith("-") and not os.path.isabs(arg) and is_path:
             arg = os.path.abspath(arg)
         out.append(arg)
     return out
