@@ -119,7 +119,7 @@ class ContactConfig:
     exemptions: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
     passive_channels: frozenset[str] = frozenset()
     group_commit_interval: float = 0.0
-    synchronous: str = "full"
+    synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
     sweep_interval: float = 30.0
 
     @property
@@ -216,7 +216,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
             )
     passive = r.str_list("passive_channels", ())
     interval = r.duration("group_commit_interval", 0.0, max=1.0)
-    synchronous = r.str("synchronous", "full", choices=("normal", "full", "extra"))
+    synchronous = r.str("synchronous", "", choices=("", "normal", "full", "extra"))
     sweep = r.duration("sweep_interval", 30.0, min=0.1)
 
     hours: dict[str, ContactHours] = {}

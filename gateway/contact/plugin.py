@@ -28,9 +28,11 @@ def contact_config(gateway: Any) -> ContactConfig:
     """The parsed ``[contact]`` section, its timezone defaulting to ``[gateway] timezone``."""
     sections = getattr(gateway.config, "sections", {}) or {}
     config = sections.get("contact") or parse_contact_config({})
+    core = getattr(gateway.config, "gateway", None)
     if not config.timezone:
-        core = getattr(gateway.config, "gateway", None)
         config = attrs.evolve(config, timezone=getattr(core, "timezone", None) or "Asia/Shanghai")
+    if not config.synchronous:
+        config = attrs.evolve(config, synchronous=getattr(core, "sqlite_synchronous", None) or "full")
     return config
 
 

@@ -254,7 +254,7 @@ async def open_sqlite_contact_control(
     import time
 
     clock = clock or time.time
-    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=config.synchronous))
+    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=config.synchronous or "full"))
     worker = SqliteWorker(conn)
     try:
         await worker.run(_create_schema)

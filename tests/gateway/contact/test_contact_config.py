@@ -61,3 +61,14 @@ def test_bad_values_name_the_key(table: dict, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_contact_config(table)
     assert key in [p.key for p in info.value.problems]
+
+
+def test_example_gateway_toml_section_parses() -> None:
+    """The documented [contact] section of etc/gateway.toml is valid."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "etc" / "gateway.toml"
+    cfg = parse_contact_config(tomllib.loads(path.read_text())["contact"])
+    assert {c.name for c in cfg.caps} >= {"sms_daily", "all_channels_weekly"}
+    assert cfg.horizon < float("inf")
