@@ -257,7 +257,11 @@ class Daemon:
                     routes=len(reg.routes),
                     hint="set [http] listen to serve plugin HTTP routes",
                 )
-        sink = self.gateway.pipeline or DroppingSink(self.gateway)
+        sink = (
+            self.gateway.pipeline
+            if self.gateway.pipeline is not None
+            else DroppingSink(self.gateway)
+        )
         for plugin, source in reg.sources:
             await sup.start(intake, source, plugin=plugin, kind="source", args=(sink,))
 
@@ -310,6 +314,9 @@ class Daemon:
     def reload(self, *, reason: str = "requested") -> ConfigError | None:
         """Load the configuration file again; returns the error if it is invalid (old one kept)."""
         log = structlog.get_logger()
+        if self.state != "running":
+            log.warning("config.reload_ignored", reason=reason, state=self.state)
+            return ConfigError(_problem(f"the gateway is {self.state}; reload when it is running"))
         try:
             new = load_config(self.config_path, self.pm)
         except ConfigError as exc:

@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from gateway.contracts import HttpRequest, HttpResponse
+from gateway.errors import PluginError
 from gateway.supervisor import describe
 
 if TYPE_CHECKING:
@@ -94,8 +95,15 @@ class HttpHost:
     def __init__(self, daemon: Daemon) -> None:
         self.config = daemon.config.http
         self.routes: dict[str, dict[str, Any]] = {}
-        for _plugin, route in daemon.registered.routes:
-            self.routes.setdefault(route.path, {})[route.method.upper()] = route.handler
+        owners: dict[tuple[str, str], str] = {}
+        for plugin, route in daemon.registered.routes:
+            key = (route.method.upper(), route.path)
+            if key in owners:
+                raise PluginError(
+                    plugin, f"HTTP route {key[0]} {key[1]} is already registered by {owners[key]}"
+                )
+            owners[key] = plugin
+            self.routes.setdefault(route.path, {})[key[0]] = route.handler
         self.port: int | None = None
 
     @property

@@ -8,6 +8,7 @@ import trio
 from gateway import hookimpl
 from gateway.contracts import HttpResponse, HttpRoute
 from gateway.daemon import Daemon
+from gateway.errors import PluginError
 from gateway.http import HttpHost
 
 
@@ -82,3 +83,19 @@ async def test_oversized_and_malformed_requests_are_refused(host):
     assert (await exchange(host, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400")
     ok = await exchange(host, b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200")
+
+
+async def test_duplicate_route_is_a_startup_error(gateway_config, captured_logs):
+    """Two plugins registering the same method and path stop start-up, naming the second."""
+    config = gateway_config('\n[http]\nlisten = "127.0.0.1:0"\n')
+    daemon = Daemon.from_file(
+        config, extra_plugins=(("one", RoutesPlugin()), ("two", RoutesPlugin()))
+    )
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            PluginError,
+            match="plugin 'two': HTTP route POST /boss/dispatch is already registered by one",
+        ),
+        flatten_subgroups=True,
+    ):
+        await daemon.run()
