@@ -63,6 +63,17 @@ class SubmitJob:
     attempts: int = 0
     resent: int = 0  # segments sent again after a lost answer (possible duplicates)
     context_account: str = ""  # name of the account it was routed to
+    _on_settled: Any = None
+
+    def settle(self) -> None:
+        """The owner has durably recorded the result: the window slot of its last segment is free.
+
+        Until then the bind counts the message as in flight, so that after a crash at most
+        ``window`` messages per bind can have reached the SMSC without a record of it.
+        """
+        callback, self._on_settled = self._on_settled, None
+        if callback is not None:
+            callback()
 
     def __attrs_post_init__(self) -> None:
         self.message_ids = [None] * len(self.segments)
@@ -74,7 +85,8 @@ class SmppHandler(Protocol):
         """Persist that these messages are about to go on the wire (called once per job)."""
 
     def on_result(self, job: SubmitJob) -> None:
-        """The job is done: every segment accepted (``status is None``) or it failed."""
+        """The job is done: every segment accepted (``status is None``) or it failed.
+        Call ``job.settle()`` once the result is recorded (it frees a window slot)."""
 
     async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
         """A deliver_sm (receipt or MO); return the command_status of the deliver_sm_resp."""
@@ -105,6 +117,15 @@ class BindState:
     submitted: int = 0
     reconnects: int = 0
     last_error: str = ""
+    # results handed to the owner and not yet recorded (see SubmitJob.settle); they hold
+    # window slots across reconnects
+    unsettled: int = 0
+    wake_sender: Any = None
+
+    def settled(self) -> None:
+        self.unsettled -= 1
+        if self.wake_sender is not None:
+            self.wake_sender()
 
 
 @attrs.define(eq=False)
@@ -324,6 +345,12 @@ class _BindConnection:
     _deliver_send: Any = None
     _last_rx: float = 0.0
 
+    def _finish(self, job: SubmitJob) -> None:
+        state = self.state
+        state.unsettled += 1
+        job._on_settled = state.settled
+        self.account.handler.on_result(job)
+
     async def flush(self) -> None:
         data = self.session.data_to_send()
         if data:
@@ -475,7 +502,7 @@ class _BindConnection:
             job.remaining -= 1
             if job.remaining == 0:
                 job.done = True
-                h.on_result(job)
+                self._finish(job)
             return
         if status in p.THROTTLE_STATUSES:
             delay = account.throttled((job, index))
@@ -498,16 +525,17 @@ class _BindConnection:
             return
         job.status = status
         job.done = True
-        h.on_result(job)
+        self._finish(job)
 
     async def _sender(self) -> None:
         s = self.account.settings
         bind_bucket = TokenBucket(s.bind_rate, now=trio.current_time())
         h = self.account.handler
         while True:
-            room = s.window - self.session.submits_outstanding
+            room = s.window - self.session.submits_outstanding - self.state.unsettled
             if room <= 0:
                 self._room = trio.Event()
+                self.state.wake_sender = self._room.set
                 await self._room.wait()
                 continue
             self._taken = await self.account.take(bind_bucket, room)

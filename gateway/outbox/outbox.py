@@ -34,12 +34,19 @@ __all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
 
 
 class _GroupCommitter:
-    """Queues operations and runs each batch in one transaction on the SQLite worker."""
+    """Runs queued operations in shared transactions on the SQLite worker (group commit).
+
+    Leader-based, so it needs no task of its own: the first caller that finds nobody committing
+    becomes the leader and commits batches until the queue is empty; callers arriving meanwhile
+    only queue their operation and wait for the batch that carries it. The leader's loop is
+    shielded (a started SQLite transaction cannot be cancelled anyway) so that waiting callers
+    are never stranded.
+    """
 
     def __init__(self, worker: SqliteWorker) -> None:
         self.worker = worker
         self._ops: list[list] = []
-        self._wake = trio.Event()
+        self._leading = False
         self.transactions = 0
         self.operations = 0
 
@@ -47,17 +54,20 @@ class _GroupCommitter:
         done = trio.Event()
         op = [fn, args, None, None, done]
         self._ops.append(op)
-        self._wake.set()
+        if not self._leading:
+            self._leading = True
+            try:
+                with trio.CancelScope(shield=True):
+                    await self._commit_all()
+            finally:
+                self._leading = False
         await done.wait()
         if op[3] is not None:
             raise op[3]
         return op[2]
 
-    async def run(self) -> None:
-        while True:
-            if not self._ops:
-                self._wake = trio.Event()
-                await self._wake.wait()
+    async def _commit_all(self) -> None:
+        while self._ops:
             ops, self._ops = self._ops, []
             try:
                 await self.worker.transaction(store.run_batch, ops)
@@ -238,17 +248,14 @@ class Outbox:
         self._depths = await self.worker.run(store.depths)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The group committer and the scheduler; runs for the life of the outbox."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._committer.run)
-            await self.refresh_depths()
-            task_status.started()
-            while True:
-                await trio.sleep(self.config.scheduler_interval)
-                try:
-                    await self.tick()
-                except Exception as exc:  # keep scheduling; the next tick may succeed
-                    structlog.get_logger().error("outbox.tick_failed", error=repr(exc))
+        """The scheduler (see :meth:`tick`), run by the core as the ``outbox-scheduler`` service."""
+        task_status.started()
+        while True:
+            await trio.sleep(self.config.scheduler_interval)
+            try:
+                await self.tick()
+            except Exception as exc:  # keep scheduling; the next tick may succeed
+                structlog.get_logger().error("outbox.tick_failed", error=repr(exc))
 
     async def tick(self) -> None:
         """One scheduler pass: retries due, expired leases, expiry, deferred requests."""
@@ -391,18 +398,28 @@ async def open_outbox(
     gateway: Any = None,
     synchronous: str = "full",
     clock: Any = time.time,
+    run_scheduler: bool = True,
 ) -> AsyncIterator[Outbox]:
-    """Open the outbox tables in the SQLite file at ``path``, recover, and run its tasks."""
+    """Open the outbox tables in the SQLite file at ``path`` and recover from a crash.
+
+    With ``run_scheduler`` the scheduler runs in a nursery here (tests, tools); the daemon
+    passes False and runs :meth:`Outbox.run` as a service instead, because stores are opened
+    inside a start-up cancel scope that must not enclose long-lived tasks.
+    """
     conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=synchronous))
     worker = SqliteWorker(conn)
     try:
         await worker.run(store.create)
         outbox = Outbox(config=config, worker=worker, gateway=gateway, clock=clock)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(outbox.run)
-            await outbox.recover()
+        await outbox.refresh_depths()
+        await outbox.recover()
+        if run_scheduler:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(outbox.run)
+                yield outbox
+                nursery.cancel_scope.cancel()
+        else:
             yield outbox
-            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await worker.aclose()

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import trio
+
 from gateway.contracts import AdminCommand, AdminReply, SectionSpec
 from gateway.errors import AdminCommandError
 from gateway.hookspecs import hookimpl
@@ -31,7 +33,11 @@ def gateway_stores(gateway):
     async def outbox_store() -> AsyncIterator[None]:
         sync = getattr(getattr(gateway.config, "gateway", None), "sqlite_synchronous", "full")
         async with open_outbox(
-            gateway.state_dir / DB_NAME, _config(gateway), gateway=gateway, synchronous=sync
+            gateway.state_dir / DB_NAME,
+            _config(gateway),
+            gateway=gateway,
+            synchronous=sync,
+            run_scheduler=False,
         ) as outbox:
             gateway.outbox = outbox
             try:
@@ -40,6 +46,23 @@ def gateway_stores(gateway):
                 gateway.outbox = None
 
     return [outbox_store()]
+
+
+class _Scheduler:
+    """Retries, lease expiry, message expiry and deferred re-decisions (Outbox.run)."""
+
+    name = "outbox-scheduler"
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.gateway.outbox.run(task_status=task_status)
+
+
+@hookimpl
+def gateway_services(gateway):
+    return [_Scheduler(gateway)]
 
 
 @hookimpl

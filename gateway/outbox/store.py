@@ -219,9 +219,16 @@ def record_state(
     error: str | None,
     now: float,
 ) -> bool:
+    """Store a reported state. ``submitted`` never overwrites a final state: a receipt may be
+    recorded before the submit answer it follows (they are reported concurrently)."""
+    guard = (
+        " AND state IN ('queued', 'retry', 'leased', 'sending', 'unknown')"
+        if state == "submitted"
+        else ""
+    )
     cur = conn.execute(
-        "UPDATE outbox_entries SET state = ?, message_id = COALESCE(?, message_id), error = COALESCE(?, error),"
-        " updated_at = ? WHERE contact_id = ?",
+        "UPDATE outbox_entries SET state = ?, message_id = COALESCE(?, message_id),"
+        " error = COALESCE(?, error), updated_at = ? WHERE contact_id = ?" + guard,
         (state, message_id, error, now, contact_id),
     )
     return bool(cur.rowcount)

@@ -157,7 +157,7 @@ class SmsChannel:
     async def drain(self) -> None:
         """Stop taking new messages; wait until every message handed to a bind is answered."""
         self._draining = True
-        while any(a.queued or any(b.outstanding for b in a.binds) for a in self.accounts.values()):
+        while any(a.queued or any(b.outstanding for b in a.binds) for a in self.accounts.values()):  # noqa: ASYNC110 - polls bind counters
             await trio.sleep(0.05)
 
     # -- outbound --------------------------------------------------------------------------------
@@ -308,6 +308,8 @@ class SmsChannel:
             await self._final(message, final, error)
         except Exception as exc:  # one bad report must not stop the others
             structlog.get_logger().error("sms.report_failed", contact_id=job.key, error=repr(exc))
+        finally:
+            job.settle()
 
     async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
         if event.is_receipt:

@@ -29,7 +29,7 @@ async def test_submit_receipts_and_contact_control(tmp_path):
 
 async def test_long_chinese_ucs2_reassembles_at_simulator(tmp_path):
     """A long Chinese text goes out as UCS2 segments with a UDH and reassembles at the SMSC."""
-    text = "尊敬的客户，您好！" * 30
+    text = "尊敬的客户，您好！" * 30  # noqa: RUF001 - Chinese punctuation on purpose
     for mode in ("udh8", "udh16", "payload"):
         async with (
             running_simulator() as sim,

@@ -24,6 +24,7 @@ class RecordingHandler:
 
     def on_result(self, job):
         self.results.append(job)
+        job.settle()
 
     async def on_deliver(self, event, bind):
         self.delivered.append(event)

@@ -37,7 +37,7 @@ async def test_two_binds_share_the_window_per_bind():
 @pytest.mark.slow
 async def test_rate_cap_held_over_ten_seconds():
     """The account cap (200 submit_sm/s over two binds) is held within 2% over 10 s, measured at the SMSC."""
-    async with simulator_and_account(binds=2, rate=200.0, window=50) as (sim, account, h, _):
+    async with simulator_and_account(binds=2, rate=200.0, window=50) as (sim, account, _h, _):
         for i in range(2600):
             await account.submit(job(i))
         await trio.sleep(10.5)
