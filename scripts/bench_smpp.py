@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Benchmark of the SMPP client: submit_sm/s through one bind against the bundled simulator.
+
+Usage: bench_smpp.py [--messages N] [--quick] [--cap RATE] [--cap-seconds S]
+
+The simulator runs in its own process (``scripts/smsc_simulator.py``, no receipts), so client
+and SMSC each have a core. Variants, measured in the same run:
+
+- ``window_1``, ``window_10``, ``window_64``: one transceiver bind, uncapped, N messages of
+  one segment each (default 50,000; --quick: 5,000); submit_sm/s from the first submit to
+  the last answer, as our client sees it (encode with smpplib, frame, window, decode answers).
+- ``capped``: window 64 with the account capped at ``--cap`` (default 2,000/s) for
+  ``--cap-seconds`` (default 10; --quick: 3): the measured rate and its error against the cap.
+- ``simulator_ceiling``: a raw client that blasts pre-encoded submit_sm PDUs (1,000 in flight)
+  at the same simulator and counts answers: the most the simulator can take, so that the
+  window figures are known to measure the client, not the simulator.
+
+``speedup_vs_window_1`` compares window 64 to window 1. The last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.smpp import protocol as p  # noqa: E402
+from adapters.smpp.messages import encode_text  # noqa: E402
+from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind  # noqa: E402
+
+
+class CountingHandler:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.finished = trio.Event()
+        self.last = 0.0
+
+    async def before_send(self, jobs) -> None:
+        return None
+
+    def on_result(self, job) -> None:
+        self.done += 1
+        if job.status is not None:
+            self.failed += 1
+        job.settle()
+        if self.done >= self.total:
+            self.last = time.perf_counter()
+            self.finished.set()
+
+    async def on_deliver(self, event, bind) -> int:
+        return 0
+
+    def on_event(self, event, **fields) -> None:
+        if event not in ("smpp.bind_ok", "smpp.unbound"):
+            print(
+                json.dumps({"event": event, **{k: str(v) for k, v in fields.items()}}),
+                file=sys.stderr,
+            )
+
+
+def start_simulator() -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "smsc_simulator.py"),
+            "--port",
+            "0",
+            "--no-receipts",
+            "--stats-interval",
+            "3600",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    return proc, json.loads(line)["port"]
+
+
+async def run_client(
+    port: int, *, window: int, messages: int, rate: float = 0.0, seconds: float | None = None
+) -> dict:
+    fields = dict(
+        source_addr="10086",
+        source_addr_ton=5,
+        destination_addr="8613800000000",
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        registered_delivery=0,
+        **encode_text("Your bill for November is ready.")[0].pdu_fields(),
+    )
+    handler = CountingHandler(messages)
+    settings = BindSettings(
+        host="127.0.0.1",
+        port=port,
+        system_id="gateway",
+        password="secret",
+        window=window,
+        enquire_link_interval=0,
+        request_timeout=30,
+    )
+    account = SmscAccount("bench", settings, handler, rate=rate, max_pending=max(4 * window, 1024))
+    state = BindState("bench/0", "transceiver")
+    account.binds.append(state)
+    cpu0 = time.process_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_bind, account, state)
+        t0 = time.perf_counter()
+
+        async def feed() -> None:
+            for i in range(messages):
+                await account.submit(SubmitJob(key=str(i), segments=[fields]))
+
+        nursery.start_soon(feed)
+        if seconds is None:
+            await handler.finished.wait()
+            elapsed = handler.last - t0
+            done = handler.done
+        else:
+            await trio.sleep(seconds)
+            done = handler.done
+            elapsed = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    cpu = time.process_time() - cpu0
+    out = {
+        "messages": done,
+        "seconds": round(elapsed, 3),
+        "submit_sm_per_s": round(done / elapsed, 1),
+        "failed": handler.failed,
+        "client_cpu_s": round(cpu, 3),
+    }
+    if rate:
+        out["cap_per_s"] = rate
+        out["error_vs_cap_pct"] = round(100 * (done / elapsed - rate) / rate, 2)
+    return out
+
+
+def simulator_ceiling(port: int, messages: int, in_flight: int = 1000) -> dict:
+    """Blast pre-encoded submit_sm PDUs over a plain socket and count the answers."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(p.encode_pdu("bind_transceiver", 1, system_id="gateway", password="secret"))
+    sock.recv(4096)
+    fields = dict(
+        source_addr="10086",
+        destination_addr="8613800000000",
+        **encode_text("Your bill for November is ready.")[0].pdu_fields(),
+    )
+    template = p.encode_pdu("submit_sm", 1, **fields)
+    batch = 100
+    chunk = b"".join(template[:12] + struct.pack(">I", 2 + i) + template[16:] for i in range(batch))
+    sent = answered = 0
+    buf = b""
+    t0 = time.perf_counter()
+    while answered < messages:
+        while sent - answered < in_flight and sent < messages:
+            sock.sendall(chunk)
+            sent += batch
+        data = sock.recv(1 << 20)
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 16:
+            (length,) = struct.unpack_from(">I", buf, pos)
+            if len(buf) - pos < length:
+                break
+            pos += length
+            answered += 1
+        buf = buf[pos:]
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    return {
+        "messages": answered,
+        "seconds": round(elapsed, 3),
+        "submit_sm_per_s": round(answered / elapsed, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int)
+    ap.add_argument("--quick", action="store_true", help="5,000 messages per variant, 3 s capped")
+    ap.add_argument("--cap", type=float, default=2000.0)
+    ap.add_argument("--cap-seconds", type=float)
+    args = ap.parse_args()
+    messages = args.messages or (5_000 if args.quick else 50_000)
+    cap_seconds = args.cap_seconds or (3.0 if args.quick else 10.0)
+    proc, port = start_simulator()
+    result: dict = {
+        "quick": args.quick,
+        "messages_per_variant": messages,
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        for window in (1, 10, 64):
+            n = messages if window > 1 else max(messages // 5, 1000)
+            result[f"window_{window}"] = trio.run(
+                lambda w=window, n=n: run_client(port, window=w, messages=n)
+            )
+            print(json.dumps({f"window_{window}": result[f"window_{window}"]}), flush=True)
+        result["capped"] = trio.run(
+            lambda: run_client(port, window=64, messages=10**9, rate=args.cap, seconds=cap_seconds)
+        )
+        print(json.dumps({"capped": result["capped"]}), flush=True)
+        result["simulator_ceiling"] = simulator_ceiling(port, messages * 2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    w64 = result["window_64"]["submit_sm_per_s"]
+    result["speedup_vs_window_1"] = round(w64 / result["window_1"]["submit_sm_per_s"], 1)
+    result["target_submit_sm_per_s"] = 5000
+    result["target_met"] = w64 >= 5000
+    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
