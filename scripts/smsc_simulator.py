@@ -25,8 +25,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.smpp.protocol import ESME_RMSGQFUL, ESME_RTHROTTLED  # noqa: E402
-from adapters.smpp.simulator import SimulatorConfig, SmscSimulator  # noqa: E402
+from adapters.smpp.protocol import ESME_RMSGQFUL, ESME_RTHROTTLED
+from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -136,7 +136,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(json.dumps({"event": "simulator.stats", **stats(sim)}), flush=True)
 
         async def send_mo() -> None:
-            while not sim.bound():
+            while not sim.bound():  # noqa: ASYNC110 - waits for a bind
                 await trio.sleep(0.1)
             while True:
                 for item in args.mo:
