@@ -220,7 +220,7 @@ class ContactControlBase:
         outcomes = self.outcomes
         rows = []
         for d in decisions:
-            outcomes[d.outcome.value] += 1
+            outcomes[d.outcome] += 1  # a StrEnum hashes as its value
             rows.append(decision_row(d))
         if self.ledger is not None and rows:
             await self.ledger.durable(self.ledger.extend(rows))

@@ -32,7 +32,9 @@ def contact_config(gateway: Any) -> ContactConfig:
     if not config.timezone:
         config = attrs.evolve(config, timezone=getattr(core, "timezone", None) or "Asia/Shanghai")
     if not config.synchronous:
-        config = attrs.evolve(config, synchronous=getattr(core, "sqlite_synchronous", None) or "full")
+        config = attrs.evolve(
+            config, synchronous=getattr(core, "sqlite_synchronous", None) or "full"
+        )
     return config
 
 

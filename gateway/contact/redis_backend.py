@@ -238,7 +238,9 @@ async def open_redis_contact_control(
 ) -> AsyncIterator[RedisContactControl]:
     """Connect to Redis, load the scripts, open the local ledger and lists, run the group commit."""
     clock = clock or time.time
-    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=config.synchronous or "full"))
+    conn = await trio.to_thread.run_sync(
+        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
+    )
     worker = SqliteWorker(conn)
     try:
         await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))

@@ -1,7 +1,7 @@
 """The embedded backend: counters and reservations in memory, durable in the SQLite ledger.
 
 The authoritative state for decisions is in this process: per subscriber, a short list of
-:class:`~gateway.contact.engine.Record` (reservations and contacts inside the longest window).
+record tuples (reservations and contacts inside the longest window).
 Check-and-reserve is a synchronous function, so in Trio it is atomic without a lock. Every
 change is appended to the ledger and a caller returns only after the ledger's group commit
 made it durable; at start the counters are rebuilt from the ledger rows of the horizon.
@@ -24,13 +24,25 @@ import trio
 from gateway.contact.config import ContactConfig
 from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
 from gateway.contact.engine import (
+    AT,
+    CAMPAIGN,
+    CHANNEL,
+    CID,
+    CLASS,
     COMMITTED,
     ENDED,
+    EXPIRES,
+    MSISDN,
+    PRIORITY,
     RESERVED,
+    STATE,
     Record,
     Violation,
     first_violation,
+    is_live,
+    make_record,
     record_dict,
+    with_state,
 )
 from gateway.contact.ledger import Ledger, load_counter_rows
 from gateway.contact.lists import ListStore
@@ -39,7 +51,12 @@ from gateway.store import SqliteWorker, open_sqlite
 
 
 class SqliteContactControl(ContactControlBase):
-    """Contact control with in-memory counters and the SQLite ledger as the durable record."""
+    """Contact control with in-memory counters and the SQLite ledger as the durable record.
+
+    ``_records`` maps contact_id to its record tuple (see :data:`engine.Record`);
+    ``_history`` maps an MSISDN to the tuple of its contact ids, oldest first; ``_open``
+    maps the contact ids of uncommitted reservations to their expiry.
+    """
 
     backend_name = "sqlite"
 
@@ -47,9 +64,9 @@ class SqliteContactControl(ContactControlBase):
         self, config: ContactConfig, lists: ListStore, ledger: Ledger | None, **kw: Any
     ) -> None:
         super().__init__(config, lists, ledger, **kw)
-        self._history: dict[str, list[Record]] = {}
+        self._history: dict[str, tuple[str, ...]] = {}
         self._records: dict[str, Record] = {}
-        self._open: dict[str, Record] = {}  # reservations not yet committed or ended
+        self._open: dict[str, float] = {}
         self._horizon = config.horizon
         self._last_prune = 0.0
 
@@ -65,30 +82,30 @@ class SqliteContactControl(ContactControlBase):
         ):
             rec = records.get(cid)
             if event == "allowed":
-                if rec is not None and rec.state != ENDED:
+                if rec is not None and rec[STATE] != ENDED:
                     continue
-                records[cid] = Record(
-                    cid, msisdn, at, channel, campaign, cls, priority or 0, expires or 0.0, RESERVED
+                records[cid] = make_record(
+                    cid, msisdn, at, channel, campaign, cls, priority or 0, expires or 0.0
                 )
             elif rec is not None:
-                rec.state = COMMITTED if event == "committed" else ENDED
-        history = self._history
+                records[cid] = with_state(rec, COMMITTED if event == "committed" else ENDED)
+        by_msisdn: dict[str, list[Record]] = {}
         for rec in records.values():
-            if rec.state == ENDED:
+            if rec[STATE] == ENDED:
                 continue
-            history.setdefault(rec.msisdn, []).append(rec)
-            if rec.state == RESERVED:
-                self._open[rec.contact_id] = rec
-        for recs in history.values():
-            recs.sort(key=lambda r: r.at)
-        return len(self._open) + sum(1 for r in records.values() if r.state == COMMITTED)
+            by_msisdn.setdefault(rec[MSISDN], []).append(rec)
+            if rec[STATE] == RESERVED:
+                self._open[rec[CID]] = rec[EXPIRES]
+        self._history = {
+            m: tuple(r[CID] for r in sorted(recs, key=lambda r: r[AT]))
+            for m, recs in by_msisdn.items()
+        }
+        return sum(len(ids) for ids in self._history.values())
 
     # -- check and reserve ----------------------------------------------------------------------
 
     async def _reserve_batch(
-        self,
-        items: list[tuple[ContactRequest, list[Any], int]],
-        now: float,
+        self, items: list[tuple[ContactRequest, list[Any], int]], now: float
     ) -> list[Violation | Duplicate | None]:
         # Synchronous on purpose: no checkpoint between check and reserve (atomic in Trio).
         history, records, open_ = self._history, self._records, self._open
@@ -98,18 +115,22 @@ class SqliteContactControl(ContactControlBase):
         for request, checks, mode in items:
             cid = request.contact_id
             existing = records.get(cid)
-            if existing is not None and existing.live(now) and mode == RESERVE:
+            if existing is not None and mode == RESERVE and is_live(existing, now):
                 results.append(
-                    Duplicate(existing.expires_at if existing.state == RESERVED else None)
+                    Duplicate(existing[EXPIRES] if existing[STATE] == RESERVED else None)
                 )
                 continue
             msisdn = request.msisdn
-            recs = history.get(msisdn)
-            if recs and (recs[0].at < cutoff or recs[0].state == ENDED):
-                recs[:] = [r for r in recs if r.at >= cutoff and r.state != ENDED]
+            ids = history.get(msisdn)
+            recs = None
+            if ids:
+                recs = [records[c] for c in ids]
+                if recs[0][AT] < cutoff or any(r[STATE] == ENDED for r in recs):
+                    recs = [r for r in recs if r[AT] >= cutoff and r[STATE] != ENDED]
+                    history[msisdn] = ids = tuple(r[CID] for r in recs)
             violation = first_violation(recs, checks, now, request.priority) if checks else None
             if violation is None and mode == RESERVE:
-                rec = Record(
+                records[cid] = (
                     cid,
                     msisdn,
                     now,
@@ -118,13 +139,10 @@ class SqliteContactControl(ContactControlBase):
                     request.campaign_class,
                     request.priority,
                     expires,
+                    RESERVED,
                 )
-                if recs is None:
-                    history[msisdn] = [rec]
-                else:
-                    recs.append(rec)
-                records[cid] = rec
-                open_[cid] = rec
+                history[msisdn] = (*ids, cid) if ids else (cid,)
+                open_[cid] = expires
             results.append(violation)
         return results
 
@@ -136,38 +154,21 @@ class SqliteContactControl(ContactControlBase):
             )
             return False
         if event == "committed":
-            if rec.state == COMMITTED:
+            if rec[STATE] == COMMITTED:
                 return False
-            if (
-                rec.state == ENDED
-            ):  # sent after its reservation expired: it is a contact all the same
+            if rec[STATE] == ENDED:  # sent after its reservation expired: a contact all the same
                 reason = reason or "late"
-                recs = self._history.setdefault(rec.msisdn, [])
-                if rec not in recs:
-                    recs.append(rec)
-            rec.state = COMMITTED
+                ids = self._history.get(rec[MSISDN], ())
+                if contact_id not in ids:
+                    self._history[rec[MSISDN]] = (*ids, contact_id)
+            self._records[contact_id] = rec = with_state(rec, COMMITTED)
         else:
-            if not rec.live(now):
+            if not is_live(rec, now):
                 return False
-            rec.state = ENDED
+            self._records[contact_id] = rec = with_state(rec, ENDED)
         self._open.pop(contact_id, None)
         if self.ledger is not None:
-            row = (
-                now,
-                event,
-                rec.contact_id,
-                rec.msisdn,
-                rec.campaign_id,
-                rec.channel,
-                rec.campaign_class,
-                rec.priority,
-                reason or None,
-                None,
-                None,
-                None,
-                None,
-            )
-            await self.ledger.durable(self.ledger.append(row))
+            await self.ledger.durable(self.ledger.append(_event_row(rec, now, event, reason)))
         return True
 
     # -- housekeeping -------------------------------------------------------------------------
@@ -175,36 +176,24 @@ class SqliteContactControl(ContactControlBase):
     async def sweep(self) -> int:
         """End expired reservations (recorded ``expired``) and forget records past the horizon."""
         now = self.clock()
-        expired = [r for r in self._open.values() if r.expires_at <= now]
+        records = self._records
         rows = []
-        for rec in expired:
-            rec.state = ENDED
-            del self._open[rec.contact_id]
-            rows.append(
-                (
-                    now,
-                    "expired",
-                    rec.contact_id,
-                    rec.msisdn,
-                    rec.campaign_id,
-                    rec.channel,
-                    rec.campaign_class,
-                    rec.priority,
-                    "reservation_timeout",
-                    None,
-                    None,
-                    None,
-                    None,
-                )
-            )
+        for cid in [c for c, exp in self._open.items() if exp <= now]:
+            del self._open[cid]
+            records[cid] = rec = with_state(records[cid], ENDED)
+            rows.append(_event_row(rec, now, "expired", "reservation_timeout"))
         if now - self._last_prune > 3600 and self._horizon != float("inf"):
             self._last_prune = now
             cutoff = now - self._horizon
-            self._records = {c: r for c, r in self._records.items() if r.at >= cutoff}
+            self._records = {c: r for c, r in records.items() if r[AT] >= cutoff}
             self._history = {
                 m: kept
-                for m, recs in self._history.items()
-                if (kept := [r for r in recs if r.at >= cutoff and r.state != ENDED])
+                for m, ids in self._history.items()
+                if (
+                    kept := tuple(
+                        c for c in ids if c in self._records and self._records[c][STATE] != ENDED
+                    )
+                )
             }
         if rows and self.ledger is not None:
             await self.ledger.durable(self.ledger.extend(rows))
@@ -228,12 +217,31 @@ class SqliteContactControl(ContactControlBase):
 
     def open_reservations(self) -> int:
         now = self.clock()
-        return sum(1 for r in self._open.values() if r.expires_at > now)
+        return sum(1 for exp in self._open.values() if exp > now)
 
     async def current_contacts(self, msisdn: str) -> list[dict[str, Any]]:
         """Contacts and open reservations of ``msisdn`` that count against caps now."""
         now = self.clock()
-        return [record_dict(r) for r in self._history.get(msisdn, ()) if r.live(now)]
+        recs = (self._records[c] for c in self._history.get(msisdn, ()))
+        return [record_dict(r) for r in recs if is_live(r, now)]
+
+
+def _event_row(rec: Record, now: float, event: str, reason: str) -> tuple[Any, ...]:
+    return (
+        now,
+        event,
+        rec[CID],
+        rec[MSISDN],
+        rec[CAMPAIGN],
+        rec[CHANNEL],
+        rec[CLASS],
+        rec[PRIORITY],
+        reason or None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
@@ -254,7 +262,9 @@ async def open_sqlite_contact_control(
     import time
 
     clock = clock or time.time
-    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=config.synchronous or "full"))
+    conn = await trio.to_thread.run_sync(
+        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
+    )
     worker = SqliteWorker(conn)
     try:
         await worker.run(_create_schema)
