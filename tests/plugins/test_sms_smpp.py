@@ -177,3 +177,14 @@ async def test_admin_snapshot(tmp_path):
         binds = snap["smsc"]["main"]["binds"]
         assert [b["state"] for b in binds] == ["bound", "bound"]
         assert snap["outbox_depth"] == 0 and "password" not in repr(snap)
+
+
+async def test_embedded_simulator_demo_mode(tmp_path):
+    """With embedded_simulator the channel starts the bundled SMSC and delivers through it."""
+    table = smsc_table(1)  # host/port replaced by the embedded simulator's
+    async with running_channel(
+        tmp_path, [table], extra={"embedded_simulator": True, "simulator_receipt_delay": "0.05s"}
+    ) as h:
+        await h.outbox.enqueue(allowed("demo", text="您好 demo"))
+        await wait_for(lambda: h.observed.final().get("demo") == "delivered")
+        assert h.channel.simulator.texts() == ["您好 demo"]
