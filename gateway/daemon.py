@@ -33,6 +33,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,7 @@ class Daemon:
             core.start_soon(self._serve_signals)
             async with contextlib.AsyncExitStack() as stores:
                 # Not inside a cancel scope: a store may open a nursery that must outlive it.
+                self.notifier.notify(STATUS="opening stores")
                 await self._open_stores(stores)
                 if self._stop.is_set():
                     log.warning("gateway.start_aborted", phase="stores")
@@ -184,6 +186,7 @@ class Daemon:
             async with trio.open_nursery() as work:
                 async with trio.open_nursery() as intake:
                     with trio.CancelScope() as self._startup_scope:
+                        self.notifier.notify(STATUS="starting plugins")
                         await self._start_all(work, intake)
                         await admin.start(serve_control, self)
                     if self._startup_scope.cancelled_caught:
@@ -193,7 +196,11 @@ class Daemon:
                         self.state = "running"
                         self.notifier.notify(READY=1, STATUS="running", MAINPID=os.getpid())
                         await core.start(self.notifier.serve_watchdog)
-                        log.info("gateway.ready", tasks=len(self.supervisor.tasks))
+                        log.info(
+                            "gateway.ready",
+                            tasks=len(self.supervisor.tasks),
+                            startup_s=round(time.time() - self.gateway.started_at, 3),
+                        )
                         task_status.started()
                         await self._stop.wait()
                     self.state = "stopping"

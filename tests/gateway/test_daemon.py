@@ -165,6 +165,8 @@ def test_sd_notify_ready_watchdog_and_stopping(gateway_config, gatewayd, short_t
         proc = gatewayd(
             gateway_config(), env={"NOTIFY_SOCKET": notify.env_value, "WATCHDOG_USEC": "200000"}
         )
+        notify.wait_for("STATUS", "opening stores")
+        notify.wait_for("STATUS", "starting plugins")
         ready = notify.wait_for("READY")
         assert ready["STATUS"] == "running" and ready["MAINPID"] == str(proc.proc.pid)
         first = time.monotonic()
