@@ -316,10 +316,14 @@ def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
             name: {"plugin": plugin, "help": command.help, "usage": command.usage}
             for name, (plugin, command) in sorted(daemon.commands.items())
         }
-        text = "\n".join(
-            f"{name + ' ' + c['usage'] if c['usage'] else name:<40} {c['help']}"
-            for name, c in data.items()
-        )
+        lines = []
+        for name, c in data.items():
+            usage = f"{name} {c['usage']}" if c["usage"] else name
+            if len(usage) <= 38:
+                lines.append(f"{usage:<40}{c['help']}")
+            else:  # long usage: the help goes on its own line
+                lines.extend([usage, f"    {c['help']}"])
+        text = "\n".join(lines)
         return AdminReply(data=data, text=text)
 
     return [
