@@ -8,9 +8,11 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway import hookimpl
-from gateway.config import load_config, peek_core
+from gateway.config import load_config, parse_config, peek_core
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.errors import ConfigError, PluginError
@@ -238,3 +240,51 @@ def test_shipped_config_files_are_valid():
     for path in (root / "etc" / "gateway.toml", root / "etc" / "demo" / "gateway.toml"):
         core = peek_core(path)
         load_config(path, make_plugin_manager(core.disabled_plugins))
+
+
+_scalars = st.one_of(
+    st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=12), st.floats(allow_nan=False)
+)
+_keys = st.sampled_from(
+    [
+        "gateway",
+        "logging",
+        "http",
+        "plugins",
+        "contact",
+        "outbox",
+        "campaigns",
+        "level",
+        "state_dir",
+        "timezone",
+        "drain_deadline",
+        "listen",
+        "restart_backoff",
+        "initial",
+        "x",
+        "smsc",
+    ]
+)
+_tables = st.recursive(
+    st.dictionaries(_keys, _scalars, max_size=4),
+    lambda children: st.dictionaries(
+        _keys, st.one_of(_scalars, children, st.lists(children, max_size=2)), max_size=4
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=_tables)
+def test_any_document_is_accepted_or_refused_with_problems(data):
+    """Whatever the TOML holds, validation returns a config or raises ConfigError naming keys; never crashes."""
+    pm = make_plugin_manager(load_entry_points=False)
+    try:
+        parse_config(data, pm, path=Path("/etc/gateway/gateway.toml"))
+    except ConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.file == "/etc/gateway/gateway.toml"
+            assert "section parser failed" not in problem.message, str(problem)
