@@ -60,7 +60,12 @@ def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
         raise BadRequest(400, "undecodable header") from exc
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+    if (
+        len(parts) != 3
+        or not parts[0].isalpha()
+        or not parts[1]
+        or not parts[2].startswith("HTTP/1.")
+    ):
         raise BadRequest(400, "bad request line")
     headers: dict[str, str] = {}
     for line in lines[1:]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway import hookimpl
 from gateway.contracts import HttpResponse, HttpRoute
 from gateway.daemon import Daemon
 from gateway.errors import PluginError
-from gateway.http import HttpHost
+from gateway.http import BadRequest, HttpHost, parse_head
 
 
 class RoutesPlugin:
@@ -99,3 +101,14 @@ async def test_duplicate_route_is_a_startup_error(gateway_config, captured_logs)
         flatten_subgroups=True,
     ):
         await daemon.run()
+
+
+@given(st.binary(max_size=300))
+def test_parse_head_parses_or_raises_bad_request(head):
+    """Any request head either parses (method, target, lower-case headers) or raises BadRequest."""
+    try:
+        method, target, headers = parse_head(head)
+    except BadRequest as exc:
+        assert exc.status == 400
+        return
+    assert method and target and all(name == name.lower() for name in headers)
