@@ -20,8 +20,12 @@ field names (``kind`` as its string value); None fields are left out.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from adapters.sigtran import bssap as B
-from adapters.sigtran.digits import imei_from_imeisv
+from adapters.sigtran.digits import imei_from_imeisv as _imei_from_imeisv
+
+imei_from_imeisv = lru_cache(maxsize=4096)(_imei_from_imeisv)
 
 _LU_KIND = {
     B.LU_NORMAL: "location_update",
@@ -184,6 +188,8 @@ class Correlator:
 
     def message(self, ts: float, conn: Connection, msg: dict) -> None:
         """One BSSAP message on ``conn``."""
+        if len(msg) == 1 and msg.get("bssmap") != B.HANDOVER_PERFORMED:
+            return  # a BSSMAP message without identity or cell: nothing to learn (fast skip)
         if "imsi" in msg or "tmsi" in msg:
             self._identify(conn, msg, ts)
         if "lac" in msg or "ci" in msg:

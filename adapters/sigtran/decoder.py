@@ -34,12 +34,16 @@ from adapters.sigtran.link import (
     ipv6_payload,
 )
 from adapters.sigtran.pcap import CaptureReader
+from adapters.sigtran.sccp import DT1
 
 _BAD = (IndexError, ValueError, struct.error, KeyError, TypeError)
 _IP4 = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, flags/fragment, proto
 _CHUNK_LEN = struct.Struct("!H").unpack_from
 _DATA = struct.Struct("!BBHIHHI").unpack_from  # type, flags, length, TSN, stream, SSN, PPID
 _PORTS = struct.Struct("!HH").unpack_from
+# Ethernet type; IPv4 version/IHL, total length, flags/fragment, protocol; first SCTP chunk's
+# type, flags, length, PPID; M3UA version, class, type, length (70 octets from the frame start)
+_FAST = struct.Struct("!12xHBxHxxHxB10x12xBBH8xIBxBBI").unpack_from
 _M3UA = struct.Struct("!BxBBI").unpack_from  # version, class, type, length
 _TAG = struct.Struct("!HH").unpack_from
 _PROTO_DATA = struct.Struct("!IIB").unpack_from  # OPC, DPC, SI
@@ -107,6 +111,27 @@ class Decoder:
     def feed(self, ts: float, linktype: int, f: bytes) -> None:
         """Decode one captured frame; events accumulate until :meth:`drain`."""
         self.frames += 1
+        # Fast path for the common case, one unpack for Ethernet + IPv4 + SCTP + the first
+        # chunk + its M3UA header; anything else (and any short frame) takes the general path.
+        # fmt: off
+        if linktype == 1:
+            try:
+                (etype, vihl, total, frag, proto, ctype, flags, clen, ppid, version, mclass,
+                 mtype, mlen) = _FAST(f)
+            except struct.error:
+                pass
+            else:
+                if (
+                    etype == 0x0800 and vihl == 0x45 and proto == 132 and not frag & 0x3FFF
+                    and ctype == 0 and flags & 3 == 3 and ppid == PPID_M3UA
+                    and version == 1 and mclass == 1 and mtype == 1 and mlen >= 8
+                    and 14 + total <= len(f)  # the IP datagram is all there
+                    and 46 + ((clen + 3) & ~3) >= 14 + total  # and holds only this chunk
+                    and 62 + mlen <= 46 + clen  # which holds the whole M3UA message
+                ):
+                    self._m3ua_data(ts, f, 70, 62 + mlen)
+                    return
+        # fmt: on
         link = self._links.get(linktype)
         if link is None:
             self._skip("link", f"linktype_{linktype}")
@@ -276,8 +301,14 @@ class Decoder:
             if mclass != 1 or mtype != 1:
                 self._skip("m3ua", "not_data")
                 return
-            end = p + mlen
-            q = p + 8
+        except _BAD:
+            self._error("m3ua", "truncated")
+            return
+        self._m3ua_data(ts, f, p + 8, p + mlen)
+
+    def _m3ua_data(self, ts: float, f: bytes, q: int, end: int) -> None:
+        """The parameters of an M3UA DATA message whose header was checked by the caller."""
+        try:
             while q + 4 <= end:
                 tag, plen = _TAG(f, q)
                 if plen < 4 or q + plen > end:
@@ -318,10 +349,45 @@ class Decoder:
 
     def _sccp(self, ts: float, d: bytes, opc: int, dpc: int) -> None:
         try:
-            t, dlr, slr, data, called, calling = sccp.parse(d)
+            if d[0] == DT1:  # three messages in four: parsed inline (Q.713 4.7)
+                dlr = d[1] | (d[2] << 8) | (d[3] << 16)
+                start = 5 + d[5]
+                stop = start + 1 + d[start]
+                if d[5] == 0 or stop > len(d):
+                    raise ValueError("DT1 data beyond message")
+                data = d[start + 1 : stop]
+                conn = self.correlator.conns.get((dpc << 24) | dlr)
+                if conn is not None and conn.bssap is True and data:
+                    self._dt1_bssap(ts, conn, dlr, data)
+                    return
+                t, slr, called, calling = DT1, None, None, None
+            else:
+                t, dlr, slr, data, called, calling = sccp.parse(d)
         except _BAD:
             self._error("sccp", "malformed")
             return
+        self._sccp_general(ts, t, dlr, slr, data, called, calling, opc, dpc)
+
+    def _dt1_bssap(self, ts: float, conn: Connection, dlr: int, data: bytes) -> None:
+        """The hot path: data on a connection known to carry BSSAP."""
+        self.messages += 1
+        try:
+            msg = bssap.decode(data)
+        except _BAD:
+            self._error("bssap", "malformed")
+            msg = None
+        else:
+            if msg is None:
+                self._skip("bssap", "not_bssap")
+            else:
+                try:
+                    self.correlator.message(ts, conn, msg)
+                except _BAD:
+                    self._error("correlation", "inconsistent_message")
+        if self.trace is not None:
+            self.trace.append((self.frames, DT1, dlr, None, msg, None, None))
+
+    def _sccp_general(self, ts, t, dlr, slr, data, called, calling, opc, dpc) -> None:
         self.messages += 1
         corr = self.correlator
         conn: Connection | None = None
