@@ -46,6 +46,7 @@ class SimulatorConfig:
     system_id: str = "SIMSMSC"
     receipt_delay: float | None = 0.05  # None: never send receipts
     receipt_tlvs: bool = True  # receipted_message_id / message_state besides the text
+    receipt_id_decimal: bool = False  # receipt text gives the id in decimal (some SMSCs do)
     undeliverable_prefixes: tuple[str, ...] = ()  # receipt UNDELIV for these destinations
     response_delay: float = 0.0  # hold every submit_sm_resp this long (windowing tests)
     throttle_every: int = 0  # answer every Nth submit_sm with throttle_status
@@ -365,7 +366,7 @@ class SmscSimulator:
         stamp = time.strftime("%y%m%d%H%M", time.gmtime(now))
         text = format_receipt_text(
             Receipt(
-                message_id=mid,
+                message_id=str(int(mid, 16)) if self.config.receipt_id_decimal else mid,
                 stat=stat,
                 submit_date=stamp,
                 done_date=stamp,

@@ -12,6 +12,7 @@ when long, and offered to plugins with ``gateway.report_mo``.
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import ssl
@@ -85,6 +86,7 @@ class SmsChannel:
                 "no_route",
                 "bad_content",
                 "garbage",
+                "receipts_early",
                 "resent_segments",
             ),
             0,
@@ -96,6 +98,7 @@ class SmsChannel:
     _mo: Reassembler = attrs.field(init=False)
     _draining: bool = False
     _bind_account: dict[str, str] = attrs.field(factory=dict)
+    _orphans: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -292,8 +295,14 @@ class SmsChannel:
                 ids = [m or "" for m in job.message_ids]
                 # message ids are unique per SMSC only: the map keys them by account
                 account = job.context_account
-                await self._queue.map_message_ids(job.key, [f"{account}/{m}" for m in ids])
+                keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
+                await self._queue.map_message_ids(job.key, keys)
                 await self._final(message, DeliveryState.SUBMITTED, None, ids[0])
+                for key in keys:  # receipts that overtook this submit answer
+                    early = self._orphans.pop(key, None)
+                    if early is not None:
+                        self.stats["receipts_early"] += 1
+                        await self._apply_receipt(key, early[0], early[1])
                 return
             error = p.status_name(job.status)
             if job.status in p.TRANSIENT_STATUSES:
@@ -328,11 +337,50 @@ class SmsChannel:
         state = receipt.state
         if state == "submitted":
             return p.ESME_ROK  # intermediate (ENROUTE, ACCEPTD)
-        result = await self._queue.apply_receipt(f"{account}/{receipt.message_id}", state)
+        key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
+        if not await self._apply_receipt(key, receipt, event.source_addr or None):
+            # Not (yet) known: the submit answer may still be on its way to the database, or on
+            # another bind. Keep it a while; recording the submit applies it.
+            now = time.monotonic()
+            while self._orphans and (
+                len(self._orphans) >= 10_000 or now - next(iter(self._orphans.values()))[2] > 300
+            ):
+                self._orphans.popitem(last=False)
+                self.stats["receipts_unmatched"] += 1
+            self._orphans[key] = (receipt, event.source_addr or None, now)
+            log.info("sms.receipt_unmatched", message_id=receipt.message_id, smsc=account)
+        return p.ESME_ROK
+
+    def _submit_id(self, account: str, message_id: str) -> str:
+        """A submit answer's id in the form receipts are matched in (see ``receipt_id``)."""
+        smsc = self.accounts.get(account)
+        mode = smsc.config.receipt_id if smsc is not None else "as_is"
+        try:
+            if mode == "dec_to_hex":  # hex ids: compare without case or leading zeros
+                return f"{int(message_id, 16):x}"
+            if mode == "hex_to_dec":
+                return str(int(message_id))
+        except ValueError:
+            pass
+        return message_id
+
+    def _receipt_id(self, account: str, message_id: str) -> str:
+        """The receipt's id in the form of the submit answer's (SMSCs differ: hex vs decimal)."""
+        smsc = self.accounts.get(account)
+        mode = smsc.config.receipt_id if smsc is not None else "as_is"
+        try:
+            if mode == "hex_to_dec":
+                return str(int(message_id, 16))
+            if mode == "dec_to_hex":
+                return f"{int(message_id):x}"
+        except ValueError:
+            pass
+        return message_id
+
+    async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
+        result = await self._queue.apply_receipt(key, receipt.state)
         if result is None:
-            self.stats["receipts_unmatched"] += 1
-            log.info("sms.receipt_unmatched", message_id=receipt.message_id)
-            return p.ESME_ROK
+            return False
         self.stats["receipts"] += 1
         contact_id, final = result
         if final is not None:
@@ -344,10 +392,10 @@ class SmsChannel:
                     at=time.time(),
                     message_id=receipt.message_id,
                     error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
-                    msisdn=event.source_addr or None,
+                    msisdn=msisdn,
                 )
             )
-        return p.ESME_ROK
+        return True
 
     def _on_mo(self, event: p.DeliverSm) -> int:
         log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)

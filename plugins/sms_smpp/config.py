@@ -12,6 +12,7 @@ from gateway.config_reader import TableReader
 from gateway.errors import ConfigError
 
 BIND_MODES = ("transceiver", "transmitter_receiver")
+RECEIPT_ID_FORMS = ("as_is", "hex_to_dec", "dec_to_hex")
 
 
 @attrs.frozen(kw_only=True)
@@ -48,6 +49,7 @@ class SmscConfig:
     gsm_packed: bool = False
     long_message: str = "udh8"
     routes: tuple[str, ...] = ()  # destination prefixes; empty = default route
+    receipt_id: str = "as_is"  # as_is | hex_to_dec | dec_to_hex: receipt ids vs submit_sm_resp ids
 
 
 @attrs.frozen(kw_only=True)
@@ -97,6 +99,7 @@ def parse_smsc(r: TableReader, index: int) -> SmscConfig | None:
         gsm_packed=r.bool("gsm_packed", False),
         long_message=r.str("long_message", d.long_message, choices=LONG_MODES),
         routes=r.str_list("routes", ()),
+        receipt_id=r.str("receipt_id", d.receipt_id, choices=RECEIPT_ID_FORMS),
     )
     if values["system_id"] and len(values["system_id"]) > 15:
         r.problem("system_id", "must be at most 15 characters (SMPP 3.4)")

@@ -188,3 +188,28 @@ async def test_embedded_simulator_demo_mode(tmp_path):
         await h.outbox.enqueue(allowed("demo", text="您好 demo"))
         await wait_for(lambda: h.observed.final().get("demo") == "delivered")
         assert h.channel.simulator.texts() == ["您好 demo"]
+
+
+async def test_receipt_ids_in_decimal_text_only(tmp_path):
+    """Receipts with only text and a decimal id match hex submit ids with receipt_id = dec_to_hex."""
+    async with (
+        running_simulator(receipt_tlvs=False, receipt_id_decimal=True) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, receipt_id="dec_to_hex")]) as h,
+    ):
+        await h.outbox.enqueue_many([allowed(f"x{i}") for i in range(20)])
+        await wait_for(lambda: len(h.observed.final()) == 20)
+        assert set(h.observed.final().values()) == {"delivered"}
+
+
+async def test_immediate_receipts_never_lost(tmp_path):
+    """Receipts sent at once (possibly before the submit answer is recorded) all find their contact."""
+    async with (
+        running_simulator(receipt_delay=0.0) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, window=50)]) as h,
+    ):
+        await h.outbox.enqueue_many([allowed(f"i{i}") for i in range(500)])
+        await wait_for(lambda: len(h.observed.final()) == 500, limit=20)
+        assert set(h.observed.final().values()) == {"delivered"}
+        assert (
+            h.channel.stats["receipts"] == 500
+        )  # early ones (before the submit was recorded) included
