@@ -52,27 +52,37 @@ class ErrorReply:
         return f"ErrorReply({self.message!r})"
 
 
-def _bulk(arg: Any) -> bytes:
+def _arg_bytes(arg: Any) -> bytes:
     if isinstance(arg, bytes):
-        b = arg
-    elif isinstance(arg, str):
-        b = arg.encode()
-    elif isinstance(arg, bool):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, bool):
         raise LocalProtocolError("booleans have no RESP form; pass 0/1 or a string")
-    elif isinstance(arg, int):
-        b = str(arg).encode()
-    elif isinstance(arg, float):
-        b = repr(arg).encode()
-    else:
-        raise LocalProtocolError(f"cannot send {type(arg).__name__} as a command argument")
-    return b"$%d\r\n%b\r\n" % (len(b), b)
+    if isinstance(arg, int):
+        return b"%d" % arg
+    if isinstance(arg, float):
+        return repr(arg).encode()
+    raise LocalProtocolError(f"cannot send {type(arg).__name__} as a command argument")
 
 
 def encode_command(*args: Any) -> bytes:
     """``encode_command("SET", "k", 1)`` -> the RESP array of bulk strings."""
     if not args:
         raise LocalProtocolError("a command needs at least its name")
-    return b"*%d\r\n" % len(args) + b"".join(map(_bulk, args))
+    out = [b"*%d\r\n" % len(args)]
+    append = out.append
+    for arg in args:
+        # exact-type fast paths first: this runs ~15 times per contact decision on Redis
+        kind = type(arg)
+        if kind is str:
+            b = arg.encode()
+        elif kind is int:
+            b = b"%d" % arg
+        else:
+            b = _arg_bytes(arg)
+        append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(out)
 
 
 def encode_reply(value: Any) -> bytes:
