@@ -35,6 +35,7 @@ from adapters.sigtran.link import (
 )
 from adapters.sigtran.pcap import CaptureReader
 from adapters.sigtran.sccp import DT1
+from adapters.sigtran.sctp import SctpReassembler
 
 _BAD = (IndexError, ValueError, struct.error, KeyError, TypeError)
 _IP4 = struct.Struct("!BxHxxHxB").unpack_from  # version/ihl, total length, flags/fragment, proto
@@ -78,9 +79,9 @@ class Decoder:
         self.messages = 0  # SCCP messages decoded
         self._links = LINKS
         self._ip4_frags = Ipv4Reassembler()
-        self._sctp_frags: dict[tuple, dict[int, tuple[int, bytes]]] = {}
-        self.max_sctp_pending = max_sctp_pending
-        self.max_message = max_message
+        self._sctp_frags = SctpReassembler(
+            self._error, max_pending=max_sctp_pending, max_message=max_message
+        )
 
     def _error(self, layer: str, reason: str) -> None:
         key = (layer, reason)
@@ -216,55 +217,12 @@ class Decoder:
                     self._user(ts, f, pos + 16, cend, ppid, off)
                 else:
                     key = (f[addr : addr + addr_len], f[off : off + 4], sid)
-                    whole = self._reassemble(key, tsn, flags, f[pos + 16 : cend])
+                    whole = self._sctp_frags.add(key, tsn, flags, f[pos + 16 : cend])
                     if whole is not None:
                         self._user(ts, whole, 0, len(whole), ppid, None, f, off)
                 pos += (clen + 3) & ~3
         except _BAD:
             self._error("sctp", "truncated")
-
-    def _reassemble(self, key: tuple, tsn: int, flags: int, data: bytes) -> bytes | None:
-        """Fragmented user messages (RFC 9260 6.9), keyed by addresses, ports and stream."""
-        frags = self._sctp_frags.get(key)
-        if frags is None:
-            if len(self._sctp_frags) >= self.max_sctp_pending:
-                del self._sctp_frags[next(iter(self._sctp_frags))]
-                self._error("sctp", "reassembly_evicted")
-            frags = self._sctp_frags[key] = {}
-        if len(frags) >= 64:
-            del self._sctp_frags[key]
-            self._error("sctp", "reassembly_too_many_fragments")
-            return None
-        frags[tsn] = (flags, data)
-        # find a B..E run containing tsn
-        start = tsn
-        while not frags[start][0] & 2:
-            start = (start - 1) & 0xFFFFFFFF
-            if start not in frags:
-                return None
-        stop, parts, size = start, [], 0
-        while True:
-            entry = frags.get(stop)
-            if entry is None:
-                return None
-            parts.append(entry[1])
-            size += len(entry[1])
-            if size > self.max_message:
-                del self._sctp_frags[key]
-                self._error("sctp", "message_too_large")
-                return None
-            if entry[0] & 1:
-                break
-            stop = (stop + 1) & 0xFFFFFFFF
-        t = start
-        while True:
-            del frags[t]
-            if t == stop:
-                break
-            t = (t + 1) & 0xFFFFFFFF
-        if not frags:
-            del self._sctp_frags[key]
-        return b"".join(parts)
 
     def _user(
         self,
