@@ -85,7 +85,11 @@ class ContactControlBase:
     ) -> list[Violation | Duplicate | None]:
         raise NotImplementedError
 
-    async def _transition(self, contact_id: str, event: str, reason: str, now: float) -> bool:
+    async def _transition(
+        self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
+    ) -> bool:
+        """Commit (``event == "committed"``) or end a record; ``only_reserved``: end it only if
+        it was never committed. True if the state changed."""
         raise NotImplementedError
 
     def open_reservations(self) -> int | None:
@@ -114,13 +118,24 @@ class ContactControlBase:
         return await self._transition(contact_id, release_event(reason), reason, self.clock())
 
     async def reconcile(self, delivery: Delivery) -> None:
-        """A final delivery state: refund if configured (a rejection before commit is a release)."""
+        """Apply a final delivery state.
+
+        A state listed in ``refund_on`` refunds the contact. Delivered commits it (if the
+        submit was never reported). A rejection of a message never submitted is a release in
+        any case (the network refused it: no contact). Other states leave it as it is: a
+        committed contact keeps counting, an uncommitted reservation expires with its timeout.
+        """
         state = delivery.state.value
+        now = self.clock()
         if state in self.config.refund_on:
             reason = "rejected" if state == "rejected" else f"refund.{state}"
-            await self._transition(delivery.contact_id, release_event(reason), reason, self.clock())
-        elif state != "rejected":
-            await self._transition(delivery.contact_id, "committed", f"final.{state}", self.clock())
+            await self._transition(delivery.contact_id, release_event(reason), reason, now)
+        elif state == "rejected":
+            await self._transition(
+                delivery.contact_id, "released", "rejected", now, only_reserved=True
+            )
+        elif state == "delivered":
+            await self._transition(delivery.contact_id, "committed", "final.delivered", now)
 
     # -- the flow ---------------------------------------------------------------------------
 

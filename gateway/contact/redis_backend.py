@@ -155,7 +155,9 @@ class RedisContactControl(ContactControlBase):
         found = await self.redis.execute("GET", self.index_key(contact_id))
         return found.decode() if found else None
 
-    async def _transition(self, contact_id: str, event: str, reason: str, now: float) -> bool:
+    async def _transition(
+        self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
+    ) -> bool:
         msisdn = await self._msisdn_of(contact_id)
         if msisdn is None:
             structlog.get_logger().warning(
@@ -164,7 +166,17 @@ class RedisContactControl(ContactControlBase):
             return False
         script = "commit" if event == "committed" else "release"
         (reply,) = await self._pipeline(
-            [("EVALSHA", self._sha[script], 1, self.key(msisdn), contact_id, repr(now))]
+            [
+                (
+                    "EVALSHA",
+                    self._sha[script],
+                    1,
+                    self.key(msisdn),
+                    contact_id,
+                    repr(now),
+                    "1" if only_reserved else "0",
+                )
+            ]
         )
         self._local.pop(contact_id, None)
         if reply[0] != 1:

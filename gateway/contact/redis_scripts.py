@@ -83,13 +83,15 @@ redis.call('HSET', KEYS[1], ARGV[1], committed)
 return {1, committed}
 """
 
-#: KEYS[1] history hash. ARGV: contact_id, now. Ends a live record (reserved and unexpired,
-#: or committed). Returns {1, record} the first time, {0} after.
+#: KEYS[1] history hash. ARGV: contact_id, now, only_reserved ("1": leave a committed
+#: contact alone). Ends a live record (reserved and unexpired, or committed). Returns
+#: {1, record} the first time, {0} after.
 RELEASE = r"""
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return {0} end
-redis.call('HDEL', KEYS[1], ARGV[1])
 local exp, st = string.match(v, '|([^|]*)|([^|]*)$')
+if ARGV[3] == '1' and st == '1' then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[1])
 if st == '1' or (st == '0' and tonumber(exp) > tonumber(ARGV[2])) then return {1, v} end
 return {0}
 """

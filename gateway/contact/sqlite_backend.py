@@ -146,7 +146,9 @@ class SqliteContactControl(ContactControlBase):
             results.append(violation)
         return results
 
-    async def _transition(self, contact_id: str, event: str, reason: str, now: float) -> bool:
+    async def _transition(
+        self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
+    ) -> bool:
         rec = self._records.get(contact_id)
         if rec is None:
             structlog.get_logger().warning(
@@ -163,7 +165,7 @@ class SqliteContactControl(ContactControlBase):
                     self._history[rec[MSISDN]] = (*ids, contact_id)
             self._records[contact_id] = rec = with_state(rec, COMMITTED)
         else:
-            if not is_live(rec, now):
+            if not is_live(rec, now) or (only_reserved and rec[STATE] != RESERVED):
                 return False
             self._records[contact_id] = rec = with_state(rec, ENDED)
         self._open.pop(contact_id, None)

@@ -196,6 +196,32 @@ async def test_reconcile_refunds_per_config(open_backend) -> None:
         assert (await cc.decide(req())).reason == "cap.channel.day"  # expired not in refund_on
 
 
+async def test_reconcile_without_refund(open_backend, clock) -> None:
+    """Not in refund_on: a rejection before submit still releases; after commit it counts."""
+
+    def report(cid: str, state: DeliveryState) -> Delivery:
+        return Delivery(contact_id=cid, channel="sms", state=state, at=0)
+
+    async with open_backend(
+        {
+            "refund_on": [],
+            "reservation_timeout": "60s",
+            "caps": {"sms_day": dict(CAPS["sms_day"], limit=1)},
+        }
+    ) as cc:
+        await cc.decide(req(contact_id="j1"))
+        await cc.reconcile(report("j1", DeliveryState.REJECTED))  # never submitted: released
+        await cc.decide(req(contact_id="j2"))
+        await cc.commit("j2")
+        await cc.reconcile(report("j2", DeliveryState.REJECTED))  # submitted, then rejected: counts
+        assert (await cc.decide(req("862", contact_id="j3"))).allowed
+        await cc.reconcile(report("j3", DeliveryState.EXPIRED))  # unsent, expired: not committed
+        assert [c["contact_id"] for c in await cc.current_contacts("8613800000001")] == ["j2"]
+        assert [c["state"] for c in await cc.current_contacts("862")] == ["reserved"]
+        clock.advance(61)  # the reservation's timeout refunds it
+        assert (await cc.decide(req("862", contact_id="j4"))).allowed
+
+
 async def test_reservation_expires_and_is_swept(open_sqlite, clock) -> None:
     """An unsent reservation stops counting after the timeout; the sweep records it as expired."""
     async with open_sqlite(
