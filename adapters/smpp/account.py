@@ -136,6 +136,11 @@ class SmscAccount:
     def __attrs_post_init__(self) -> None:
         self.bucket = TokenBucket(self.rate, now=trio.current_time() if _in_trio() else 0.0)
 
+    def set_rate(self, rate: float) -> None:
+        """Change the account's cap (config reload) without touching the binds."""
+        self.rate = rate
+        self.bucket = TokenBucket(rate, now=trio.current_time())
+
     # -- producer side ------------------------------------------------------------------------
 
     @property

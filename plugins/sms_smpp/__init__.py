@@ -57,6 +57,13 @@ def _render(snap: dict[str, Any]) -> str:
 
 
 @hookimpl
+def gateway_reload(gateway):
+    channel = _channel(gateway)
+    if channel is not None:
+        channel.reload(gateway.plugin_config(NAME))
+
+
+@hookimpl
 def gateway_admin_commands(gateway):
     async def handler(argv: list[str]) -> AdminReply:
         channel = _channel(gateway)

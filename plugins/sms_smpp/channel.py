@@ -445,6 +445,57 @@ class SmsChannel:
 
     # -- admin --------------------------------------------------------------------------------
 
+    def reload(self, new: SmsConfig) -> list[str]:
+        """Apply a reloaded config without dropping binds; returns the keys that need a restart.
+
+        Rates, routes and message settings (source address, data coding, validity...) apply
+        at once; connection settings (host, credentials, binds, window, TLS, timers) and added
+        or removed SMSCs are logged as needing a restart.
+        """
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        restart: list[str] = []
+        live = (
+            "name",
+            "rate",
+            "routes",
+            "source_addr",
+            "source_addr_ton",
+            "source_addr_npi",
+            "dest_addr_ton",
+            "dest_addr_npi",
+            "registered_delivery",
+            "validity",
+            "priority",
+            "service_type",
+            "data_coding",
+            "gsm_packed",
+            "long_message",
+            "receipt_id",
+        )
+        new_by_name = {c.name: c for c in new.smsc}
+        for name in set(new_by_name) ^ set(self.accounts):
+            restart.append(f"smsc[{name}]")
+        for name, account in self.accounts.items():
+            c = new_by_name.get(name)
+            if c is None:
+                continue
+            old = account.config
+            restart += [
+                f"smsc[{name}].{k}"
+                for k in attrs.fields_dict(SmscConfig)
+                if k not in live and getattr(old, k) != getattr(c, k)
+            ]
+            if c.rate != old.rate:
+                account.set_rate(c.rate)
+            account.config = c
+        if new.channel != self.config.channel:
+            restart.append("channel")
+        self.config = attrs.evolve(new, channel=self.config.channel, smsc=self.config.smsc)
+        if restart:
+            log.warning("sms.reload_needs_restart", keys=sorted(restart))
+        log.info("sms.reloaded", smscs=sorted(self.accounts))
+        return restart
+
     def snapshot(self) -> dict[str, Any]:
         smscs = {}
         for name, a in self.accounts.items():

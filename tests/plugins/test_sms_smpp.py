@@ -213,3 +213,21 @@ async def test_immediate_receipts_never_lost(tmp_path):
         assert (
             h.channel.stats["receipts"] == 500
         )  # early ones (before the submit was recorded) included
+
+
+async def test_reload_applies_rates_and_message_settings_without_rebinding(tmp_path):
+    """A reload changes the rate and the source address at once; connection keys need a restart."""
+    from plugins.sms_smpp.config import parse_sms_config
+
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        await wait_for(lambda: sim.bound())
+        new = parse_sms_config(
+            {"smsc": [smsc_table(sim.port, rate=50, source_addr="1065899", window=20)]}
+        )
+        restart = h.channel.reload(new)
+        assert restart == ["smsc[main].window"]
+        assert h.channel.accounts["main"].bucket.rate == 50
+        await h.outbox.enqueue(allowed("after"))
+        await wait_for(lambda: sim.submitted)
+        assert sim.submitted[0].source_addr == "1065899"
+        assert sim.stats["connections"] == 1

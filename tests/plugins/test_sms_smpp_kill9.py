@@ -131,6 +131,9 @@ def test_kill9_mid_campaign_loses_nothing(short_tmp, gateway_config, gatewayd):
         status = second.request("outbox")
         assert status["ok"]
         assert status["data"]["stats"]["resent"] == reported_unknown
+        smpp = second.request("smpp")
+        assert smpp["ok"] and smpp["data"]["smsc"]["sim"]["binds"][0]["state"] == "bound"
+        assert "secret" not in "\n".join(second.lines)  # the password is never logged
         second.signal(15)
         assert second.wait(30) == 0
     finally:
