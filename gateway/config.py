@@ -118,6 +118,13 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         raise ConfigError(ConfigProblem("", message, file=where)) from exc
 
 
+def format_problem(problem: ConfigProblem) -> str:
+    """``file: dotted.key: message``; problems of the whole file read ``file: message``."""
+    if problem.key:
+        return str(problem)
+    return f"{problem.file}: {problem.message}" if problem.file else problem.message
+
+
 def _resolve(base: Path | None, value: str) -> Path:
     p = Path(value).expanduser()
     if not p.is_absolute() and base is not None:

@@ -30,6 +30,7 @@ import structlog
 import trio
 
 import gateway
+from gateway.config import format_problem
 from gateway.config_reader import did_you_mean
 from gateway.contracts import AdminCommand, AdminReply
 from gateway.errors import AdminCommandError, GatewayError
@@ -290,7 +291,7 @@ def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
     async def reload(argv: list[str]) -> AdminReply:
         error = daemon.reload(reason="gatewayctl")
         if error is not None:
-            problems = "; ".join(str(p) for p in error.problems)
+            problems = "; ".join(format_problem(p) for p in error.problems)
             raise AdminCommandError(f"configuration not reloaded, previous one kept: {problems}")
         return AdminReply(
             data={"reloaded": True, "reloads": daemon.reloads}, text="configuration reloaded"
@@ -305,7 +306,7 @@ def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
             return AdminReply(
                 data={"ok": True, "path": str(path), "problems": []}, text=f"config ok: {path}"
             )
-        problems = [str(p) for p in error.problems]
+        problems = [format_problem(p) for p in error.problems]
         return AdminReply(
             data={"ok": False, "path": str(path), "problems": problems},
             text="\n".join([*problems, f"{len(problems)} problem(s) in {path}"]),

@@ -44,7 +44,14 @@ import trio
 import gateway
 from gateway import logging as gateway_logging
 from gateway.app import Gateway
-from gateway.config import GatewayConfig, load_config, parse_config, parse_core, read_toml
+from gateway.config import (
+    GatewayConfig,
+    format_problem,
+    load_config,
+    parse_config,
+    parse_core,
+    read_toml,
+)
 from gateway.errors import ConfigError, GatewayError, PluginError
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
 from gateway.sdnotify import SdNotifier
@@ -327,7 +334,7 @@ class Daemon:
         try:
             new = load_config(self.config_path, self.pm)
         except ConfigError as exc:
-            problems = [str(p) for p in exc.problems]
+            problems = [format_problem(p) for p in exc.problems]
             log.error(
                 "config.reload_failed",
                 reason=reason,
@@ -398,7 +405,7 @@ def check_config(path: Path) -> int:
         Daemon.from_file(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(format_problem(problem), file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {path}", file=sys.stderr)
         return 1
     except PluginError as exc:
@@ -434,9 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         path = demo_config_path() if args.demo else (args.config or DEFAULT_CONFIG)
         daemon = Daemon.from_file(path)
     except ConfigError as exc:
-        log.error("config.invalid", problems=[str(p) for p in exc.problems])
+        log.error("config.invalid", problems=[format_problem(p) for p in exc.problems])
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(format_problem(problem), file=sys.stderr)
         return 1
     except PluginError as exc:
         log.error("gateway.start_failed", plugin=exc.plugin, error=str(exc))

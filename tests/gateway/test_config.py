@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import hookimpl
-from gateway.config import load_config, parse_config, peek_core
+from gateway.config import format_problem, load_config, parse_config, peek_core
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.errors import ConfigError, PluginError
@@ -288,3 +288,12 @@ def test_any_document_is_accepted_or_refused_with_problems(data):
         for problem in exc.problems:
             assert problem.file == "/etc/gateway/gateway.toml"
             assert "section parser failed" not in problem.message, str(problem)
+
+
+def test_problem_formatting_for_whole_file_problems(tmp_path):
+    """A problem of the whole file reads 'file:line:col: message' with no empty key."""
+    path = write(tmp_path, "[gateway\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, pm_with())
+    text = format_problem(exc.value.problems[0])
+    assert text.startswith(f"{path}:1:") and "(top level)" not in text and "TOML syntax error" in text
