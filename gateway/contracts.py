@@ -13,6 +13,7 @@ restarts the task with backoff. A ``run`` calls ``task_status.started()`` once i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -188,6 +189,23 @@ class Outbox(Protocol):
 
     def depth(self, channel: str) -> int:
         """Messages waiting (queued or deferred) for ``channel``."""
+        ...
+
+    async def delivery_counts(self, campaign_id: str) -> Mapping[str, int]:
+        """``{state: n}`` over the campaign's outbox entries (queued, submitted, delivered...)."""
+        ...
+
+    def open_queue(self, channel: str) -> AbstractAsyncContextManager[Any]:
+        """The consumer side of one channel's queue (every channel: SMS, MMS, WAP Push, IVR).
+
+        ``async with outbox.open_queue("sms") as queue``: ``await queue.recover()`` once at
+        start (this channel's messages caught by a crash), then ``await queue.take(n)`` leases
+        due messages (:class:`gateway.outbox.OutboxMessage`); ``await queue.mark_sending(ids)``
+        just before the network write (durable; only the ids returned may be sent);
+        ``queue.retry(id, error)`` after a transient failure; ``queue.map_message_ids`` and
+        ``queue.apply_receipt`` correlate the peer's ids with contacts. Results are reported
+        with ``Gateway.report_delivery``. Leases not sent are given back on exit.
+        """
         ...
 
 
