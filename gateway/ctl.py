@@ -32,7 +32,11 @@ class Unreachable(Exception):
 
 
 def request(
-    socket_path: Path | str, cmd: str, argv: list[str] | None = None, *, timeout: float = TIMEOUT_S
+    socket_path: Path | str,
+    cmd: str,
+    argv: list[str] | None = None,
+    *,
+    timeout: float | None = TIMEOUT_S,
 ) -> dict[str, Any]:
     """Send one request and return the decoded reply. Raises Unreachable."""
     payload = json.dumps({"cmd": cmd, "argv": argv or []}).encode() + b"\n"
@@ -64,7 +68,9 @@ def request(
                     raise Unreachable("gatewayd closed the connection without replying")
                 buffer += chunk
         except TimeoutError:
-            raise Unreachable(f"gatewayd did not answer within {timeout:g}s") from None
+            raise Unreachable(
+                f"gatewayd did not answer within {timeout:g}s (see --timeout)"
+            ) from None
         except OSError as exc:
             raise Unreachable(f"connection to gatewayd failed: {exc.strerror or exc}") from None
     finally:
@@ -150,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", action="store_true", help="print the reply data as JSON (for scripts)"
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for the reply (default {TIMEOUT_S:g}; 0: wait forever)",
+    )
     parser.add_argument("cmd", help="command, e.g. status, plugins, reload, config, help")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the command")
     args = parser.parse_args(argv)
@@ -159,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gatewayctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     try:
-        reply = request(path, args.cmd, _absolutise(args.args))
+        reply = request(path, args.cmd, _absolutise(args.args), timeout=args.timeout or None)
     except Unreachable as exc:
         print(f"gatewayctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

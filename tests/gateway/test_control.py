@@ -34,10 +34,15 @@ class EchoPlugin:
         async def refuse(argv):
             raise AdminCommandError("no such campaign: x")
 
+        async def slow(argv):
+            await trio.sleep(5)
+            return AdminReply(data="late")
+
         return [
             AdminCommand(name="echo", help="echo words", handler=echo, usage="WORDS..."),
             AdminCommand(name="fail", help="always fails", handler=fail),
             AdminCommand(name="refuse", help="always refuses", handler=refuse),
+            AdminCommand(name="slow", help="takes 5 s", handler=slow),
         ]
 
     @hookimpl
@@ -222,3 +227,16 @@ def test_gatewayctl_fails_cleanly_when_no_daemon_runs(short_tmp):
         result.stderr
         == f"gatewayctl: gatewayd is not running (no control socket at {short_tmp / 'none.sock'})\n"
     )
+
+
+async def test_gatewayctl_timeout(daemon, capsys):
+    """A reply slower than --timeout is a clean exit 2; the daemon is unaffected."""
+    sock = str(daemon.config.gateway.control_socket)
+    code = await trio.to_thread.run_sync(ctl_main, ["--socket", sock, "--timeout", "0.2", "slow"])
+    assert (
+        code == 2
+        and capsys.readouterr().err
+        == "gatewayctl: gatewayd did not answer within 0.2s (see --timeout)\n"
+    )
+    (reply,) = await ask(daemon.config.gateway.control_socket, req("status"))
+    assert reply["ok"]
