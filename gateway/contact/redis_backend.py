@@ -33,7 +33,7 @@ from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Pree
 from gateway.contact.engine import Violation
 from gateway.contact.ledger import Ledger
 from gateway.contact.lists import ListStore
-from gateway.contact.redis_scripts import SCRIPTS
+from gateway.contact.redis_scripts import FS, RS, SCRIPTS
 from gateway.errors import ContactControlError
 from gateway.model import ContactRequest
 from gateway.store import SqliteWorker, open_sqlite
@@ -103,32 +103,45 @@ class RedisContactControl(ContactControlBase):
         expires = now + self.config.reservation_timeout
         commands: list[tuple[Any, ...]] = []
         now_s = repr(now)
+        ttl = str(self._ttl)
+        index_ttl = self._ttl or 365 * 86400
+        packed: dict[int, str] = {}  # the plan lists are shared within a batch: pack each once
         for request, checks, mode in items:
-            record = (
-                f"{now_s}|{request.channel}|{request.campaign_id}|{request.campaign_class}|"
-                f"{request.priority}|{expires!r}|0"
+            record = FS.join(
+                (
+                    now_s,
+                    request.channel,
+                    request.campaign_id,
+                    request.campaign_class,
+                    str(request.priority),
+                    repr(expires),
+                    "0",
+                )
             )
-            args: list[Any] = [
-                "EVALSHA",
-                sha,
-                1,
-                self.key(request.msisdn),
-                now_s,
-                request.contact_id,
-                "1" if mode == RESERVE else "0",
-                record,
-                prune,
-                request.priority,
-                self._ttl,
-                len(checks),
-            ]
-            for c in checks:
-                args += (c.kind, c.value, _num(c.since), c.limit)
-            commands.append(tuple(args))
+            plan = packed.get(id(checks))
+            if plan is None:
+                plan = packed[id(checks)] = "".join(
+                    f"{c.kind}{FS}{c.value}{FS}{_num(c.since)}{FS}{c.limit}{RS}" for c in checks
+                )
+            commands.append(
+                (
+                    "EVALSHA",
+                    sha,
+                    "1",
+                    self.key(request.msisdn),
+                    now_s,
+                    request.contact_id,
+                    "1" if mode == RESERVE else "0",
+                    record,
+                    prune,
+                    str(request.priority),
+                    ttl,
+                    plan,
+                )
+            )
             if mode == RESERVE:
-                ttl = self._ttl or 365 * 86400
                 commands.append(
-                    ("SET", self.index_key(request.contact_id), request.msisdn, "EX", ttl)
+                    ("SET", self.index_key(request.contact_id), request.msisdn, "EX", index_ttl)
                 )
         replies = await self._pipeline(commands)
         results: list[Violation | Duplicate | None] = []
@@ -181,7 +194,7 @@ class RedisContactControl(ContactControlBase):
         self._local.pop(contact_id, None)
         if reply[0] != 1:
             return False
-        _at, channel, campaign, cls, priority, _exp, _st = reply[1].decode().split("|")
+        _at, channel, campaign, cls, priority, _exp, _st = reply[1].decode().split(FS)
         if self.ledger is not None:
             row = (
                 now,
@@ -216,7 +229,7 @@ class RedisContactControl(ContactControlBase):
         raw = await self.redis.execute("HGETALL", self.key(msisdn))
         out = []
         for field, value in zip(raw[::2], raw[1::2], strict=True):
-            at, channel, campaign, cls, priority, exp, state = value.decode().split("|")
+            at, channel, campaign, cls, priority, exp, state = value.decode().split(FS)
             if state == "1" or (state == "0" and float(exp) > now):
                 out.append(
                     {

@@ -2,8 +2,9 @@
 
 All keys of one subscriber share the hash tag ``{msisdn}``: a script touches exactly one key
 (``<prefix>:{<msisdn>}:c``), so it is Redis Cluster safe. That hash maps contact_id to a
-record ``at|channel|campaign|class|priority|expires_at|state`` (state 0 reserved, 1
-committed). Ended records are deleted; a reservation past ``expires_at`` is deleted by the
+record ``at FS channel FS campaign FS class FS priority FS expires_at FS state`` (FS is the
+ASCII unit separator 0x1F, which no campaign id or channel name contains; state 0 reserved,
+1 committed). Ended records are deleted; a reservation past ``expires_at`` is deleted by the
 next script that reads the hash (its count is refunded by time, as in the SQLite backend).
 
 The counting in RESERVE mirrors :func:`gateway.contact.engine.first_violation`; the checks
@@ -14,7 +15,8 @@ themselves (window starts in local time, limits) are computed in Python by
 from __future__ import annotations
 
 #: KEYS[1] history hash. ARGV: now, contact_id, mode (0 dry, 1 reserve), record, prune_before,
-#: priority, ttl_seconds (0 = no expiry), n_checks, then n x (kind, value, since, limit).
+#: priority, ttl_seconds (0 = no expiry), checks: ``kind FS value FS since FS limit RS`` each
+#: (RS is the record separator 0x1E). Checks are numbered from 0 in the reply.
 #: Returns {1} allowed, {2, expires_at} duplicate, {0, check_index, count, victim...} full.
 RESERVE = r"""
 local key = KEYS[1]
@@ -24,12 +26,11 @@ local mode = ARGV[3]
 local prune = tonumber(ARGV[5])
 local prio = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
-local n = tonumber(ARGV[8])
 local all = redis.call('HGETALL', key)
 local recs = {}
 for i = 1, #all, 2 do
   local f, v = all[i], all[i + 1]
-  local at, ch, camp, cls, p, exp, st = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  local at, ch, camp, cls, p, exp, st = string.match(v, '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
   at = tonumber(at)
   exp = tonumber(exp)
   if at == nil or at < prune or (st == '0' and exp <= now) then
@@ -41,12 +42,11 @@ for i = 1, #all, 2 do
     recs[#recs + 1] = {f, ch, camp, cls, tonumber(p), st, at}
   end
 end
-for c = 0, n - 1 do
-  local base = 9 + c * 4
-  local kind = ARGV[base]
-  local val = ARGV[base + 1]
-  local since = tonumber(ARGV[base + 2])
-  local limit = tonumber(ARGV[base + 3])
+local c = -1
+for kind, val, since_s, limit_s in string.gmatch(ARGV[8], '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\30]*)\30') do
+  c = c + 1
+  local since = tonumber(since_s)
+  local limit = tonumber(limit_s)
   if limit <= #recs then
     local count = 0
     local victims = {}
@@ -89,11 +89,14 @@ return {1, committed}
 RELEASE = r"""
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return {0} end
-local exp, st = string.match(v, '|([^|]*)|([^|]*)$')
+local exp, st = string.match(v, '\31([^\31]*)\31([^\31]*)$')
 if ARGV[3] == '1' and st == '1' then return {0} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if st == '1' or (st == '0' and tonumber(exp) > tonumber(ARGV[2])) then return {1, v} end
 return {0}
 """
+
+FS = "\x1f"
+RS = "\x1e"
 
 SCRIPTS = {"reserve": RESERVE, "commit": COMMIT, "release": RELEASE}

@@ -35,3 +35,16 @@ async def test_scripts_reloaded_after_flush(open_redis_cc, redis_server) -> None
             assert await r.execute("SCRIPT", "FLUSH") == "OK"
         assert (await cc.decide(req("862", contact_id="s1"))).allowed
         assert (await cc.decide(req("862", contact_id="s2"))).reason == "cap.channel.day"
+
+
+async def test_odd_characters_in_ids(open_redis_cc) -> None:
+    """Campaign ids with separators used by other formats (| , ;) are counted correctly."""
+    caps = {"per_campaign": {"scope": "campaign", "window": "day", "limit": 1}}
+    async with open_redis_cc({"caps": caps}) as cc:
+        assert (await cc.decide(req("863", campaign="a|b;c,d", contact_id="o1"))).allowed
+        assert (
+            await cc.decide(req("863", campaign="a|b;c,d", contact_id="o2"))
+        ).reason == "cap.campaign.day"
+        assert (await cc.decide(req("863", campaign="a|b", contact_id="o3"))).allowed
+        assert [c["campaign_id"] for c in await cc.current_contacts("863")] == ["a|b;c,d", "a|b"]
+        assert await cc.release("o1", "send_failed")
