@@ -293,8 +293,13 @@ def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
         if error is not None:
             problems = "; ".join(format_problem(p) for p in error.problems)
             raise AdminCommandError(f"configuration not reloaded, previous one kept: {problems}")
+        pending = daemon.restart_required
+        text = "configuration reloaded"
+        if pending:
+            text += f"; these changes need a restart: {', '.join(pending)}"
         return AdminReply(
-            data={"reloaded": True, "reloads": daemon.reloads}, text="configuration reloaded"
+            data={"reloaded": True, "reloads": daemon.reloads, "restart_required": pending},
+            text=text,
         )
 
     async def config(argv: list[str]) -> AdminReply:

@@ -104,6 +104,8 @@ class Daemon:
     commands: dict[str, tuple[str, Any]] = attrs.field(factory=dict)
     state: str = "starting"  # starting, running, stopping
     reloads: int = 0
+    #: Keys changed by the last reload that only take effect at the next start.
+    restart_required: list[str] = attrs.field(factory=list)
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _drain_scope: trio.CancelScope | None = None
     _startup_scope: trio.CancelScope | None = None
@@ -352,8 +354,11 @@ class Daemon:
             return ConfigError(_problem(str(exc)))
         old = self.config
         changed = [k for k in RESTART_ONLY if getattr(old.gateway, k) != getattr(new.gateway, k)]
+        if old.http != new.http:
+            changed.append("http")
+        self.restart_required = [k if k == "http" else f"gateway.{k}" for k in changed]
         if changed:
-            log.warning("config.restart_required", keys=[f"gateway.{k}" for k in changed])
+            log.warning("config.restart_required", keys=self.restart_required)
         self.config = new
         self.gateway.config = new
         self.supervisor.backoff_initial = new.gateway.restart_backoff_initial

@@ -150,9 +150,19 @@ async def test_config_check_and_reload(daemon):
         and "\n" not in reload["error"]
     )
     assert daemon.reloads == 0
-    config_file.write_text(good)
+    config_file.write_text(
+        good.replace(
+            'drain_deadline = "5s"', 'drain_deadline = "7s"\nsqlite_synchronous = "normal"'
+        )
+    )
     (reload,) = await ask(path, req("reload"))
     assert reload["ok"] and daemon.reloads == 1
+    assert daemon.config.gateway.drain_deadline == 7.0  # applied at once
+    assert reload["data"]["restart_required"] == ["gateway.sqlite_synchronous"]
+    assert (
+        reload["text"]
+        == "configuration reloaded; these changes need a restart: gateway.sqlite_synchronous"
+    )
     (usage,) = await ask(path, req("config", "bogus"))
     assert usage == {"ok": False, "error": "usage: config check [PATH]"}
 
