@@ -19,6 +19,7 @@ class OutboxConfig:
     lease: float = 120.0  # a message taken by a channel and not sent by then goes back to the queue
     resend_unknown: bool = False  # resend messages whose submit answer was lost in a crash
     scheduler_interval: float = 1.0  # how often retries, leases, expiry and deferrals are checked
+    retention: float = 30 * 86400.0  # finished entries older than this are purged (0: keep forever)
 
 
 def parse_outbox_config(table: Mapping[str, Any], key: str = "outbox") -> OutboxConfig:
@@ -32,6 +33,7 @@ def parse_outbox_config(table: Mapping[str, Any], key: str = "outbox") -> Outbox
         lease=r.duration("lease", d.lease, min=1),
         resend_unknown=r.bool("resend_unknown", d.resend_unknown),
         scheduler_interval=r.duration("scheduler_interval", d.scheduler_interval, min=0.01, max=60),
+        retention=r.duration("retention", d.retention, min=0),
     )
     if r.ok and cfg.retry_backoff_max < cfg.retry_backoff:
         r.problem("retry_backoff_max", f"must be at least retry_backoff ({cfg.retry_backoff}s)")

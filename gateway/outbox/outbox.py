@@ -104,6 +104,7 @@ class Outbox:
                 "receipts_unmatched",
                 "deferred",
                 "redecided",
+                "purged",
             ),
             0,
         )
@@ -112,6 +113,7 @@ class Outbox:
     _depths: dict[str, int] = attrs.field(factory=dict)
     _wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     _unknown_to_report: list = attrs.field(factory=list)
+    _next_purge: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         self._committer = _GroupCommitter(self.worker)
@@ -298,6 +300,10 @@ class Outbox:
                     await self.enqueue(decision)
                 elif decision.outcome is Outcome.DEFERRED and decision.not_before is not None:
                     await self.defer(request, decision.not_before)
+        if self.config.retention and now >= self._next_purge:
+            self._next_purge = now + 600
+            purged = await self._call(store.purge_finished, now - self.config.retention)
+            self.stats["purged"] += purged
         await self.refresh_depths()
 
 

@@ -40,6 +40,7 @@ def gateway_stores(gateway):
             run_scheduler=False,
         ) as outbox:
             gateway.outbox = outbox
+            gateway.metrics.gauge("outbox.depth", lambda: dict(outbox._depths))
             try:
                 yield
             finally:

@@ -342,6 +342,29 @@ def due_timers(conn: sqlite3.Connection, now: float) -> tuple[int, int, list[tup
     return requeued, leases, expired
 
 
+FINISHED = ("delivered", "undeliverable", "expired", "rejected", "unknown", "cancelled")
+
+
+def purge_finished(conn: sqlite3.Connection, before: float, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` finished entries last changed before ``before`` (and their ids)."""
+    marks = ",".join("?" * len(FINISHED))
+    seqs = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT seq FROM outbox_entries WHERE state IN ({marks}) AND updated_at < ? LIMIT ?",
+            (*FINISHED, before, limit),
+        )
+    ]
+    if not seqs:
+        return 0
+    conn.executemany(
+        "DELETE FROM outbox_message_ids WHERE contact_id = (SELECT contact_id FROM outbox_entries WHERE seq = ?)",
+        [(q,) for q in seqs],
+    )
+    conn.executemany("DELETE FROM outbox_entries WHERE seq = ?", [(q,) for q in seqs])
+    return len(seqs)
+
+
 def insert_deferred(
     conn: sqlite3.Connection, contact_id: str, channel: str, request: str, not_before: float
 ) -> None:

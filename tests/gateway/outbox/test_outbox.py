@@ -201,3 +201,31 @@ def test_config_strict():
         parse_outbox_config({"retyr": 1})
     with pytest.raises(ConfigError, match="retry_backoff_max"):
         parse_outbox_config({"retry_backoff": "10m", "retry_backoff_max": "1m"})
+
+
+async def test_expired_lease_returns_to_queue(tmp_path):
+    """A message leased and never sent goes back to the queue when its lease runs out."""
+    async with open_outbox(tmp_path / "db", cfg(lease=1)) as ob:
+        await ob.enqueue(allowed("l"))
+        async with ob.open_queue("sms") as q:
+            await q.take(1)
+            ob.clock = lambda: time.time() + 5  # the lease has run out
+            with trio.fail_after(5):
+                (again,) = await q.take(1)
+        assert again.contact_id == "l"
+
+
+async def test_finished_entries_are_purged_after_retention(tmp_path):
+    """Finished entries older than the retention are deleted with their message ids; others stay."""
+    async with open_outbox(tmp_path / "db", cfg(retention=60)) as ob:
+        await ob.enqueue_many([allowed("old"), allowed("live")])
+        async with ob.open_queue("sms") as q:
+            await q.take(2)
+            await q.map_message_ids("old", ["m1"])
+        await ob.record_delivery(
+            Delivery(contact_id="old", channel="sms", state=DeliveryState.DELIVERED, at=1.0)
+        )
+        ob.clock = lambda: time.time() + 3600
+        await ob.tick()
+        assert ob.stats["purged"] == 1
+        assert await ob.show("old") is None and await ob.show("live") is not None
