@@ -37,6 +37,7 @@ class GatewaydProcess:
         pythonpath: list[Path] | None = None,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        interpreter: bool = False,
     ) -> None:
         self.config = config
         self.socket_path = socket_path
@@ -51,6 +52,8 @@ class GatewaydProcess:
         full_env.update(env or {})
         self.env = full_env
         self.args = args if args is not None else ["--config", str(config)]
+        #: ``args`` are for the Python interpreter (a wrapper script that execs gatewayd).
+        self.interpreter = interpreter
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.stderr = ""
@@ -59,7 +62,9 @@ class GatewaydProcess:
 
     def start(self) -> GatewaydProcess:
         self.proc = subprocess.Popen(
-            [*command("gatewayd", "gateway.daemon"), *self.args],
+            [sys.executable, *self.args]
+            if self.interpreter
+            else [*command("gatewayd", "gateway.daemon"), *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

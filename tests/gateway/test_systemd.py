@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,35 @@ def test_sysusers_snippet_creates_the_user(tmp_path):
     assert re.search(
         r"^gateway:x:\d+:\d+:.*:/var/lib/gateway:", (tmp_path / "etc" / "passwd").read_text(), re.M
     )
+
+
+# The unit sets MemoryDenyWriteExecute=yes. Linux >= 6.3 offers the same rule per process
+# (prctl PR_SET_MDWE, inherited across execve), so the daemon can be checked without systemd.
+_MDWE_WRAPPER = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(77)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_gatewayd_runs_under_memory_deny_write_execute(gateway_config, gatewayd, short_tmp):
+    """Under the MemoryDenyWriteExecute rule gatewayd starts, answers (worker threads too) and stops with 0."""
+    gatewayd_path = Path(sys.executable).parent / "gatewayd"
+    if not gatewayd_path.exists():
+        pytest.skip("gatewayd console script not installed next to this interpreter")
+    probe = subprocess.run([sys.executable, "-c", _MDWE_WRAPPER, "/bin/true"], timeout=30)
+    if probe.returncode == 77:
+        pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3)")
+    wrapper = short_tmp / "mdwe.py"
+    wrapper.write_text(_MDWE_WRAPPER)
+    config = gateway_config()
+    proc = gatewayd(
+        config, args=[str(wrapper), str(gatewayd_path), "--config", str(config)], interpreter=True
+    )
+    status = proc.wait_ready()
+    assert status["state"] == "running"
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert not [r for r in proc.records() if r["level"] in ("error", "critical")]
