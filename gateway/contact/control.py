@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import attrs
 import structlog
 
 from gateway.contact.config import ContactConfig
@@ -75,6 +76,29 @@ class ContactControlBase:
         self.outcomes = {o.value: 0 for o in Outcome}
         self.preemptions = 0
         self._rate_mark = (time.monotonic(), 0)
+
+    def reconfigure(self, config: ContactConfig) -> list[str]:
+        """Apply a reloaded ``[contact]`` section: lists, hours, caps, cooldowns, timeouts.
+
+        Storage settings (backend, Redis address, durability) need a restart: they are kept
+        as they were, and their names returned so the caller can say so.
+        """
+        fixed = (
+            "backend",
+            "redis_host",
+            "redis_port",
+            "redis_prefix",
+            "synchronous",
+            "group_commit_interval",
+        )
+        kept = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
+        self.config = attrs.evolve(config, **{k: getattr(self.config, k) for k in fixed})
+        self.engine = Engine(self.config, self.lists)
+        self._configured()
+        return kept
+
+    def _configured(self) -> None:
+        """Backend hook: derive cached values from ``self.config``."""
 
     # -- backend interface ------------------------------------------------------------------
 

@@ -86,6 +86,20 @@ def gateway_stores(gateway: Any) -> Iterable[Any]:
 
 
 @hookimpl
+def gateway_reload(gateway: Any) -> None:
+    """New lists categories, hours, caps and cooldowns apply at once; storage needs a restart."""
+    control = gateway.contact_control
+    if control is None:
+        return
+    config = contact_config(gateway)
+    kept = control.reconfigure(config)
+    log = structlog.get_logger()
+    if kept:
+        log.warning("contact.reload_needs_restart", keys=kept)
+    log.info("contact.reloaded", caps=len(config.caps), hours=sorted(config.contact_hours))
+
+
+@hookimpl
 def gateway_admin_commands(gateway: Any) -> Iterable[AdminCommand]:
     from gateway.contact.admin import admin_commands
 

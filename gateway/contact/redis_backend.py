@@ -67,6 +67,10 @@ class RedisContactControl(ContactControlBase):
         self._local: dict[str, tuple[str, float]] = {}  # contact_id -> (msisdn, expires) made here
         self.round_trips = 0
 
+    def _configured(self) -> None:
+        horizon = self.config.horizon
+        self._ttl = 0 if horizon == float("inf") else int(horizon) + 1
+
     def key(self, msisdn: str) -> str:
         return f"{self.prefix}:{{{msisdn}}}:c"
 

@@ -70,6 +70,9 @@ class SqliteContactControl(ContactControlBase):
         self._horizon = config.horizon
         self._last_prune = 0.0
 
+    def _configured(self) -> None:
+        self._horizon = self.config.horizon
+
     # -- rebuild ------------------------------------------------------------------------------
 
     def load(self, conn: sqlite3.Connection) -> int:

@@ -117,3 +117,33 @@ async def test_store_sets_gateway_and_commands_work(tmp_path) -> None:
         status = plugin.gateway_status(gw)
         assert status["decisions"]["allowed"] == 2 and status["reservations_open"] == 1
     assert gw.contact_control is None
+
+
+async def test_reload_applies_new_caps_and_keeps_storage(tmp_path) -> None:
+    """gateway_reload swaps caps in place; a backend change is kept until restart."""
+    from gateway.model import ContactRequest
+
+    gw = _gateway(tmp_path, {"caps": {"d": {"scope": "channel", "window": "day", "limit": 1}}})
+    (store,) = plugin.gateway_stores(gw)
+    async with store as cc:
+
+        def r(cid: str) -> ContactRequest:
+            return ContactRequest(
+                contact_id=cid, msisdn="8613900000005", campaign_id=cid, channel="sms"
+            )
+
+        assert (await cc.decide(r("a"))).allowed
+        assert (await cc.decide(r("b"))).reason == "cap.channel.day"
+        gw.config = _Config(
+            sections={
+                "contact": parse_contact_config(
+                    {
+                        "backend": "redis",
+                        "caps": {"d": {"scope": "channel", "window": "day", "limit": 2}},
+                    }
+                )
+            }
+        )
+        plugin.gateway_reload(gw)
+        assert (await cc.decide(r("c"))).allowed
+        assert cc.config.backend == "sqlite" and cc.config.caps[0].limit == 2
