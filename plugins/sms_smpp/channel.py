@@ -158,9 +158,17 @@ class SmsChannel:
             task_status.started()
 
     async def drain(self) -> None:
-        """Stop taking new messages; wait until every message handed to a bind is answered."""
+        """Stop taking new messages; wait until every message handed to a bind is answered
+        and its result recorded (the daemon bounds this with its drain deadline)."""
         self._draining = True
-        while any(a.queued or any(b.outstanding for b in a.binds) for a in self.accounts.values()):  # noqa: ASYNC110 - polls bind counters
+
+        def busy() -> bool:
+            return any(
+                a.queued or any(b.outstanding or b.unsettled for b in a.binds)
+                for a in self.accounts.values()
+            )
+
+        while busy():  # noqa: ASYNC110 - polls bind counters
             await trio.sleep(0.05)
 
     # -- outbound --------------------------------------------------------------------------------

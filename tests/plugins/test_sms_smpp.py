@@ -231,3 +231,16 @@ async def test_reload_applies_rates_and_message_settings_without_rebinding(tmp_p
         await wait_for(lambda: sim.submitted)
         assert sim.submitted[0].source_addr == "1065899"
         assert sim.stats["connections"] == 1
+
+
+async def test_drain_waits_for_answers_and_records(tmp_path):
+    """drain() returns once every message handed to a bind is answered and recorded."""
+    async with (
+        running_simulator(response_delay=0.2) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
+    ):
+        await h.outbox.enqueue_many([allowed(f"q{i}") for i in range(5)])
+        await wait_for(lambda: len(sim.submitted) == 5)
+        await h.channel.drain()
+        counts = await h.outbox.counts("sms")
+        assert counts.get("submitted", 0) + counts.get("delivered", 0) == 5
