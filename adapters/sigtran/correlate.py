@@ -53,6 +53,7 @@ class Connection:
         "mnc",
         "new_tmsi",
         "pending",
+        "ranap",
         "tmsi",
     )
 
@@ -70,7 +71,8 @@ class Connection:
         self.call_answer: float | None = None
         self.call_ended = False
         self.created = ts
-        self.bssap = True
+        self.bssap: bool | None = True  # None: not known yet (capture began mid-connection)
+        self.ranap = False  # Iu-CS: RANAP carries the layer 3 messages
 
 
 class Correlator:
@@ -209,8 +211,11 @@ class Correlator:
             self._cc(ts, conn, cc, msg)
             return
         if msg.get("rp") == B.RP_DATA_MS:
+            event = {"kind": "mo_sms", "timestamp": ts}
             peer = msg.get("tp_da") or msg.get("rp_dest")
-            self._emit(conn, {"kind": "mo_sms", "timestamp": ts, "peer": peer})
+            if peer:
+                event["peer"] = peer
+            self._emit(conn, event)
             return
         if msg.get("rr") == B.RR_PAGING_RESPONSE:
             self._emit(conn, {"kind": "cell_change", "timestamp": ts})
@@ -252,8 +257,11 @@ class Correlator:
     def _cc(self, ts: float, conn: Connection, cc: int, msg: dict) -> None:
         if cc == B.CC_SETUP:
             conn.call_start, conn.call_answer, conn.call_ended = ts, None, False
+            event = {"kind": "call_start", "timestamp": ts}
             peer = msg.get("called") or msg.get("calling")
-            self._emit(conn, {"kind": "call_start", "timestamp": ts, "peer": peer})
+            if peer:
+                event["peer"] = peer
+            self._emit(conn, event)
         elif cc == B.CC_CONNECT:
             if conn.call_answer is None:
                 conn.call_answer = ts

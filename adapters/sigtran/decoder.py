@@ -22,7 +22,8 @@ import struct
 from collections.abc import Iterator
 from itertools import islice
 
-from adapters.sigtran import bssap, sccp
+from adapters.sigtran import bssap, ranap, sccp
+from adapters.sigtran.bssap import COMPLETE_LAYER3
 from adapters.sigtran.correlate import Connection, Correlator
 from adapters.sigtran.link import (
     IP4,
@@ -358,7 +359,9 @@ class Decoder:
         elif t == sccp.CR:
             conn = corr.open(ts, (opc << 24) | slr)
             ssn = called[1]
-            conn.bssap = None if ssn is None else ssn == sccp.SSN_BSSAP
+            # BSSAP for SSN 254, RANAP for 142; any other (or none): told apart by content
+            conn.ranap = ssn == sccp.SSN_RANAP
+            conn.bssap = True if ssn == sccp.SSN_BSSAP else False if conn.ranap else None
         elif t == sccp.CC:
             conn = corr.conns.get((dpc << 24) | dlr)
             if conn is not None:
@@ -372,55 +375,67 @@ class Decoder:
         elif t != sccp.UDT and t != sccp.XUDT:
             self._skip("sccp", sccp.NAMES.get(t, "unknown_type"))
             return
-        msg = None
-        if data:
-            if conn is not None and conn.bssap is False:
-                self._skip("sccp", "not_bssap_subsystem")
-            elif (
-                called is not None
-                and called[1] is not None
-                and called[1] != sccp.SSN_BSSAP
-                and conn is None
-            ):
-                self._skip("sccp", "not_bssap_subsystem")
-            else:
-                try:
-                    msg = bssap.decode(data)
-                except _BAD:
-                    if (conn is not None and conn.bssap) or (
-                        called is not None and called[1] == sccp.SSN_BSSAP
-                    ):
-                        self._error("bssap", "malformed")
-                    else:  # not known to be BSSAP: some other user part (RANAP, ...)
-                        self._skip("bssap", "not_bssap")
-                        if conn is not None:
-                            conn.bssap = False
-                    msg = False
-                if (
-                    msg
-                    and conn is not None
-                    and conn.bssap is None
-                    and msg.get("bssmap", 0x57) not in bssap.CONNECTION_ORIENTED
-                ):
-                    msg = None  # midstream: a type that cannot be on a connection
-                if msg is None:
-                    self._skip("bssap", "not_bssap")
-                    if conn is not None and conn.bssap is None:
-                        conn.bssap = False
-                elif msg is False:
-                    msg = None
-                else:
-                    if conn is not None and conn.bssap is None:
-                        conn.bssap = True
-                    try:
-                        if conn is not None:
-                            corr.message(ts, conn, msg)
-                        else:
-                            corr.connectionless(ts, msg)
-                    except _BAD:
-                        self._error("correlation", "inconsistent_message")
+        msg = self._user_data(ts, conn, called, data) if data else None
         if self.trace is not None:
             self.trace.append((self.frames, t, dlr, slr, msg, called, calling))
+
+    def _user_data(self, ts: float, conn: Connection | None, called, data: bytes) -> dict | None:
+        """Decode SCCP user data as BSSAP or (Iu-CS) RANAP, and correlate it.
+
+        The subsystem says which (254 BSSAP, 142 RANAP); where it is absent or another
+        number (national variants, a capture that began mid-connection), the content decides:
+        strict BSSAP first (lengths exact, a type allowed there), then strict RANAP.
+        """
+        ssn = None if called is None else called[1]
+        if conn is not None:
+            kind = "ranap" if conn.ranap else "bssap" if conn.bssap else None
+            if conn.bssap is False and not conn.ranap:
+                self._skip("sccp", "not_bssap_subsystem")
+                return None
+        else:
+            kind = "bssap" if ssn == sccp.SSN_BSSAP else "ranap" if ssn == sccp.SSN_RANAP else None
+        if kind is None:
+            msg = self._guess(conn, data)
+            if msg is None:
+                self._skip("sccp", "not_bssap_subsystem")
+                return None
+        else:
+            try:
+                msg = (ranap.decode if kind == "ranap" else bssap.decode)(data)
+            except _BAD:
+                self._error(kind, "malformed")
+                return None
+            if msg is None:
+                self._skip("bssap", "not_bssap")
+                return None
+        try:
+            if conn is not None:
+                self.correlator.message(ts, conn, msg)
+            else:
+                self.correlator.connectionless(ts, msg)
+        except _BAD:
+            self._error("correlation", "inconsistent_message")
+        return msg
+
+    def _guess(self, conn: Connection | None, data: bytes) -> dict | None:
+        """BSSAP or RANAP by content; the answer sticks to the connection."""
+        try:
+            msg = bssap.decode(data)
+        except _BAD:
+            msg = None
+        if msg is not None and (
+            conn is None or msg.get("bssmap", COMPLETE_LAYER3) in bssap.CONNECTION_ORIENTED
+        ):
+            if conn is not None:
+                conn.bssap = True
+            return msg
+        try:
+            msg = ranap.decode(data)
+        except _BAD:
+            msg = None
+        if conn is not None:
+            conn.bssap, conn.ranap = False, msg is not None
+        return msg
 
 
 # -- files ------------------------------------------------------------------------------------

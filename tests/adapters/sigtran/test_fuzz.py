@@ -6,11 +6,12 @@ import io
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sigtran_helpers import CAPTURES
 
-from adapters.sigtran import bssap, sccp
+from adapters.sigtran import bssap, ranap, sccp
 from adapters.sigtran.decoder import Decoder, FileDecoder
 from adapters.sigtran.link import LINKS
-from adapters.sigtran.pcap import CaptureFormatError, pcap_record, write_pcap_header
+from adapters.sigtran.pcap import CaptureFormatError, CaptureReader, pcap_record, write_pcap_header
 from adapters.sigtran.scenario import TRANSPORT_LINKTYPE, Scenario, frames
 
 _SCENARIO = Scenario(seed=9).run(30)
@@ -18,6 +19,14 @@ SAMPLES = {
     transport: list(frames(_SCENARIO.messages, transport, bundle=True, sctp_fragment=50))
     for transport in ("m3ua", "m2pa", "mtp3", "sll2", "m3ua_ipv6")
 }
+# real Iu-CS and A-interface frames as mutation seeds too
+for _name in ("3gpp_mc.cap", "iucs-mo-call-amr.pcap", "gsm-r.uus1.pcap"):
+    if not (CAPTURES / _name).exists():
+        continue
+    with open(CAPTURES / _name, "rb") as _f:
+        _reader = CaptureReader(_f)
+        SAMPLES[_name] = [(ts, frame) for ts, _lt, frame in _reader.packets()]
+        TRANSPORT_LINKTYPE = {**TRANSPORT_LINKTYPE, _name: _reader.linktype}
 LINKTYPES = [*sorted(LINKS), 999]
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -42,23 +51,24 @@ def test_mutated_valid_frames(transport, data):
     packets = SAMPLES[transport]
     linktype = TRANSPORT_LINKTYPE[transport]
     decoder = Decoder()
-    start = data.draw(st.integers(0, len(packets) - 40))
-    for ts, frame in packets[start : start + 40]:
+    start = data.draw(st.integers(0, max(0, len(packets) - 40)))
+    chosen = packets[start : start + 40]
+    for ts, frame in chosen:
         frame = bytearray(frame)
         for _ in range(data.draw(st.integers(0, 4))):
             frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(st.integers(0, 255))
         if data.draw(st.booleans()):
             frame = frame[: data.draw(st.integers(0, len(frame)))]
         decoder.feed(ts, linktype, bytes(frame))
-    _accounted(decoder, 40)
+    _accounted(decoder, len(chosen))
     decoder.finish()
 
 
 @FUZZ
 @given(st.binary(max_size=120))
 def test_sccp_and_bssap_raise_only_decoding_errors(data):
-    """The SCCP and BSSAP parsers fail only with ValueError/IndexError, which the decoder counts."""
-    for parse in (sccp.parse, bssap.decode):
+    """SCCP, BSSAP and RANAP parsers fail only with ValueError/IndexError (counted by the decoder)."""
+    for parse in (sccp.parse, bssap.decode, ranap.decode):
         try:
             parse(data)
         except (ValueError, IndexError):

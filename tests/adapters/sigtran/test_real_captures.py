@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sigtran_helpers import CAPTURES, decode_file
+from sigtran_helpers import CAPTURES, decode_file, needs_captures
+
+pytestmark = needs_captures
 
 
 @pytest.mark.parametrize(
@@ -14,10 +16,17 @@ def test_real_capture_decodes_without_errors(name):
     events, decoder = decode_file(CAPTURES / name)
     assert decoder.frames > 0
     assert decoder.errors == {}
-    if name.startswith("iucs") or name == "3gpp_mc.cap":
-        # Iu-CS: RANAP on SCCP is recognised and skipped, not mistaken for BSSAP
-        assert decoder.skipped.get(("sccp", "not_bssap_subsystem"), 0) > 10
-        assert events == []
+    assert any(e["kind"] == "call_start" for e in events)
+
+
+@pytest.mark.parametrize("name", ["iucs-mo-call-amr.pcap", "iucs-mt-call-amr.pcap"])
+def test_iu_cs_calls_come_out_of_ranap(name):
+    """Iu-CS (3G): the DTAP inside RANAP gives the call with IMSI, LAC, SAC, cause and duration."""
+    events, _ = decode_file(CAPTURES / name)
+    start, end = (e for e in events if e["kind"] in ("call_start", "call_end"))
+    assert start["imsi"] == end["imsi"] and start["imsi"].startswith("1234567800")
+    assert (start["mcc"], start["mnc"], start["lac"], start["ci"]) == ("261", "01", 0x4001, 33173)
+    assert end["cause"] == 16 and 10 < end["duration"] < 11
 
 
 def test_gsm_r_capture_gives_call_events():

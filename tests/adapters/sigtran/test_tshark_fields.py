@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sigtran_helpers import CAPTURES, decode_file, make_capture
+from sigtran_helpers import CAPTURES, decode_file, make_capture, needs_captures
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
@@ -33,6 +33,8 @@ FIELDS = [
     "gsm_a.rp.msg_type",
     "gsm_sms.tp-da",
     "gsm_a.bssmap.cause",
+    "ranap.procedureCode",
+    "ranap.sAC",
     "gsm_a.dtap.updating_type",
 ]
 _INT_FIELDS = {
@@ -96,6 +98,8 @@ def our_rows(trace) -> dict[int, dict[str, list]]:
         if not msg:
             continue
         put("gsm_a.bssmap.msgtype", msg.get("bssmap"))
+        put("ranap.procedureCode", msg.get("ranap"))
+        put("ranap.sAC", msg.get("sac"))
         put("gsm_a.dtap.msg_mm_type", msg.get("mm"))
         put("gsm_a.dtap.msg_cc_type", msg.get("cc"))
         put("gsm_a.dtap.msg_sms_type", msg.get("cp"))
@@ -157,6 +161,14 @@ def test_every_field_matches_tshark_on_generated_captures(tmp_path, transport, o
     assert compare(path) > 500
 
 
+@needs_captures
 def test_fields_match_tshark_on_the_real_gsm_r_capture():
     """The real MTP3 capture (DT1 / DTAP call control) decodes like tshark decodes it."""
     assert compare(CAPTURES / "gsm-r.uus1.pcap") == 9
+
+
+@needs_captures
+@pytest.mark.parametrize("name", ["iucs-mo-call-amr.pcap", "iucs-mt-call-amr.pcap", "3gpp_mc.cap"])
+def test_fields_match_tshark_on_real_iu_cs_captures(name):
+    """Iu-CS: the DTAP inside RANAP (and RANAP's own IMSI, SAC) decodes like tshark's."""
+    assert compare(CAPTURES / name) > 0
