@@ -26,8 +26,8 @@ from typing import Any
 import structlog
 import trio
 
-from adapters.resp.client import RedisConnection, open_redis
-from adapters.resp.codec import ErrorReply
+from adapters.resp.client import RedisConnection
+from adapters.resp.codec import ErrorReply, RemoteProtocolError
 from gateway.contact.config import ContactConfig
 from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
 from gateway.contact.engine import Violation
@@ -53,7 +53,7 @@ class RedisContactControl(ContactControlBase):
         config: ContactConfig,
         lists: ListStore,
         ledger: Ledger | None,
-        redis: RedisConnection,
+        redis: RedisConnection | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(config, lists, ledger, **kw)
@@ -79,20 +79,60 @@ class RedisContactControl(ContactControlBase):
 
     async def load_scripts(self) -> None:
         for name, text in SCRIPTS.items():
-            sha = await self.redis.execute("SCRIPT", "LOAD", text)
+            (sha,) = await self._send([("SCRIPT", "LOAD", text)])
             self._sha[name] = sha.decode() if isinstance(sha, bytes) else sha
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One pipeline on the connection, reconnecting first if the last one broke.
+
+        A lost or unreachable Redis raises ContactControlError (the decision fails; the
+        caller retries later) and the next call connects again.
+        """
+        config = self.config
+        try:
+            if self.redis is None:
+                stream = await trio.open_tcp_stream(config.redis_host, config.redis_port)
+                self.redis = RedisConnection(stream)
+                structlog.get_logger().info(
+                    "contact.redis_connected", host=config.redis_host, port=config.redis_port
+                )
+            return await self.redis.pipeline(commands)
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            RemoteProtocolError,
+        ) as exc:
+            broken, self.redis = self.redis, None
+            if broken is not None:
+                with trio.CancelScope(shield=True):
+                    await broken.aclose()
+            raise ContactControlError(
+                f"redis at {config.redis_host}:{config.redis_port} unavailable: {exc}"
+            ) from exc
+
+    async def _execute(self, *args: Any) -> Any:
+        (reply,) = await self._send([args])
+        if isinstance(reply, ErrorReply):
+            raise ContactControlError(f"redis refused {args[0]}: {reply.message}")
+        return reply
 
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Run a pipeline; reload scripts once if Redis lost them (restart, SCRIPT FLUSH)."""
         self.round_trips += 1
-        replies = await self.redis.pipeline(commands)
+        replies = await self._send(commands)
         if any(isinstance(r, ErrorReply) and r.kind == "NOSCRIPT" for r in replies):
             await self.load_scripts()
-            replies = await self.redis.pipeline(commands)
+            replies = await self._send(commands)
         for r in replies:
             if isinstance(r, ErrorReply):
                 raise ContactControlError(f"redis refused a contact-control script: {r.message}")
         return replies
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
 
     # -- check and reserve ----------------------------------------------------------------------
 
@@ -169,7 +209,7 @@ class RedisContactControl(ContactControlBase):
         local = self._local.get(contact_id)
         if local is not None:
             return local[0]
-        found = await self.redis.execute("GET", self.index_key(contact_id))
+        found = await self._execute("GET", self.index_key(contact_id))
         return found.decode() if found else None
 
     async def _transition(
@@ -230,7 +270,7 @@ class RedisContactControl(ContactControlBase):
 
     async def current_contacts(self, msisdn: str) -> list[dict[str, Any]]:
         now = self.clock()
-        raw = await self.redis.execute("HGETALL", self.key(msisdn))
+        raw = await self._execute("HGETALL", self.key(msisdn))
         out = []
         for field, value in zip(raw[::2], raw[1::2], strict=True):
             at, channel, campaign, cls, priority, exp, state = value.decode().split(FS)
@@ -276,24 +316,11 @@ async def open_redis_contact_control(
         lists = ListStore(worker, clock=clock)
         await worker.run(lists.load)
         ledger = Ledger(worker, interval=config.group_commit_interval)
+        control = RedisContactControl(
+            config, lists, ledger, clock=clock, preemptor=preemptor, on_recorded=on_recorded
+        )
         try:
-            redis_cm = open_redis(config.redis_host, config.redis_port)
-            redis = await redis_cm.__aenter__()
-        except OSError as exc:
-            raise ContactControlError(
-                f"cannot reach redis at {config.redis_host}:{config.redis_port}: {exc}"
-            ) from exc
-        try:
-            control = RedisContactControl(
-                config,
-                lists,
-                ledger,
-                redis,
-                clock=clock,
-                preemptor=preemptor,
-                on_recorded=on_recorded,
-            )
-            await control.load_scripts()
+            await control.load_scripts()  # connects; unreachable -> ContactControlError
             async with trio.open_nursery() as nursery:
                 await nursery.start(ledger.run)
                 try:
@@ -303,7 +330,8 @@ async def open_redis_contact_control(
                         await ledger.flush()
                     nursery.cancel_scope.cancel()
         finally:
-            await redis_cm.__aexit__(None, None, None)
+            with trio.CancelScope(shield=True):
+                await control.aclose()
     finally:
         with trio.CancelScope(shield=True):
             await worker.aclose()

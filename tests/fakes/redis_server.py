@@ -28,12 +28,13 @@ class RedisServer:
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, tries: int = 5) -> RedisServer:
+    def start(self, tries: int = 5, *, port: int | None = None) -> RedisServer:
+        """Start on a free port (or on ``port``, e.g. to restart on the same address)."""
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.skip("redis-server is not installed")
         for _ in range(tries):
-            self.port = _free_port()
+            self.port = port or _free_port()
             self._proc = subprocess.Popen(
                 [
                     exe,

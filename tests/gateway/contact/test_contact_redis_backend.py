@@ -48,3 +48,28 @@ async def test_odd_characters_in_ids(open_redis_cc) -> None:
         assert (await cc.decide(req("863", campaign="a|b", contact_id="o3"))).allowed
         assert [c["campaign_id"] for c in await cc.current_contacts("863")] == ["a|b;c,d", "a|b"]
         assert await cc.release("o1", "send_failed")
+
+
+async def test_redis_outage_is_a_clear_error_then_recovers(tmp_path, clock) -> None:
+    """With Redis down a decision raises ContactControlError; after a restart it works again."""
+    import pytest
+
+    from gateway.contact.config import parse_contact_config
+    from gateway.contact.redis_backend import open_redis_contact_control
+    from gateway.errors import ContactControlError
+    from tests.fakes.redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        config = parse_contact_config(dict(DAY1, backend="redis", redis=f"127.0.0.1:{server.port}"))
+        async with open_redis_contact_control(config, tmp_path / "l.sqlite", clock=clock) as cc:
+            assert (await cc.decide(req("864", contact_id="u1"))).allowed
+            port = server.port
+            server.stop()
+            with pytest.raises(ContactControlError, match="unavailable"):
+                await cc.decide(req("864", contact_id="u2"))
+            server.start(port=port)  # empty again: persistence is off
+            assert (await cc.decide(req("864", contact_id="u3"))).allowed
+            assert (await cc.decide(req("864", contact_id="u4"))).reason == "cap.channel.day"
+    finally:
+        server.stop()
