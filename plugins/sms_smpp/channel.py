@@ -282,17 +282,11 @@ class SmsChannel:
         self._results_send.send_nowait(job)
 
     async def _reporter(self, receive: Any) -> None:
-        async with receive:
-            while True:
-                batch = [await receive.receive()]
-                while len(batch) < 512:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                async with trio.open_nursery() as nursery:
-                    for job in batch:
-                        nursery.start_soon(self._report_job, job)
+        """Record every result concurrently: their writes share group commits, and a slow one
+        does not hold up the others (at most window x binds are in flight)."""
+        async with receive, trio.open_nursery() as nursery:
+            async for job in receive:
+                nursery.start_soon(self._report_job, job)
 
     async def _report_job(self, job: SubmitJob) -> None:
         message = job.context
@@ -304,8 +298,9 @@ class SmsChannel:
                 # message ids are unique per SMSC only: the map keys them by account
                 account = job.context_account
                 keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
-                await self._queue.map_message_ids(job.key, keys)
-                await self._final(message, DeliveryState.SUBMITTED, None, ids[0])
+                async with trio.open_nursery() as nursery:  # one group commit for both
+                    nursery.start_soon(self._queue.map_message_ids, job.key, keys)
+                    nursery.start_soon(self._final, message, DeliveryState.SUBMITTED, None, ids[0])
                 for key in keys:  # receipts that overtook this submit answer
                     early = self._orphans.pop(key, None)
                     if early is not None:
