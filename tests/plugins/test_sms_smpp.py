@@ -177,6 +177,10 @@ async def test_admin_snapshot(tmp_path):
         binds = snap["smsc"]["main"]["binds"]
         assert [b["state"] for b in binds] == ["bound", "bound"]
         assert snap["outbox_depth"] == 0 and "password" not in repr(snap)
+        from plugins.sms_smpp import _render
+
+        text = _render(snap)
+        assert "main/0" in text and "window 0/10" in text and "secret" not in text
 
 
 async def test_embedded_simulator_demo_mode(tmp_path):
