@@ -101,6 +101,7 @@ class Pipeline:
         matchers = self.gateway.matchers
         state = self.state
         clock = self.clock
+        ctx = MatchContext(None, index, -1, None, state=state, clock=clock)  # type: ignore[arg-type]
         for event in events:
             try:
                 row = index.row_for(event)
@@ -117,16 +118,9 @@ class Pipeline:
                         continue
                 candidates = rules.candidates(event)
                 if candidates:
-                    ctx = MatchContext(
-                        event,
-                        index,
-                        row,
-                        subject,
-                        state=state,
-                        clock=clock,
-                        prev_cell=prev_cell,
-                        prev_seen=prev_seen,
-                    )
+                    # one context per batch, refilled per event (conditions never keep it)
+                    ctx.event, ctx.row, ctx.subject = event, row, subject
+                    ctx.prev_cell, ctx.prev_seen = prev_cell, prev_seen
                     for rule in candidates:
                         if rule.passes(ctx):
                             request = self._request(rule.payload, ctx)

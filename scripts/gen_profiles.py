@@ -23,6 +23,10 @@ TAGS = ("", "", "", "vip", "traveller", "student", "traveller|vip")
 def generate(path: str, n: int, *, seed: int = 1, lacs: int = 50, cells_per_lac: int = 200) -> None:
     rng = random.Random(seed)
     product_sets = ["|".join(p for p in PRODUCTS if rng.random() < 0.3) for _ in range(64)]
+    # MSISDNs in file order (BOSS exports sort by number), IMSIs in no particular order.
+    stride = 7_368_787  # coprime with any n not a multiple of its factors: a cheap permutation
+    while _gcd(stride, n) != 1:
+        stride += 2
     with open(path, "w", encoding="utf-8") as out:
         out.write(
             "msisdn,imsi,brand,plan,arpu_band,age_band,region,county,home_cell,products,terminal,capabilities,tags\n"
@@ -32,7 +36,7 @@ def generate(path: str, n: int, *, seed: int = 1, lacs: int = 50, cells_per_lac:
         lines = []
         for i in range(n):
             lines.append(
-                f"{8613800000000 + i},{460000000000000 + i},{choice(BRANDS)},{choice(PLANS)},"
+                f"{8613800000000 + i},{460000000000000 + (i * stride) % n},{choice(BRANDS)},{choice(PLANS)},"
                 f"{choice(ARPU)},{choice(AGE)},{choice(REGIONS)},c{rand(100)},"
                 f"{4100 + rand(lacs)}-{1 + rand(cells_per_lac)},{product_sets[rand(64)]},"
                 f"{choice(TERMINALS)},{choice(CAPS)},{choice(TAGS)}\n"
@@ -41,6 +45,12 @@ def generate(path: str, n: int, *, seed: int = 1, lacs: int = 50, cells_per_lac:
                 out.writelines(lines)
                 lines.clear()
         out.writelines(lines)
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
 
 
 def main() -> None:

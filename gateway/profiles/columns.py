@@ -34,23 +34,31 @@ SET_SEPARATOR = "|"
 
 
 class Interner(dict):
-    """Maps each distinct string to a small code, in first-seen order; ``values[code]``.
+    """Maps each distinct value to a small code, in first-seen order; ``values[code]``.
 
-    ``interner[s]`` allocates a code for an unseen ``s`` (through ``__missing__``), so a
+    ``interner[b]`` allocates a code for an unseen value (through ``__missing__``), so a
     whole column converts with ``array(typecode, map(interner.__getitem__, column))`` at C
-    speed for values already seen.
+    speed for values already seen. Keys are the raw bytes read from the file; ``values``
+    holds them decoded (once per distinct value) and stripped. Code 0 is the empty value.
     """
 
-    __slots__ = ("values",)
+    __slots__ = ("encoding", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, encoding: str = "utf-8") -> None:
         super().__init__()
-        self.values: list[str] = []
-        self[""]  # code 0: empty / unknown
+        self.encoding = encoding
+        self.values: list[str] = [""]
+        self[b""] = 0
+        self[""] = 0
 
-    def __missing__(self, key: str) -> int:
-        code = len(self.values)
-        self.values.append(key)
+    def __missing__(self, key: bytes | str) -> int:
+        value = key.decode(self.encoding) if isinstance(key, bytes) else key
+        value = value.strip()
+        code = self.get(value) if value != key else None
+        if code is None:
+            code = len(self.values)
+            self.values.append(value)
+            self[value] = code
         self[key] = code
         return code
 
@@ -64,8 +72,8 @@ class SetColumn:
 
     __slots__ = ("bits", "codes", "interner", "masks")
 
-    def __init__(self) -> None:
-        self.interner = Interner()
+    def __init__(self, encoding: str = "utf-8") -> None:
+        self.interner = Interner(encoding)
         self.bits: dict[str, int] = {}
         self.masks: list[int] = [0]
         self.codes = array("I")
@@ -73,7 +81,7 @@ class SetColumn:
     def finish(self) -> None:
         """Compute the bitmask of every combination interned so far."""
         bits = self.bits
-        for combo in self.interner.values[len(self.masks) :]:
+        for combo in self.interner.values[len(self.masks) :]:  # distinct combinations
             mask = 0
             for item in combo.split(SET_SEPARATOR):
                 item = item.strip()

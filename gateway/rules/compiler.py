@@ -2,7 +2,8 @@
 
 For an event, :meth:`RuleIndex.candidates` returns only the rules whose event kinds include
 the event's kind *and* whose location contains the event's cell or LAC (or that have no
-location), with two dict lookups; conditions are then tested on those few rules only. The
+location; those with a ``peer`` condition of exact numbers are indexed by that number), with
+a few dict lookups; conditions are then tested on those few rules only. The
 index is immutable: a reload compiles a new one and the pipeline swaps it in one assignment.
 
 :func:`naive_candidates` is the reference (every rule, every event), used by the property
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.model import SignalEvent
-from gateway.rules.conditions import MatchContext
+from gateway.rules.conditions import MatchContext, Peer
 from gateway.rules.trigger import Trigger
 
 
@@ -37,12 +38,21 @@ class CompiledRule:
 
 
 class _KindIndex:
-    __slots__ = ("anywhere", "by_cell", "by_lac")
+    __slots__ = ("anywhere", "by_cell", "by_lac", "by_peer")
 
     def __init__(self) -> None:
         self.by_cell: dict[int, list[CompiledRule]] = {}
         self.by_lac: dict[int, list[CompiledRule]] = {}
+        self.by_peer: dict[str, list[CompiledRule]] = {}
         self.anywhere: list[CompiledRule] = []
+
+
+def _peer_numbers(trigger: Trigger) -> frozenset[str] | None:
+    """The exact numbers of a trigger's ``peer`` condition (None: no such condition, or prefixes)."""
+    for c in trigger.conditions:
+        if isinstance(c, Peer) and not c.prefixes:
+            return c.numbers
+    return None
 
 
 class RuleIndex:
@@ -64,7 +74,12 @@ class RuleIndex:
             for kind in trigger.kinds:
                 kix = self._by_kind.setdefault(kind, _KindIndex())
                 if not trigger.located:
-                    kix.anywhere.append(rule)
+                    numbers = _peer_numbers(trigger)
+                    if numbers is None:
+                        kix.anywhere.append(rule)
+                    else:  # "call to 12580 ended": indexed by the called number
+                        for number in numbers:
+                            kix.by_peer.setdefault(number, []).append(rule)
                     continue
                 for lac in trigger.lacs:
                     kix.by_lac.setdefault(lac, []).append(rule)
@@ -82,6 +97,10 @@ class RuleIndex:
         if kix is None:
             return []
         found = kix.anywhere
+        if kix.by_peer and event.peer is not None:
+            by_peer = kix.by_peer.get(event.peer)
+            if by_peer:
+                found = found + by_peer
         lac = event.lac
         if lac is not None:
             by_lac = kix.by_lac.get(lac)
