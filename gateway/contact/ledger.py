@@ -18,7 +18,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 import trio
+import trio.lowlevel
 
 from gateway.errors import StoreError
 from gateway.model import ContactDecision
@@ -41,9 +43,21 @@ CREATE TABLE IF NOT EXISTS contact_ledger (
     not_before REAL,
     expires_at REAL
 );
-CREATE INDEX IF NOT EXISTS contact_ledger_msisdn ON contact_ledger (msisdn, seq);
-CREATE INDEX IF NOT EXISTS contact_ledger_campaign ON contact_ledger (campaign_id, seq);
+-- Lookup tables filled behind the writes (see Ledger.serve_indexer), in sorted batches:
+-- an index maintained row by row on the commit path cost 4x the row itself.
+CREATE TABLE IF NOT EXISTS contact_ledger_by_msisdn (
+    msisdn TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (msisdn, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contact_ledger_by_campaign (
+    campaign_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (campaign_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contact_ledger_indexed (
+    id INTEGER PRIMARY KEY CHECK (id = 0), upto INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO contact_ledger_indexed VALUES (0, 0);
 """
+
+INDEX_CHUNK = 5000
 
 COLUMNS = (
     "seq",
@@ -175,7 +189,11 @@ class Ledger:
         contact_id: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """Newest-first ledger rows for a subscriber and/or campaign (or one contact)."""
+        """Newest-first ledger rows for a subscriber and/or campaign (or one contact).
+
+        A subscriber or campaign is found through its lookup table plus the short tail of
+        rows not yet indexed; a contact_id alone scans the table (tests and forensics).
+        """
         where, args = [], []
         for column, value in (
             ("msisdn", msisdn),
@@ -185,21 +203,86 @@ class Ledger:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        sql = "SELECT * FROM contact_ledger"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
+        lookup = None
+        if msisdn is not None:
+            lookup = ("SELECT seq FROM contact_ledger_by_msisdn WHERE msisdn = ?", msisdn)
+        elif campaign_id is not None:
+            lookup = (
+                "SELECT seq FROM contact_ledger_by_campaign WHERE campaign_id = ?",
+                campaign_id,
+            )
 
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = "SELECT * FROM contact_ledger"
+            params: list[Any] = list(args)
+            conditions = list(where)
+            if lookup is not None:
+                (upto,) = conn.execute("SELECT upto FROM contact_ledger_indexed").fetchone()
+                sub = (
+                    f"SELECT * FROM contact_ledger WHERE seq IN ({lookup[0]}) AND "
+                    + " AND ".join(conditions)
+                    + " UNION ALL SELECT * FROM contact_ledger WHERE seq > ? AND "
+                    + " AND ".join(conditions)
+                )
+                sql = f"SELECT * FROM ({sub})"
+                params = [lookup[1], *args, upto, *args]
+                conditions = []
+            if conditions:
+                sql += " WHERE " + " AND ".join(conditions)
+            sql += " ORDER BY seq DESC LIMIT ?"
+            params.append(limit)
             out = []
-            for row in conn.execute(sql, args):
+            for row in conn.execute(sql, params):
                 item = dict(zip(COLUMNS, row, strict=True))
                 item["detail"] = json.loads(item["detail"]) if item["detail"] else {}
                 out.append(item)
             return out
 
         return await self.worker.run(read)
+
+    # -- lookup tables ----------------------------------------------------------------------
+
+    async def index_pending(self) -> int:
+        """Index up to INDEX_CHUNK rows written since the last call; returns how many."""
+        return await self.worker.transaction(_index_chunk, INDEX_CHUNK)
+
+    async def serve_indexer(
+        self,
+        *,
+        interval: float = 1.0,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep the lookup tables close behind the writes (small chunks: commits stay quick)."""
+        task_status.started()
+        log = structlog.get_logger()
+        while True:
+            try:
+                while await self.index_pending() == INDEX_CHUNK:
+                    await trio.lowlevel.checkpoint()
+            except Exception as exc:  # a failed chunk is retried on the next round
+                log.error("contact.ledger_index_failed", error=str(exc))
+            await trio.sleep(interval)
+
+
+def _index_chunk(conn: sqlite3.Connection, limit: int) -> int:
+    (upto,) = conn.execute("SELECT upto FROM contact_ledger_indexed").fetchone()
+    rows = conn.execute(
+        "SELECT seq, msisdn, campaign_id FROM contact_ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+        (upto, limit),
+    ).fetchall()
+    if not rows:
+        return 0
+    # sorted inserts touch each B-tree page once: ~4x cheaper than row-by-row index upkeep
+    conn.executemany(
+        "INSERT OR IGNORE INTO contact_ledger_by_msisdn VALUES (?, ?)",
+        sorted((m, seq) for seq, m, _ in rows),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO contact_ledger_by_campaign VALUES (?, ?)",
+        sorted((c, seq) for seq, _, c in rows if c is not None),
+    )
+    conn.execute("UPDATE contact_ledger_indexed SET upto = ?", (rows[-1][0],))
+    return len(rows)
 
 
 def _write_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -323,6 +323,7 @@ async def open_redis_contact_control(
             await control.load_scripts()  # connects; unreachable -> ContactControlError
             async with trio.open_nursery() as nursery:
                 await nursery.start(ledger.run)
+                await nursery.start(ledger.serve_indexer)
                 try:
                     yield control
                 finally:

@@ -282,6 +282,7 @@ async def open_sqlite_contact_control(
         await worker.run(control.load)
         async with trio.open_nursery() as nursery:
             await nursery.start(ledger.run)
+            await nursery.start(ledger.serve_indexer)
             await nursery.start(control.serve_sweeper)
             try:
                 yield control
