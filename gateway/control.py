@@ -50,6 +50,11 @@ _STATE_ORDER = ("failed", "restarting", "starting", "running", "finished", "stop
 # ------------------------------------------------------------------------------------------
 
 
+def check_control_socket(path: Path) -> None:
+    """Fail early (before stores open) if another daemon answers on ``path``."""
+    _claim_socket_path(path)
+
+
 def _claim_socket_path(path: Path) -> None:
     """Remove a stale socket file; refuse when another daemon still answers on it."""
     path.parent.mkdir(parents=True, exist_ok=True)

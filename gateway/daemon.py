@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +163,17 @@ class Daemon:
             config=str(self.config_path),
             plugins=plugin_names(self.pm),
         )
+        from gateway.control import check_control_socket
+
+        # Before any store opens: two daemons on one state directory would send twice.
+        with lock_state_dir(gw.state_dir):
+            check_control_socket(self.config.gateway.control_socket)
+            await self._run_locked(task_status)
+        log.info("gateway.stopped")
+
+    async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
+        log = structlog.get_logger()
+        gw = self.gateway
         async with trio.open_nursery() as core:
             # Signals first: a SIGTERM during start-up is handled (start-up stops at the next step).
             core.start_soon(self._serve_signals)
@@ -175,7 +188,6 @@ class Daemon:
                     self._collect()
                     await self._serve(core, task_status)
             core.cancel_scope.cancel()
-        log.info("gateway.stopped")
 
     async def _open_stores(self, stores: contextlib.AsyncExitStack) -> None:
         for plugin, managers in call_each(self.pm, "gateway_stores", gateway=self.gateway):
@@ -382,6 +394,31 @@ class Daemon:
         except PluginError as exc:
             return ConfigError(_problem(str(exc)))
         return None
+
+
+@contextlib.contextmanager
+def lock_state_dir(state_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``state_dir/gatewayd.lock`` (with our pid in it) while running.
+
+    Raises GatewayError naming the other process when the lock is taken. The lock goes away
+    with the process, even after kill -9.
+    """
+    path = state_dir / "gatewayd.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise GatewayError(
+                f"another gatewayd (pid {other}) uses the state directory {state_dir}; "
+                "stop it or set another gateway.state_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _problem(message: str) -> Any:

@@ -188,21 +188,41 @@ async def test_gatewayctl_client_in_process(daemon, capsys, short_tmp):
     assert code == 1 and captured.err == "gatewayctl: no such campaign: x\n"
 
 
-async def test_stale_socket_is_replaced_and_live_one_refused(gateway_config, short_tmp, nursery):
-    """A leftover socket file is removed at start; a socket another daemon answers on is refused."""
+async def test_stale_socket_is_replaced_and_a_second_daemon_refused(
+    gateway_config, short_tmp, nursery, captured_logs
+):
+    """A leftover socket file is removed at start; a second daemon on the same state or socket is refused early."""
     config = gateway_config()
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(short_tmp / "control.sock"))
     stale.close()  # file remains, nobody listens
-    first = Daemon.from_file(config)
+    opened = []
+
+    class StoreProbe:
+        def __init__(self, name):
+            self.name = name
+
+        @hookimpl
+        def gateway_stores(self, gateway):
+            opened.append(self.name)
+            return []
+
+    first = Daemon.from_file(config, extra_plugins=(("probe", StoreProbe("first")),))
     nursery.start_soon(first.run)
     await first.control_ready.wait()
-    second = Daemon.from_file(config)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(GatewayError, match="another gatewayd is listening"),
-        flatten_subgroups=True,
+    second = Daemon.from_file(config, extra_plugins=(("probe", StoreProbe("second")),))
+    with pytest.raises(
+        GatewayError, match=rf"another gatewayd \(pid {os.getpid()}\) uses the state directory"
     ):
         await second.run()
+    other_state = config.read_text().replace(str(short_tmp / "state"), str(short_tmp / "state2"))
+    (short_tmp / "other.toml").write_text(other_state)
+    third = Daemon.from_file(
+        short_tmp / "other.toml", extra_plugins=(("probe", StoreProbe("third")),)
+    )
+    with pytest.raises(GatewayError, match="another gatewayd is listening"):
+        await third.run()
+    assert opened == ["first"]  # the refused daemons never opened their stores
     first.request_stop()
 
 
