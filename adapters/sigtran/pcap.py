@@ -156,6 +156,12 @@ class CaptureReader:
                 buf = buf[pos:] + more
                 pos = 0
                 continue
+            if skip_before and (btype == 6 or btype == 3):
+                # resuming: the section and interface headers are read; jump to the offset
+                # (interfaces described after the first packet are not supported on resume)
+                f.seek(skip_before)
+                base, buf, pos, skip_before = skip_before, f.read(CHUNK), 0, 0
+                continue
             body = buf[pos + 8 : end - 4]
             self.offset = base + end
             pos = end
@@ -164,14 +170,12 @@ class CaptureReader:
                 interfaces.append((linktype, _tsresol(body[8:], order)))
             elif btype == 6 and len(body) >= 20:  # Enhanced Packet Block
                 ifid, hi, lo, caplen, _orig = struct.unpack_from(order + "IIIII", body, 0)
-                if self.offset <= skip_before or ifid >= len(interfaces) or 20 + caplen > len(body):
+                if ifid >= len(interfaces) or 20 + caplen > len(body):
                     continue
                 linktype, scale = interfaces[ifid]
                 self.packets_read += 1
                 yield ((hi << 32) | lo) * scale, linktype, body[20 : 20 + caplen]
             elif btype == 3 and len(body) >= 4 and interfaces:  # Simple Packet Block
-                if self.offset <= skip_before:
-                    continue
                 self.packets_read += 1
                 yield 0.0, interfaces[0][0], body[4:]
 

@@ -16,6 +16,7 @@ and skipped.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from collections.abc import Mapping
 from functools import partial
@@ -154,9 +155,12 @@ class XdrParser:
                 continue
             if column == "time":
                 try:
-                    values["timestamp"] = self._time(text)
-                except ValueError:
+                    stamp = self._time(text)
+                except (ValueError, OverflowError):
                     raise BadRecord("bad_time") from None
+                if not math.isfinite(stamp):
+                    raise BadRecord("bad_time")
+                values["timestamp"] = stamp
             elif column == "event":
                 kind = self._kinds.get(text)
                 if kind is None:
@@ -169,9 +173,12 @@ class XdrParser:
                     raise BadRecord(f"bad_{column}") from None
             elif column in _FLOAT:
                 try:
-                    values[column] = float(text)
+                    value = float(text)
                 except ValueError:
                     raise BadRecord(f"bad_{column}") from None
+                if not math.isfinite(value) or value < 0:
+                    raise BadRecord(f"bad_{column}")
+                values[column] = value
             else:
                 values[column] = text
         if "timestamp" not in values:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from signaling_fixtures import ListSink, make_gateway, old, wait_for
 
 from gateway.errors import ConfigError
 from gateway.model import EventKind
 from plugins.signaling import xdr
-from plugins.signaling.xdr import XdrParser, XdrSource, parse_xdr_config
+from plugins.signaling.xdr import BadRecord, XdrParser, XdrSource, parse_xdr_config
 
 LAYOUT = {
     "columns": ["time", "imsi", "msisdn", "event", "lac", "ci", "peer", "-", "duration"],
@@ -25,6 +27,7 @@ BAD = [
     "yesterday|460001234567890|8613800000001|1|4101|1001||x|",  # bad time
     "1767225600|460001234567890|8613800000001|99|4101|1001||x|",  # unknown event code
     "1767225600|460001234567890|8613800000001|1|LAC|1001||x|",  # bad number
+    "inf|460001234567890|8613800000001|1|4101|1001||x|",  # not a finite time
 ]
 
 
@@ -83,7 +86,7 @@ async def test_records_over_tcp_with_bad_ones_counted(tmp_path):
     errors = source.statistics()["errors"]
     assert errors == {
         "xdr.column_count": 1,
-        "xdr.bad_time": 1,
+        "xdr.bad_time": 2,
         "xdr.unknown_event": 1,
         "xdr.bad_lac": 1,
         "xdr.line_too_long": 1,
@@ -108,7 +111,7 @@ async def test_files_with_header_are_read_and_resumed(tmp_path):
         await nursery.start(source.run, sink)
         await wait_for(lambda: source.spool.files_done == 1)
         nursery.cancel_scope.cancel()
-    assert len(sink.events) == 100 and sum(source.errors.values()) == 4
+    assert len(sink.events) == 100 and sum(source.errors.values()) == 5
     assert (spool / "done" / "a.xdr").exists()
 
 
@@ -140,3 +143,14 @@ def test_config_errors_name_the_key():
         xdr.gateway_signal_sources(make_gateway(None, signaling_xdr=parse_xdr_config({}, "k")))
         == []
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_lines_are_events_or_counted_bad_records(line):
+    """Any text line either parses or is a BadRecord with a reason: nothing else escapes."""
+    parser = XdrParser(parse_xdr_config(LAYOUT, "k"), "xdr")
+    try:
+        parser.parse(line)
+    except BadRecord as exc:
+        assert exc.reason
