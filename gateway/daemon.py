@@ -1,10 +1,10 @@
 """``gatewayd``: the daemon's lifecycle in one Trio nursery tree.
 
 Start-up order: configuration -> lock of ``state_dir/gatewayd.lock`` (one daemon per state
-directory) and a check that no other daemon answers on the control socket -> stores (every ``gateway_stores`` context manager, entered
-in plugin order) -> ``gateway_start`` -> registration hooks -> services and channels -> intake
-(intake services, HTTP host, signal sources) -> control socket -> systemd ``READY=1`` and
-watchdog pings. Anything failing before READY stops start-up with an error naming the plugin.
+directory) and a check that no other daemon answers on the control socket -> stores (every
+``gateway_stores`` context manager, entered in plugin order) -> ``gateway_start`` ->
+registration hooks -> services and channels -> intake (intake services, HTTP host, signal
+sources) -> control socket -> systemd ``READY=1`` and watchdog pings. Anything failing before READY stops start-up with an error naming the plugin.
 
 Shutdown (SIGTERM, SIGINT): ``STOPPING=1``; intake is cancelled first; then the pipeline,
 services and channels get their ``drain()`` within ``[gateway] drain_deadline``; then every task
