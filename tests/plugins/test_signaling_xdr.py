@@ -92,7 +92,7 @@ async def test_records_over_tcp_with_bad_ones_counted(tmp_path):
         "xdr.line_too_long": 1,
     }
     counters = gateway.metrics.snapshot()["counters"]["signaling.decode_errors"]
-    assert counters["layer=xdr,reason=bad_time,source=xdr"] == 1
+    assert counters["layer=xdr,reason=bad_time,source=xdr"] == 2
     assert xdr.gateway_status(gateway) is None or "errors" in xdr.gateway_status(gateway)
 
 
