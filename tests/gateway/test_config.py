@@ -296,4 +296,6 @@ def test_problem_formatting_for_whole_file_problems(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(path, pm_with())
     text = format_problem(exc.value.problems[0])
-    assert text.startswith(f"{path}:1:") and "(top level)" not in text and "TOML syntax error" in text
+    assert (
+        text.startswith(f"{path}:1:") and "(top level)" not in text and "TOML syntax error" in text
+    )
