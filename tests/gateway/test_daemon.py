@@ -271,3 +271,24 @@ def test_sigterm_during_startup_aborts_cleanly(gateway_config, gatewayd, plugin_
     assert proc.events("gateway.start_aborted") and not proc.events("gateway.ready")
     assert "gateway_start" not in marker_lines(marker)
     assert marker_lines(marker)[-1] == "gateway_stores closed"
+
+
+def test_sigint_then_second_signal_skips_the_drain(
+    gateway_config, gatewayd, plugin_dist, short_tmp
+):
+    """SIGINT (Ctrl-C) stops like SIGTERM; a second signal during a long drain ends it at once, exit 0."""
+    marker = short_tmp / "marker"
+    proc = gatewayd(
+        gateway_config(gwtest_section(marker, drain_seconds="60s")), pythonpath=[plugin_dist]
+    )
+    proc.wait_ready()
+    began = time.monotonic()
+    proc.signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while "drain_begin" not in marker_lines(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.signal(signal.SIGINT)
+    assert proc.wait() == 0
+    assert time.monotonic() - began < 4  # not the 5 s drain deadline
+    assert proc.events("gateway.stopping")[0]["reason"] == "SIGINT"
+    assert proc.events("gateway.drain_skipped") and proc.events("gateway.drain_incomplete")
