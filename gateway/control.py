@@ -251,9 +251,7 @@ def status_text(data: dict[str, Any]) -> str:
             )
             lines.append(f"    {task['kind']:<8} {task['name']:<22} {task['state']}{error}")
         if "status" in entry:
-            lines.append(
-                f"    status: {json.dumps(entry['status'], default=str, ensure_ascii=False)}"
-            )
+            lines.extend(_fragment_lines(entry["status"]))
     if data["queues"]:
         lines.append("")
         lines.append("queues:")
@@ -268,6 +266,34 @@ def status_text(data: dict[str, Any]) -> str:
             else:
                 lines.append(f"  {name} {value}")
     return "\n".join(lines)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[str]:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``["a.b=1", "c=[1, 2]"]`` (empty dicts omitted)."""
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            out.extend(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    text = (
+        json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else value
+    )
+    return [f"{prefix}={text}" if prefix else text]
+
+
+def _fragment_lines(fragment: Any, width: int = 100) -> list[str]:
+    """A plugin's status fragment as ``key=value`` items under its plugin, wrapped by item."""
+    lines: list[str] = []
+    current = ""
+    for item in _flatten(fragment):
+        if current and len(current) + 1 + len(item) > width - 4:
+            lines.append("    " + current)
+            current = item
+        else:
+            current = f"{current} {item}" if current else item
+    if current:
+        lines.append("    " + current)
+    return lines
 
 
 def _duration(seconds: float) -> str:

@@ -270,3 +270,13 @@ async def test_gatewayctl_timeout(daemon, capsys):
     )
     (reply,) = await ask(daemon.config.gateway.control_socket, req("status"))
     assert reply["ok"]
+
+
+def test_status_text_flattens_plugin_fragments():
+    """Plugin status fragments read as wrapped key=value lines, nested keys dotted."""
+    from gateway.control import _fragment_lines
+
+    lines = _fragment_lines(
+        {"binds": {"sim": "bound"}, "window": [1, 2], "note": "ok", "n": 3}, width=30
+    )
+    assert lines == ["    binds.sim=bound", "    window=[1, 2] note=ok n=3"]
