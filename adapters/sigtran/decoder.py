@@ -132,12 +132,13 @@ class Decoder:
                     and 62 + mlen <= 46 + clen  # which holds the whole M3UA message
                 ):
                     # usually a routing context, then the protocol data: no loop needed
-                    q = 70
-                    tag, plen = _TAG(f, 70)
-                    if tag == 0x0006 and plen == 8:
-                        q = 78
-                        tag, plen = _TAG(f, 78)
-                    if tag == 0x0210 and plen >= 17 and q + plen <= 62 + mlen:
+                    q, tag, plen, end = 70, 0, 0, 62 + mlen
+                    if end >= 74:
+                        tag, plen = _TAG(f, 70)
+                        if tag == 0x0006 and plen == 8 and end >= 82:
+                            q = 78
+                            tag, plen = _TAG(f, 78)
+                    if tag == 0x0210 and plen >= 17 and q + plen <= end:
                         opc, dpc, si = _PROTO_DATA(f, q + 4)
                         if si == SI_SCCP:
                             self._sccp(ts, f[q + 16 : q + plen], opc, dpc)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sigtran_helpers import CAPTURES
 
 from adapters.sigtran import bssap, ranap, sccp
+from adapters.sigtran import build as W
 from adapters.sigtran.decoder import Decoder, FileDecoder
 from adapters.sigtran.link import LINKS
 from adapters.sigtran.pcap import CaptureFormatError, CaptureReader, pcap_record, write_pcap_header
@@ -98,3 +99,19 @@ def test_random_records_in_a_valid_file(records):
     while not fd.done:
         fd.step(7)
     assert decoder.frames == len(records)
+
+
+@FUZZ
+@given(st.integers(8, 120), st.binary(max_size=120), st.booleans())
+def test_fast_path_headers_with_any_m3ua_body(mlen, body, routing_context):
+    """Frames that pass the Ethernet/IPv4/SCTP/M3UA fast-path checks, whatever follows, never raise."""
+    if routing_context:
+        body = bytes.fromhex("00060008000000") + body
+    m3ua = bytes([1, 0, 1, 1]) + mlen.to_bytes(4, "big") + body
+    frame = W.ethernet(
+        W.ipv4(b"\1\1\1\1", b"\2\2\2\2", W.sctp_packet(2905, 2905, [W.sctp_data_chunk(1, m3ua)]))
+    )
+    decoder = Decoder()
+    decoder.feed(1.0, 1, frame)
+    decoder.feed(1.0, 1, frame[: len(frame) - len(body) // 2])
+    _accounted(decoder, 2)
