@@ -242,7 +242,7 @@ def status_text(data: dict[str, Any]) -> str:
     ]
     for name, entry in data["plugins"].items():
         restarts = f"  restarts {entry.get('restarts', 0)}" if entry.get("restarts") else ""
-        lines.append(f"  {name:<24} {entry.get('state', '?'):<11}{restarts}")
+        lines.append(f"  {name:<24} {entry.get('state', '?'):<11}{restarts}".rstrip())
         for task in entry.get("tasks", []):
             error = (
                 f"  last error: {task['last_error']}"
