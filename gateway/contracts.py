@@ -117,6 +117,9 @@ class Channel(Protocol):
     ``name`` is the channel name used in campaigns and contact-control caps (``sms``).
     The channel takes its messages from the durable outbox queue of that name and reports
     progress with ``Gateway.report_delivery``; it never decides whether to contact anyone.
+
+    Optional: ``async def drain(self) -> None`` (wait for outstanding network responses on
+    shutdown), see :data:`DRAIN_DOC`.
     """
 
     name: str
