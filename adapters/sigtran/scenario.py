@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from adapters.sigtran import bssap as B
 from adapters.sigtran import build as W
-from adapters.sigtran.digits import MI_IMEISV, MI_IMSI
+from adapters.sigtran.digits import MI_IMEI, MI_IMEISV, MI_IMSI, imei_from_imeisv
 from adapters.sigtran.pcap import pcap_record, write_pcap_header
 
 BSC_PC, MSC_PC = 100, 200
@@ -129,12 +129,14 @@ class Scenario:
             return
         self._cipher(bsc, msc)
         if lu_type == B.LU_IMSI_ATTACH:
-            self._down(W.sccp_dt1(bsc, W.dtap(W.identity_request(MI_IMEISV))))
+            kind = MI_IMEI if self.rng.random() < 0.3 else MI_IMEISV
+            self._down(W.sccp_dt1(bsc, W.dtap(W.identity_request(kind))))
             if self.rng.random() < 0.2:  # a new handset
                 sub.imeisv = f"35{self.rng.randrange(10**12):012d}02"
                 if any(k == "imei" and s == sub.imsi for k, s in self.expected):
                     self.expected.append(("handset_change", sub.imsi))
-            self._up(W.sccp_dt1(msc, W.dtap(W.identity_response(sub.imeisv, MI_IMEISV))))
+            value = sub.imeisv if kind == MI_IMEISV else imei_from_imeisv(sub.imeisv)
+            self._up(W.sccp_dt1(msc, W.dtap(W.identity_response(value, kind))))
             self.expected.append(("imei", sub.imsi))
         sub.tmsi = self._new_tmsi()
         self._down(W.sccp_dt1(bsc, W.dtap(W.lu_accept((*HOME, cell[2]), sub.tmsi))))
@@ -160,6 +162,8 @@ class Scenario:
         if paged:
             page = W.paging(sub.imsi, sub.tmsi, cell[2])
             called, calling = W.party(254, BSC_PC), W.party(254, MSC_PC)
+            if self.rng.random() < 0.5:  # routed on a global title (E.164 of the BSC)
+                called = W.party(254, gt="861390000" + str(self.rng.randrange(10, 1000)))
             self._down(
                 W.sccp_xudt(called, calling, page)
                 if self.rng.random() < 0.5

@@ -13,6 +13,11 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark n
 
 FIELDS = [
     "sccp.message_type",
+    "sccp.called.ssn",
+    "sccp.called.pc",
+    "sccp.called.digits",
+    "sccp.calling.ssn",
+    "sccp.calling.pc",
     "sccp.slr",
     "sccp.dlr",
     "gsm_a.bssmap.msgtype",
@@ -24,6 +29,7 @@ FIELDS = [
     "3gpp.tmsi",
     "gsm_a.tmsi",
     "gsm_a.imeisv",
+    "gsm_a.imei",
     "gsm_a.lac",
     "gsm_a.bssmap.cell_lac",
     "gsm_a.bssmap.cell_ci",
@@ -44,6 +50,8 @@ _INT_FIELDS = {
     not in {
         "e212.imsi",
         "gsm_a.imeisv",
+        "gsm_a.imei",
+        "sccp.called.digits",
         "gsm_a.dtap.cld_party_bcd_num",
         "gsm_a.dtap.clg_party_bcd_num",
         "gsm_sms.tp-da",
@@ -85,7 +93,7 @@ def tshark_rows(path: Path) -> dict[int, dict[str, list]]:
 def our_rows(trace) -> dict[int, dict[str, list]]:
     """The same fields from our decoder's trace, in message order within a frame."""
     rows: dict[int, dict[str, list]] = {}
-    for frame, t, dlr, slr, msg, _called, _calling in trace:
+    for frame, t, dlr, slr, msg, called, calling in trace:
         row = rows.setdefault(frame, {})
 
         def put(field, value, row=row):
@@ -95,6 +103,13 @@ def our_rows(trace) -> dict[int, dict[str, list]]:
         put("sccp.message_type", t)
         put("sccp.slr", slr)
         put("sccp.dlr", dlr)
+        for prefix, address in (("sccp.called", called), ("sccp.calling", calling)):
+            if address is not None:
+                pc, ssn, digits = address
+                put(prefix + ".pc", pc)
+                put(prefix + ".ssn", ssn)
+                if prefix == "sccp.called":
+                    put(prefix + ".digits", digits)
         if not msg:
             continue
         put("gsm_a.bssmap.msgtype", msg.get("bssmap"))
@@ -108,6 +123,7 @@ def our_rows(trace) -> dict[int, dict[str, list]]:
         # a BSSMAP TMSI IE (paging) vs a mobile identity IE (DTAP)
         put("gsm_a.tmsi" if msg.get("bssmap") == 0x52 else "3gpp.tmsi", msg.get("tmsi"))
         put("gsm_a.imeisv", msg.get("imeisv"))
+        put("gsm_a.imei", msg.get("imei"))
         from_cell = msg.get("bssmap") is not None
         if msg.get("mm") == 0x08:
             put("gsm_a.lac", msg.get("old_lac"))
