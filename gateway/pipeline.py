@@ -8,10 +8,11 @@ control (``decide_many``) and hand ALLOWED decisions to the outbox (``enqueue_ma
 DEFERRED ones to ``outbox.defer``. A bad event is counted and skipped; ``send`` never raises
 because of one.
 
-Idempotency: ``contact_id`` is a hash of campaign, MSISDN and the trigger period (the event
-time divided by the campaign's ``once_per`` policy, or the event time itself), so a source
-that replays a batch after a restart produces the same contacts, which contact control and the
-outbox recognise. Control group: a stable hash of campaign and MSISDN below the campaign's
+Idempotency: ``contact_id`` is a hash of campaign, MSISDN and the trigger: the policy period
+(event time divided by the campaign's ``once_per``) or, without a policy, the event kind and
+time. A source that replays a batch after a restart produces the same contacts, which contact
+control (``duplicate``) and the outbox recognise; with a policy this also holds the "once per
+period" line after the in-memory trigger state expired. Control group: a stable hash of campaign and MSISDN below the campaign's
 percentage marks the request ``control_group``; contact control records it as ``control``.
 """
 
@@ -75,6 +76,7 @@ class Pipeline:
         self._unknown = metrics.counter("pipeline.subscriber_unknown")
         self._matched = metrics.counter("pipeline.matched")
         self._decide_failed = metrics.counter("pipeline.decide_failed")
+        self._enqueue_failed = metrics.counter("pipeline.enqueue_failed")
         self._since_expiry = 0
         self._draining = False
 
@@ -173,9 +175,11 @@ class Pipeline:
                 count(cid, "repeat")
                 return None
             self.state.triggered.put(key, ts, ts)
-            period = int(ts // cdef.once_per)
+            # one id per policy period, whatever the event: a repeat after the in-memory
+            # state expired (or a restart) is the same contact to contact control and outbox
+            period, trigger_key = int(ts // cdef.once_per), "period"
         else:
-            period = int(ts * 1000)
+            period, trigger_key = int(ts * 1000), event.kind.value
         channel = self._channel(cdef, index, row)
         if channel is None:
             count(cid, "no_capable_channel")
@@ -206,7 +210,7 @@ class Pipeline:
             key: template.render(lookup) for key, template in cdef.content.get(channel, {}).items()
         }
         return ContactRequest(
-            contact_id=contact_id_for(cid, msisdn, event.kind.value, period),
+            contact_id=contact_id_for(cid, msisdn, trigger_key, period),
             msisdn=msisdn,
             campaign_id=cid,
             channel=channel,
@@ -246,10 +250,16 @@ class Pipeline:
         allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         count = self.campaigns.count
         for d in decisions:
-            count(d.request.campaign_id, d.outcome.value)
-        if allowed:
-            await gw.outbox.enqueue_many(allowed)
-        for d in decisions:
-            if d.outcome is Outcome.DEFERRED and d.not_before is not None:
-                await gw.outbox.defer(d.request, d.not_before)
+            count(
+                d.request.campaign_id, "duplicate" if d.reason == "duplicate" else d.outcome.value
+            )
+        try:
+            if allowed:
+                await gw.outbox.enqueue_many(allowed)
+            for d in decisions:
+                if d.outcome is Outcome.DEFERRED and d.not_before is not None:
+                    await gw.outbox.defer(d.request, d.not_before)
+        except Exception as exc:  # disk full...: reservations expire and are released
+            self._enqueue_failed.value += len(allowed)
+            log.error("pipeline.enqueue_failed", error=repr(exc), allowed=len(allowed))
         return decisions

@@ -50,6 +50,7 @@ class CampaignsComponent:
     def __init__(self) -> None:
         self.gateway: Any = None
         self._reload_requested = trio.Event()
+        self._reload_lock = trio.Lock()
         self.reloads = 0
         self.reloaded = trio.Event()  # set (and replaced) after each reload, for tests
 
@@ -108,6 +109,7 @@ class CampaignsComponent:
                 timezone=self.timezone(gateway),
                 state=state,
             )
+            self._check_state_ttl(gateway)
             gateway.metrics.gauge("profiles.subscribers", lambda: len(holder.index))
             gateway.metrics.gauge("campaigns.running", lambda: len(store.running()))
             try:
@@ -121,11 +123,27 @@ class CampaignsComponent:
             with trio.CancelScope(shield=True):
                 await worker.aclose()
 
+    def _check_state_ttl(self, gateway: Any) -> None:
+        """Warn when a rule needs state longer than ``[campaigns] state_ttl`` keeps it."""
+        ttl = self.campaigns_config(gateway).state_ttl
+        longest = gateway.campaigns.rule_index.longest_gap
+        if longest > ttl:
+            structlog.get_logger().warning(
+                "campaigns.state_ttl_short",
+                state_ttl_s=ttl,
+                longest_rule_window_s=longest,
+                hint="raise [campaigns] state_ttl above the longest sequence gap, silence or count window",
+            )
+
     def request_reload(self) -> None:
         self._reload_requested.set()
 
     async def reload(self, gateway: Any) -> dict[str, Any]:
         """Re-read areas and campaign files, and the profile file if it changed."""
+        async with self._reload_lock:  # SIGHUP and `gatewayctl campaigns reload` may overlap
+            return await self._reload(gateway)
+
+    async def _reload(self, gateway: Any) -> dict[str, Any]:
         log = structlog.get_logger()
         store, holder = gateway.campaigns, gateway.profiles
         result: dict[str, Any] = {}
@@ -146,6 +164,7 @@ class CampaignsComponent:
                 profile_file, delimiter=pconf.delimiter, only_if_changed=True
             )
             result["subscribers"] = len(holder.index)
+        self._check_state_ttl(gateway)
         self.reloads += 1
         self.reloaded.set()
         self.reloaded = trio.Event()

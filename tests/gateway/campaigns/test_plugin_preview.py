@@ -193,3 +193,26 @@ async def test_sighup_reload_through_the_gateway_reload_hook(tmp_path):
             )
             assert [r.campaign_id for r in requests] == ["a"]
             nursery.cancel_scope.cancel()
+
+
+async def test_once_per_period_holds_after_state_expiry_with_real_contact_control(tmp_path):
+    """After the in-memory trigger state is gone, a repeat in the same period is a duplicate."""
+    from gateway.rules.conditions import MatcherState
+
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        running = 'id = "{id}"\nname = "n"\nchannels = ["sms"]\ninitial_state = "running"\n[policy]\nonce_per = "1d"\n[content.sms]\ntext = "t"\n'
+        (tmp_path / "campaigns" / "a.toml").write_text(
+            campaign_toml('[trigger]\nevents = ["power_on", "call_end"]\n', id="a", header=running)
+        )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        day = 86400.0
+        start = T0 - T0 % day
+        await gw.pipeline.send([SignalEvent(kind=K.POWER_ON, timestamp=start + 100, imsi=IMSI[0])])
+        gw.pipeline.state = MatcherState()  # as if the state had expired or the gateway restarted
+        await gw.pipeline.send([SignalEvent(kind=K.CALL_END, timestamp=start + 5000, imsi=IMSI[0])])
+        assert len(gw.outbox.queued) == 1
+        assert gw.campaigns.counts["a"]["duplicate"] == 1
+        await gw.pipeline.send(
+            [SignalEvent(kind=K.POWER_ON, timestamp=start + 2 * day, imsi=IMSI[0])]
+        )
+        assert len(gw.outbox.queued) == 2  # a day after the last trigger: a new contact
