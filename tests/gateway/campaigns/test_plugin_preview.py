@@ -199,7 +199,7 @@ async def test_once_per_period_holds_after_state_expiry_with_real_contact_contro
     """After the in-memory trigger state is gone, a repeat in the same period is a duplicate."""
     from gateway.rules.conditions import MatcherState
 
-    async with running_gateway(tmp_path) as (gw, _, commands):
+    async with running_gateway(tmp_path) as (gw, _, _commands):
         running = 'id = "{id}"\nname = "n"\nchannels = ["sms"]\ninitial_state = "running"\n[policy]\nonce_per = "1d"\n[content.sms]\ntext = "t"\n'
         (tmp_path / "campaigns" / "a.toml").write_text(
             campaign_toml('[trigger]\nevents = ["power_on", "call_end"]\n', id="a", header=running)
