@@ -248,3 +248,25 @@ async def test_drain_waits_for_answers_and_records(tmp_path):
         await h.channel.drain()
         counts = await h.outbox.counts("sms")
         assert counts.get("submitted", 0) + counts.get("delivered", 0) == 5
+
+
+async def test_mo_reassembled_from_sar_tlvs(tmp_path):
+    """Long MO messages that carry SAR TLVs instead of a UDH are reassembled too."""
+    from adapters.smpp.protocol import DeliverSm
+
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        for seq, part in ((2, "world"), (1, "hello ")):
+            event = DeliverSm(
+                sequence=seq,
+                source_addr="8613900000001",
+                destination_addr="10086",
+                esm_class=0,
+                data_coding=0,
+                short_message=part.encode(),
+                message_payload=None,
+                receipted_message_id=None,
+                message_state=None,
+                sar=(77, 2, seq),
+            )
+            assert await h.channel.on_deliver(event, "main/0") == 0
+        assert [m.text for m in h.observed.mo] == ["hello world"]
