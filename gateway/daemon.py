@@ -157,7 +157,12 @@ class Daemon:
         """Run until stopped; see the module docstring for the order of things."""
         log = structlog.get_logger()
         gw = self.gateway
-        gw.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            gw.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GatewayError(
+                f"cannot create the state directory {gw.state_dir}: {exc.strerror or exc}"
+            ) from exc
         log.info(
             "gateway.starting",
             version=gateway.__version__,
@@ -405,7 +410,12 @@ def lock_state_dir(state_dir: Path) -> Iterator[None]:
     with the process, even after kill -9.
     """
     path = state_dir / "gatewayd.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise GatewayError(
+            f"cannot open {path}: {exc.strerror or exc} (check the owner of gateway.state_dir)"
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

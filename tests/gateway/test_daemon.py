@@ -292,3 +292,16 @@ def test_sigint_then_second_signal_skips_the_drain(
     assert time.monotonic() - began < 4  # not the 5 s drain deadline
     assert proc.events("gateway.stopping")[0]["reason"] == "SIGINT"
     assert proc.events("gateway.drain_skipped") and proc.events("gateway.drain_incomplete")
+
+
+def test_unusable_state_dir_is_a_clear_startup_error(gateway_config, gatewayd, short_tmp):
+    """A state_dir that cannot be created stops start-up with one line naming it, exit 1."""
+    (short_tmp / "afile").write_text("x")
+    config = gateway_config()
+    config.write_text(
+        config.read_text().replace(str(short_tmp / "state"), str(short_tmp / "afile" / "state"))
+    )
+    proc = gatewayd(config)
+    assert proc.wait() == 1
+    assert f"cannot create the state directory {short_tmp / 'afile' / 'state'}" in proc.stderr
+    assert not proc.events("gateway.crashed")
