@@ -52,7 +52,12 @@ _STATE_ORDER = ("failed", "restarting", "starting", "running", "finished", "stop
 
 def check_control_socket(path: Path) -> None:
     """Fail early (before stores open) if another daemon answers on ``path``."""
-    _claim_socket_path(path)
+    try:
+        _claim_socket_path(path)
+    except OSError as exc:
+        raise GatewayError(
+            f"cannot use the control socket path {path}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _claim_socket_path(path: Path) -> None:
@@ -84,12 +89,18 @@ async def serve_control(
     """Listen on the control socket and answer requests until cancelled."""
     core = daemon.config.gateway
     path = core.control_socket
-    _claim_socket_path(path)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    await sock.bind(str(path))
-    os.chmod(path, core.control_socket_mode)
-    sock.listen(64)
-    inode = path.stat().st_ino
+    try:
+        _claim_socket_path(path)
+        await sock.bind(str(path))
+        os.chmod(path, core.control_socket_mode)
+        sock.listen(64)
+        inode = path.stat().st_ino
+    except OSError as exc:
+        sock.close()
+        raise GatewayError(
+            f"cannot listen on the control socket {path}: {exc.strerror or exc}"
+        ) from exc
     log = structlog.get_logger()
     log.info("control.listening", path=str(path), mode=oct(core.control_socket_mode))
     try:

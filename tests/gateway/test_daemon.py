@@ -305,3 +305,18 @@ def test_unusable_state_dir_is_a_clear_startup_error(gateway_config, gatewayd, s
     assert proc.wait() == 1
     assert f"cannot create the state directory {short_tmp / 'afile' / 'state'}" in proc.stderr
     assert not proc.events("gateway.crashed")
+
+
+def test_unusable_control_socket_path_is_a_clear_startup_error(gateway_config, gatewayd, short_tmp):
+    """A control socket in a place that cannot exist stops start-up with one line naming it."""
+    (short_tmp / "afile").write_text("x")
+    config = gateway_config()
+    config.write_text(
+        config.read_text().replace(
+            str(short_tmp / "control.sock"), str(short_tmp / "afile" / "c.sock")
+        )
+    )
+    proc = gatewayd(config)
+    assert proc.wait() == 1
+    assert f"cannot use the control socket path {short_tmp / 'afile' / 'c.sock'}" in proc.stderr
+    assert not proc.events("gateway.crashed")
