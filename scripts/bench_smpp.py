@@ -19,7 +19,8 @@ and SMSC each have a core. Variants, measured in the same run:
   at the same simulator and counts answers: the most the simulator can take, so that the
   window figures are known to measure the client, not the simulator.
 
-``speedup_vs_window_1`` compares window 64 to window 1. The last line of stdout is one JSON object.
+``speedup_vs_window_1`` compares window 64 to window 1. ``submit_sm_per_cpu_s`` divides by this
+process's CPU time: the client's cost, robust to other processes sharing the machine. The last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ async def run_client(
         "submit_sm_per_s": round(done / elapsed, 1),
         "failed": handler.failed,
         "client_cpu_s": round(cpu, 3),
+        "submit_sm_per_cpu_s": round(done / cpu, 1) if cpu else None,
     }
     if rate:
         out["cap_per_s"] = rate
