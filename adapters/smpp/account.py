@@ -126,6 +126,7 @@ class SmscAccount:
     bucket: TokenBucket = attrs.field(init=False)
     paused_until: float = 0.0
     throttle_streak: int = 0
+    throttled_answers: int = 0
     _pending: collections.deque = attrs.field(factory=collections.deque)
     _retry: list = attrs.field(factory=list)  # heap of (not_before, n, (job, index))
     _n: int = 0

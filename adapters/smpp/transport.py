@@ -304,14 +304,17 @@ class _BindConnection:
                 self._finish(job)
             return
         if status in p.THROTTLE_STATUSES:
+            streak = account.throttle_streak
             delay = account.throttled((job, index))
-            h.on_event(
-                "smpp.throttled",
-                smsc=account.name,
-                bind=self.state.name,
-                status=p.status_name(status),
-                delay_s=round(delay, 3),
-            )
+            account.throttled_answers += 1
+            if account.throttle_streak != streak:  # one event per pause, not per answer
+                h.on_event(
+                    "smpp.throttled",
+                    smsc=account.name,
+                    bind=self.state.name,
+                    status=p.status_name(status),
+                    pause_s=round(delay, 3),
+                )
             return
         if status in p.TRANSIENT_STATUSES and job.attempts + 1 < account.settings.max_attempts:
             job.attempts += 1

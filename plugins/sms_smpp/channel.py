@@ -508,6 +508,7 @@ class SmsChannel:
                 "rate": c.rate,
                 "bind_rate": c.bind_rate,
                 "queued_segments": a.queued,
+                "throttled_answers": a.throttled_answers,
                 "paused_s": max(0.0, round(a.paused_until - trio.current_time(), 3)),
                 "binds": [
                     {
