@@ -28,7 +28,7 @@ from gateway.hookspecs import hookimpl
 from gateway.model import SignalEvent
 from plugins.signaling.config import CommonConfig, Shard, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment, to_events
-from plugins.signaling.spool import Spool, SpoolConfig, read_spool
+from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
 
 NAME = "signaling_pcap"
 PATTERNS = ("*.pcap", "*.pcapng", "*.cap", "*.pcap[0-9]*")
@@ -59,7 +59,7 @@ class PcapDirectorySource:
         self.name = f"signaling_pcap:{config.common.name}"
         self.gateway = gateway
         progress = Path(gateway.state_dir) / "signaling" / f"{config.common.name}.progress"
-        self.spool = Spool(config.spool, progress)
+        self.spool = Spool(resolve_against_config(config.spool, gateway), progress)
         self.decoder = Decoder(config.common.correlator())
         self.mirror = CounterMirror(gateway.metrics, config.common.name)
         self._limiter = trio.CapacityLimiter(1)
@@ -69,7 +69,7 @@ class PcapDirectorySource:
 
     def statistics(self) -> dict[str, Any]:
         return {
-            "directory": str(self.config.spool.directory),
+            "directory": str(self.spool.config.directory),
             "current_file": self.current,
             "files_done": self.spool.files_done,
             "bad_files": self.bad_files,
@@ -85,7 +85,7 @@ class PcapDirectorySource:
         run = trio.to_thread.run_sync
         limiter = self._limiter
         task_status.started()
-        directory = self.config.spool.directory
+        directory = self.spool.config.directory
         if not await run(directory.is_dir, limiter=limiter):
             log.warning(
                 "signaling.directory_missing",
@@ -96,7 +96,7 @@ class PcapDirectorySource:
         while True:
             found = await run(self.spool.next_file, limiter=limiter)
             if found is None:
-                await trio.sleep(self.config.spool.poll_interval)
+                await trio.sleep(self.spool.config.poll_interval)
                 continue
             path, offset = found
             await self._read_file(path, offset, sink, log)

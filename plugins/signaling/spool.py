@@ -20,6 +20,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -52,6 +53,20 @@ def read_spool(r: TableReader, patterns: tuple[str, ...]) -> SpoolConfig | None:
         done_directory=Path(d) if (d := r.str("done_directory", None)) else None,
     )
     return config if directory else None
+
+
+def resolve_against_config(config: SpoolConfig, gateway: Any) -> SpoolConfig:
+    """Relative directories are relative to gateway.toml's directory (as elsewhere in it)."""
+    path = getattr(getattr(gateway, "config", None), "path", None)
+    if path is None:
+        return config
+    base = Path(path).resolve().parent
+    done = config.done_directory
+    return attrs.evolve(
+        config,
+        directory=base / config.directory,  # an absolute directory stays as it is
+        done_directory=None if done is None else base / done,
+    )
 
 
 class Spool:

@@ -32,7 +32,7 @@ from gateway.hookspecs import hookimpl
 from gateway.model import EventKind, SignalEvent
 from plugins.signaling.config import CommonConfig, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment
-from plugins.signaling.spool import Spool, SpoolConfig, read_spool
+from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
 
 NAME = "signaling_xdr"
 SKIP = "-"
@@ -207,7 +207,7 @@ class XdrSource:
         self.spool = None
         if config.spool is not None:
             progress = Path(gateway.state_dir) / "signaling" / f"{config.common.name}.progress"
-            self.spool = Spool(config.spool, progress)
+            self.spool = Spool(resolve_against_config(config.spool, gateway), progress)
 
     def statistics(self) -> dict[str, Any]:
         return {

@@ -155,3 +155,13 @@ def test_hooks_register_the_source_status_and_reader(tmp_path):
     assert pcap_dir.gateway_status(gateway)["frames"] == 0
     assert pcap_dir.gateway_event_readers()["pcap"] is read_pcap_events
     assert [s.name for s in pcap_dir.gateway_config_sections()] == ["signaling_pcap"]
+
+
+def test_relative_directories_are_relative_to_the_config_file(tmp_path):
+    """directory = "spool" in /x/etc/gateway.toml means /x/etc/spool (done dir likewise)."""
+    config = parse_pcap_config({"directory": "spool", "done_directory": "old"}, "k")
+    gateway = make_gateway(tmp_path / "state", signaling_pcap=config)
+    gateway.config.path = tmp_path / "etc" / "gateway.toml"
+    source = PcapDirectorySource(gateway, config)
+    assert source.spool.config.directory == tmp_path / "etc" / "spool"
+    assert source.spool.done_directory == tmp_path / "etc" / "old"
