@@ -289,11 +289,36 @@ def _write_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany(_INSERT, rows)
 
 
+def first_seq_since(conn: sqlite3.Connection, since: float, *, margin: float = 86400.0) -> int:
+    """The first row written at or after ``since - margin``, found by bisection on seq.
+
+    Rows are appended in time order (one process writes them), so ``at`` grows with
+    ``seq``; ``margin`` absorbs clock steps backwards. Start-up then reads only the
+    horizon's rows instead of scanning the whole ledger.
+    """
+    if since == float("-inf"):
+        return 0
+    lo, hi = conn.execute(
+        "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM contact_ledger"
+    ).fetchone()
+    target = since - margin
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            "SELECT at FROM contact_ledger WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+        ).fetchone()
+        if row is None or row[0] >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def load_counter_rows(conn: sqlite3.Connection, since: float) -> list[tuple[Any, ...]]:
     """Rows that rebuild the counters: (event, contact_id, msisdn, at, channel, campaign, class, priority, expires_at)."""
     marks = ",".join("?" * len(COUNTER_EVENTS))
     return conn.execute(
         f"SELECT event, contact_id, msisdn, at, channel, campaign_id, campaign_class, priority, expires_at "
-        f"FROM contact_ledger WHERE event IN ({marks}) AND at >= ? ORDER BY seq",
-        (*COUNTER_EVENTS, since),
+        f"FROM contact_ledger WHERE seq >= ? AND event IN ({marks}) AND at >= ? ORDER BY seq",
+        (first_seq_since(conn, since), *COUNTER_EVENTS, since),
     ).fetchall()

@@ -71,3 +71,22 @@ async def test_group_commit_shares_transactions() -> None:
         nursery.cancel_scope.cancel()
     assert ledger.rows_written == 500 and ledger.commits < 50
     await worker.aclose()
+
+
+def test_start_up_reads_only_the_horizon() -> None:
+    """Bisection on seq finds the first row of the horizon (minus a margin for clock steps)."""
+    import sqlite3
+
+    from gateway.contact.ledger import first_seq_since, load_counter_rows
+
+    conn = sqlite3.connect(":memory:")
+    Ledger.create_schema(conn)
+    conn.executemany(
+        "INSERT INTO contact_ledger (at, event, contact_id, msisdn) VALUES (?, 'allowed', ?, '861')",
+        [(i * 3600.0, f"c{i}") for i in range(1000)],
+    )
+    assert first_seq_since(conn, 500 * 3600.0, margin=0) == 501  # seq starts at 1
+    assert first_seq_since(conn, 500 * 3600.0) == 501 - 24
+    assert first_seq_since(conn, float("-inf")) == 0
+    assert first_seq_since(conn, 10**9) == 1000  # past the end: the last row, filtered by at
+    assert len(load_counter_rows(conn, 990 * 3600.0)) == 10
