@@ -136,7 +136,7 @@ async def _run(cc, ops) -> None:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ops=ops_strategy)
 async def test_random_interleavings_keep_invariants(open_backend, ops) -> None:
