@@ -141,8 +141,8 @@ class Correlator:
 
     def learn_tmsi(self, tmsi: int, imsi: str, ts: float) -> None:
         tmsis = self.tmsis
-        if tmsi not in tmsis and len(tmsis) >= self.max_tmsis:
-            del tmsis[next(iter(tmsis))]
+        if tmsis.pop(tmsi, None) is None and len(tmsis) >= self.max_tmsis:
+            del tmsis[next(iter(tmsis))]  # the least recently learned goes first
         tmsis[tmsi] = (imsi, ts + self.tmsi_ttl)
 
     def imsi_of_tmsi(self, tmsi: int, ts: float) -> str | None:
