@@ -281,8 +281,8 @@ def layer3(l3: bytes, msg: dict) -> None:
         msg["rr"] = mtype
         if mtype == RR_PAGING_RESPONSE:
             # cksn/spare (1), MS classmark 2 (LV), mobile identity (LV)
-            pos = 3 + l3[3] + 1
-            _identity(l3[pos + 1 : pos + 1 + l3[pos]], msg)
+            _, pos = _lv(l3, 3)
+            _identity(_lv(l3, pos)[0], msg)
     else:
         msg["pd"] = pd
 
