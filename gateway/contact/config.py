@@ -121,6 +121,7 @@ class ContactConfig:
     group_commit_interval: float = 0.0
     synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
     sweep_interval: float = 30.0
+    ledger_retention: float = 0.0  # seconds; 0 keeps the ledger forever
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -218,6 +219,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
     interval = r.duration("group_commit_interval", 0.0, max=1.0)
     synchronous = r.str("synchronous", "", choices=("", "normal", "full", "extra"))
     sweep = r.duration("sweep_interval", 30.0, min=0.1)
+    retention = r.duration("ledger_retention", 0.0)
 
     hours: dict[str, ContactHours] = {}
     hours_reader = r.table("contact_hours")
@@ -263,8 +265,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
             r.problem("redis", f'expected "host:port", got {redis!r}')
         else:
             host, port = h, int(p)
-    r.finish()
-    return ContactConfig(
+    config = ContactConfig(
         backend=backend,
         redis_host=host,
         redis_port=port,
@@ -280,4 +281,12 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
         group_commit_interval=interval,
         synchronous=synchronous,
         sweep_interval=sweep,
+        ledger_retention=retention,
     )
+    if r.ok and retention and retention < config.horizon:
+        r.problem(
+            "ledger_retention",
+            f"must cover the longest window or cooldown ({config.horizon / 86400:.0f} days), or be 0 (keep all)",
+        )
+    r.finish()
+    return config

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from gateway.contact.config import ContactConfig
 from gateway.contact.engine import Engine, Violation
@@ -76,6 +77,7 @@ class ContactControlBase:
         self.outcomes = {o.value: 0 for o in Outcome}
         self.preemptions = 0
         self._rate_mark = (time.monotonic(), 0)
+        self._last_ledger_prune = 0.0
 
     def reconfigure(self, config: ContactConfig) -> list[str]:
         """Apply a reloaded ``[contact]`` section: lists, hours, caps, cooldowns, timeouts.
@@ -266,6 +268,34 @@ class ContactControlBase:
         if self.on_recorded is not None:
             for d in decisions:
                 self.on_recorded(d)
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    async def prune_ledger(self) -> int:
+        """Apply ``ledger_retention`` (at most once an hour)."""
+        retention = self.config.ledger_retention
+        now = self.clock()
+        if not retention or self.ledger is None or now - self._last_ledger_prune < 3600:
+            return 0
+        self._last_ledger_prune = now
+        return await self.ledger.prune(now - retention)
+
+    async def serve_housekeeping(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Every ``sweep_interval``: purge expired list entries, apply ledger retention."""
+        task_status.started()
+        log = structlog.get_logger()
+        while True:
+            await trio.sleep(self.config.sweep_interval)
+            try:
+                n = await self.lists.purge_expired()
+                n += await self.prune_ledger()
+            except Exception as exc:
+                log.error("contact.housekeeping_failed", error=str(exc))
+            else:
+                if n:
+                    log.info("contact.housekeeping", removed=n)
 
     # -- status -----------------------------------------------------------------------------
 

@@ -240,6 +240,16 @@ class Ledger:
 
         return await self.worker.run(read)
 
+    async def prune(self, before: float, *, chunk: int = 50_000) -> int:
+        """Delete rows (and their lookup entries) written before ``before``; returns how many."""
+        total = 0
+        while True:
+            n = await self.worker.transaction(_prune_chunk, before, chunk)
+            total += n
+            if n < chunk:
+                return total
+            await trio.lowlevel.checkpoint()
+
     # -- lookup tables ----------------------------------------------------------------------
 
     async def index_pending(self) -> int:
@@ -262,6 +272,26 @@ class Ledger:
             except Exception as exc:  # a failed chunk is retried on the next round
                 log.error("contact.ledger_index_failed", error=str(exc))
             await trio.sleep(interval)
+
+
+def _prune_chunk(conn: sqlite3.Connection, before: float, chunk: int) -> int:
+    end = first_seq_since(conn, before, margin=0)
+    rows = conn.execute(
+        "SELECT seq, msisdn, campaign_id FROM contact_ledger WHERE seq < ? ORDER BY seq LIMIT ?",
+        (end, chunk),
+    ).fetchall()
+    if not rows:
+        return 0
+    conn.executemany(
+        "DELETE FROM contact_ledger_by_msisdn WHERE msisdn = ? AND seq = ?",
+        sorted((m, seq) for seq, m, _ in rows),
+    )
+    conn.executemany(
+        "DELETE FROM contact_ledger_by_campaign WHERE campaign_id = ? AND seq = ?",
+        sorted((c, seq) for seq, _, c in rows if c is not None),
+    )
+    conn.execute("DELETE FROM contact_ledger WHERE seq <= ?", (rows[-1][0],))
+    return len(rows)
 
 
 def _index_chunk(conn: sqlite3.Connection, limit: int) -> int:

@@ -324,6 +324,7 @@ async def open_redis_contact_control(
             async with trio.open_nursery() as nursery:
                 await nursery.start(ledger.run)
                 await nursery.start(ledger.serve_indexer)
+                await nursery.start(control.serve_housekeeping)
                 try:
                     yield control
                 finally:

@@ -214,6 +214,7 @@ class SqliteContactControl(ContactControlBase):
             try:
                 n = await self.sweep()
                 n += await self.lists.purge_expired()
+                n += await self.prune_ledger()
             except Exception as exc:
                 log.error("contact.sweep_failed", error=str(exc))
             else:

@@ -90,3 +90,32 @@ def test_start_up_reads_only_the_horizon() -> None:
     assert first_seq_since(conn, float("-inf")) == 0
     assert first_seq_since(conn, 10**9) == 1000  # past the end: the last row, filtered by at
     assert len(load_counter_rows(conn, 990 * 3600.0)) == 10
+
+
+async def test_retention_prunes_old_rows_and_lookups(open_sqlite, clock) -> None:
+    """Rows older than ledger_retention go, with their lookup entries; recent ones stay."""
+    from contact_helpers import req
+
+    async with open_sqlite({"ledger_retention": "30d"}) as cc:
+        await cc.decide(req("861", contact_id="old"))
+        await cc.ledger.index_pending()
+        clock.advance(31 * 86400)
+        await cc.decide(req("861", contact_id="new"))
+        assert await cc.prune_ledger() == 1
+        assert await cc.prune_ledger() == 0  # at most once an hour
+        assert [r["contact_id"] for r in await cc.ledger.query(msisdn="861")] == ["new"]
+        rows = await cc.ledger.worker.run(
+            lambda c: c.execute("SELECT count(*) FROM contact_ledger_by_msisdn").fetchone()
+        )
+        assert rows == (0,)
+
+
+def test_retention_must_cover_the_horizon() -> None:
+    """A retention shorter than the longest cooldown is refused."""
+    import pytest
+
+    from gateway.contact.config import parse_contact_config
+    from gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ledger_retention"):
+        parse_contact_config({"ledger_retention": "7d", "cooldowns": {"telemarketing": "60d"}})
