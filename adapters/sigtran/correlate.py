@@ -44,10 +44,10 @@ class Connection:
         "call_ended",
         "call_start",
         "ci",
-        "created",
         "imsi",
         "keys",
         "lac",
+        "last",
         "lu",
         "mcc",
         "mnc",
@@ -70,7 +70,7 @@ class Connection:
         self.call_start: float | None = None
         self.call_answer: float | None = None
         self.call_ended = False
-        self.created = ts
+        self.last = ts  # capture time of the last message: idle connections are expired
         self.bssap: bool | None = True  # None: not known yet (capture began mid-connection)
         self.ranap = False  # Iu-CS: RANAP carries the layer 3 messages
 
@@ -87,6 +87,7 @@ class Correlator:
         tmsi_ttl: float = 86_400.0,
         max_subscribers: int = 1_000_000,
         max_pending: int = 16,
+        connection_idle: float = 3600.0,
         count=None,
     ) -> None:
         self.home_plmns = tuple(home_plmns)
@@ -95,6 +96,8 @@ class Correlator:
         self.tmsi_ttl = tmsi_ttl
         self.max_subscribers = max_subscribers
         self.max_pending = max_pending
+        self.connection_idle = connection_idle
+        self._swept_at: float | None = None
         self.conns: dict[int, Connection] = {}
         self.tmsis: dict[int, tuple[str, float]] = {}
         self.subscribers: dict[str, list] = {}  # imsi -> [imei, lac, ci, roaming_reported]
@@ -136,6 +139,20 @@ class Correlator:
                 if conn.tmsi is not None:
                     event["tmsi"] = conn.tmsi
                 self.events.append(event)
+
+    def expire_idle(self, now: float) -> None:
+        """Release connections silent for ``connection_idle`` (their release was not captured).
+
+        Checked at most once a minute of capture time; a call still open ends at its last message.
+        """
+        if self._swept_at is not None and now - self._swept_at < 60.0:
+            return
+        self._swept_at = now
+        limit = now - self.connection_idle
+        stale = {id(c): c for c in self.conns.values() if c.last < limit}
+        for conn in stale.values():
+            self._count("correlation", "connection_idle_expired")
+            self.release(conn, conn.last)
 
     # -- identities -------------------------------------------------------------------------
 
@@ -190,6 +207,7 @@ class Correlator:
 
     def message(self, ts: float, conn: Connection, msg: dict) -> None:
         """One BSSAP message on ``conn``."""
+        conn.last = ts
         if len(msg) == 1 and msg.get("bssmap") != B.HANDOVER_PERFORMED:
             return  # a BSSMAP message without identity or cell: nothing to learn (fast skip)
         if "imsi" in msg or "tmsi" in msg:

@@ -476,6 +476,8 @@ class FileDecoder:
         for ts, linktype, frame in islice(self._packets, max_packets):
             feed(ts, linktype, frame)
             n += 1
+        if n:
+            self.decoder.correlator.expire_idle(ts)
         if n < max_packets:
             self.done = True
             if self.reader.error:

@@ -64,6 +64,7 @@ class CommonConfig:
     max_tmsis: int = 1_000_000
     tmsi_ttl: float = 86_400.0
     max_subscribers: int = 1_000_000
+    connection_idle: float = 3600.0
 
     def correlator(self) -> Correlator:
         return Correlator(
@@ -72,6 +73,7 @@ class CommonConfig:
             max_tmsis=self.max_tmsis,
             tmsi_ttl=self.tmsi_ttl,
             max_subscribers=self.max_subscribers,
+            connection_idle=self.connection_idle,
         )
 
 
@@ -100,4 +102,5 @@ def read_common(r: TableReader, default_name: str) -> CommonConfig:
         max_tmsis=r.int("max_tmsis", 1_000_000, min=16),
         tmsi_ttl=r.duration("tmsi_ttl", "24h", min=1),
         max_subscribers=r.int("max_subscribers", 1_000_000, min=16),
+        connection_idle=r.duration("connection_idle", "1h", min=1),
     )

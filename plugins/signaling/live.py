@@ -128,6 +128,7 @@ class LiveSource:
                     if address[2] == PACKET_OUTGOING and not outgoing_ok:
                         continue
                     feed(now, linktype, frame)
+                self.decoder.correlator.expire_idle(now)
                 events = to_events(self.decoder.drain(), self.name, shard)
                 for start in range(0, len(events), size):
                     await sink.send(events[start : start + size])

@@ -185,3 +185,19 @@ def test_lu_reject_gives_no_event_and_handover_gives_the_new_cell():
     w.up(conn, W.handover_performed(0x10, ("460", "00", 0x2001, 999)))
     events = w.events()
     assert [(e["kind"], e["lac"], e["ci"]) for e in events] == [("handover", 0x2001, 999)]
+
+
+def test_idle_connections_expire_and_end_their_call():
+    """A connection silent for connection_idle is released: its open call ends at its last message."""
+    w = Wire(connection_idle=600.0)
+    conn = w.open(W.cm_service_request(IMSI))
+    w.up(conn, W.dtap(W.cc_setup(0, called="10086")))
+    last = w.ts
+    w.events()
+    w.ts += 3600
+    w.open(W.cm_service_request(IMSI2))
+    w.decoder.correlator.expire_idle(w.ts)
+    ends = [e for e in w.events() if e["kind"] == "call_end"]
+    assert [(e["imsi"], e["timestamp"]) for e in ends] == [(IMSI, last)]
+    assert w.decoder.skipped[("correlation", "connection_idle_expired")] == 1
+    assert len({id(c) for c in w.decoder.correlator.conns.values()}) == 1
