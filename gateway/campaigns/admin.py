@@ -194,7 +194,36 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         lines = [f"{k}: {v}" for k, v in result.items()]
         return AdminReply(data=result, text="\n".join(lines))
 
+    async def profiles(args: list[str]) -> AdminReply:
+        holder = gateway.profiles
+        if holder is None:
+            raise AdminCommandError("profiles are not loaded")
+        action = args[0] if args else "status"
+        if action == "status" and len(args) <= 1:
+            data = holder.statistics()
+            return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+        if action == "show" and len(args) == 2:
+            index = holder.index
+            row = index.row_by_msisdn(args[1])
+            if row < 0:
+                row = index.row_by_imsi(args[1])
+            if row < 0:
+                raise AdminCommandError(f"no profile for {args[1]!r} (MSISDN or IMSI)")
+            view = index.view(row)
+            data = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in view.items()}
+            return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+        if action == "reload" and len(args) == 1:
+            result = await component.reload(gateway)
+            return AdminReply(data=result, text=", ".join(f"{k}={v}" for k, v in result.items()))
+        raise AdminCommandError("usage: profiles status | show MSISDN|IMSI | reload")
+
     return [
+        AdminCommand(
+            name="profiles",
+            help="subscriber profile index: status, one subscriber's attributes, reload the file",
+            handler=profiles,
+            usage="status | show MSISDN|IMSI | reload",
+        ),
         AdminCommand(
             name="campaigns",
             help="list, show, approve/pause/resume/cancel campaigns, reload files",

@@ -31,7 +31,7 @@ class ProfileHolder:
         self.last_error: str | None = None
         self.last_load_s: float | None = None
         self._limiter = trio.CapacityLimiter(1)
-        self._mtime: float | None = None
+        self._mtime: tuple[int, int] | None = None  # (mtime_ns, size) of the file in force
 
     def replace(self, index: ProfileIndex, *, carry_dynamic: bool = True) -> int:
         """Swap in ``index``; learned attributes of subscribers present in both are kept."""
@@ -49,7 +49,8 @@ class ProfileHolder:
         log = structlog.get_logger().bind(path=str(path))
         path = Path(path)
         try:
-            mtime = path.stat().st_mtime
+            stat = path.stat()
+            mtime = (stat.st_mtime_ns, stat.st_size)
         except OSError as exc:
             self.last_error = f"{path}: cannot open: {exc.strerror or exc}"
             log.error("profiles.load_failed", reason=self.last_error)

@@ -216,3 +216,22 @@ async def test_once_per_period_holds_after_state_expiry_with_real_contact_contro
             [SignalEvent(kind=K.POWER_ON, timestamp=start + 2 * day, imsi=IMSI[0])]
         )
         assert len(gw.outbox.queued) == 2  # a day after the last trigger: a new contact
+
+
+async def test_profiles_command_status_show_and_reload(tmp_path):
+    """profiles status / show (by MSISDN or IMSI, learned attributes included) / reload."""
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        status = (await commands["profiles"](["status"])).data
+        assert status["subscribers"] == 4 and status["last_error"] is None
+        gw.pipeline.match_batch(
+            [SignalEvent(kind=K.CELL_CHANGE, timestamp=T0, imsi=IMSI[0], lac=4101, ci=7)]
+        )
+        shown = (await commands["profiles"](["show", "8613800000001"])).data
+        assert shown["brand"] == "gotone" and shown["last_cell"] == "4101-7"
+        assert (await commands["profiles"](["show", IMSI[1]])).data["msisdn"] == "8613800000002"
+        with pytest.raises(AdminCommandError, match="no profile"):
+            await commands["profiles"](["show", "123"])
+        (tmp_path / "profiles.csv").write_text("msisdn,brand\n8613800000001,mzone\n")
+        result = (await commands["profiles"](["reload"])).data
+        assert result["profiles_ok"] and result["subscribers"] == 1
+        assert (await commands["profiles"](["show", "8613800000001"])).data["last_cell"] == "4101-7"

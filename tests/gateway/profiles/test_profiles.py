@@ -135,3 +135,18 @@ def test_every_msisdn_found_at_its_row(tmp_path_factory, numbers):
     for row, n in enumerate(numbers):
         assert index.row_by_msisdn(str(n)) == row
         assert index.msisdn(row) == str(n)
+
+
+def test_presorted_and_unsorted_keys_give_the_same_lookups(tmp_path):
+    """A file sorted by MSISDN (shared column, no sort) and a shuffled one answer alike."""
+    rows = [(8613800000000 + i * 3, 460000000000000 + (i * 7) % 50) for i in range(50)]
+    text = "msisdn,imsi\n" + "".join(f"{m},{s}\n" for m, s in rows)
+    shuffled = "msisdn,imsi\n" + "".join(f"{m},{s}\n" for m, s in reversed(rows))
+    a = load_profiles(write(tmp_path, text, "a.csv"))
+    b = load_profiles(write(tmp_path, shuffled, "b.csv"))
+    assert a.msisdn_keys is a.msisdn_col  # the sorted column is shared, not copied
+    for m, s in rows:
+        assert a.msisdn(a.row_by_msisdn(str(m))) == b.msisdn(b.row_by_msisdn(str(m))) == str(m)
+        assert a.msisdn(a.row_by_imsi(str(s))) == b.msisdn(b.row_by_imsi(str(s))) == str(m)
+    assert a.row_by_msisdn("8613800000001") == -1 and a.row_by_msisdn("1") == -1
+    assert a.row_by_msisdn("9" * 15) == -1
