@@ -70,7 +70,10 @@ class _GroupCommitter:
         while self._ops:
             ops, self._ops = self._ops, []
             try:
-                await self.worker.transaction(store.run_batch, ops)
+                try:
+                    await self.worker.transaction(store.run_batch, ops)
+                except store.BatchFailed:
+                    await self.worker.transaction(store.run_batch_isolated, ops)
             except Exception as exc:  # the whole transaction failed (disk full, locked too long)
                 for op in ops:
                     op[3] = exc

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -435,10 +435,28 @@ def show(conn: sqlite3.Connection, contact_id: str) -> dict | None:
         conn.row_factory = None
 
 
-def run_batch(conn: sqlite3.Connection, ops: Iterable[list]) -> None:
-    """Run queued operations in the caller's transaction, each in a savepoint of its own."""
+class BatchFailed(Exception):
+    """One operation of a batch raised: the batch is rolled back and run again op by op."""
+
+
+def run_batch(conn: sqlite3.Connection, ops: Sequence[list]) -> None:
+    """Run queued operations in the caller's transaction.
+
+    Fast path: all of them straight. If one raises, the transaction is rolled back (by the
+    caller) and :func:`run_batch_isolated` runs them again, each in a savepoint, so that one
+    bad operation fails alone.
+    """
+    for op in ops:
+        try:
+            op[2] = op[0](conn, *op[1])
+        except Exception as exc:
+            raise BatchFailed() from exc
+
+
+def run_batch_isolated(conn: sqlite3.Connection, ops: Sequence[list]) -> None:
     for op in ops:
         fn, args = op[0], op[1]
+        op[2] = None
         conn.execute("SAVEPOINT op")
         try:
             op[2] = fn(conn, *args)

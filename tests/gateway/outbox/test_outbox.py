@@ -229,3 +229,43 @@ async def test_finished_entries_are_purged_after_retention(tmp_path):
         await ob.tick()
         assert ob.stats["purged"] == 1
         assert await ob.show("old") is None and await ob.show("live") is not None
+
+
+async def test_one_failing_operation_does_not_fail_its_batch(tmp_path):
+    """An operation that raises fails alone; the others committed with it still succeed."""
+
+    def broken(conn):
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    async with open_outbox(tmp_path / "db", cfg()) as ob:
+        results = {}
+
+        async def run(name, fn, *args):
+            try:
+                results[name] = await ob._call(fn, *args)
+            except Exception as exc:
+                results[name] = exc
+
+        from gateway.outbox import store
+
+        rows = [
+            (
+                f"g{i}",
+                "sms",
+                "c1",
+                "1",
+                0,
+                store.dump_request(allowed(f"g{i}").request),
+                0.0,
+                1e12,
+                0.0,
+            )
+            for i in range(3)
+        ]
+        async with trio.open_nursery() as n:
+            n.start_soon(run, "a", store.insert_entries, rows[:1])
+            n.start_soon(run, "bad", broken)
+            n.start_soon(run, "b", store.insert_entries, rows[1:])
+        assert results["a"] == ["g0"] and results["b"] == ["g1", "g2"]
+        assert "no_such_table" in str(results["bad"])
+        assert (await ob.counts())["queued"] == 3
