@@ -45,3 +45,13 @@ def test_demo_capture_is_small_and_reproducible(tmp_path):
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == DEMO.read_bytes()
     assert DEMO.stat().st_size < 200 * 1024
+
+
+def test_bench_decode_prints_one_json_object_last():
+    """bench_decode.py (tiny size) ends with one JSON object with rates per second and mode."""
+    done = run("scripts/bench_decode.py", "--quick", "--packets", "3000", "--no-tshark")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["mode"] == "quick" and result["packets"] == 3000
+    assert result["decoder"]["packets_per_s"] > 0 and result["decoder"]["decode_errors"] == 0
+    assert result["with_signal_events"]["events"] == result["decoder"]["events"] > 0
