@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -148,12 +149,16 @@ class Spool:
     def finish(self, path: Path) -> None:
         """The file was read to its end: move, mark or delete it, then forget the progress."""
         action = self.config.done
-        if action == "move":
-            self.done_directory.mkdir(parents=True, exist_ok=True)
-            os.replace(path, self.done_directory / path.name)
-        elif action == "mark":
-            os.replace(path, path.with_name(path.name + ".done"))
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if action == "move":
+                self.done_directory.mkdir(parents=True, exist_ok=True)
+                # shutil.move: the done directory may be on another file system
+                shutil.move(path, self.done_directory / path.name)
+            elif action == "mark":
+                os.replace(path, path.with_name(path.name + ".done"))
+            else:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # removed meanwhile (by an operator): nothing left to move
         self.save_progress(None)
         self.files_done += 1
