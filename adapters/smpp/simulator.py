@@ -74,6 +74,9 @@ class Submitted:
     short_message: bytes
     message_payload: bytes | None
     received_at: float
+    priority_flag: int = 0
+    validity_period: str = ""
+    service_type: str = ""
 
 
 def parse_submit_body(body: bytes) -> dict[str, Any]:
@@ -349,6 +352,9 @@ class SmscSimulator:
                 short_message=f["short_message"],
                 message_payload=f["message_payload"],
                 received_at=now,
+                priority_flag=f["priority_flag"],
+                validity_period=f["validity_period"],
+                service_type=f["service_type"],
             )
         )
         if f["registered_delivery"] & 0x03 and cfg.receipt_delay is not None:

@@ -28,6 +28,7 @@ from adapters.smpp.messages import Concat, Reassembler, decode_user_data, encode
 from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind
+from gateway.config_reader import parse_duration
 from gateway.model import Delivery, DeliveryState, MoMessage
 from plugins.sms_smpp.config import SmscConfig, SmsConfig, relative_validity
 
@@ -210,7 +211,11 @@ class SmsChannel:
                 reference=self._reference,
                 gsm_packed=c.gsm_packed,
             )
-        validity = content.get("validity", c.validity)
+        # A campaign may override the SMSC's message settings through these content keys.
+        validity = parse_duration(content.get("validity", c.validity))
+        priority_flag = int(content.get("priority_flag", c.priority))
+        if not 0 <= priority_flag <= 3:
+            raise ValueError(f"priority_flag must be 0-3, got {priority_flag}")
         common = dict(
             service_type=str(content.get("service_type", c.service_type)),
             source_addr=str(content.get("source_addr", c.source_addr)),
@@ -219,8 +224,8 @@ class SmsChannel:
             destination_addr=message.msisdn,
             dest_addr_ton=c.dest_addr_ton,
             dest_addr_npi=c.dest_addr_npi,
-            registered_delivery=c.registered_delivery,
-            priority_flag=int(content.get("priority", c.priority)),
+            registered_delivery=int(content.get("registered_delivery", c.registered_delivery)),
+            priority_flag=priority_flag,
             validity_period=relative_validity(validity) if validity else "",
         )
         fields = [{**common, **seg.pdu_fields()} for seg in segments]

@@ -156,13 +156,20 @@ async def test_binary_wap_push_and_campaign_overrides(tmp_path):
             d,
             request=attrs.evolve(
                 d.request,
-                content={"udh": udh, "payload": b"\x01\x06" + b"x" * 20, "source_addr": "1065800"},
+                content={
+                    "udh": udh,
+                    "payload": b"\x01\x06" + b"x" * 20,
+                    "source_addr": "1065800",
+                    "priority_flag": 2,
+                    "validity": "2h",
+                },
             ),
         )
         await h.outbox.enqueue(d)
         await wait_for(lambda: sim.submitted)
         s = sim.submitted[0]
         assert (s.esm_class, s.data_coding, s.source_addr) == (0x40, 0x04, "1065800")
+        assert (s.priority_flag, s.validity_period) == (2, "000000020000000R")
         assert s.short_message.startswith(udh)
 
 
