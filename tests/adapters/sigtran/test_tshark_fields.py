@@ -188,3 +188,45 @@ def test_fields_match_tshark_on_the_real_gsm_r_capture():
 def test_fields_match_tshark_on_real_iu_cs_captures(name):
     """Iu-CS: the DTAP inside RANAP (and RANAP's own IMSI, SAC) decodes like tshark's."""
     assert compare(CAPTURES / name) > 0
+
+
+def test_generated_capture_covers_every_message_of_the_issue(tmp_path):
+    """tshark finds every listed SCCP, BSSMAP, MM, CC and SMS message type in our capture."""
+    path = tmp_path / "all.pcap"
+    make_capture(path, "m3ua", seed=7, procedures=150)
+    seen: dict[str, set] = {}
+    for row in tshark_rows(path).values():
+        for field, values in row.items():
+            seen.setdefault(field, set()).update(values)
+    required = {
+        # CR CC CREF RLSD RLC DT1 UDT XUDT (Q.713 4)
+        "sccp.message_type": {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x11},
+        # assignment req/complete, HO required/command/performed, clear cmd/complete,
+        # common ID, paging, cipher mode cmd/complete, complete layer 3 (TS 48.008 3.2.2.1)
+        "gsm_a.bssmap.msgtype": {
+            0x01,
+            0x02,
+            0x11,
+            0x13,
+            0x17,
+            0x20,
+            0x21,
+            0x2F,
+            0x52,
+            0x53,
+            0x55,
+            0x57,
+        },
+        # IMSI detach, LU accept/reject/request, identity req/resp, TMSI realloc cmd/complete,
+        # CM service request (TS 24.008 10.4)
+        "gsm_a.dtap.msg_mm_type": {0x01, 0x02, 0x04, 0x08, 0x18, 0x19, 0x1A, 0x1B, 0x24},
+        # setup, connect, disconnect, release, release complete
+        "gsm_a.dtap.msg_cc_type": {0x05, 0x07, 0x25, 0x2D, 0x2A},
+        "gsm_a.dtap.msg_sms_type": {0x01, 0x04},  # CP-DATA, CP-ACK
+        "gsm_a.rp.msg_type": {0x00},  # RP-DATA MS -> network
+        "gsm_a.dtap.updating_type": {0, 1, 2},  # normal, periodic, IMSI attach
+    }
+    for field, types in required.items():
+        assert types <= seen.get(field, set()), (field, types - seen.get(field, set()))
+    assert seen["e212.imsi"]
+    assert seen["gsm_a.imei"] and seen["gsm_a.imeisv"] and seen["3gpp.tmsi"]
