@@ -112,6 +112,7 @@ class SmsChannel:
         outbox = self.gateway.outbox
         if outbox is None:
             raise RuntimeError("the sms channel needs the outbox (gateway.outbox is not set)")
+        self.accounts, self._bind_account, self._draining = {}, {}, False  # (re)start afresh
         async with outbox.open_queue(self.name) as queue, trio.open_nursery() as nursery:
             self._queue = queue
             await queue.recover()
@@ -164,10 +165,11 @@ class SmsChannel:
         self._draining = True
 
         def busy() -> bool:
-            return any(
-                a.queued or any(b.outstanding or b.unsettled for b in a.binds)
-                for a in self.accounts.values()
-            )
+            for a in self.accounts.values():
+                up = any(b.state == "bound" for b in a.binds)
+                if (a.queued and up) or any(b.outstanding or b.unsettled for b in a.binds):
+                    return True
+            return False  # what an unreachable SMSC holds stays leased and goes back on exit
 
         while busy():  # noqa: ASYNC110 - polls bind counters
             await trio.sleep(0.05)
