@@ -104,6 +104,7 @@ class Pipeline:
         state = self.state
         clock = self.clock
         ctx = MatchContext(None, index, -1, None, state=state, clock=clock)  # type: ignore[arg-type]
+        failed = 0
         for event in events:
             try:
                 row = index.row_for(event)
@@ -138,9 +139,14 @@ class Pipeline:
                         out.extend(matcher.match(event, subscriber))
             except Exception as exc:  # one bad event must not stop the feed
                 self._bad.value += 1
-                structlog.get_logger().warning(
-                    "pipeline.event_failed", error=repr(exc), kind=str(getattr(event, "kind", "?"))
-                )
+                failed += 1
+                if failed == 1:  # one line per batch, not one per event of a broken feed
+                    structlog.get_logger().warning(
+                        "pipeline.event_failed",
+                        error=repr(exc),
+                        kind=str(getattr(event, "kind", "?")),
+                        source=getattr(event, "source", "?"),
+                    )
         self._events.value += len(events)
         self._since_expiry += len(events)
         if self._since_expiry >= EXPIRE_EVERY and events:
