@@ -20,7 +20,7 @@ from gateway.model import Campaign, CampaignKind, CampaignState
 from gateway.profiles.columns import ALL_ATTRIBUTES
 from gateway.profiles.index import digits_key
 from gateway.rules.areas import Area
-from gateway.rules.conditions import _clock
+from gateway.rules.parsers import clock_seconds
 from gateway.rules.template import Template, TemplateError
 from gateway.rules.trigger import parse_trigger
 
@@ -112,7 +112,7 @@ def parse_campaign(
     windows = []
     for i, text in enumerate(sched.str_list("send_windows", ())):
         a, sep, b = text.partition("-")
-        sa, sb = _clock(a), _clock(b)
+        sa, sb = clock_seconds(a), clock_seconds(b)
         if not sep or sa is None or sb is None or sa == sb:
             sched.problem(f"send_windows[{i}]", f'expected "HH:MM-HH:MM", got {text!r}')
         else:

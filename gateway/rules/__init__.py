@@ -19,7 +19,8 @@ for events that passed the rule's kind and location. Example::
 
 from gateway.rules.areas import Area, load_areas, parse_areas, parse_cell
 from gateway.rules.compiler import CompiledRule, RuleIndex, naive_candidates
-from gateway.rules.conditions import CONDITION_TYPES, LocalClock, MatchContext, MatcherState
+from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
+from gateway.rules.parsers import CONDITION_TYPES
 from gateway.rules.template import Template, TemplateError
 from gateway.rules.trigger import Trigger, parse_trigger
 

@@ -1,7 +1,7 @@
 """The built-in condition types of the trigger-rule language (see docs/rules.md).
 
 Each condition is parsed from one ``[[trigger.conditions]]`` table (``type = "..."`` plus its
-own keys) by a parser registered in :data:`CONDITION_TYPES`, and tested on the hot path with
+own keys) by a parser of :mod:`gateway.rules.parsers`, and tested on the hot path with
 ``test(ctx) -> bool`` where ``ctx`` is the :class:`MatchContext` of one event. Stateless
 conditions are tested first; stateful ones (dwell, count) update per-subscriber state only when
 every other condition of the rule passed, so they count what the rule means.
@@ -10,13 +10,12 @@ every other condition of the rule passed, so they count what the rule means.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
-from gateway.config_reader import TableReader
 from gateway.model import EventKind, SignalEvent
 from gateway.profiles.index import ProfileIndex, digits_key
 from gateway.rules.state import BoundedState
@@ -327,170 +326,3 @@ class PluginCondition:
     def test(self, ctx: MatchContext) -> bool:
         subscriber = ctx.index.subscriber(ctx.row) if ctx.row >= 0 else None
         return bool(self.impl.test(ctx.event, subscriber))
-
-
-# -- parsers --------------------------------------------------------------------------------
-
-Parser = Callable[[TableReader, ParseContext, int], Any]
-
-
-def _clock(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    hh, sep, mm = text.strip().partition(":")
-    if not sep or not hh.isdigit() or not mm.isdigit() or int(hh) > 24 or int(mm) > 59:
-        return None
-    return int(hh) * 3600 + int(mm) * 60
-
-
-def parse_time_of_day(r: TableReader, pc: ParseContext, n: int) -> Any:
-    text = r.str("between")
-    if text is None:
-        return None
-    start, sep, end = text.partition("-")
-    a, b = _clock(start), _clock(end)
-    if not sep or a is None or b is None or a == b:
-        r.problem("between", f'expected "HH:MM-HH:MM" (e.g. "08:00-21:00"), got {text!r}')
-        return None
-    return TimeOfDay(a, b % 86400)
-
-
-def parse_day_of_week(r: TableReader, pc: ParseContext, n: int) -> Any:
-    days = r.str_list("days")
-    if days is None:
-        return None
-    bad = [d for d in days if d.lower()[:3] not in DAYS]
-    if bad or not days:
-        r.problem("days", f"expected day names from {', '.join(DAYS)}; got {list(days)!r}")
-        return None
-    return DayOfWeek(frozenset(DAYS.index(d.lower()[:3]) for d in days))
-
-
-def parse_profile(r: TableReader, pc: ParseContext, n: int) -> Any:
-    from gateway.profiles.columns import SET_COLUMNS, VALUE_COLUMNS
-
-    attribute = r.str("attribute", choices=VALUE_COLUMNS + SET_COLUMNS)
-    ops = [op for op in ("equals", "in", "not_in", "range") if r.has(op)]
-    if len(ops) != 1:
-        r.problem("", "needs exactly one of equals, in, not_in, range")
-        for op in ("equals", "in", "not_in", "range"):
-            r.raw(op, None)
-        return None
-    op = ops[0]
-    if attribute is None:
-        r.raw(op, None)
-        return None
-    if op == "equals":
-        value = r.str("equals")
-        return None if value is None else ProfileIn(attribute, frozenset([value]))
-    if op in ("in", "not_in"):
-        values = r.str_list(op)
-        return (
-            None
-            if values is None
-            else ProfileIn(attribute, frozenset(values), negate=op == "not_in")
-        )
-    bounds = r.raw("range")
-    if (
-        not isinstance(bounds, list)
-        or len(bounds) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds)
-        or bounds[0] > bounds[1]
-    ):
-        r.problem("range", f"expected [low, high] numbers with low <= high, got {bounds!r}")
-        return None
-    return ProfileRange(attribute, float(bounds[0]), float(bounds[1]))
-
-
-def _item_parser(column: str, key: str, negate: bool = False) -> Parser:
-    def parse(r: TableReader, pc: ParseContext, n: int) -> Any:
-        item = r.str(key)
-        return None if item is None else HasItem(column, item, negate)
-
-    return parse
-
-
-def parse_target_list(r: TableReader, pc: ParseContext, n: int) -> Any:
-    if pc.target_list is None:
-        r.problem("type", "in_target_list needs the campaign's target.list file")
-        return None
-    return InTargetList(pc.target_list)
-
-
-def parse_peer(r: TableReader, pc: ParseContext, n: int) -> Any:
-    numbers = r.str_list("numbers", ())
-    prefixes = r.str_list("prefixes", ())
-    if numbers is None or prefixes is None:
-        return None
-    if not numbers and not prefixes:
-        r.problem("", "peer needs numbers or prefixes")
-        return None
-    return Peer(frozenset(numbers), tuple(prefixes))
-
-
-def parse_cause(r: TableReader, pc: ParseContext, n: int) -> Any:
-    raw = r.raw("values")
-    if (
-        not isinstance(raw, list)
-        or not raw
-        or not all(isinstance(v, int) and 0 <= v <= 127 for v in raw)
-    ):
-        r.problem("values", f"expected a list of release cause values 0-127, got {raw!r}")
-        return None
-    return Cause(frozenset(raw))
-
-
-def parse_silence(r: TableReader, pc: ParseContext, n: int) -> Any:
-    at_least = r.duration("at_least", min=1)
-    return None if at_least is None else Silence(at_least)
-
-
-def parse_sequence(r: TableReader, pc: ParseContext, n: int) -> Any:
-    after = r.str("after", choices=EVENT_KINDS)
-    low = r.duration("gap_at_least", 0.0)
-    high = r.duration("gap_at_most", float("inf"))
-    if after is None or low is None or high is None:
-        return None
-    if low > high:
-        r.problem("gap_at_most", "must not be smaller than gap_at_least")
-        return None
-    return Sequence(after, low, high)
-
-
-def parse_dwell(r: TableReader, pc: ParseContext, n: int) -> Any:
-    at_least = r.duration("at_least", min=1)
-    max_gap = r.duration("max_gap", 4 * 3600.0, min=1)
-    if pc.location is None:
-        r.problem(
-            "type", "dwell needs a location: set trigger.areas, trigger.cells or trigger.lacs"
-        )
-        return None
-    if at_least is None or max_gap is None:
-        return None
-    return Dwell((pc.campaign_id, n), at_least, max_gap, pc.location)
-
-
-def parse_count(r: TableReader, pc: ParseContext, n: int) -> Any:
-    at_least = r.int("at_least", min=1)
-    within = r.duration("within", min=1)
-    if at_least is None or within is None:
-        return None
-    return Count((pc.campaign_id, n), at_least, within)
-
-
-CONDITION_TYPES: Mapping[str, Parser] = {
-    "time_of_day": parse_time_of_day,
-    "day_of_week": parse_day_of_week,
-    "profile": parse_profile,
-    "has_product": _item_parser("products", "product"),
-    "lacks_product": _item_parser("products", "product", negate=True),
-    "capability": _item_parser("capabilities", "name"),
-    "tag": _item_parser("tags", "name"),
-    "in_target_list": parse_target_list,
-    "peer": parse_peer,
-    "cause": parse_cause,
-    "silence": parse_silence,
-    "sequence": parse_sequence,
-    "dwell": parse_dwell,
-    "count": parse_count,
-}

@@ -23,7 +23,8 @@ import attrs
 
 from gateway.config_reader import TableReader, did_you_mean
 from gateway.rules.areas import Area, read_cells_and_lacs
-from gateway.rules.conditions import CONDITION_TYPES, EVENT_KINDS, ParseContext, PluginCondition
+from gateway.rules.conditions import EVENT_KINDS, ParseContext, PluginCondition
+from gateway.rules.parsers import CONDITION_TYPES
 
 
 @attrs.frozen(kw_only=True)
