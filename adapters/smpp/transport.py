@@ -352,7 +352,18 @@ class _BindConnection:
                 self._taken = [item for item in self._taken if not item[0].done]
             now = trio.current_time()
             for item in self._taken:
-                self.session.send_submit(item[0].segments[item[1]], context=item, now=now)
+                job = item[0]
+                if job.done:
+                    continue  # an earlier segment of it could not be encoded
+                try:
+                    self.session.send_submit(job.segments[item[1]], context=item, now=now)
+                except Exception as exc:  # a message smpplib cannot encode must not kill the bind
+                    h.on_event(
+                        "smpp.encode_failed", smsc=self.account.name, key=job.key, error=repr(exc)
+                    )
+                    job.status = p.ESME_RINVPARLEN
+                    job.done = True
+                    self._finish(job)
             self._taken = []
             self.state.outstanding = self.session.submits_outstanding
             await self.flush()

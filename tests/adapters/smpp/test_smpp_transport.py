@@ -203,3 +203,21 @@ def test_backoff_jitter_bounds():
     caps = [min(8.0, 2.0**n) for n in range(10)]
     assert all(1.0 <= d <= c for d, c in zip(delays, caps, strict=True))
     assert len(set(delays)) == 10
+
+
+async def test_unencodable_message_fails_alone():
+    """A message smpplib cannot encode fails with ESME_RINVPARLEN; the bind carries on."""
+    from adapters.smpp.transport import SubmitJob
+
+    async with simulator_and_account() as (sim, account, h, _):
+        await account.submit(
+            SubmitJob(
+                key="bad", segments=[{"destination_addr": 12345, "short_message": "not bytes"}]
+            )
+        )
+        for i in range(5):
+            await account.submit(job(i))
+        await wait_for(lambda: len(h.results) == 6)
+        bad = next(j for j in h.results if j.key == "bad")
+        assert bad.status == 0xC2 and "smpp.encode_failed" in h.names()
+        assert len(sim.texts()) == 5 and sim.stats["connections"] == 1
