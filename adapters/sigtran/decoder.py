@@ -19,8 +19,6 @@ raises out of :meth:`Decoder.feed`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from itertools import islice
 
 from adapters.sigtran import bssap, ranap, sccp
 from adapters.sigtran.bssap import COMPLETE_LAYER3
@@ -77,6 +75,7 @@ class Decoder:
             correlator._count = self._skip
         self.trace = trace
         self.frames = 0
+        self.last_ts = 0.0  # capture time of the last frame
         self.messages = 0  # SCCP messages decoded
         self._links = LINKS
         self._ip4_frags = Ipv4Reassembler()
@@ -113,6 +112,7 @@ class Decoder:
     def feed(self, ts: float, linktype: int, f: bytes) -> None:
         """Decode one captured frame; events accumulate until :meth:`drain`."""
         self.frames += 1
+        self.last_ts = ts
         # Fast path for the common case, one unpack for Ethernet + IPv4 + SCTP + the first
         # chunk + its M3UA header; anything else (and any short frame) takes the general path.
         # fmt: off
@@ -462,7 +462,6 @@ class FileDecoder:
     def __init__(self, stream, decoder: Decoder, *, start_offset: int = 0) -> None:
         self.reader = CaptureReader(stream, start_offset=start_offset)
         self.decoder = decoder
-        self._packets: Iterator = self.reader.packets()
         self.done = False
 
     @property
@@ -471,15 +470,12 @@ class FileDecoder:
 
     def step(self, max_packets: int = 20_000) -> list[dict]:
         """Decode up to ``max_packets`` packets; returns the events; sets ``done`` at the end."""
-        feed = self.decoder.feed
-        n = 0
-        for ts, linktype, frame in islice(self._packets, max_packets):
-            feed(ts, linktype, frame)
-            n += 1
+        decoder = self.decoder
+        n = self.reader.pump(decoder.feed, max_packets)
         if n:
-            self.decoder.correlator.expire_idle(ts)
+            decoder.correlator.expire_idle(decoder.last_ts)
         if n < max_packets:
             self.done = True
             if self.reader.error:
-                self.decoder._error("pcap", self.reader.error)
-        return self.decoder.drain()
+                decoder.count_error("pcap", self.reader.error)
+        return decoder.drain()

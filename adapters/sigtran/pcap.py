@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from itertools import islice
 from typing import BinaryIO
 
 CHUNK = 1 << 20
@@ -48,6 +49,9 @@ class CaptureReader:
         self.offset = 0
         self.error: str | None = None
         self.packets_read = 0
+        self._buf: bytes | None = None  # pump() state: buffer, position, its file offset
+        self._pos = self._base = 0
+        self._iter: Iterator | None = None
         magic = head[:4]
         if magic in _PCAP_MAGIC:
             self.format = "pcap"
@@ -108,6 +112,59 @@ class CaptureReader:
             self.packets_read += 1
             yield sec + frac * scale, linktype, buf[pos + 16 : end]
             pos = end
+
+    def pump(self, feed, max_packets: int) -> int:
+        """Call ``feed(ts, linktype, frame)`` for up to ``max_packets`` packets; returns how many.
+
+        The same records as :meth:`packets` without a generator between reader and decoder
+        (the decoder's hot loop); for pcapng it simply drives :meth:`packets`. Fewer than
+        ``max_packets`` means the end of the file (or :attr:`error`).
+        """
+        if self.format != "pcap":
+            if self._iter is None:
+                self._iter = self.packets()
+            n = 0
+            for ts, linktype, frame in islice(self._iter, max_packets):
+                feed(ts, linktype, frame)
+                n += 1
+            return n
+        f = self._f
+        if self._buf is None:
+            f.seek(self._start)
+            self._base, self._buf, self._pos = self._start, f.read(CHUNK), 0
+        buf, pos, base = self._buf, self._pos, self._base
+        unpack = struct.Struct(self._order + "IIII").unpack_from
+        scale, linktype = self._scale, self.linktype
+        n = 0
+        try:
+            while n < max_packets:
+                end = pos + 16
+                if end <= len(buf):
+                    sec, frac, caplen, _orig = unpack(buf, pos)
+                    end += caplen
+                    if end <= len(buf) and caplen <= MAX_RECORD:
+                        feed(sec + frac * scale, linktype, buf[pos + 16 : end])
+                        pos = end
+                        n += 1
+                        continue
+                    if caplen > MAX_RECORD:
+                        self.error = "record_too_large"
+                        break
+                more = f.read(max(CHUNK, end - pos))
+                if not more:
+                    if pos != len(buf):
+                        self.error = (
+                            "truncated_header" if pos + 16 > len(buf) else "truncated_record"
+                        )
+                    break
+                base += pos
+                buf = buf[pos:] + more
+                pos = 0
+        finally:
+            self._buf, self._pos, self._base = buf, pos, base
+            self.offset = base + pos
+            self.packets_read += n
+        return n
 
     # -- pcapng -----------------------------------------------------------------------------
 

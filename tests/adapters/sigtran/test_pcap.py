@@ -87,3 +87,33 @@ def test_pcap_errors_are_counted_by_the_file_decoder(tmp_path):
     path.write_bytes(path.read_bytes()[:-7])
     _, decoder = decode_file(path)
     assert decoder.errors.get(("pcap", "truncated_record")) == 1
+
+
+@pytest.mark.parametrize("chunk", [97, 1000, 1 << 20])
+@pytest.mark.parametrize("fmt", [{}, {"pcapng": True}, {"big_endian": True, "nanosecond": True}])
+def test_pump_feeds_the_same_packets_as_the_iterator(tmp_path, monkeypatch, chunk, fmt):
+    """pump() (the decoder's loop) yields exactly packets(), in steps, across chunk boundaries."""
+    path = tmp_path / "c"
+    make_capture(path, seed=3, procedures=25, **fmt)
+    expected = _all(path)[0]
+    monkeypatch.setattr("adapters.sigtran.pcap.CHUNK", chunk)
+    got = []
+    with path.open("rb") as f:
+        reader = CaptureReader(f)
+        while reader.pump(lambda *packet: got.append(packet), 33) == 33:
+            pass
+        assert reader.error is None and reader.packets_read == len(expected)
+    assert got == expected
+
+
+def test_pump_stops_on_damage_with_a_reason():
+    """pump() reports a cut tail or an absurd length like the iterator does."""
+    good = pcap_record(1.0, b"x" * 40)
+    for tail, reason in (
+        (good[:30], "truncated_record"),
+        (good[:9], "truncated_header"),
+        (b"\0" * 8 + (10**7).to_bytes(4, "little") * 2, "record_too_large"),
+    ):
+        reader = CaptureReader(io.BytesIO(write_pcap_header(1) + good + tail))
+        fed = []
+        assert reader.pump(lambda *p: fed.append(p), 10) == 1 and reader.error == reason
