@@ -394,7 +394,11 @@ class EsmeSession:
             if self.state != "bound":
                 self._out += HEADER.pack(17, DELIVER_SM_RESP, ESME_RINVBNDSTS, seq) + b"\x00"
                 return Garbage(command_id, seq, f"deliver_sm in state {self.state}")
-            return _deliver_event(pdu, seq)
+            try:
+                return _deliver_event(pdu, seq)
+            except (TypeError, ValueError, AttributeError) as exc:
+                self._out += HEADER.pack(17, DELIVER_SM_RESP, ESME_RSYSERR, seq) + b"\x00"
+                return Garbage(command_id, seq, f"unusable deliver_sm: {exc}")
         if name.startswith("bind_") and name.endswith("_resp"):
             self._pop(seq)
             system_id = (
