@@ -115,5 +115,5 @@ def test_pump_stops_on_damage_with_a_reason():
         (b"\0" * 8 + (10**7).to_bytes(4, "little") * 2, "record_too_large"),
     ):
         reader = CaptureReader(io.BytesIO(write_pcap_header(1) + good + tail))
-        fed = []
-        assert reader.pump(lambda *p: fed.append(p), 10) == 1 and reader.error == reason
+        fed: list = []
+        assert reader.pump(lambda *p, fed=fed: fed.append(p), 10) == 1 and reader.error == reason
