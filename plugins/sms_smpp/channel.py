@@ -24,13 +24,13 @@ import structlog
 import trio
 
 from adapters.smpp import protocol as p
-from adapters.smpp.messages import Concat, Reassembler, decode_user_data, encode_binary, encode_text
-from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
+from adapters.smpp.messages import Reassembler, encode_binary, encode_text
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind
 from gateway.config_reader import parse_duration
-from gateway.model import Delivery, DeliveryState, MoMessage
+from gateway.model import Delivery, DeliveryState
 from plugins.sms_smpp.config import SmscConfig, SmsConfig, relative_validity
+from plugins.sms_smpp.inbound import InboundMixin
 
 
 class NoRoute(Exception):
@@ -66,7 +66,7 @@ def bind_settings(c: SmscConfig, host: str | None = None, port: int | None = Non
 
 
 @attrs.define(eq=False)
-class SmsChannel:
+class SmsChannel(InboundMixin):
     """The ``sms`` channel registered through ``gateway_channels``."""
 
     gateway: Any
@@ -329,115 +329,6 @@ class SmsChannel:
             structlog.get_logger().error("sms.report_failed", contact_id=job.key, error=repr(exc))
         finally:
             job.settle()
-
-    async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
-        if event.is_receipt:
-            return await self._on_receipt(event, self._bind_account.get(bind, ""))
-        return self._on_mo(event)
-
-    async def _on_receipt(self, event: p.DeliverSm, account: str) -> int:
-        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
-        try:
-            receipt = receipt_from_fields(
-                event.short_message, event.receipted_message_id, event.message_state
-            )
-        except ReceiptParseError as exc:
-            log.warning("sms.receipt_unreadable", error=str(exc))
-            return p.ESME_ROK  # the SMSC would resend the same unreadable text forever
-        state = receipt.state
-        if state == "submitted":
-            return p.ESME_ROK  # intermediate (ENROUTE, ACCEPTD)
-        key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
-        if not await self._apply_receipt(key, receipt, event.source_addr or None):
-            # Not (yet) known: the submit answer may still be on its way to the database, or on
-            # another bind. Keep it a while; recording the submit applies it.
-            now = time.monotonic()
-            while self._orphans and (
-                len(self._orphans) >= 10_000 or now - next(iter(self._orphans.values()))[2] > 300
-            ):
-                self._orphans.popitem(last=False)
-                self.stats["receipts_unmatched"] += 1
-            self._orphans[key] = (receipt, event.source_addr or None, now)
-            log.info("sms.receipt_unmatched", message_id=receipt.message_id, smsc=account)
-        return p.ESME_ROK
-
-    def _submit_id(self, account: str, message_id: str) -> str:
-        """A submit answer's id in the form receipts are matched in (see ``receipt_id``)."""
-        smsc = self.accounts.get(account)
-        mode = smsc.config.receipt_id if smsc is not None else "as_is"
-        try:
-            if mode == "dec_to_hex":  # hex ids: compare without case or leading zeros
-                return f"{int(message_id, 16):x}"
-            if mode == "hex_to_dec":
-                return str(int(message_id))
-        except ValueError:
-            pass
-        return message_id
-
-    def _receipt_id(self, account: str, message_id: str) -> str:
-        """The receipt's id in the form of the submit answer's (SMSCs differ: hex vs decimal)."""
-        smsc = self.accounts.get(account)
-        mode = smsc.config.receipt_id if smsc is not None else "as_is"
-        try:
-            if mode == "hex_to_dec":
-                return str(int(message_id, 16))
-            if mode == "dec_to_hex":
-                return f"{int(message_id):x}"
-        except ValueError:
-            pass
-        return message_id
-
-    async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
-        result = await self._queue.apply_receipt(key, receipt.state)
-        if result is None:
-            return False
-        self.stats["receipts"] += 1
-        contact_id, final = result
-        if final is not None:
-            await self.gateway.report_delivery(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=self.name,
-                    state=DeliveryState(final),
-                    at=time.time(),
-                    message_id=receipt.message_id,
-                    error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
-                    msisdn=msisdn,
-                )
-            )
-        return True
-
-    def _on_mo(self, event: p.DeliverSm) -> int:
-        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
-        try:
-            concat, part = decode_user_data(event.esm_class, event.data_coding, event.user_data)
-        except ValueError as exc:
-            log.warning("sms.mo_unreadable", error=str(exc), msisdn=event.source_addr)
-            return p.ESME_ROK
-        if concat is None and event.sar is not None:
-            concat = Concat(*event.sar)
-        self.stats["mo_parts"] += 1
-        whole = (
-            part
-            if concat is None
-            else self._mo.add(
-                (event.source_addr, event.destination_addr), concat, part, time.monotonic()
-            )
-        )
-        if whole is None:
-            return p.ESME_ROK
-        text = whole if isinstance(whole, str) else whole.decode("latin-1")
-        self.stats["mo"] += 1
-        self.gateway.report_mo(
-            MoMessage(
-                msisdn=event.source_addr,
-                destination=event.destination_addr,
-                text=text,
-                channel=self.name,
-                received_at=time.time(),
-            )
-        )
-        return p.ESME_ROK
 
     def on_event(self, event: str, **fields: Any) -> None:
         log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
