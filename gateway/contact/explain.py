@@ -72,9 +72,13 @@ def explain_decision(row: Mapping[str, Any], clock: LocalClock) -> str:
     if reason.startswith(("cap.", "cooldown.")):
         count, limit, window = detail.get("count"), detail.get("limit"), detail.get("window")
         since = f" since {detail['since_local']}" if detail.get("since_local") else ""
-        kind = "cooldown" if reason.startswith("cooldown.") else "cap"
+        if reason.startswith("cooldown."):
+            return (
+                head + f"SUPPRESSED by cooldown ({reason}): a {row['rule']} contact was already "
+                f"made in the {window}{since}."
+            )
         return (
-            head + f"SUPPRESSED by {kind} {row['rule']!r} ({reason}): {count} of {limit} "
+            head + f"SUPPRESSED by cap {row['rule']!r} ({reason}): {count} of {limit} "
             f"allowed contact(s) already made in the window ({window}){since}."
         )
     return head + f"SUPPRESSED ({reason or 'unknown reason'})."

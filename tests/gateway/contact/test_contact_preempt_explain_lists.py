@@ -118,3 +118,13 @@ async def test_lists_survive_restart(open_sqlite) -> None:
             await cc.decide(req("861", campaign_class="telemarketing"))
         ).reason == "dnd.opt_out_class"
         assert (await cc.decide(req("862"))).reason == "dnd.greylist"
+
+
+async def test_why_explains_cooldown(open_sqlite) -> None:
+    """A cooldown is explained by class and window."""
+    async with open_sqlite({"cooldowns": {"telemarketing": "60d"}}) as cc:
+        for cid in ("t1", "t2"):
+            await cc.decide(req(contact_id=cid, channel="ivr", campaign_class="telemarketing"))
+        text = explain_rows(await cc.ledger.query(msisdn="8613800000001"), cc.engine.clock)
+        assert "SUPPRESSED by cooldown (cooldown.telemarketing): a telemarketing contact" in text
+        assert "in the last 60d since" in text
