@@ -122,6 +122,7 @@ class ContactConfig:
     synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
     sweep_interval: float = 30.0
     ledger_retention: float = 0.0  # seconds; 0 keeps the ledger forever
+    list_sync_interval: float = 1.0  # redis backend: how often a node follows list changes
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -220,6 +221,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
     synchronous = r.str("synchronous", "", choices=("", "normal", "full", "extra"))
     sweep = r.duration("sweep_interval", 30.0, min=0.1)
     retention = r.duration("ledger_retention", 0.0)
+    list_sync = r.duration("list_sync_interval", 1.0, min=0.05)
 
     hours: dict[str, ContactHours] = {}
     hours_reader = r.table("contact_hours")
@@ -282,6 +284,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
         synchronous=synchronous,
         sweep_interval=sweep,
         ledger_retention=retention,
+        list_sync_interval=list_sync,
     )
     if r.ok and retention and retention < config.horizon:
         r.problem(

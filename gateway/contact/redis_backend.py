@@ -6,8 +6,8 @@ Lists, contact hours and the cap plan are evaluated in Python by the shared
 :class:`~gateway.contact.engine.Engine`; the ledger stays in the node's local SQLite file by
 group commit (the decision is durable before ``decide`` returns).
 
-Known limit: do-not-disturb lists are read from the local SQLite store, so in a cluster of
-nodes each node must import the same lists (``gatewayctl dnd import`` on each).
+Do-not-disturb lists are shared through Redis too (:mod:`.redis_lists`): decisions read
+each node's in-memory mirror, which follows a change stream.
 
 This module uses the RESP client of :mod:`adapters.resp`: a deliberate exception to "the core
 imports no adapter", since the contact-control core is the only Redis user and no
@@ -20,6 +20,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Pree
 from gateway.contact.engine import Violation
 from gateway.contact.ledger import Ledger
 from gateway.contact.lists import ListStore
+from gateway.contact.redis_lists import RedisListStore
 from gateway.contact.redis_scripts import FS, RS, SCRIPTS
 from gateway.errors import ContactControlError
 from gateway.model import ContactRequest
@@ -313,15 +315,17 @@ async def open_redis_contact_control(
     worker = SqliteWorker(conn)
     try:
         await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
-        lists = ListStore(worker, clock=clock)
-        await worker.run(lists.load)
+        lists = RedisListStore(clock=clock)
         ledger = Ledger(worker, interval=config.group_commit_interval)
         control = RedisContactControl(
             config, lists, ledger, clock=clock, preemptor=preemptor, on_recorded=on_recorded
         )
+        lists.control = control
         try:
             await control.load_scripts()  # connects; unreachable -> ContactControlError
+            await lists.load_all()
             async with trio.open_nursery() as nursery:
+                await nursery.start(partial(lists.serve_sync, interval=config.list_sync_interval))
                 await nursery.start(ledger.run)
                 await nursery.start(ledger.serve_indexer)
                 await nursery.start(control.serve_housekeeping)

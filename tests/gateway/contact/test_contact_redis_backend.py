@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+import trio.lowlevel
 from contact_helpers import req
 
 from adapters.resp.client import open_redis
@@ -73,3 +75,48 @@ async def test_redis_outage_is_a_clear_error_then_recovers(tmp_path, clock) -> N
             assert (await cc.decide(req("864", contact_id="u4"))).reason == "cap.channel.day"
     finally:
         server.stop()
+
+
+async def test_lists_are_shared_between_nodes(open_redis_cc) -> None:
+    """An entry added, removed or bulk-replaced on one node applies on the other after a sync."""
+    async with open_redis_cc(prefix="lists") as a, open_redis_cc(prefix="lists") as b:
+        await a.lists.add("blacklist", "865", reason="fraud")
+        assert (await b.decide(req("865"))).allowed  # not yet followed
+        assert await b.lists.sync_once() == 1
+        assert (await b.decide(req("865"))).reason == "dnd.blacklist"
+        new = [(str(8615000000000 + i), "bulk", None) for i in range(25_000)]
+        assert await a.lists.replace("greylist", new) == 25_000
+        await a.lists.remove("blacklist", "865")
+        await b.lists.sync_once()
+        assert b.lists.size("greylist") == 25_000
+        assert (await b.decide(req("8615000024999"))).reason == "dnd.greylist"
+        assert (await b.decide(req("865"))).allowed
+    async with open_redis_cc(prefix="lists") as c:  # a node started later loads the lists
+        assert c.lists.size("greylist") == 25_000 and c.lists.size("blacklist") == 0
+
+
+async def test_bulk_replace_switches_at_once_on_a_following_node(open_redis_cc) -> None:
+    """A following node sees the old list or the new one, never a mix, while it reloads."""
+    async with open_redis_cc(prefix="swap") as a, open_redis_cc(prefix="swap") as b:
+        await a.lists.replace("blacklist", [("8616000000000", "old", None)])
+        await b.lists.sync_once()
+        await a.lists.replace(
+            "blacklist", [(str(8617000000000 + i), "new", None) for i in range(30_000)]
+        )
+        seen = set()
+        done = trio.Event()
+
+        async def reader() -> None:
+            while not done.is_set():
+                old = (await b.check(req("8616000000000"))).reason == "dnd.blacklist"
+                new = (await b.check(req("8617000029999"))).reason == "dnd.blacklist"
+                seen.add((old, new))
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            await trio.sleep(0.001)
+            await b.lists.sync_once()
+            await trio.sleep(0.001)
+            done.set()
+        assert seen == {(True, False), (False, True)}
