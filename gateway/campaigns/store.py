@@ -74,6 +74,7 @@ class CampaignStore:
         self.listeners: list[Callable[[RuleIndex], None]] = []
         #: in-memory counters per campaign (matched, control...), flushed by :meth:`flush_counts`
         self.counts: dict[str, dict[str, int]] = {}
+        self._unparsed_states: dict[str, CampaignState] = {}
         self._flushed: dict[tuple[str, str], int] = {}
 
     @classmethod
@@ -105,6 +106,7 @@ class CampaignStore:
                 )
             except (ConfigError, ValueError) as exc:
                 log.error("campaigns.stored_invalid", campaign=cid, reason=str(exc))
+                store._unparsed_states[cid] = CampaignState(state)  # kept if its file comes back
                 continue
             store.campaigns[cid] = _with_state(cdef, CampaignState(state))
         store._recompile()
@@ -142,7 +144,10 @@ class CampaignStore:
             and json.dumps(old.raw, sort_keys=True, ensure_ascii=False) == definition
         ):
             return "unchanged"
-        state = old.campaign.state if old is not None else cdef.initial_state
+        if old is not None:
+            state = old.campaign.state
+        else:  # new, or stored but no longer parseable (e.g. an area was removed): keep its state
+            state = self._unparsed_states.pop(cdef.id, cdef.initial_state)
         action = "updated" if old is not None else "created"
 
         def write(conn: Any) -> None:

@@ -108,3 +108,26 @@ async def test_schedule_starts_and_finishes(tmp_path):
     assert store.get("c1").campaign.state is CampaignState.RUNNING
     assert await store.activate_due(store.get("c1").schedule.end + 1) == 1
     assert store.get("c1").campaign.state is CampaignState.FINISHED
+
+
+async def test_stored_campaign_that_no_longer_parses_keeps_its_state(tmp_path):
+    """A stored campaign whose area vanished is skipped at start and keeps its state when fixed."""
+    extra = '[trigger]\nevents = ["power_on"]\nareas = ["airport"]\n'
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "c1.toml").write_text(
+        BODY.format(id="c1", name="n", extra="").replace(
+            '[trigger]\nevents = ["power_on"]\n', extra
+        )
+    )
+    store = await open_store(tmp_path)
+    await store.sync_dir(directory)
+    await store.transition("c1", "approve", actor="ops")
+    worker = SqliteWorker(open_sqlite(tmp_path / "state.sqlite", synchronous="normal"))
+    again = await CampaignStore.open(worker, areas={})  # the airport area is gone
+    assert again.get("c1") is None
+    (directory / "c1.toml").write_text(BODY.format(id="c1", name="n", extra=""))
+    await again.sync_dir(directory)
+    # approved (not reset to pending_approval), so the scheduler started it
+    assert again.get("c1").campaign.state is CampaignState.RUNNING
+    assert [a["action"] for a in await again.audit("c1")][-2:] == ["created", "start"]
