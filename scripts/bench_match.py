@@ -241,7 +241,7 @@ async def run_pipeline(holder, index, events, state_dir: Path, batch: int = 1000
     }
 
 
-def big_profiles(n: int, tmp: Path, workers: int) -> dict:
+def big_profiles(n: int, tmp: Path) -> dict:
     """Generate a file of ``n`` subscribers, then load it in a fresh interpreter."""
     path = tmp / f"profiles_{n}.csv"
     t0 = time.perf_counter()
@@ -252,19 +252,16 @@ def big_profiles(n: int, tmp: Path, workers: int) -> dict:
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from gateway.profiles import load_profiles\n"
         "t = time.perf_counter(); c = time.process_time()\n"
-        f"index = load_profiles({str(path)!r}, workers={workers})\n"
+        f"index = load_profiles({str(path)!r})\n"
         "load_s = time.perf_counter() - t; cpu_s = time.process_time() - c\n"
         "rss = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
         "t = time.perf_counter(); hits = sum(index.row_by_imsi(str(460000000000000 + i * 7919 % len(index))) >= 0 for i in range(100000)); lookup_s = time.perf_counter() - t\n"
         "print(json.dumps({'subscribers': len(index), 'load_s': round(load_s, 2), 'load_cpu_s': round(cpu_s, 2), 'rss_mb': round(rss / 2**20),"
         " 'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),"
-        " 'workers_peak_rss_mb': round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),"
-        " 'workers_cpu_s': round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 2),"
         " 'lookup_us': round(lookup_s / 100000 * 1e6, 2), 'lookup_hits': hits}))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["load_workers"] = workers
     result["file_mb"] = round(path.stat().st_size / 2**20)
     result["generate_s"] = round(generate_s, 1)
     path.unlink()
@@ -303,7 +300,7 @@ async def main_async(args) -> dict:
             "speedup_vs_naive": round(fast["events_per_s"] / slow["events_per_s"], 1),
         }
         if args.big_profiles:
-            result["profiles_big"] = big_profiles(args.big_profiles, tmp, args.load_workers)
+            result["profiles_big"] = big_profiles(args.big_profiles, tmp)
         return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

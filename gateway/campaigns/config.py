@@ -27,7 +27,6 @@ class ProfilesConfig:
     file: str = ""  # BOSS profile file; "" = no profiles (every subscriber unknown)
     delimiter: str = ","
     reload_on_sighup: bool = True  # re-read the file on SIGHUP when it changed
-    load_workers: int = 2  # processes parsing a large file in parallel (1: the loading thread only)
 
 
 def parse_campaigns_config(table: Mapping[str, Any], key: str = "campaigns") -> CampaignsConfig:
@@ -55,7 +54,6 @@ def parse_profiles_config(table: Mapping[str, Any], key: str = "profiles") -> Pr
         file=r.str("file", d.file),
         delimiter=delimiter or d.delimiter,
         reload_on_sighup=r.bool("reload_on_sighup", d.reload_on_sighup),
-        load_workers=r.int("load_workers", d.load_workers, min=1, max=64),
     )
     r.finish()
     return config

@@ -97,7 +97,7 @@ class CampaignsComponent:
             holder = ProfileHolder()
             profile_file = resolve(gateway, pconf.file)
             if profile_file is not None and not await holder.load(
-                profile_file, delimiter=pconf.delimiter, workers=pconf.load_workers
+                profile_file, delimiter=pconf.delimiter
             ):
                 log.error("profiles.not_loaded", path=str(profile_file), reason=holder.last_error)
             state = MatcherState(capacity=cconf.state_capacity, ttl=cconf.state_ttl)
@@ -161,10 +161,7 @@ class CampaignsComponent:
         profile_file = resolve(gateway, pconf.file)
         if profile_file is not None and pconf.reload_on_sighup:
             result["profiles_ok"] = await holder.load(
-                profile_file,
-                delimiter=pconf.delimiter,
-                only_if_changed=True,
-                workers=pconf.load_workers,
+                profile_file, delimiter=pconf.delimiter, only_if_changed=True
             )
             result["subscribers"] = len(holder.index)
         self._check_state_ttl(gateway)

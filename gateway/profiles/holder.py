@@ -40,16 +40,9 @@ class ProfileHolder:
         return carried
 
     async def load(
-        self,
-        path: Path | str,
-        *,
-        delimiter: str = ",",
-        only_if_changed: bool = False,
-        workers: int = 1,
+        self, path: Path | str, *, delimiter: str = ",", only_if_changed: bool = False
     ) -> bool:
         """Load ``path`` in a thread and swap it in. Returns False (old index kept) on error.
-
-        ``workers > 1`` parses a large file in that many processes (see ``load_profiles``).
 
         With ``only_if_changed`` a file whose modification time is unchanged is not re-read.
         """
@@ -67,7 +60,7 @@ class ProfileHolder:
         started = time.perf_counter()
 
         def work() -> tuple[ProfileIndex, int]:
-            index = load_profiles(path, delimiter=delimiter, workers=workers)
+            index = load_profiles(path, delimiter=delimiter)
             return index, index.carry_dynamic_from(self.index) if len(self.index) else 0
 
         try:

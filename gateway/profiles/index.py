@@ -60,10 +60,7 @@ class ProfileIndex:
         values: Mapping[str, tuple[Interner, array]],
         sets: Mapping[str, SetColumn],
         source: str = "",
-        sorted_imsi: tuple[array, array] | None = None,
-        sorted_msisdn: tuple[array, array] | None = None,
     ) -> None:
-        """``sorted_imsi``/``sorted_msisdn``: the key indexes, when the loader built them already."""
         self.size = n = len(msisdn)
         self.imsi_col = imsi  # 'q', 0 = unknown
         self.msisdn_col = msisdn  # 'q'
@@ -71,8 +68,8 @@ class ProfileIndex:
         self.sets = dict(sets)
         self.source = source
         self.loaded_at = time.time()
-        self.imsi_keys, self.imsi_rows = sorted_imsi or sorted_index(imsi)
-        self.msisdn_keys, self.msisdn_rows = sorted_msisdn or sorted_index(msisdn)
+        self.imsi_keys, self.imsi_rows = _sorted_index(imsi)
+        self.msisdn_keys, self.msisdn_rows = _sorted_index(msisdn)
         self.imsi_lookup = KeyLookup(self.imsi_keys, self.imsi_rows)
         self.msisdn_lookup = KeyLookup(self.msisdn_keys, self.msisdn_rows)
         # Learned from signaling; zero means "not seen yet".
@@ -261,7 +258,7 @@ class KeyLookup:
 BUCKET_KEYS = 16
 
 
-def sorted_index(keys: array) -> tuple[array, array]:
+def _sorted_index(keys: array) -> tuple[array, array]:
     """Sorted non-zero keys and the row of each, for bisect lookup.
 
     Each key is combined with its row into one integer (``key << 32 | row``) so a single
@@ -281,36 +278,6 @@ def sorted_index(keys: array) -> tuple[array, array]:
     rows = array("i", map(operator.and_, combined, itertools.repeat(0xFFFFFFFF)))
     del combined
     return sorted_keys, rows
-
-
-def merge_sorted_indexes(parts: list[tuple[array, array, int]]) -> tuple[array, array]:
-    """One sorted index from the sorted indexes of consecutive parts ``(keys, rows, row_offset)``.
-
-    Parts whose key ranges follow each other (a file sorted by that key) are concatenated;
-    otherwise the runs are merged by one sort, which timsort does in linear time for sorted runs.
-    """
-    parts = [p for p in parts if len(p[0])]
-    if not parts:
-        return array("q"), array("i")
-    keys, rows = array("q"), array("i")
-    if all(a[0][-1] < b[0][0] for a, b in itertools.pairwise(parts)):
-        for part_keys, part_rows, offset in parts:
-            keys.extend(part_keys)
-            rows.extend(map(operator.add, part_rows, itertools.repeat(offset)))
-        return keys, rows
-    combined: list[int] = []
-    for part_keys, part_rows, offset in parts:
-        combined.extend(
-            map(
-                operator.or_,
-                map(operator.lshift, part_keys, itertools.repeat(32)),
-                map(operator.add, part_rows, itertools.repeat(offset)),
-            )
-        )
-    combined.sort()
-    keys.extend(map(operator.rshift, combined, itertools.repeat(32)))
-    rows.extend(map(operator.and_, combined, itertools.repeat(0xFFFFFFFF)))
-    return keys, rows
 
 
 __all__ = [

@@ -27,11 +27,10 @@ from gateway.profiles.columns import (
     Interner,
     SetColumn,
 )
-from gateway.profiles.index import ProfileIndex, merge_sorted_indexes, sorted_index
+from gateway.profiles.index import ProfileIndex
 
 BLOCK_BYTES = 256 << 10  # read per block (whole lines are added); fits the CPU cache
 MAX_KEY_DIGITS = 15  # E.164 numbers and IMSIs are at most 15 digits
-PARALLEL_MIN_BYTES = 64 << 20  # smaller files are parsed in the calling thread
 
 
 class ProfileFileError(GatewayError):
@@ -42,14 +41,9 @@ class ProfileFileError(GatewayError):
 
 
 def load_profiles(
-    path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8", workers: int = 1
+    path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8"
 ) -> ProfileIndex:
-    """Read and validate a whole profile file into a new :class:`ProfileIndex`.
-
-    With ``workers > 1`` a large file (over :data:`PARALLEL_MIN_BYTES`) is parsed by that many
-    processes, each a line-aligned byte range, and the parts are merged here; any problem makes
-    the file be read again serially so the error names the exact line.
-    """
+    """Read and validate a whole profile file into a new :class:`ProfileIndex`."""
     path = Path(path)
     if len(delimiter) != 1 or delimiter in "\r\n":
         raise ProfileFileError(f"{path}: the delimiter must be one character, got {delimiter!r}")
@@ -57,25 +51,16 @@ def load_profiles(
         handle = open(path, "rb")
     except OSError as exc:
         raise ProfileFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-    sep = delimiter.encode(encoding)
     with handle:
         try:
-            width, position = _header(handle, str(path), sep, encoding)
-            size = path.stat().st_size
-            if workers > 1 and size >= PARALLEL_MIN_BYTES:
-                parts = _parse_parallel(path, handle, sep, encoding, width, position, workers, size)
-                if parts is not None:
-                    return _build(parts, str(path))
-                handle.seek(0)
-                handle.readline()
-            return _build([_parse(handle, str(path), sep, encoding, width, position)], str(path))
+            return _load(handle, str(path), delimiter.encode(encoding), encoding)
         except UnicodeDecodeError as exc:
             raise ProfileFileError(f"{path}: not valid {encoding}: {exc.reason}") from exc
         except ValueError as exc:  # a digit int() refuses
             raise ProfileFileError(f"{path}: bad key value: {exc}") from exc
 
 
-def _blocks(handle, delimiter: bytes, end: int | None = None):
+def _blocks(handle, delimiter: bytes):
     """Blocks of whole lines as flat field lists: ``(first_line_no, line_count, block, fields)``.
 
     The fields of a block are split in one C call (newlines turned into delimiters), which is
@@ -86,10 +71,7 @@ def _blocks(handle, delimiter: bytes, end: int | None = None):
     """
     line_no = 2
     while True:
-        if end is None:
-            block = handle.read(BLOCK_BYTES)
-        else:  # a worker's range ends at a line start, so readline below never crosses it
-            block = handle.read(max(0, min(BLOCK_BYTES, end - handle.tell())))
+        block = handle.read(BLOCK_BYTES)
         if not block:
             return
         if block[-1:] != b"\n":
@@ -105,8 +87,7 @@ def _blocks(handle, delimiter: bytes, end: int | None = None):
         line_no += count
 
 
-def _header(handle, name: str, delimiter: bytes, encoding: str) -> tuple[int, dict[str, int]]:
-    """Validate the header line; the number of columns and the position of each."""
+def _load(handle, name: str, delimiter: bytes, encoding: str) -> ProfileIndex:
     header_line = handle.readline().decode(encoding).lstrip("\ufeff").rstrip("\r\n")
     if not header_line.strip():
         raise ProfileFileError(
@@ -122,62 +103,14 @@ def _header(handle, name: str, delimiter: bytes, encoding: str) -> tuple[int, di
         raise ProfileFileError(f"{name}: line 1: a column appears twice")
     if "msisdn" not in header:
         raise ProfileFileError(f"{name}: line 1: the 'msisdn' column is required")
-    return len(header), {c: i for i, c in enumerate(header)}
+    width = len(header)
+    position = {c: i for i, c in enumerate(header)}
 
-
-class _Part:
-    """The columns parsed from one byte range of the file (codes local to its interners)."""
-
-    def __init__(self, encoding: str) -> None:
-        self.imsi = array("q")
-        self.msisdn = array("q")
-        self.sorted_imsi: tuple[array, array] | None = None
-        self.sorted_msisdn: tuple[array, array] | None = None
-        self.values = {c: (Interner(encoding), array("I")) for c in VALUE_COLUMNS}
-        self.sets = {c: SetColumn(encoding) for c in SET_COLUMNS}
-
-    def __getstate__(self) -> dict:
-        # interners travel as their value lists (keys are the raw bytes, not needed any more)
-        return {
-            "imsi": self.imsi,
-            "msisdn": self.msisdn,
-            "sorted_imsi": self.sorted_imsi,
-            "sorted_msisdn": self.sorted_msisdn,
-            "values": {c: (i.values, codes) for c, (i, codes) in self.values.items()},
-            "sets": {c: (col.interner.values, col.codes) for c, col in self.sets.items()},
-        }
-
-    def __setstate__(self, state: dict) -> None:
-        self.imsi, self.msisdn = state["imsi"], state["msisdn"]
-        self.sorted_imsi, self.sorted_msisdn = state["sorted_imsi"], state["sorted_msisdn"]
-        self.values = {c: (_interner(v), codes) for c, (v, codes) in state["values"].items()}
-        self.sets = {}
-        for c, (v, codes) in state["sets"].items():
-            column = SetColumn()
-            column.interner = _interner(v)
-            column.codes = codes
-            self.sets[c] = column
-
-
-def _interner(values: list[str]) -> Interner:
-    interner = Interner()
-    for value in values[1:]:
-        interner[value]
-    return interner
-
-
-def _parse(
-    handle,
-    name: str,
-    delimiter: bytes,
-    encoding: str,
-    width: int,
-    position: dict[str, int],
-    end: int | None = None,
-) -> _Part:
-    part = _Part(encoding)
-    imsi, msisdn, values, sets = part.imsi, part.msisdn, part.values, part.sets
-    for first_line, count, block, fields in _blocks(handle, delimiter, end):
+    imsi = array("q")
+    msisdn = array("q")
+    values = {c: (Interner(encoding), array("I")) for c in VALUE_COLUMNS}
+    sets = {c: SetColumn(encoding) for c in SET_COLUMNS}
+    for first_line, count, block, fields in _blocks(handle, delimiter):
         if len(fields) != count * width:
             for offset, line in enumerate(block.split(b"\n")):
                 got = line.count(delimiter) + 1
@@ -204,93 +137,9 @@ def _parse(
                 )
             else:
                 set_column.codes.extend(itertools.repeat(0, count))
-    return part
-
-
-def _parse_range(
-    path: str,
-    start: int,
-    end: int,
-    delimiter: bytes,
-    encoding: str,
-    width: int,
-    position: dict[str, int],
-) -> _Part:
-    """Worker process: parse the line-aligned byte range [start, end) of the file."""
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        part = _parse(handle, path, delimiter, encoding, width, position, end)
-    part.sorted_imsi = sorted_index(part.imsi)  # the sorts run in parallel too
-    part.sorted_msisdn = sorted_index(part.msisdn)
-    return part
-
-
-def _parse_parallel(
-    path, handle, delimiter, encoding, width, position, workers, size
-) -> list[_Part] | None:
-    """Parts parsed by ``workers`` processes, or None when any of them failed."""
-    import concurrent.futures
-    import multiprocessing
-
-    bounds = [handle.tell()]
-    for k in range(1, workers):
-        handle.seek(max(bounds[-1], size * k // workers))
-        handle.readline()  # to the start of the next line
-        bounds.append(handle.tell())
-    bounds.append(size)
-    ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    context = multiprocessing.get_context("spawn")  # never fork a threaded daemon
-    try:
-        with concurrent.futures.ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
-            futures = [
-                pool.submit(_parse_range, str(path), a, b, delimiter, encoding, width, position)
-                for a, b in ranges
-            ]
-            return [f.result() for f in futures]
-    except Exception:  # a bad file (reported precisely by the serial pass) or no processes
-        return None
-
-
-def _build(parts: list[_Part], name: str) -> ProfileIndex:
-    """Merge parts (translating each part's value codes into the first part's), then index."""
-    base = parts[0]
-    sorted_imsi = sorted_msisdn = None
-    if len(parts) > 1:
-        offsets = list(itertools.accumulate([0] + [len(p.msisdn) for p in parts[:-1]]))
-        sorted_imsi = merge_sorted_indexes(
-            [(*p.sorted_imsi, o) for p, o in zip(parts, offsets, strict=True)]
-        )
-        filled = [p for p in parts if len(p.msisdn)]
-        presorted = all(p.sorted_msisdn[0] is p.msisdn for p in filled) and all(
-            a.msisdn[-1] < b.msisdn[0] for a, b in itertools.pairwise(filled)
-        )
-        if not presorted:  # (a file sorted by MSISDN: ProfileIndex shares the column as is)
-            sorted_msisdn = merge_sorted_indexes(
-                [(*p.sorted_msisdn, o) for p, o in zip(parts, offsets, strict=True)]
-            )
-    for part in parts[1:]:
-        base.imsi.extend(part.imsi)
-        base.msisdn.extend(part.msisdn)
-        for column, (interner, codes) in base.values.items():
-            other, other_codes = part.values[column]
-            table = array("I", map(interner.__getitem__, other.values))
-            codes.extend(map(table.__getitem__, other_codes))
-        for column, set_column in base.sets.items():
-            other = part.sets[column]
-            table = array("I", map(set_column.interner.__getitem__, other.interner.values))
-            set_column.codes.extend(map(table.__getitem__, other.codes))
-        part.__dict__.clear()  # free each part as soon as it is merged
-    for set_column in base.sets.values():
+    for set_column in sets.values():
         set_column.finish()
-    index = ProfileIndex(
-        imsi=base.imsi,
-        msisdn=base.msisdn,
-        values=base.values,
-        sets=base.sets,
-        source=name,
-        sorted_imsi=sorted_imsi,
-        sorted_msisdn=sorted_msisdn,
-    )
+    index = ProfileIndex(imsi=imsi, msisdn=msisdn, values=values, sets=sets, source=name)
     _refuse_duplicates(index.msisdn_keys, name, "msisdn")
     _refuse_duplicates(index.imsi_keys, name, "imsi")
     return index

@@ -150,28 +150,3 @@ def test_presorted_and_unsorted_keys_give_the_same_lookups(tmp_path):
         assert a.msisdn(a.row_by_imsi(str(s))) == b.msisdn(b.row_by_imsi(str(s))) == str(m)
     assert a.row_by_msisdn("8613800000001") == -1 and a.row_by_msisdn("1") == -1
     assert a.row_by_msisdn("9" * 15) == -1
-
-
-def test_parallel_parse_equals_serial_and_errors_stay_exact(tmp_path, monkeypatch):
-    """Two worker processes give the same index as one; a bad line is still named exactly."""
-    from gateway.profiles import loader
-
-    monkeypatch.setattr(loader, "PARALLEL_MIN_BYTES", 0)
-    lines = [
-        f"{8613800000000 + i},{460000000000000 + (i * 7919) % 3000},b{i % 3},,p{i % 5}|p{i % 2},t{i % 4}"
-        for i in range(3000)
-    ]
-    good = write(
-        tmp_path, "msisdn,imsi,brand,plan,products,tags\n" + "\n".join(lines) + "\n", "good.csv"
-    )
-    serial, parallel = load_profiles(good), load_profiles(good, workers=2)
-    assert len(parallel) == len(serial) == 3000
-    for row in (0, 1, 1499, 1500, 1501, 2999):
-        assert dict(parallel.view(row)) == dict(serial.view(row))
-    assert parallel.row_by_imsi(str(460000000000000 + (2999 * 7919) % 3000)) == 2999
-    lines[2500] = "86138000x,1,b,,,"
-    bad = write(
-        tmp_path, "msisdn,imsi,brand,plan,products,tags\n" + "\n".join(lines) + "\n", "bad.csv"
-    )
-    with pytest.raises(ProfileFileError, match="line 2502: column 'msisdn'"):
-        load_profiles(bad, workers=2)
