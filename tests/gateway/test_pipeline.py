@@ -168,3 +168,27 @@ async def test_campaign_outside_schedule_or_not_running_does_not_match(tmp_path)
         for r in p.match_batch([ev(ts=eight_thirty), ev(ts=eight_thirty + 3 * 3600, imsi=IMSI2)])
     ] == ["windowed"]
     assert p.campaigns.counts["windowed"]["outside_schedule"] == 1
+
+
+async def test_matching_state_stays_bounded_and_expires(tmp_path):
+    """Dwell state never exceeds its capacity, and entries older than the TTL are swept."""
+    from gateway.rules.conditions import MatcherState
+
+    profiles = "msisdn,imsi\n" + "".join(
+        f"{8613900000000 + i},{460010000000000 + i}\n" for i in range(6000)
+    )
+    body = '[trigger]\nevents = ["cell_change"]\nareas = ["airport"]\n[[trigger.conditions]]\ntype = "dwell"\nat_least = "30m"\n'
+    p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(body)}, profiles=profiles)
+    p.state = MatcherState(capacity=1000, ttl=3600.0)
+    events = [
+        ev(K.CELL_CHANGE, ts=T0 + i, imsi=str(460010000000000 + i), lac=4101, ci=1001)
+        for i in range(5000)
+    ]
+    p.match_batch(events)
+    assert len(p.state.dwell) == 1000 and p.state.dwell.evicted == 4000
+    later = [
+        ev(K.CELL_CHANGE, ts=T0 + 8000 + i, imsi=str(460010000000000 + 5000 + i), lac=9, ci=9)
+        for i in range(4096)
+    ]
+    p.match_batch(later)  # a sweep runs every 4096 events: the airport stays are older than the TTL
+    assert len(p.state.dwell) == 0 and p.state.dwell.expired == 1000
