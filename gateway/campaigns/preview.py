@@ -88,8 +88,12 @@ def overlay_index(index: Any) -> Any:
 
 class _PreviewCampaigns:
     def __init__(self, cdef: CampaignDef) -> None:
+        # A recording predates the campaign: its start/end dates are ignored, its daily send
+        # windows still apply; and it is previewed whatever its lifecycle state.
         running = attrs.evolve(
-            cdef, campaign=attrs.evolve(cdef.campaign, state=CampaignState.RUNNING)
+            cdef,
+            campaign=attrs.evolve(cdef.campaign, state=CampaignState.RUNNING),
+            schedule=attrs.evolve(cdef.schedule, start=None, end=None),
         )
         self.rule_index = RuleIndex([(cdef.trigger, running)] if cdef.trigger is not None else [])
         self.counts: Counter[str] = Counter()

@@ -235,3 +235,24 @@ async def test_profiles_command_status_show_and_reload(tmp_path):
         result = (await commands["profiles"](["reload"])).data
         assert result["profiles_ok"] and result["subscribers"] == 1
         assert (await commands["profiles"](["show", "8613800000001"])).data["last_cell"] == "4101-7"
+
+
+async def test_preview_ignores_schedule_dates_but_keeps_send_windows(tmp_path):
+    """A campaign scheduled for later previews over an older recording; send windows still count."""
+    future = 'id = "{id}"\nname = "n"\nchannels = ["sms"]\n[schedule]\nstart = 2030-01-01T00:00:00+08:00\nsend_windows = ["{window}"]\n[content.sms]\ntext = "t"\n'
+    body = '[trigger]\nevents = ["power_on"]\n'
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        event_line(SignalEvent(kind=K.POWER_ON, timestamp=T0, imsi=IMSI[0])) + "\n"
+    )  # 06:13 UTC
+    async with running_gateway(tmp_path) as (gw, _, commands):
+        for cid, window in (("inside", "06:00-07:00"), ("outside", "08:00-09:00")):
+            header = future.replace("{window}", window)
+            (tmp_path / "campaigns" / f"{cid}.toml").write_text(
+                campaign_toml(body, id=cid, header=header)
+            )
+        await gw.campaigns.sync_dir(tmp_path / "campaigns")
+        inside = (await commands["preview"](["inside", "--events", str(events)])).data
+        outside = (await commands["preview"](["outside", "--events", str(events)])).data
+    assert inside["would_allow"] == 1
+    assert outside["would_allow"] == 0 and outside["not_requested"] == {"outside_schedule": 1}
