@@ -31,7 +31,8 @@ MATCH_CLASS = 3
 # Record states.
 RESERVED = 0
 COMMITTED = 1
-ENDED = 2  # released, expired, refunded or pre-empted: counts no more
+ENDED = 2  # released, refunded or pre-empted: counts no more, a late commit is refused
+EXPIRED = 3  # timed out unsent: counts no more, but a late commit (it was sent) counts again
 
 
 #: One reservation or contact of a subscriber, as a plain tuple of atoms:

@@ -31,6 +31,7 @@ from gateway.contact.engine import (
     CLASS,
     COMMITTED,
     ENDED,
+    EXPIRED,
     EXPIRES,
     MSISDN,
     PRIORITY,
@@ -169,16 +170,17 @@ class SqliteContactControl(ContactControlBase):
         ):
             rec = records.get(cid)
             if event == "allowed":
-                if rec is not None and rec[STATE] != ENDED:
+                if rec is not None and rec[STATE] < ENDED:
                     continue
                 records[cid] = make_record(
                     cid, msisdn, at, channel, campaign, cls, priority or 0, expires or 0.0
                 )
             elif rec is not None:
-                records[cid] = with_state(rec, COMMITTED if event == "committed" else ENDED)
+                state = {"committed": COMMITTED, "expired": EXPIRED}.get(event, ENDED)
+                records[cid] = with_state(rec, state)
         by_msisdn: dict[str, list[Record]] = {}
         for rec in records.values():
-            if rec[STATE] == ENDED:
+            if rec[STATE] >= ENDED:
                 continue
             by_msisdn.setdefault(rec[MSISDN], []).append(rec)
             if rec[STATE] == RESERVED:
@@ -210,8 +212,8 @@ class SqliteContactControl(ContactControlBase):
             recs = None
             if ids:
                 recs = [records.get(c) for c in ids]
-                if recs[0][AT] < cutoff or any(r[STATE] == ENDED for r in recs):
-                    recs = [r for r in recs if r[AT] >= cutoff and r[STATE] != ENDED]
+                if recs[0][AT] < cutoff or any(r[STATE] >= ENDED for r in recs):
+                    recs = [r for r in recs if r[AT] >= cutoff and r[STATE] < ENDED]
                     history[msisdn] = tuple(r[CID] for r in recs)
             violation = first_violation(recs, checks, now, request.priority) if checks else None
             if violation is None and mode == RESERVE:
@@ -243,7 +245,12 @@ class SqliteContactControl(ContactControlBase):
         if event == "committed":
             if rec[STATE] == COMMITTED:
                 return False
-            if rec[STATE] == ENDED:  # sent after its reservation expired: a contact all the same
+            if rec[STATE] == ENDED:  # released or pre-empted: the outbox withdrew it
+                structlog.get_logger().warning(
+                    "contact.commit_after_release", contact_id=contact_id
+                )
+                return False
+            if rec[STATE] == EXPIRED:  # sent after its reservation expired: a contact all the same
                 reason = reason or "late"
                 if contact_id not in self._history.get(rec[MSISDN]):
                     self._history.append(rec[MSISDN], contact_id)
@@ -266,7 +273,7 @@ class SqliteContactControl(ContactControlBase):
         rows = []
         for cid in [c for c, exp in self._open.items() if exp <= now]:
             del self._open[cid]
-            records[cid] = rec = with_state(records.get(cid), ENDED)
+            records[cid] = rec = with_state(records.get(cid), EXPIRED)
             rows.append(_event_row(rec, now, "expired", "reservation_timeout"))
         if now - self._last_prune > 3600 and self._horizon != float("inf"):
             self._last_prune = now
@@ -277,7 +284,7 @@ class SqliteContactControl(ContactControlBase):
                 kept = []
                 for c in ids:
                     r = records.get(c)
-                    if r is not None and r[STATE] != ENDED:
+                    if r is not None and r[STATE] < ENDED:
                         kept.append(c)
                 history[m] = tuple(kept)
             self._history = history

@@ -235,6 +235,10 @@ async def test_reservation_expires_and_is_swept(open_sqlite, clock) -> None:
         assert await cc.sweep() == 2 - 1  # e1 only; e2 is fresh
         assert not await cc.release("e1", "late")
         assert (await cc.ledger.query(contact_id="e1"))[0]["event"] == "expired"
+        await cc.commit("e1")  # the channel sent it after all: a late contact counts again
+        ids = {c["contact_id"] for c in await cc.current_contacts("8613800000001")}
+        assert ids == {"e1", "e2"}
+        assert (await cc.ledger.query(contact_id="e1"))[0]["reason"] == "late"
 
 
 async def test_duplicate_contact_id_counts_once(open_backend) -> None:
@@ -291,3 +295,18 @@ async def test_decide_many_matches_sequential_decide(open_backend) -> None:
             "allowed",
         ]
         assert [d.request.contact_id for d in out] == [r.contact_id for r in batch]
+
+
+async def test_late_commit_counts_but_commit_after_release_does_not(open_backend, clock) -> None:
+    """A message sent after its reservation expired counts; one released (withdrawn) does not."""
+    async with open_backend(
+        {"reservation_timeout": "60s", "caps": {"sms_day": dict(CAPS["sms_day"], limit=2)}}
+    ) as cc:
+        await cc.decide(req(contact_id="late"))
+        await cc.decide(req(contact_id="gone"))
+        assert await cc.release("gone", "preempted")
+        await cc.commit("gone")  # refused: it was withdrawn
+        clock.advance(30)
+        await cc.commit("late")  # within its timeout
+        ids = {c["contact_id"] for c in await cc.current_contacts("8613800000001")}
+        assert ids == {"late"}
