@@ -131,7 +131,7 @@ class Pipeline:
                                 out.append(request)
                 if tracked and event.kind in tracked:
                     state.last_kind.put(
-                        (event.kind.value, subject), event.timestamp, event.timestamp
+                        (event.kind.value, subject), (event.timestamp, event.peer), event.timestamp
                     )
                 if matchers:
                     subscriber = index.subscriber(row) if row >= 0 else None

@@ -55,7 +55,7 @@ class MatcherState:
     def __init__(self, *, capacity: int = 1_000_000, ttl: float = 8 * 86400) -> None:
         self.dwell = BoundedState(ttl=ttl, capacity=capacity)
         self.count = BoundedState(ttl=ttl, capacity=capacity)
-        self.last_kind = BoundedState(ttl=ttl, capacity=capacity)  # (kind, subject) -> time
+        self.last_kind = BoundedState(ttl=ttl, capacity=capacity)  # (kind, subject) -> (time, peer)
         self.triggered = BoundedState(ttl=ttl, capacity=capacity)  # (campaign, subject) -> time
 
     def expire(self, now: float) -> int:
@@ -248,16 +248,25 @@ class Silence:
 
 @attrs.frozen
 class Sequence:
-    """This event follows an event of kind ``after`` with a gap in [gap_at_least, gap_at_most]."""
+    """This event follows an event of kind ``after`` with a gap in [gap_at_least, gap_at_most].
+
+    With ``peers``, that earlier event must also have had one of these peers: "a call to 12580
+    ended" is a ``call_end`` after a ``call_start`` to 12580 (A-interface signaling carries the
+    called number on the call set-up only).
+    """
 
     after: str
     gap_at_least: float = 0.0
     gap_at_most: float = float("inf")
+    peers: frozenset[str] = frozenset()
     stateful = False
 
     def test(self, ctx: MatchContext) -> bool:
-        then = ctx.state.last_kind.get((self.after, ctx.subject), ctx.event.timestamp)
-        if then is None:
+        found = ctx.state.last_kind.get((self.after, ctx.subject), ctx.event.timestamp)
+        if found is None:
+            return False
+        then, peer = found
+        if self.peers and peer not in self.peers:
             return False
         gap = ctx.event.timestamp - then
         return self.gap_at_least <= gap <= self.gap_at_most

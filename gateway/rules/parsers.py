@@ -147,12 +147,13 @@ def parse_sequence(r: TableReader, pc: ParseContext, n: int) -> Any:
     after = r.str("after", choices=EVENT_KINDS)
     low = r.duration("gap_at_least", 0.0)
     high = r.duration("gap_at_most", float("inf"))
-    if after is None or low is None or high is None:
+    peers = r.str_list("peer", ())
+    if after is None or low is None or high is None or peers is None:
         return None
     if low > high:
         r.problem("gap_at_most", "must not be smaller than gap_at_least")
         return None
-    return Sequence(after, low, high)
+    return Sequence(after, low, high, frozenset(peers))
 
 
 def parse_dwell(r: TableReader, pc: ParseContext, n: int) -> Any:

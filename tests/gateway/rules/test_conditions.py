@@ -235,3 +235,19 @@ async def test_plugin_condition_type(tmp_path):
     assert matched(
         p, [ev(K.CALL_END, duration=400.0), ev(K.CALL_END, imsi=IMSI2, duration=20.0)]
     ) == ["1"]
+
+
+async def test_sequence_call_to_service_number_ended(tmp_path):
+    """sequence with peer: a call_end after this subscriber's call_start to 12580 or 10086."""
+    body = '[trigger]\nevents = ["call_end"]\n[[trigger.conditions]]\ntype = "sequence"\nafter = "call_start"\npeer = ["12580", "10086"]\ngap_at_most = "2h"\n'
+    p = await one(tmp_path, body)
+    events = [
+        ev(K.CALL_START, T0, IMSI1, peer="12580"),
+        ev(K.CALL_START, T0, IMSI2, peer="13800000000"),
+        ev(K.CALL_END, T0 + 120, IMSI1),
+        ev(K.CALL_END, T0 + 120, IMSI2),
+        ev(K.CALL_END, T0 + 120, IMSI3),  # no call start seen
+        ev(K.CALL_START, T0, IMSI4, peer="10086"),
+        ev(K.CALL_END, T0 + 3 * 3600, IMSI4),  # too long after
+    ]
+    assert matched(p, events) == ["1"]
