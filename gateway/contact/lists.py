@@ -59,13 +59,35 @@ def validate_key(category: str, scope: str) -> None:
         raise ValueError(f"{category} takes no scope")
 
 
+class _ListMap(dict):  # type: ignore[type-arg]
+    """The lists by key. Rebinding a list bumps ``version``, which invalidates the decision
+    path's cache of which lists apply to a (channel, class) pair."""
+
+    version = 0
+
+    def __setitem__(self, key: ListKey, value: dict[str, Entry]) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: ListKey, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: ListKey, *default: Any) -> Any:
+        self.version += 1
+        return super().pop(key, *default)
+
+
 class ListStore:
     """In-memory do-not-disturb lists backed by SQLite. Mutations go through ``worker``."""
 
     def __init__(self, worker: SqliteWorker | None, *, clock: Any = time.time) -> None:
         self._worker = worker
         self._clock = clock
-        self._lists: dict[ListKey, dict[str, Entry]] = {}
+        self._lists: _ListMap = _ListMap()
+        self._plans: dict[tuple[str, str, frozenset[str]], tuple[Any, ...]] = {}
+        self._plans_version = -1
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -85,7 +107,8 @@ class ListStore:
                 added,
                 expires,
             )
-        self._lists = lists
+        self._lists = _ListMap(lists)
+        self._lists.version = 1
 
     # -- the decision path ------------------------------------------------------------------
 
@@ -94,23 +117,35 @@ class ListStore:
     ) -> tuple[str, str, Entry] | None:
         """The first list entry that forbids this request: (category, scope, entry), or None."""
         lists = self._lists
+        if self._plans_version != lists.version or self._plans_version < 0:
+            self._plans, self._plans_version = {}, lists.version
+        key = (request.channel, request.campaign_class, exempt)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(request.channel, request.campaign_class, exempt)
         msisdn = request.msisdn
+        for category, scope, entries in plan:
+            entry = entries.get(msisdn)
+            if entry is not None and (entry[3] is None or entry[3] > now):
+                return category, scope, entry
+        return None
+
+    def _plan(self, channel: str, campaign_class: str, exempt: frozenset[str]) -> tuple[Any, ...]:
+        """The lists to look in for this channel and class, in check order (existing only)."""
+        plan = []
         for category in _CHECK_ORDER:
             if category in exempt:
                 continue
             if category == "opt_out_channel":
-                scope = request.channel
+                scope = channel
             elif category == "opt_out_class":
-                scope = request.campaign_class
+                scope = campaign_class
             else:
                 scope = ""
-            found = lists.get((category, scope))
-            if found is None:
-                continue
-            entry = found.get(msisdn)
-            if entry is not None and (entry[3] is None or entry[3] > now):
-                return category, scope, entry
-        return None
+            found = self._lists.get((category, scope))
+            if found is not None:
+                plan.append((category, scope, found))
+        return tuple(plan)
 
     def entries_for(self, msisdn: str) -> list[dict[str, Any]]:
         """Every live entry naming ``msisdn``, for ``dnd check``."""

@@ -310,3 +310,13 @@ async def test_late_commit_counts_but_commit_after_release_does_not(open_backend
         await cc.commit("late")  # within its timeout
         ids = {c["contact_id"] for c in await cc.current_contacts("8613800000001")}
         assert ids == {"late"}
+
+
+async def test_list_created_after_first_decisions_applies(open_backend) -> None:
+    """A list that did not exist when a (channel, class) was first decided is still checked."""
+    async with open_backend() as cc:
+        assert (await cc.decide(req("866"))).allowed
+        await cc.lists.add("opt_out_class", "866", scope="marketing")
+        assert (await cc.decide(req("866"))).reason == "dnd.opt_out_class"
+        await cc.lists.replace("opt_out_class", [], scope="marketing")
+        assert (await cc.decide(req("866"))).allowed
