@@ -157,7 +157,7 @@ async def run_batches(cc, work: Workload, decisions: int, batch: int, streams: i
             result = await cc.decide_many(requests)
             latencies.append(time.perf_counter() - t)
             for d in result:
-                outcomes[d.outcome.value] = outcomes.get(d.outcome.value, 0) + 1
+                outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1
 
     start, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     async with trio.open_nursery() as n:

@@ -91,7 +91,7 @@ def decision_row(d: ContactDecision) -> tuple[Any, ...]:
     r = d.request
     return (
         d.decided_at,
-        d.outcome.value,
+        d.outcome,  # a StrEnum: stored as its text
         r.contact_id,
         r.msisdn,
         r.campaign_id,
