@@ -42,6 +42,7 @@ class Connection:
         "bssap",
         "call_answer",
         "call_ended",
+        "call_peer",
         "call_start",
         "ci",
         "imsi",
@@ -70,6 +71,7 @@ class Connection:
         self.call_start: float | None = None
         self.call_answer: float | None = None
         self.call_ended = False
+        self.call_peer: str | None = None  # number from the Setup, repeated on the call end
         self.last = ts  # capture time of the last message: idle connections are expired
         self.bssap: bool | None = True  # None: not known yet (capture began mid-connection)
         self.ranap = False  # Iu-CS: RANAP carries the layer 3 messages
@@ -277,6 +279,7 @@ class Correlator:
             conn.call_start, conn.call_answer, conn.call_ended = ts, None, False
             event = {"kind": "call_start", "timestamp": ts}
             peer = msg.get("called") or msg.get("calling")
+            conn.call_peer = peer or None
             if peer:
                 event["peer"] = peer
             self._emit(conn, event)
@@ -295,6 +298,9 @@ class Correlator:
             event["cause"] = cause
         answer = conn.call_answer
         event["duration"] = 0.0 if answer is None else max(0.0, ts - answer)
+        # The release carries no number: "call to 12580 ended" rules need the Setup's.
+        if conn.call_peer:
+            event["peer"] = conn.call_peer
         self._emit(conn, event)
 
     # -- output -----------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def test_roaming_in_once_per_foreign_imsi():
 
 
 def test_call_end_has_cause_and_talk_time():
-    """Duration runs from Connect to the first clearing message, with its cause."""
+    """Duration runs from Connect to the first clearing message, with its cause and the Setup's number."""
     w = Wire()
     conn = w.open(W.cm_service_request(IMSI))
     w.up(conn, W.dtap(W.cc_setup(0, called="10086")))
@@ -172,6 +172,7 @@ def test_call_end_has_cause_and_talk_time():
     w.close(conn)
     ends = [e for e in w.events() if e["kind"] == "call_end"]
     assert len(ends) == 1 and ends[0]["cause"] == 17 and ends[0]["duration"] == 42.0
+    assert ends[0]["peer"] == "10086"
 
 
 def test_lu_reject_gives_no_event_and_handover_gives_the_new_cell():
