@@ -296,23 +296,25 @@ def _prune_chunk(conn: sqlite3.Connection, before: float, chunk: int) -> int:
 
 def _index_chunk(conn: sqlite3.Connection, limit: int) -> int:
     (upto,) = conn.execute("SELECT upto FROM contact_ledger_indexed").fetchone()
-    rows = conn.execute(
-        "SELECT seq, msisdn, campaign_id FROM contact_ledger WHERE seq > ? ORDER BY seq LIMIT ?",
-        (upto, limit),
-    ).fetchall()
-    if not rows:
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM contact_ledger").fetchone()
+    end = min(last, upto + limit)
+    if end <= upto:
         return 0
-    # sorted inserts touch each B-tree page once: ~4x cheaper than row-by-row index upkeep
-    conn.executemany(
-        "INSERT OR IGNORE INTO contact_ledger_by_msisdn VALUES (?, ?)",
-        sorted((m, seq) for seq, m, _ in rows),
+    # INSERT ... SELECT ... ORDER BY runs inside SQLite, without the GIL (the decision loop
+    # keeps running), and sorted inserts touch each B-tree page once: ~4x cheaper than
+    # index upkeep row by row on the commit path.
+    conn.execute(
+        "INSERT OR IGNORE INTO contact_ledger_by_msisdn SELECT msisdn, seq FROM contact_ledger "
+        "WHERE seq > ? AND seq <= ? ORDER BY msisdn, seq",
+        (upto, end),
     )
-    conn.executemany(
-        "INSERT OR IGNORE INTO contact_ledger_by_campaign VALUES (?, ?)",
-        sorted((c, seq) for seq, _, c in rows if c is not None),
+    conn.execute(
+        "INSERT OR IGNORE INTO contact_ledger_by_campaign SELECT campaign_id, seq FROM contact_ledger "
+        "WHERE seq > ? AND seq <= ? AND campaign_id IS NOT NULL ORDER BY campaign_id, seq",
+        (upto, end),
     )
-    conn.execute("UPDATE contact_ledger_indexed SET upto = ?", (rows[-1][0],))
-    return len(rows)
+    conn.execute("UPDATE contact_ledger_indexed SET upto = ?", (end,))
+    return end - upto
 
 
 def _write_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
