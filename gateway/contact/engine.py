@@ -19,7 +19,7 @@ from __future__ import annotations
 import attrs
 
 from gateway.contact.caps import LocalClock
-from gateway.contact.config import CapRule, ContactConfig, _human_seconds
+from gateway.contact.config import NEVER_EXEMPT, CapRule, ContactConfig, _human_seconds
 from gateway.model import ContactDecision, ContactRequest, Outcome
 
 # What a cap check counts (also the codes passed to the Lua script).
@@ -168,6 +168,11 @@ class Engine:
         self.lists = lists
         self.clock = LocalClock(config.tz)
         self._no_exemption: frozenset[str] = frozenset()
+        # never exempt from these, whatever a hand-built config says (the parser refuses it)
+        self._exemptions = {
+            cls: frozenset(cats) - frozenset(NEVER_EXEMPT)
+            for cls, cats in config.exemptions.items()
+        }
         # plans for the current instant, shared by the requests of a batch (same ``now``)
         self._plan_now = -1.0
         self._plans: dict[tuple[str, str, str], list[CapCheck]] = {}
@@ -175,7 +180,7 @@ class Engine:
     def precheck(self, request: ContactRequest, now: float) -> ContactDecision | None:
         """A final decision from lists or contact hours, or None to go on to the caps."""
         config = self.config
-        exempt = config.exemptions.get(request.campaign_class, self._no_exemption)
+        exempt = self._exemptions.get(request.campaign_class, self._no_exemption)
         hit = self.lists.blocking(request, now, exempt)  # type: ignore[attr-defined]
         if hit is not None:
             category, scope, entry = hit

@@ -320,3 +320,18 @@ async def test_list_created_after_first_decisions_applies(open_backend) -> None:
         assert (await cc.decide(req("866"))).reason == "dnd.opt_out_class"
         await cc.lists.replace("opt_out_class", [], scope="marketing")
         assert (await cc.decide(req("866"))).allowed
+
+
+async def test_blacklist_exemption_is_ignored_even_if_configured(tmp_path) -> None:
+    """A config built by hand that exempts a class from the blacklist is not obeyed."""
+    from gateway.contact.config import ContactConfig
+    from gateway.contact.sqlite_backend import open_sqlite_contact_control
+
+    config = ContactConfig(exemptions={"service": frozenset({"blacklist", "global_opt_out"})})
+    async with open_sqlite_contact_control(config, tmp_path / "x.sqlite") as cc:
+        await cc.lists.add("blacklist", "867")
+        await cc.lists.add("global_opt_out", "868")
+        assert (await cc.decide(req("867", campaign_class="service"))).reason == "dnd.blacklist"
+        assert (
+            await cc.decide(req("868", campaign_class="service"))
+        ).reason == "dnd.global_opt_out"
