@@ -9,9 +9,8 @@ group commit (the decision is durable before ``decide`` returns).
 Do-not-disturb lists are shared through Redis too (:mod:`.redis_lists`): decisions read
 each node's in-memory mirror, which follows a change stream.
 
-This module uses the RESP client of :mod:`adapters.resp`: a deliberate exception to "the core
-imports no adapter", since the contact-control core is the only Redis user and no
-well-kept Trio-native Redis client exists.
+The RESP client lives in the core (:mod:`gateway.resp`), not in ``adapters/``: Redis is the
+core's own state store, not an outside peer, and the core imports no adapter.
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from typing import Any
 import structlog
 import trio
 
-from adapters.resp.client import RedisConnection
-from adapters.resp.codec import ErrorReply, RemoteProtocolError
+from gateway.resp.client import RedisConnection
+from gateway.resp.codec import ErrorReply, RemoteProtocolError
 from gateway.contact.config import ContactConfig
 from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
 from gateway.contact.engine import Violation

@@ -6,7 +6,7 @@ import trio
 import trio.lowlevel
 from contact_helpers import req
 
-from adapters.resp.client import open_redis
+from gateway.resp.client import open_redis
 
 DAY1 = {"caps": {"sms_day": {"scope": "channel", "window": "day", "limit": 1}}}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from adapters.resp.codec import NEED_DATA, ErrorReply, RespParser, encode_command
+from gateway.resp.codec import NEED_DATA, ErrorReply, RespParser, encode_command
 
 
 class RedisReplyError(Exception):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.resp import (
+from gateway.resp import (
     NEED_DATA,
     ErrorReply,
     LocalProtocolError,
@@ -15,7 +15,7 @@ from adapters.resp import (
     encode_command,
     encode_reply,
 )
-from adapters.resp.client import RedisReplyError, open_redis
+from gateway.resp.client import RedisReplyError, open_redis
 from tests.fakes.redis_server import redis_server  # noqa: F401
 
 line_text = st.text(
