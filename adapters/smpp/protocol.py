@@ -354,12 +354,12 @@ class EsmeSession:
     def _handle(self, raw: bytes) -> Any:
         _length, command_id, status, seq = HEADER.unpack_from(raw)
         if command_id == SUBMIT_SM_RESP:
-            pending = self._pop(seq)
+            pending = self._pop(seq, "submit_sm")
             message_id = None
             if len(raw) > 16:
                 end = raw.find(b"\x00", 16)
                 message_id = raw[16 : end if end >= 0 else len(raw)].decode("latin-1")
-            if pending is None:
+            if pending is None:  # none outstanding, or it names another request: the SMSC's bug
                 return Garbage(command_id, seq, "submit_sm_resp for no outstanding submit_sm")
             return SubmitResponse(seq, status, message_id, pending.context)
         if command_id == ENQUIRE_LINK:
@@ -400,7 +400,10 @@ class EsmeSession:
                 self._out += HEADER.pack(17, DELIVER_SM_RESP, ESME_RSYSERR, seq) + b"\x00"
                 return Garbage(command_id, seq, f"unusable deliver_sm: {exc}")
         if name.startswith("bind_") and name.endswith("_resp"):
-            self._pop(seq)
+            pending = self._pop(seq, "bind_")
+            if pending is None:
+                # unsolicited: must not flip a bound session back to open
+                return Garbage(command_id, seq, f"unexpected {name}")
             system_id = (
                 pdu.system_id.decode("latin-1")
                 if isinstance(pdu.system_id, bytes)
@@ -413,7 +416,9 @@ class EsmeSession:
             self.state = "closed"
             return UnbindRequested()
         if name == "unbind_resp":
-            self._pop(seq)
+            pending = self._pop(seq, "unbind")
+            if pending is None:
+                return Garbage(command_id, seq, "unbind_resp for no outstanding unbind")
             self.state = "closed"
             return UnbindResponse(status)
         if name.endswith("_resp"):
@@ -422,9 +427,14 @@ class EsmeSession:
         self._out += header_only(GENERIC_NACK, ESME_RINVCMDID, seq)
         return Garbage(command_id, seq, f"{name} is not supported by an ESME")
 
-    def _pop(self, seq: int) -> Pending | None:
-        pending = self.outstanding.pop(seq, None)
-        if pending is not None and pending.command == "submit_sm":
+    def _pop(self, seq: int, command: str = "") -> Pending | None:
+        """Forget the request ``seq`` answers; with ``command``, only if it is one (a prefix):
+        an answer naming another request leaves that request waiting for its own answer."""
+        pending = self.outstanding.get(seq)
+        if pending is None or not pending.command.startswith(command):
+            return None
+        del self.outstanding[seq]
+        if pending.command == "submit_sm":
             self.submits_outstanding -= 1
         return pending
 

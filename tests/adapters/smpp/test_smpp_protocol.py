@@ -170,3 +170,45 @@ def test_our_submit_sm_reads_back_independently():
         f["data_coding"],
     ) == (0x40, 1, "000001000000000R", 1, 8)
     assert f["short_message"] == b"\x05\x00\x03\x01\x02\x01\x4e\x2d"
+
+
+def test_submit_sm_resp_naming_another_request_is_garbage():
+    """A submit_sm_resp carrying the sequence of our enquire_link is garbage, not a submit answer."""
+    s = bound_session()
+    seq = s.send_enquire_link()
+    s.receive_data(p.encode_pdu("submit_sm_resp", seq, message_id="x"))
+    (event,) = events(s)
+    assert isinstance(event, p.Garbage)
+    assert s.submits_outstanding == 0
+
+
+def test_unsolicited_bind_resp_leaves_the_session_bound():
+    """A failed bind_resp arriving while bound (no bind outstanding) does not unbind us."""
+    s = bound_session()
+    s.receive_data(p.encode_pdu("bind_transceiver_resp", 77, status=p.ESME_RBINDFAIL))
+    (event,) = events(s)
+    assert isinstance(event, p.Garbage)
+    assert s.state == "bound"
+    s.send_submit({"destination_addr": "8613800000000", "short_message": b"x"})
+
+
+def test_unsolicited_unbind_resp_leaves_the_session_bound():
+    """An unbind_resp for an unbind we never sent does not close the session."""
+    s = bound_session()
+    s.receive_data(p.header_only(p.UNBIND_RESP, 0, 55))
+    (event,) = events(s)
+    assert isinstance(event, p.Garbage)
+    assert s.state == "bound"
+    s.send_submit({"destination_addr": "8613800000000", "short_message": b"x"})
+
+
+def test_answer_naming_a_submit_leaves_it_outstanding():
+    """A bind_resp carrying a submit_sm's sequence does not consume that submit: its own answer still counts."""
+    s = bound_session()
+    seq = s.send_submit({"destination_addr": "8613800000000", "short_message": b"x"}, context="c")
+    s.receive_data(p.encode_pdu("bind_transceiver_resp", seq, system_id="SMSC"))
+    s.receive_data(p.encode_pdu("submit_sm_resp", seq, message_id="m1"))
+    garbage, answer = events(s)
+    assert isinstance(garbage, p.Garbage)
+    assert answer == p.SubmitResponse(seq, 0, "m1", "c")
+    assert s.submits_outstanding == 0
