@@ -84,6 +84,7 @@ class SmsChannel(InboundMixin):
                 "receipts_unmatched",
                 "mo",
                 "mo_parts",
+                "mo_unreadable",
                 "no_route",
                 "bad_content",
                 "garbage",

@@ -112,19 +112,21 @@ class InboundMixin:
         log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
         try:
             concat, part = decode_user_data(event.esm_class, event.data_coding, event.user_data)
-        except ValueError as exc:
+            if concat is None and event.sar is not None:
+                concat = Concat(*event.sar)
+            whole = (
+                part
+                if concat is None
+                else self._mo.add(
+                    (event.source_addr, event.destination_addr), concat, part, time.monotonic()
+                )
+            )
+        except (ValueError, TypeError) as exc:  # TypeError: parts mixing text and binary
+            # acknowledged all the same: the SMSC would resend the same broken part forever
+            self.stats["mo_unreadable"] += 1
             log.warning("sms.mo_unreadable", error=str(exc), msisdn=event.source_addr)
             return p.ESME_ROK
-        if concat is None and event.sar is not None:
-            concat = Concat(*event.sar)
         self.stats["mo_parts"] += 1
-        whole = (
-            part
-            if concat is None
-            else self._mo.add(
-                (event.source_addr, event.destination_addr), concat, part, time.monotonic()
-            )
-        )
         if whole is None:
             return p.ESME_ROK
         text = whole if isinstance(whole, str) else whole.decode("latin-1")

@@ -277,3 +277,29 @@ async def test_mo_reassembled_from_sar_tlvs(tmp_path):
             )
             assert await h.channel.on_deliver(event, "main/0") == 0
         assert [m.text for m in h.observed.mo] == ["hello world"]
+
+
+async def test_malformed_long_mo_is_answered_and_counted(tmp_path):
+    """An MO segment out of range, or parts mixing text and binary, is acknowledged and counted, never raised."""
+    from adapters.smpp.protocol import DeliverSm
+
+    def part(seq: int, sar: tuple, data_coding: int = 0) -> DeliverSm:
+        return DeliverSm(
+            sequence=seq,
+            source_addr="8613900000002",
+            destination_addr="10086",
+            esm_class=0,
+            data_coding=data_coding,
+            short_message=b"abc",
+            message_payload=None,
+            receipted_message_id=None,
+            message_state=None,
+            sar=sar,
+        )
+
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        assert await h.channel.on_deliver(part(1, (5, 2, 3)), "main/0") == 0
+        assert await h.channel.on_deliver(part(2, (6, 2, 1)), "main/0") == 0
+        assert await h.channel.on_deliver(part(3, (6, 2, 2), data_coding=0x04), "main/0") == 0
+        assert h.observed.mo == []
+        assert h.channel.stats["mo_unreadable"] == 2
