@@ -295,14 +295,24 @@ class Outbox:
             )
         control = getattr(self.gateway, "contact_control", None)
         if control is not None:
-            due = await self._call(store.pop_deferred, now)
-            for request in due:
+            for request in await self._call(store.due_deferred, now):
+                # Deleted only once its new decision is acted on: a crash in between presents it
+                # again, and a second decision of the same contact_id is a duplicate (idempotent).
+                try:
+                    decision = await control.decide(request)
+                    if decision.outcome is Outcome.ALLOWED:
+                        await self.enqueue(decision)
+                    elif decision.outcome is Outcome.DEFERRED and decision.not_before is not None:
+                        await self.defer(request, decision.not_before)  # replaces the entry
+                        self.stats["redecided"] += 1
+                        continue
+                    await self._call(store.delete_deferred, request.contact_id)
+                except Exception as exc:  # contact control down: keep them all for the next tick
+                    structlog.get_logger().warning(
+                        "outbox.redecide_failed", contact_id=request.contact_id, error=repr(exc)
+                    )
+                    break
                 self.stats["redecided"] += 1
-                decision = await control.decide(request)
-                if decision.outcome is Outcome.ALLOWED:
-                    await self.enqueue(decision)
-                elif decision.outcome is Outcome.DEFERRED and decision.not_before is not None:
-                    await self.defer(request, decision.not_before)
         if self.config.retention and now >= self._next_purge:
             self._next_purge = now + 600
             purged = await self._call(store.purge_finished, now - self.config.retention)

@@ -374,13 +374,18 @@ def insert_deferred(
     )
 
 
-def pop_deferred(conn: sqlite3.Connection, now: float, limit: int = 1000) -> list[ContactRequest]:
+def due_deferred(conn: sqlite3.Connection, now: float, limit: int = 1000) -> list[ContactRequest]:
+    """Deferred requests due now. They stay stored until :func:`delete_deferred`, after their
+    new decision is durable: a crash or a failed decision in between must not drop them."""
     rows = conn.execute(
-        "SELECT contact_id, request FROM outbox_deferred WHERE not_before <= ? ORDER BY not_before LIMIT ?",
+        "SELECT request FROM outbox_deferred WHERE not_before <= ? ORDER BY not_before LIMIT ?",
         (now, limit),
     ).fetchall()
-    conn.executemany("DELETE FROM outbox_deferred WHERE contact_id = ?", [(r[0],) for r in rows])
-    return [load_request(r[1]) for r in rows]
+    return [load_request(r[0]) for r in rows]
+
+
+def delete_deferred(conn: sqlite3.Connection, contact_id: str) -> None:
+    conn.execute("DELETE FROM outbox_deferred WHERE contact_id = ?", (contact_id,))
 
 
 def depths(conn: sqlite3.Connection) -> dict[str, int]:

@@ -269,3 +269,33 @@ async def test_one_failing_operation_does_not_fail_its_batch(tmp_path):
         assert results["a"] == ["g0"] and results["b"] == ["g1", "g2"]
         assert "no_such_table" in str(results["bad"])
         assert (await ob.counts())["queued"] == 3
+
+
+async def test_deferred_request_survives_a_failed_redecision(tmp_path):
+    """A deferred request whose re-decision fails (contact control down) stays deferred and is queued later."""
+
+    class FlakyControl(FakeContactControl):
+        down = True
+
+        async def decide(self, request):
+            if self.down:
+                raise ConnectionError("redis down")
+            return await super().decide(request)
+
+    control = FlakyControl()
+    gw = fake_gateway(control)
+    db = tmp_path / "db"
+    async with open_outbox(db, cfg(), gateway=gw, run_scheduler=False) as ob:
+        gw.outbox = ob
+        await ob.defer(allowed("d1").request, time.time() - 1)
+        await ob.defer(allowed("d2").request, time.time() - 1)
+        await ob.tick()
+        assert ob.depth("sms") == 2
+    async with open_outbox(db, cfg(), gateway=gw, run_scheduler=False) as ob:
+        gw.outbox = ob
+        control.down = False
+        await ob.tick()
+        async with ob.open_queue("sms") as q:
+            taken = await q.take(10, max_wait=1)
+        assert sorted(m.contact_id for m in taken) == ["d1", "d2"]
+        assert ob.depth("sms") == 2  # queued now, no longer deferred
