@@ -20,7 +20,7 @@ from gateway.model import Campaign, CampaignKind, CampaignState
 from gateway.profiles.columns import ALL_ATTRIBUTES
 from gateway.profiles.index import digits_key
 from gateway.rules.areas import Area
-from gateway.rules.parsers import clock_seconds
+from gateway.rules.parsers import clock_seconds, clock_window
 from gateway.rules.template import Template, TemplateError
 from gateway.rules.trigger import parse_trigger
 
@@ -116,7 +116,7 @@ def parse_campaign(
         if not sep or sa is None or sb is None or sa == sb:
             sched.problem(f"send_windows[{i}]", f'expected "HH:MM-HH:MM", got {text!r}')
         else:
-            windows.append((sa, sb % 86400))
+            windows.append(clock_window(sa, sb))
     sched.check_unknown()
 
     policy = r.table("policy")

@@ -27,19 +27,21 @@ EVENT_KINDS = tuple(k.value for k in EventKind)
 class LocalClock:
     """Seconds of the local day and weekday of a UTC timestamp, with a cached UTC offset."""
 
-    __slots__ = ("_hour", "_offset", "tz")
+    __slots__ = ("_offset", "_quarter", "tz")
 
     def __init__(self, tz: str = "UTC") -> None:
         self.tz = ZoneInfo(tz)
-        self._hour = -1
+        self._quarter = -1
         self._offset = 0.0
 
     def local(self, ts: float) -> float:
-        hour = int(ts // 3600)
-        if hour != self._hour:  # offsets change at most on the hour
+        # UTC offsets change on a quarter hour at most (zones at +05:45, +09:30, +10:30 and
+        # their DST ends fall on hh:15, hh:30 or hh:45 UTC), so the cache is per quarter hour
+        quarter = int(ts // 900)
+        if quarter != self._quarter:
             offset = dt.datetime.fromtimestamp(ts, self.tz).utcoffset()
             self._offset = offset.total_seconds() if offset else 0.0
-            self._hour = hour
+            self._quarter = quarter
         return ts + self._offset
 
     def second_of_day(self, ts: float) -> int:

@@ -38,6 +38,8 @@ def clock_seconds(text: Any) -> int | None:
     hh, sep, mm = text.strip().partition(":")
     if not sep or not hh.isdigit() or not mm.isdigit() or int(hh) > 24 or int(mm) > 59:
         return None
+    if int(hh) == 24 and int(mm):  # 24:00 is midnight at the end of the day, 24:30 is nothing
+        return None
     return int(hh) * 3600 + int(mm) * 60
 
 
@@ -50,7 +52,17 @@ def parse_time_of_day(r: TableReader, pc: ParseContext, n: int) -> Any:
     if not sep or a is None or b is None or a == b:
         r.problem("between", f'expected "HH:MM-HH:MM" (e.g. "08:00-21:00"), got {text!r}')
         return None
-    return TimeOfDay(a, b % 86400)
+    return TimeOfDay(*clock_window(a, b))
+
+
+def clock_window(start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` seconds of day of a window; ``end < start`` wraps past midnight.
+
+    24:00 is midnight: "24:00-08:00" starts at 0, and an end after the start stays as it is,
+    so "00:00-24:00" is the whole day (not an empty window) and "22:00-24:00" its last hours.
+    """
+    start %= 86400
+    return start, end if end > start else end % 86400
 
 
 def parse_day_of_week(r: TableReader, pc: ParseContext, n: int) -> Any:

@@ -131,3 +131,23 @@ async def test_stored_campaign_that_no_longer_parses_keeps_its_state(tmp_path):
     # approved (not reset to pending_approval), so the scheduler started it
     assert again.get("c1").campaign.state is CampaignState.RUNNING
     assert [a["action"] for a in await again.audit("c1")][-2:] == ["created", "start"]
+
+
+def test_send_window_up_to_24_00_is_not_empty():
+    """A send window "00:00-24:00" is the whole day and "20:00-24:00" the evening (24:00 = midnight)."""
+    from gateway.campaigns.loader import parse_campaign
+
+    def windows(text: str):
+        table = {
+            "id": "w",
+            "name": "w",
+            "channels": ["sms"],
+            "schedule": {"send_windows": [text]},
+            "content": {"sms": {"text": "t"}},
+            "trigger": {"events": ["power_on"]},
+        }
+        return parse_campaign(table, origin="w.toml", areas={}).schedule
+
+    whole, evening = windows("00:00-24:00"), windows("20:00-24:00")
+    assert whole.in_window(0) and whole.in_window(12 * 3600) and whole.in_window(86399)
+    assert evening.in_window(23 * 3600) and not evening.in_window(12 * 3600)

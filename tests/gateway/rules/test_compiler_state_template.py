@@ -86,3 +86,14 @@ def test_template_fields_fallbacks_and_braces():
         except TemplateError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+def test_local_clock_follows_a_half_hour_dst_change():
+    """The cached UTC offset follows a DST end at hh:30 UTC (Adelaide, 03:00 ACDT = 16:30 UTC)."""
+    import datetime as dt
+
+    clock = LocalClock("Australia/Adelaide")
+    before = dt.datetime(2026, 4, 4, 16, 10, tzinfo=dt.UTC).timestamp()  # 02:40 ACDT (+10:30)
+    after = dt.datetime(2026, 4, 4, 16, 40, tzinfo=dt.UTC).timestamp()  # 02:10 ACST (+09:30)
+    assert clock.second_of_day(before) == 2 * 3600 + 40 * 60
+    assert clock.second_of_day(after) == 2 * 3600 + 10 * 60

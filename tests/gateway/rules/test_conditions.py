@@ -251,3 +251,14 @@ async def test_sequence_call_to_service_number_ended(tmp_path):
         ev(K.CALL_END, T0 + 3 * 3600, IMSI4),  # too long after
     ]
     assert matched(p, events) == ["1"]
+
+
+async def test_time_of_day_up_to_midnight_written_24_00(tmp_path):
+    """A time of day up to 24:00: "00:00-24:00" is the whole day, "22:00-24:00" its last hours."""
+    body = '[trigger]\nevents = ["power_on"]\n[[trigger.conditions]]\ntype = "time_of_day"\nbetween = "{}"\n'
+    late = dt.datetime(2026, 3, 2, 23, 30, tzinfo=dt.UTC).timestamp()
+    noon = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC).timestamp()
+    whole = await one(tmp_path / "a", body.format("00:00-24:00"))
+    assert matched(whole, [ev(K.POWER_ON, noon), ev(K.POWER_ON, late, IMSI2)]) == ["1", "2"]
+    evening = await one(tmp_path / "b", body.format("22:00-24:00"))
+    assert matched(evening, [ev(K.POWER_ON, noon), ev(K.POWER_ON, late, IMSI2)]) == ["2"]

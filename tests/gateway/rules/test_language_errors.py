@@ -55,6 +55,10 @@ def problems(tmp_path, body: str, **kw) -> list[str]:
             'trigger.conditions[0].between: expected "HH:MM-HH:MM"',
         ),
         (
+            '[trigger]\nevents = ["power_on"]\n[[trigger.conditions]]\ntype = "time_of_day"\nbetween = "24:30-08:00"\n',
+            'trigger.conditions[0].between: expected "HH:MM-HH:MM"',
+        ),
+        (
             '[trigger]\nevents = ["power_on"]\n[[trigger.conditions]]\ntype = "day_of_week"\ndays = ["funday"]\n',
             "trigger.conditions[0].days: expected day names",
         ),
