@@ -283,8 +283,12 @@ class SmsChannel(InboundMixin):
     async def before_send(self, jobs: list[SubmitJob]) -> None:
         marked = await self._queue.mark_sending([j.key for j in jobs])
         for job in jobs:
-            if job.key not in marked:
-                job.done = True  # cancelled (pre-empted) or lease lost: do not send
+            if job.key in marked:
+                # once: a stale job of a message whose lease expired and that was taken
+                # again can meet its successor in the same batch
+                marked.discard(job.key)
+            else:
+                job.done = True  # cancelled (pre-empted), lease lost, or a twin: do not send
 
     def on_result(self, job: SubmitJob) -> None:
         self._results_send.send_nowait(job)

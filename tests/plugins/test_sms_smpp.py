@@ -303,3 +303,24 @@ async def test_malformed_long_mo_is_answered_and_counted(tmp_path):
         assert await h.channel.on_deliver(part(3, (6, 2, 2), data_coding=0x04), "main/0") == 0
         assert h.observed.mo == []
         assert h.channel.stats["mo_unreadable"] == 2
+
+
+async def test_one_message_taken_twice_goes_on_the_wire_once(tmp_path):
+    """Two jobs for one contact in one send batch (its lease expired and it was taken again) send once."""
+    from types import SimpleNamespace
+
+    from adapters.smpp.transport import SubmitJob
+    from gateway.outbox import OutboxConfig, open_outbox
+    from plugins.sms_smpp.channel import SmsChannel
+    from plugins.sms_smpp.config import parse_sms_config
+
+    config = parse_sms_config({"smsc": [smsc_table(1)]})
+    async with open_outbox(tmp_path / "db", OutboxConfig(), run_scheduler=False) as ob:
+        await ob.enqueue(allowed("x"))
+        async with ob.open_queue("sms") as queue:
+            assert len(await queue.take(1)) == 1
+            channel = SmsChannel(SimpleNamespace(outbox=ob), config)
+            channel._queue = queue
+            first, second = (SubmitJob(key="x", segments=[{}]) for _ in range(2))
+            await channel.before_send([first, second])
+            assert (first.done, second.done) == (False, True)
