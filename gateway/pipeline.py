@@ -19,6 +19,7 @@ percentage marks the request ``control_group``; contact control records it as ``
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -105,8 +106,15 @@ class Pipeline:
         clock = self.clock
         ctx = MatchContext(None, index, -1, None, state=state, clock=clock)  # type: ignore[arg-type]
         failed = 0
+        newest = None  # the latest good event time: what the expiry sweep measures against
+        isfinite = math.isfinite
         for event in events:
             try:
+                ts = event.timestamp
+                if not isfinite(ts):  # NaN/inf would poison windows and wipe state on expiry
+                    raise ValueError(f"event time {ts!r} is not a finite number")
+                if newest is None or ts > newest:
+                    newest = ts
                 row = index.row_for(event)
                 if row >= 0:
                     prev_cell = index.last_cell[row]
@@ -149,9 +157,9 @@ class Pipeline:
                     )
         self._events.value += len(events)
         self._since_expiry += len(events)
-        if self._since_expiry >= EXPIRE_EVERY and events:
+        if self._since_expiry >= EXPIRE_EVERY and newest is not None:
             self._since_expiry = 0
-            state.expire(events[-1].timestamp)
+            state.expire(newest)
         return out
 
     def _request(self, cdef: CampaignDef, ctx: MatchContext) -> ContactRequest | None:
@@ -176,11 +184,14 @@ class Pipeline:
             return None
         if cdef.once_per:
             key = (cid, ctx.subject)
-            last = self.state.triggered.get(key, ts)
+            triggered = self.state.triggered
+            if triggered.ttl < cdef.once_per:  # the policy outlives [campaigns] state_ttl
+                triggered.ttl = cdef.once_per
+            last = triggered.get(key, ts)
             if last is not None and ts - last < cdef.once_per:
                 count(cid, "repeat")
                 return None
-            self.state.triggered.put(key, ts, ts)
+            triggered.put(key, ts, ts)
             # one id per policy period, whatever the event: a repeat after the in-memory
             # state expired (or a restart) is the same contact to contact control and outbox
             period, trigger_key = int(ts // cdef.once_per), "period"

@@ -192,3 +192,40 @@ async def test_matching_state_stays_bounded_and_expires(tmp_path):
     ]
     p.match_batch(later)  # a sweep runs every 4096 events: the airport stays are older than the TTL
     assert len(p.state.dwell) == 0 and p.state.dwell.expired == 1000
+
+
+def test_control_group_membership_is_pinned_across_processes():
+    """Membership is a fixed function of campaign and MSISDN (not a per-process salted hash)."""
+    numbers = [str(8613800000000 + i) for i in range(40)]
+    assert [i for i, n in enumerate(numbers) if in_control_group("camp", n, 5.0)] == [36]
+    half = [i for i, n in enumerate(numbers) if in_control_group("camp", n, 50.0)]
+    assert half[:10] == [0, 2, 4, 7, 10, 14, 15, 17, 19, 20]
+
+
+async def test_bad_timestamps_are_counted_and_do_not_touch_state(tmp_path):
+    """An event without a usable time (None, NaN, inf) is counted as bad, even last in a batch at
+    the expiry sweep, and neither triggers nor erases the once-per-policy state."""
+    from gateway.pipeline import EXPIRE_EVERY
+
+    body = '[policy]\nonce_per = "1d"\n' + POWER_ON
+    p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(body)})
+    assert len(p.match_batch([ev()])) == 1
+    for bad in (None, float("nan"), float("inf")):
+        p._since_expiry = EXPIRE_EVERY
+        await p.send([ev(ts=T0 + 10), attrs.evolve(ev(), timestamp=bad)])
+    assert p.gateway.metrics.counter("pipeline.events_bad").value == 3
+    assert p.match_batch([ev(ts=T0 + 60)]) == []  # still once per day
+    assert p.campaigns.counts["c1"]["repeat"] == 4
+
+
+async def test_once_per_longer_than_state_ttl_still_holds(tmp_path):
+    """A policy longer than [campaigns] state_ttl is kept: no second contact inside the period."""
+    from gateway.rules import MatcherState
+
+    body = '[policy]\nonce_per = "7d"\n' + POWER_ON
+    p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(body)})
+    p.state = MatcherState(ttl=3600.0)
+    assert len(p.match_batch([ev()])) == 1
+    p.state.expire(T0 + 2 * 86400)
+    assert p.match_batch([ev(ts=T0 + 2 * 86400)]) == []
+    assert len(p.match_batch([ev(ts=T0 + 8 * 86400)])) == 1
