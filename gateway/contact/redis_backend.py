@@ -40,6 +40,9 @@ from gateway.model import ContactRequest
 from gateway.store import SqliteWorker, open_sqlite
 
 _NEG_INF = "-1e300"  # Lua's tonumber does not read "-inf"
+#: Seconds one connect or pipeline may take before Redis counts as unavailable (a batch of
+#: thousands of EVALSHA takes well under a second).
+REDIS_TIMEOUT = 10.0
 
 
 def _num(x: float) -> str:
@@ -59,6 +62,7 @@ class RedisContactControl(ContactControlBase):
     ) -> None:
         super().__init__(config, lists, ledger, **kw)
         self.redis = redis
+        self.timeout = REDIS_TIMEOUT
         self.prefix = config.redis_prefix
         self._sha = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()
@@ -90,24 +94,29 @@ class RedisContactControl(ContactControlBase):
         caller retries later) and the next call connects again.
         """
         config = self.config
+        conn = self.redis
         try:
-            if self.redis is None:
-                stream = await trio.open_tcp_stream(config.redis_host, config.redis_port)
-                self.redis = RedisConnection(stream)
-                structlog.get_logger().info(
-                    "contact.redis_connected", host=config.redis_host, port=config.redis_port
-                )
-            return await self.redis.pipeline(commands)
+            # A Redis that accepts but never answers (stopped, partitioned) must fail the
+            # decision, not hold every caller forever behind the connection's lock.
+            with trio.fail_after(self.timeout):
+                if conn is None:
+                    stream = await trio.open_tcp_stream(config.redis_host, config.redis_port)
+                    conn = self.redis = RedisConnection(stream)
+                    structlog.get_logger().info(
+                        "contact.redis_connected", host=config.redis_host, port=config.redis_port
+                    )
+                return await conn.pipeline(commands)
         except (
             OSError,
             trio.BrokenResourceError,
             trio.ClosedResourceError,
+            trio.TooSlowError,
             RemoteProtocolError,
         ) as exc:
-            broken, self.redis = self.redis, None
-            if broken is not None:
+            if conn is not None and self.redis is conn:  # not a newer one another task opened
+                self.redis = None
                 with trio.CancelScope(shield=True):
-                    await broken.aclose()
+                    await conn.aclose()
             raise ContactControlError(
                 f"redis at {config.redis_host}:{config.redis_port} unavailable: {exc}"
             ) from exc

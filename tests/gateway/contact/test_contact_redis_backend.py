@@ -120,3 +120,32 @@ async def test_bulk_replace_switches_at_once_on_a_following_node(open_redis_cc) 
             await trio.sleep(0.001)
             done.set()
         assert seen == {(True, False), (False, True)}
+
+
+async def test_redis_that_stops_answering_is_an_error_not_a_hang(tmp_path, clock) -> None:
+    """A Redis that accepts but never answers (SIGSTOP) fails decisions in time; they work again after."""
+    import signal
+
+    import pytest
+
+    from gateway.contact.config import parse_contact_config
+    from gateway.contact.redis_backend import open_redis_contact_control
+    from gateway.errors import ContactControlError
+    from tests.fakes.redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        config = parse_contact_config(dict(DAY1, backend="redis", redis=f"127.0.0.1:{server.port}"))
+        async with open_redis_contact_control(config, tmp_path / "l.sqlite", clock=clock) as cc:
+            cc.timeout = 0.3
+            assert (await cc.decide(req("865", contact_id="h1"))).allowed
+            server._proc.send_signal(signal.SIGSTOP)
+            try:
+                with trio.fail_after(5):
+                    with pytest.raises(ContactControlError, match="unavailable"):
+                        await cc.decide(req("865", contact_id="h2"))
+            finally:
+                server._proc.send_signal(signal.SIGCONT)
+            assert (await cc.decide(req("865", contact_id="h3"))).reason == "cap.channel.day"
+    finally:
+        server.stop()
