@@ -26,8 +26,6 @@ from typing import Any
 import structlog
 import trio
 
-from gateway.resp.client import RedisConnection
-from gateway.resp.codec import ErrorReply, RemoteProtocolError
 from gateway.contact.config import ContactConfig
 from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
 from gateway.contact.engine import Violation
@@ -37,6 +35,8 @@ from gateway.contact.redis_lists import RedisListStore
 from gateway.contact.redis_scripts import FS, RS, SCRIPTS
 from gateway.errors import ContactControlError
 from gateway.model import ContactRequest
+from gateway.resp.client import RedisConnection
+from gateway.resp.codec import ErrorReply, RemoteProtocolError
 from gateway.store import SqliteWorker, open_sqlite
 
 _NEG_INF = "-1e300"  # Lua's tonumber does not read "-inf"
