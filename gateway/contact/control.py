@@ -150,7 +150,7 @@ class ContactControlBase:
         """Apply a final delivery state.
 
         A state listed in ``refund_on`` refunds the contact. Delivered commits it (if the
-        submit was never reported). A rejection of a message never submitted is a release in
+        submit was never reported), and so does unknown (it may have been sent). A rejection of a message never submitted is a release in
         any case (the network refused it: no contact). Other states leave it as it is: a
         committed contact keeps counting, an uncommitted reservation expires with its timeout.
         """
@@ -163,8 +163,10 @@ class ContactControlBase:
             await self._transition(
                 delivery.contact_id, "released", "rejected", now, only_reserved=True
             )
-        elif state == "delivered":
-            await self._transition(delivery.contact_id, "committed", "final.delivered", now)
+        elif state in ("delivered", "unknown"):
+            # unknown: the submit answer was lost (a crash mid-send): it may well have reached
+            # the subscriber, so it counts rather than being refunded by the timeout
+            await self._transition(delivery.contact_id, "committed", f"final.{state}", now)
 
     # -- the flow ---------------------------------------------------------------------------
 

@@ -335,3 +335,17 @@ async def test_blacklist_exemption_is_ignored_even_if_configured(tmp_path) -> No
         assert (
             await cc.decide(req("868", campaign_class="service"))
         ).reason == "dnd.global_opt_out"
+
+
+async def test_unknown_outcome_keeps_counting_after_the_timeout(open_backend, clock) -> None:
+    """A message whose submit answer was lost (unknown: it may have been sent) counts as a contact."""
+    async with open_backend(
+        {"reservation_timeout": "60s", "caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}
+    ) as cc:
+        assert (await cc.decide(req(contact_id="u1"))).allowed
+        await cc.reconcile(
+            Delivery(contact_id="u1", channel="sms", state=DeliveryState.UNKNOWN, at=0)
+        )
+        clock.advance(61)
+        assert (await cc.decide(req(contact_id="u2"))).reason == "cap.channel.day"
+        assert [c["state"] for c in await cc.current_contacts("8613800000001")] == ["committed"]
