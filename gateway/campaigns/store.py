@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from gateway.campaigns.loader import load_campaign_dir, parse_campaign
 from gateway.campaigns.model import CampaignDef, LifecycleError, next_state
@@ -76,6 +78,7 @@ class CampaignStore:
         self.counts: dict[str, dict[str, int]] = {}
         self._unparsed_states: dict[str, CampaignState] = {}
         self._flushed: dict[tuple[str, str], int] = {}
+        self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
 
     @classmethod
     async def open(
@@ -216,8 +219,12 @@ class CampaignStore:
         """Load every campaign file and store new or changed definitions (SIGHUP reload)."""
         if areas is not None:
             self.areas = dict(areas)
-        defs, problems = load_campaign_dir(
-            Path(directory), areas=self.areas, plugin_types=self.plugin_types
+        # blocking reads (a target list may hold hundreds of thousands of numbers): off the loop
+        defs, problems = await trio.to_thread.run_sync(
+            partial(
+                load_campaign_dir, Path(directory), areas=self.areas, plugin_types=self.plugin_types
+            ),
+            limiter=self._files,
         )
         self.problems = problems
         log = structlog.get_logger()

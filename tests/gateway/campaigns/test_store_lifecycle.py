@@ -151,3 +151,24 @@ def test_send_window_up_to_24_00_is_not_empty():
     whole, evening = windows("00:00-24:00"), windows("20:00-24:00")
     assert whole.in_window(0) and whole.in_window(12 * 3600) and whole.in_window(86399)
     assert evening.in_window(23 * 3600) and not evening.in_window(12 * 3600)
+
+
+async def test_campaign_files_are_read_off_the_event_loop(tmp_path, monkeypatch):
+    """A reload reads campaign files (and their target lists) in a worker thread, not on Trio's."""
+    import threading
+
+    from gateway.campaigns import store as store_module
+
+    threads = []
+    real = store_module.load_campaign_dir
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "load_campaign_dir", spy)
+    write(tmp_path / "c")
+    store = await open_store(tmp_path)
+    result = await store.sync_dir(tmp_path / "c")
+    assert result["created"] == 1
+    assert threads and threading.get_ident() not in threads
