@@ -170,10 +170,11 @@ class SqliteContactControl(ContactControlBase):
         ):
             rec = records.get(cid)
             if event == "allowed":
-                if rec is not None and rec[STATE] < ENDED:
+                # no expiry: nothing was reserved (passive channel, or a duplicate's answer)
+                if expires is None or (rec is not None and rec[STATE] < ENDED):
                     continue
                 records[cid] = make_record(
-                    cid, msisdn, at, channel, campaign, cls, priority or 0, expires or 0.0
+                    cid, msisdn, at, channel, campaign, cls, priority or 0, expires
                 )
             elif rec is not None:
                 state = {"committed": COMMITTED, "expired": EXPIRED}.get(event, ENDED)

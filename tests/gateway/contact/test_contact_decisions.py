@@ -349,3 +349,17 @@ async def test_unknown_outcome_keeps_counting_after_the_timeout(open_backend, cl
         clock.advance(61)
         assert (await cc.decide(req(contact_id="u2"))).reason == "cap.channel.day"
         assert [c["state"] for c in await cc.current_contacts("8613800000001")] == ["committed"]
+
+
+async def test_passive_contact_not_counted_after_restart(open_sqlite) -> None:
+    """A passive-channel contact decided before a restart and reported sent after it still counts nothing."""
+    table = {
+        "passive_channels": ["crm"],
+        "caps": {"all": {"scope": "all_channels", "window": "day", "limit": 1}},
+    }
+    async with open_sqlite(table) as cc:
+        assert (await cc.decide(req(channel="crm", contact_id="p1"))).allowed
+    async with open_sqlite(table) as cc:
+        assert cc.open_reservations() == 0
+        await cc.commit("p1")
+        assert (await cc.decide(req(contact_id="p2"))).allowed
