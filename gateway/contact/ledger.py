@@ -173,6 +173,11 @@ class Ledger:
             await self.worker.transaction(_write_rows, batch.rows)
         except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
             batch.error = exc
+        except BaseException:
+            # Cancelled before the worker started the write (it cannot be cancelled once
+            # started): the rows are not on disk, and no waiter may hear "durable".
+            batch.error = RuntimeError("cancelled before it was written")
+            raise
         else:
             self.rows_written += len(batch.rows)
             self.commits += 1

@@ -119,3 +119,23 @@ def test_retention_must_cover_the_horizon() -> None:
 
     with pytest.raises(ConfigError, match="ledger_retention"):
         parse_contact_config({"ledger_retention": "7d", "cooldowns": {"telemarketing": "60d"}})
+
+
+async def test_a_cancelled_flush_is_not_reported_durable(tmp_path) -> None:
+    """A flush cancelled before its rows were written fails its waiters instead of telling them 'durable'."""
+    import pytest
+
+    from gateway.errors import StoreError
+
+    worker = SqliteWorker(open_sqlite(tmp_path / "l.sqlite"))
+    await worker.run(Ledger.create_schema)
+    ledger = Ledger(worker)
+    batch = ledger.append(_row(1))
+    async with worker._limiter:  # the worker thread is busy (indexer, a query...)
+        with trio.move_on_after(0.05):
+            await ledger.flush()
+    with pytest.raises(StoreError):
+        await ledger.durable(batch)
+    assert await worker.run(
+        lambda c: c.execute("SELECT count(*) FROM contact_ledger").fetchone()
+    ) == (0,)
