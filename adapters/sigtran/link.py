@@ -114,7 +114,8 @@ class Ipv4Reassembler:
         self.max_datagrams = max_datagrams
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._pending: dict[bytes, list] = {}  # key -> [first_ts, header, {offset: data}, total]
+        # key -> [first_ts, header, {offset: data}, total, octets held]
+        self._pending: dict[bytes, list] = {}
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -127,12 +128,15 @@ class Ipv4Reassembler:
         if entry is None:
             if len(self._pending) >= self.max_datagrams:
                 self._expire(ts, force=True)
-            entry = self._pending[key] = [ts, None, {}, None]
+            entry = self._pending[key] = [ts, None, {}, None, 0]
         elif ts - entry[0] > self.timeout:
-            entry[:] = [ts, None, {}, None]
+            entry[:] = [ts, None, {}, None, 0]
         offset = (frag & 0x1FFF) * 8
         data = f[off + ihl : end]
-        if offset + len(data) > self.max_bytes:
+        previous = entry[2].get(offset)
+        # overlapping fragments could otherwise hold far more than one datagram's octets
+        entry[4] += len(data) - (0 if previous is None else len(previous))
+        if offset + len(data) > self.max_bytes or entry[4] > self.max_bytes:
             del self._pending[key]
             self.dropped += 1
             raise ValueError("IPv4 datagram beyond maximum size")

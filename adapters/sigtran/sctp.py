@@ -4,7 +4,7 @@ A user message larger than the path MTU is sent as several DATA chunks with cons
 on one stream: the first has the B (beginning) flag, the last the E (end) flag. Fragments are
 kept per (addresses, ports, stream) and joined when a B..E run with no gap is complete.
 Bounded: at most ``max_pending`` partial messages (the oldest is dropped, counted), at most 64
-fragments and ``max_message`` octets per message.
+fragments and ``max_message`` octets held per partial message.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class SctpReassembler:
         self.max_pending = max_pending
         self.max_message = max_message
         self._pending: dict[tuple, dict[int, tuple[int, bytes]]] = {}
+        self._held: dict[tuple, int] = {}  # octets held per partial message
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -35,13 +36,20 @@ class SctpReassembler:
         frags = self._pending.get(key)
         if frags is None:
             if len(self._pending) >= self.max_pending:
-                del self._pending[next(iter(self._pending))]
+                self._drop(next(iter(self._pending)))
                 self._count("sctp", "reassembly_evicted")
             frags = self._pending[key] = {}
         if len(frags) >= 64:
-            del self._pending[key]
+            self._drop(key)
             self._count("sctp", "reassembly_too_many_fragments")
             return None
+        previous = frags.get(tsn)
+        held = self._held.get(key, 0) + len(data) - (0 if previous is None else len(previous[1]))
+        if held > self.max_message:  # fragments that never complete must not pile up
+            self._drop(key)
+            self._count("sctp", "message_too_large")
+            return None
+        self._held[key] = held
         frags[tsn] = (flags, data)
         # find a B..E run containing tsn
         start = tsn
@@ -57,7 +65,7 @@ class SctpReassembler:
             parts.append(entry[1])
             size += len(entry[1])
             if size > self.max_message:
-                del self._pending[key]
+                self._drop(key)
                 self._count("sctp", "message_too_large")
                 return None
             if entry[0] & 1:
@@ -69,6 +77,12 @@ class SctpReassembler:
             if t == stop:
                 break
             t = (t + 1) & 0xFFFFFFFF
-        if not frags:
-            del self._pending[key]
+        if frags:
+            self._held[key] -= size
+        else:
+            self._drop(key)
         return b"".join(parts)
+
+    def _drop(self, key: tuple) -> None:
+        del self._pending[key]
+        self._held.pop(key, None)

@@ -68,3 +68,47 @@ def test_ipv4_reassembly_is_bounded_and_expires():
         first = W.ipv4_fragments(b"\1\1\1\1", b"\2\2\2\2", bytes(64), ident=ident, size=16)[0]
         assert r.add(float(ident * 10), first, 0, 20, len(first), 0x2000) is None
     assert len(r) <= 2 and r.dropped >= 3
+
+
+def _held(pending) -> int:
+    return sum(len(piece) for entry in pending.values() for piece in entry[2].values())
+
+
+def test_ipv4_overlapping_fragments_cannot_hold_more_than_a_datagram():
+    """Overlapping fragments (each within 64 KiB, at every offset) hold at most max_bytes."""
+    import struct
+
+    r = Ipv4Reassembler()
+    dropped = 0
+    for eighth in range(0, 2000):
+        payload = bytes(60_000 - 8 * eighth)
+        header = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(payload),
+            7,
+            0x2000 | eighth,
+            64,
+            132,
+            0,
+            b"\1\1\1\1",
+            b"\2\2\2\2",
+        )
+        frame = header + payload
+        try:
+            r.add(0.0, frame, 0, 20, len(frame), 0x2000 | eighth)
+        except ValueError:
+            dropped += 1
+        assert _held(r._pending) <= r.max_bytes
+    assert dropped
+
+
+def test_sctp_partial_message_holds_at_most_max_message():
+    """Middle fragments that never complete hold at most max_message octets per key."""
+    counts = []
+    r = SctpReassembler(lambda layer, reason: counts.append(reason), max_message=10_000)
+    for tsn in range(1, 60):
+        r.add(("k",), tsn, 0, bytes(4000))  # neither B nor E: never completes
+        assert sum(len(d) for _, d in r._pending.get(("k",), {}).values()) <= 10_000
+    assert "message_too_large" in counts
