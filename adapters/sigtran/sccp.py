@@ -63,8 +63,11 @@ def address(a: bytes) -> tuple[int | None, int | None, str | None]:
             digits = digits[: 2 * len(raw) - 1]
     elif gti == 2:
         digits = bcd(a[pos + 1 :])
-    elif gti == 3:
-        digits = bcd(a[pos + 2 :])
+    elif gti == 3:  # translation type, numbering plan + encoding scheme (1: BCD odd)
+        raw = a[pos + 2 :]
+        digits = bcd(raw)
+        if a[pos + 1] & 0x0F == 1 and raw:
+            digits = digits[: 2 * len(raw) - 1]
     elif gti == 4:
         raw = a[pos + 3 :]
         digits = bcd(raw)
