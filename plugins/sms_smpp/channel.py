@@ -254,14 +254,24 @@ class SmsChannel(InboundMixin):
                     log.warning(
                         "sms.no_route", msisdn=message.msisdn, contact_id=message.contact_id
                     )
-                    await self._final(message, DeliveryState.REJECTED, "no route to an SMSC")
+                    await self._reject(message, "no route to an SMSC")
                     continue
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:  # whatever the content does, it fails alone
                     self.stats["bad_content"] += 1
                     log.warning("sms.bad_content", contact_id=message.contact_id, error=str(exc))
-                    await self._final(message, DeliveryState.REJECTED, f"bad content: {exc}")
+                    await self._reject(message, f"bad content: {exc}")
                     continue
                 await account.submit(job)
+
+    async def _reject(self, message: Any, error: str) -> None:
+        """Report a message the feeder cannot send; a failing report (contact control down)
+        is logged, and must not stop the feeder (a restart would strand what is in flight)."""
+        try:
+            await self._final(message, DeliveryState.REJECTED, error)
+        except Exception as exc:
+            structlog.get_logger().error(
+                "sms.report_failed", contact_id=message.contact_id, error=repr(exc)
+            )
 
     async def _final(
         self, message: Any, state: DeliveryState, error: str | None, message_id: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from tests.fakes.fake_contact_control import allowed
+from tests.fakes.fake_contact_control import FakeContactControl, allowed
 from tests.plugins.sms_smpp_harness import running_channel, running_simulator, smsc_table, wait_for
 
 
@@ -324,3 +324,32 @@ async def test_one_message_taken_twice_goes_on_the_wire_once(tmp_path):
             first, second = (SubmitJob(key="x", segments=[{}]) for _ in range(2))
             await channel.before_send([first, second])
             assert (first.done, second.done) == (False, True)
+
+
+async def test_failing_report_of_an_unsendable_message_does_not_stop_the_feeder(tmp_path):
+    """Contact control failing (Redis down) while a no-route message is rejected: later messages still go out."""
+    async with (
+        running_simulator() as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, routes=["86138"])]) as h,
+    ):
+
+        class Down(FakeContactControl):
+            async def reconcile(self, delivery):
+                raise ConnectionError("contact control unavailable")
+
+        h.gateway.contact_control = Down()
+        await h.outbox.enqueue(allowed("lost", "8615000000001"))
+        await wait_for(lambda: h.channel.stats["no_route"] == 1)
+        await h.outbox.enqueue(allowed("ok", "8613800000001"))
+        await wait_for(lambda: [s.destination_addr for s in sim.submitted] == ["8613800000001"])
+        assert (await h.outbox.show("lost"))["state"] == "rejected"
+
+
+async def test_content_that_breaks_encoding_is_rejected_alone(tmp_path):
+    """Content no encoder expects (an infinite priority_flag) rejects that message only; the next is sent."""
+    async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
+        await h.outbox.enqueue(allowed("inf", priority_flag=float("inf")))
+        await h.outbox.enqueue(allowed("fine", "8613800000002"))
+        await wait_for(lambda: len(h.observed.final()) == 1 and sim.submitted)
+        assert h.observed.final() == {"inf": "rejected"}
+        assert [s.destination_addr for s in sim.submitted] == ["8613800000002"]
