@@ -265,34 +265,43 @@ class Outbox:
     async def tick(self) -> None:
         """One scheduler pass: retries due, expired leases, expiry, deferred requests."""
         now = self.clock()
+        log = structlog.get_logger()
         while self._unknown_to_report:
-            contact_id, ch, msisdn = self._unknown_to_report.pop()
-            await self._report(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=ch,
-                    state=DeliveryState.UNKNOWN,
-                    at=now,
-                    error="crash: submit answer lost",
-                    msisdn=msisdn,
+            contact_id, ch, msisdn = self._unknown_to_report[-1]
+            try:
+                await self._report(
+                    Delivery(
+                        contact_id=contact_id,
+                        channel=ch,
+                        state=DeliveryState.UNKNOWN,
+                        at=now,
+                        error="crash: submit answer lost",
+                        msisdn=msisdn,
+                    )
                 )
-            )
+            except Exception as exc:  # contact control down: kept for the next tick
+                log.warning("outbox.report_failed", contact_id=contact_id, error=repr(exc))
+                break
+            self._unknown_to_report.pop()
         requeued, leases, expired = await self._call(store.due_timers, now)
         if requeued or leases:
             for ch in list(self._depths):
                 self._wake(ch)
         for contact_id, ch, msisdn in expired:
             self.stats["expired"] += 1
-            await self._report(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=ch,
-                    state=DeliveryState.EXPIRED,
-                    at=now,
-                    error="not sent before expiry",
-                    msisdn=msisdn,
+            try:  # already stored as expired: one failing report must not skip the others
+                await self._report(
+                    Delivery(
+                        contact_id=contact_id,
+                        channel=ch,
+                        state=DeliveryState.EXPIRED,
+                        at=now,
+                        error="not sent before expiry",
+                        msisdn=msisdn,
+                    )
                 )
-            )
+            except Exception as exc:
+                log.warning("outbox.report_failed", contact_id=contact_id, error=repr(exc))
         control = getattr(self.gateway, "contact_control", None)
         if control is not None:
             for request in await self._call(store.due_deferred, now):
@@ -308,7 +317,7 @@ class Outbox:
                         continue
                     await self._call(store.delete_deferred, request.contact_id)
                 except Exception as exc:  # contact control down: keep them all for the next tick
-                    structlog.get_logger().warning(
+                    log.warning(
                         "outbox.redecide_failed", contact_id=request.contact_id, error=repr(exc)
                     )
                     break

@@ -299,3 +299,33 @@ async def test_deferred_request_survives_a_failed_redecision(tmp_path):
             taken = await q.take(10, max_wait=1)
         assert sorted(m.contact_id for m in taken) == ["d1", "d2"]
         assert ob.depth("sms") == 2  # queued now, no longer deferred
+
+
+async def test_unknown_and_expired_reports_survive_a_failing_report(tmp_path):
+    """A report that fails (contact control down) is retried next tick for unknown; expired ones after it still go out."""
+    db = tmp_path / "db"
+    async with open_outbox(db, cfg(expiry=60)) as ob:
+        await ob.enqueue_many([allowed("u1"), allowed("e1"), allowed("e2")])
+        queue = await ob.open_queue("sms").__aenter__()  # never exited: the "crash"
+        (first, *_rest) = await queue.take(1)
+        assert await queue.mark_sending([first.contact_id]) == {"u1"}
+    reported = []
+    failures = iter([True, False, True, False, False])
+
+    async def report_delivery(delivery):
+        if next(failures):
+            raise ConnectionError("contact control down")
+        reported.append((delivery.contact_id, delivery.state.value))
+
+    gw = SimpleNamespace(contact_control=None, report_delivery=report_delivery)
+    clock = [time.time()]
+    async with open_outbox(
+        db, cfg(expiry=60), gateway=gw, clock=lambda: clock[0], run_scheduler=False
+    ) as ob:
+        await ob.tick()  # the unknown report fails: kept for the next tick
+        assert reported == []
+        await ob.tick()
+        assert reported == [("u1", "unknown")]
+        clock[0] += 120  # e1 and e2 expire; the first expired report fails
+        await ob.tick()
+        assert len(reported) == 2 and reported[1][1] == "expired"
