@@ -272,7 +272,12 @@ class ContactControlBase:
             await self.ledger.durable(self.ledger.extend(rows))
         if self.on_recorded is not None:
             for d in decisions:
-                self.on_recorded(d)
+                try:
+                    self.on_recorded(d)
+                except Exception as exc:  # an observer's bug must not undo a durable decision
+                    structlog.get_logger().error(
+                        "contact.observer_failed", contact_id=d.request.contact_id, error=repr(exc)
+                    )
 
     # -- housekeeping ---------------------------------------------------------------------------
 

@@ -363,3 +363,18 @@ async def test_passive_contact_not_counted_after_restart(open_sqlite) -> None:
         assert cc.open_reservations() == 0
         await cc.commit("p1")
         assert (await cc.decide(req(contact_id="p2"))).allowed
+
+
+async def test_a_failing_observer_does_not_fail_the_decision(open_backend) -> None:
+    """An observer of recorded decisions that raises is logged; decide still returns its durable answer."""
+
+    def observer(decision) -> None:
+        raise RuntimeError("observer bug")
+
+    async with open_backend({"caps": {"sms_day": dict(CAPS["sms_day"], limit=1)}}) as cc:
+        cc.on_recorded = observer
+        assert (await cc.decide(req(contact_id="o1"))).allowed
+        assert [d.reason for d in await cc.decide_many([req(), req("862")])] == [
+            "cap.channel.day",
+            None,
+        ]
