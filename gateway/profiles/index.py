@@ -134,7 +134,8 @@ class ProfileIndex:
         if name == "last_lac":
             return (self.last_cell[row] >> 16) or None
         if name == "last_imei":
-            return str(self.last_imei[row]) if self.last_imei[row] else None
+            # stored as an integer: a type allocation code may start with 0 (IMEIs: 15 digits)
+            return str(self.last_imei[row]).zfill(15) if self.last_imei[row] else None
         if name == "last_seen":
             return self.last_seen[row] or None
         return None

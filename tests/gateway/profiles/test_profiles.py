@@ -150,3 +150,13 @@ def test_presorted_and_unsorted_keys_give_the_same_lookups(tmp_path):
         assert a.msisdn(a.row_by_imsi(str(s))) == b.msisdn(b.row_by_imsi(str(s))) == str(m)
     assert a.row_by_msisdn("8613800000001") == -1 and a.row_by_msisdn("1") == -1
     assert a.row_by_msisdn("9" * 15) == -1
+
+
+def test_learned_imei_keeps_a_leading_zero(tmp_path):
+    """An IMEI whose type allocation code starts with 0 (e.g. 01...) reads back with all 15 digits."""
+    index = load_profiles(write(tmp_path, GOOD))
+    index.observe(
+        0, SignalEvent(kind=EventKind.HANDSET_CHANGE, timestamp=1.0, imei="013456789012345")
+    )
+    assert index.view(0)["last_imei"] == "013456789012345"
+    assert index.attribute("last_imei", 0) == "013456789012345"
