@@ -69,7 +69,9 @@ class CounterMirror:
         self._events = metrics.counter("signaling.events", source=source)
 
     def update(self, name: str, counts: dict[tuple[str, str], int]) -> None:
-        for (layer, reason), value in counts.items():
+        # list() copies in one C call: the XDR file reader counts into the same dict from a
+        # worker thread, and iterating it while a new key arrives would raise RuntimeError
+        for (layer, reason), value in list(counts.items()):
             key = (name, layer, reason)
             delta = value - self._seen.get(key, 0)
             if delta:
