@@ -67,3 +67,29 @@ def test_next_at_crosses_midnight_and_dst() -> None:
     morning = berlin.next_at(evening, 8 * 3600)
     assert morning == local_ts(2026, 3, 29, 8, 0, BERLIN)
     assert morning - evening == 9.5 * 3600  # one hour shorter night
+
+
+async def test_restart_rebuilds_calendar_windows_in_local_time(open_sqlite, clock) -> None:
+    """After a restart, day and month caps count the ledger's contacts by local (Berlin, DST) calendar."""
+    from contact_helpers import BERLIN, local_ts, req
+
+    table = {
+        "timezone": "Europe/Berlin",
+        "caps": {
+            "sms_day": {"scope": "channel", "channel": "sms", "window": "day", "limit": 1},
+            "sms_month": {"scope": "channel", "channel": "sms", "window": "month", "limit": 2},
+        },
+    }
+    clock.now = local_ts(2026, 10, 1, 0, 5, BERLIN)  # first minutes of the month, summer time
+    async with open_sqlite(table) as cc:
+        assert (await cc.decide(req(contact_id="m1"))).allowed
+        await cc.commit("m1")
+    clock.now = local_ts(2026, 10, 30, 12, 0, BERLIN)  # after the change to winter time
+    async with open_sqlite(table) as cc:
+        assert (await cc.decide(req(contact_id="m2"))).allowed
+        await cc.commit("m2")
+    clock.now = local_ts(2026, 10, 31, 23, 55, BERLIN)  # a fresh day, the month is full
+    async with open_sqlite(table) as cc:
+        assert (await cc.decide(req())).reason == "cap.channel.month"
+        clock.now = local_ts(2026, 11, 1, 0, 1, BERLIN)  # a new month
+        assert (await cc.decide(req())).allowed
