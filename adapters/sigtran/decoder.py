@@ -457,12 +457,23 @@ class FileDecoder:
     """Decodes one capture file in steps, so a caller can hand events on between steps.
 
     ``offset`` after a step is the file position to resume from (``start_offset``).
+    With ``count_truncation=False`` a file that ends inside a record is not counted as an
+    error (:attr:`truncated` tells): the caller may be reading a file the probe still writes.
     """
 
-    def __init__(self, stream, decoder: Decoder, *, start_offset: int = 0) -> None:
+    def __init__(
+        self, stream, decoder: Decoder, *, start_offset: int = 0, count_truncation: bool = True
+    ) -> None:
         self.reader = CaptureReader(stream, start_offset=start_offset)
         self.decoder = decoder
         self.done = False
+        self.count_truncation = count_truncation
+
+    @property
+    def truncated(self) -> bool:
+        """The input ended inside a record (or a record header), after :attr:`offset`."""
+        error = self.reader.error
+        return error is not None and error.startswith("truncated")
 
     @property
     def offset(self) -> int:
@@ -476,6 +487,6 @@ class FileDecoder:
             decoder.correlator.expire_idle(decoder.last_ts)
         if n < max_packets:
             self.done = True
-            if self.reader.error:
+            if self.reader.error and (self.count_truncation or not self.truncated):
                 decoder.count_error("pcap", self.reader.error)
         return decoder.drain()

@@ -13,6 +13,7 @@ Also provides the ``pcap`` reader of ``gateway_event_readers`` (``gatewayctl pre
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class PcapDirectorySource:
         self.mirror = CounterMirror(gateway.metrics, config.common.name)
         self._limiter = trio.CapacityLimiter(1)
         self.current: str | None = None
+        self._waiting: str | None = None  # a file read to a cut record, waiting for the rest
         self.events_sent = 0
         self.bad_files = 0
 
@@ -99,11 +101,22 @@ class PcapDirectorySource:
                 await trio.sleep(self.spool.config.poll_interval)
                 continue
             path, offset = found
-            await self._read_file(path, offset, sink, log)
+            if not await self._read_file(path, offset, sink, log):
+                # the newest file ends inside a record: the probe is still writing it
+                await trio.sleep(self.spool.config.poll_interval)
+                continue
+            self._waiting = None
             await run(self.spool.finish, path, limiter=limiter)
             log.info("signaling.file_done", file=path.name, frames=self.decoder.frames)
 
-    async def _read_file(self, path: Path, offset: int, sink: Any, log: Any) -> None:
+    async def _read_file(self, path: Path, offset: int, sink: Any, log: Any) -> bool:
+        """Decode ``path`` from ``offset``; False when it must be read again later.
+
+        A probe that writes in place (``tcpdump -C``/``-G``) buffers its output: the newest
+        file may end inside a record (or before its header is flushed) for longer than the
+        settle time. Such a file is read up to its last whole record and kept (progress saved
+        there) until the rest arrives or a later file shows the probe has moved on.
+        """
         run, limiter = trio.to_thread.run_sync, self._limiter
         self.current = path.name
         common, decoder = self.config.common, self.decoder
@@ -112,18 +125,24 @@ class PcapDirectorySource:
         except OSError as exc:
             log.warning("signaling.file_unreadable", file=path.name, error=str(exc))
             self.bad_files += 1
-            return
+            return True
         try:
             try:
                 reader = await run(
-                    lambda: FileDecoder(stream, decoder, start_offset=offset), limiter=limiter
+                    lambda: FileDecoder(
+                        stream, decoder, start_offset=offset, count_truncation=False
+                    ),
+                    limiter=limiter,
                 )
             except CaptureFormatError as exc:
+                short = await run(lambda: os.fstat(stream.fileno()).st_size < 24, limiter=limiter)
+                if short and not await run(self.spool.later_exists, path, limiter=limiter):
+                    return False  # the probe has not flushed the header yet
                 log.warning("signaling.file_not_a_capture", file=path.name, error=str(exc))
                 decoder.count_error("pcap", "bad_magic")
                 self.bad_files += 1
-                return
-            if offset:
+                return True
+            if offset and self._waiting != path.name:
                 log.info("signaling.resumed", file=path.name, offset=offset)
             frames_before = decoder.frames
 
@@ -140,6 +159,13 @@ class PcapDirectorySource:
                 # what was handed on is recorded even if a shutdown arrives meanwhile
                 with trio.CancelScope(shield=True):
                     await run(self.spool.save_progress, path.name, reader.offset, limiter=limiter)
+            if reader.truncated:
+                if not await run(self.spool.later_exists, path, limiter=limiter):
+                    self._waiting = path.name
+                    return False
+                decoder.count_error("pcap", reader.reader.error)  # the tail will never come
+                self.mirror.update("signaling.decode_errors", decoder.errors)
+            return True
         finally:
             self.current = None
             with trio.CancelScope(shield=True):

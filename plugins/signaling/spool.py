@@ -28,6 +28,7 @@ import attrs
 from gateway.config_reader import TableReader
 
 DONE_ACTIONS = ("move", "mark", "delete")
+_NOT_YET = (".tmp", ".part", ".done")  # names never taken (being written, or finished)
 
 
 @attrs.frozen(kw_only=True)
@@ -117,7 +118,7 @@ class Spool:
             return []
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or name.endswith((".tmp", ".part", ".done")):
+            if name.startswith(".") or name.endswith(_NOT_YET):
                 continue
             if not any(fnmatch.fnmatch(name, p) for p in cfg.patterns):
                 continue
@@ -132,6 +133,29 @@ class Spool:
             out.append((mtime if cfg.order == "mtime" else 0.0, name, Path(entry.path)))
         out.sort()
         return out
+
+    def later_exists(self, path: Path) -> bool:
+        """Whether another matching file sorts after ``path`` (settled or not): the probe has
+        rotated past it, so a tail still missing from ``path`` will not come."""
+        cfg = self.config
+        try:
+            mine = (path.stat().st_mtime if cfg.order == "mtime" else 0.0, path.name)
+            entries = list(os.scandir(cfg.directory))
+        except FileNotFoundError:
+            return True
+        for entry in entries:
+            name = entry.name
+            if name == path.name or name.startswith(".") or name.endswith(_NOT_YET):
+                continue
+            if not any(fnmatch.fnmatch(name, p) for p in cfg.patterns):
+                continue
+            try:
+                key = (entry.stat().st_mtime if cfg.order == "mtime" else 0.0, name)
+            except FileNotFoundError:
+                continue
+            if key > mine:
+                return True
+        return False
 
     def next_file(self, now: float | None = None) -> tuple[Path, int] | None:
         """``(path, offset)`` of the file to read next: the one in progress first."""

@@ -164,3 +164,59 @@ def test_relative_directories_are_relative_to_the_config_file(tmp_path):
     source = PcapDirectorySource(gateway, config)
     assert source.spool.config.directory == tmp_path / "etc" / "spool"
     assert source.spool.done_directory == tmp_path / "etc" / "old"
+
+
+async def test_newest_file_cut_mid_record_waits_for_the_probe(tmp_path, spool):
+    """A probe writing in place (tcpdump -C/-G) may pause mid-record for longer than the settle
+    time: the newest file is read up to its last whole record and kept, not set aside; the rest
+    is read once written, and the file is finished when the probe rotates to a later file."""
+    whole = tmp_path / "whole.pcap"
+    make_capture(whole, seed=5, procedures=40)
+    data = whole.read_bytes()
+    with whole.open("rb") as f:
+        total = sum(1 for _ in CaptureReader(f).packets())
+    (spool / "a.pcap").write_bytes(data[: len(data) // 2 + 7])  # cut inside a record
+    _, source = source_for(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, ListSink())
+        await wait_for(lambda: source.decoder.frames > 0)
+        await trio.sleep(0.1)  # several polls: the cut file is neither finished nor counted bad
+        assert source.spool.files_done == 0 and (spool / "a.pcap").exists()
+        (spool / "a.pcap").write_bytes(data)  # the probe wrote the rest
+        (spool / "b.pcap").write_bytes(data[:24])  # and rotated
+        await wait_for(lambda: source.spool.files_done == 2)
+        nursery.cancel_scope.cancel()
+    assert source.decoder.frames == total
+    assert source.statistics()["errors"] == {}
+
+
+async def test_newest_file_without_a_whole_header_is_not_set_aside(tmp_path, spool):
+    """A just-rotated file whose header is still in the probe's buffer is waited for, not garbage."""
+    whole = tmp_path / "whole.pcap"
+    make_capture(whole, seed=5, procedures=10)
+    (spool / "a.pcap").write_bytes(b"")
+    _, source = source_for(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, ListSink())
+        await trio.sleep(0.1)
+        assert source.bad_files == 0 and (spool / "a.pcap").exists()
+        (spool / "a.pcap").write_bytes(whole.read_bytes())
+        (spool / "b.pcap").write_bytes(whole.read_bytes()[:24])
+        await wait_for(lambda: source.spool.files_done == 2)
+        nursery.cancel_scope.cancel()
+    assert source.bad_files == 0 and source.decoder.frames > 0
+
+
+async def test_cut_file_followed_by_a_later_one_is_finished_and_counted(tmp_path, spool):
+    """Once a later file exists the cut tail will never come: the file is finished, the cut counted."""
+    whole = tmp_path / "whole.pcap"
+    make_capture(whole, seed=5, procedures=10)
+    data = whole.read_bytes()
+    (spool / "a.pcap").write_bytes(data[: len(data) - 3])
+    (spool / "b.pcap").write_bytes(data)
+    _, source = source_for(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(source.run, ListSink())
+        await wait_for(lambda: source.spool.files_done == 2)
+        nursery.cancel_scope.cancel()
+    assert source.statistics()["errors"] == {"pcap.truncated_record": 1}
