@@ -3,7 +3,8 @@
 Used by the pcap directory source and the XDR file source. A file is *complete* when the probe
 has renamed it into the directory under a matching name (names starting with ``.`` or ending
 in ``.tmp`` / ``.part`` are never taken) and it has not been modified for ``settle`` seconds.
-Complete files are taken in name order (or modification time order), one at a time.
+Complete files are taken in name order (natural: ``x.pcap9`` before ``x.pcap10``) or
+modification time order, one at a time.
 
 Progress (the current file and the byte offset after the last batch handed on) is kept in
 ``<state_dir>/signaling/<source>.progress``, written atomically (temporary file + fsync +
@@ -18,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +31,12 @@ from gateway.config_reader import TableReader
 
 DONE_ACTIONS = ("move", "mark", "delete")
 _NOT_YET = (".tmp", ".part", ".done")  # names never taken (being written, or finished)
+_DIGITS = re.compile(r"(\d+)")
+
+
+def name_key(name: str) -> tuple:
+    """Natural order of file names: rotation counters (tcpdump -C: x.pcap9, x.pcap10) by value."""
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(name))
 
 
 @attrs.frozen(kw_only=True)
@@ -109,7 +117,7 @@ class Spool:
 
     # -- files ------------------------------------------------------------------------------
 
-    def _candidates(self, now: float) -> list[tuple[float, str, Path]]:
+    def _candidates(self, now: float) -> list[tuple[float, tuple, Path]]:
         out = []
         cfg = self.config
         try:
@@ -130,7 +138,7 @@ class Spool:
                 continue
             if now - mtime < cfg.settle:
                 continue
-            out.append((mtime if cfg.order == "mtime" else 0.0, name, Path(entry.path)))
+            out.append((mtime if cfg.order == "mtime" else 0.0, name_key(name), Path(entry.path)))
         out.sort()
         return out
 
@@ -139,7 +147,7 @@ class Spool:
         rotated past it, so a tail still missing from ``path`` will not come."""
         cfg = self.config
         try:
-            mine = (path.stat().st_mtime if cfg.order == "mtime" else 0.0, path.name)
+            mine = (path.stat().st_mtime if cfg.order == "mtime" else 0.0, name_key(path.name))
             entries = list(os.scandir(cfg.directory))
         except FileNotFoundError:
             return True
@@ -150,7 +158,7 @@ class Spool:
             if not any(fnmatch.fnmatch(name, p) for p in cfg.patterns):
                 continue
             try:
-                key = (entry.stat().st_mtime if cfg.order == "mtime" else 0.0, name)
+                key = (entry.stat().st_mtime if cfg.order == "mtime" else 0.0, name_key(name))
             except FileNotFoundError:
                 continue
             if key > mine:

@@ -220,3 +220,20 @@ async def test_cut_file_followed_by_a_later_one_is_finished_and_counted(tmp_path
         await wait_for(lambda: source.spool.files_done == 2)
         nursery.cancel_scope.cancel()
     assert source.statistics()["errors"] == {"pcap.truncated_record": 1}
+
+
+def test_rotation_counters_are_taken_in_numeric_order(tmp_path, spool):
+    """tcpdump -C names its files x.pcap, x.pcap1 ... x.pcap10: 10 comes after 9, not after 1."""
+    from plugins.signaling.spool import Spool
+
+    names = ["x.pcap", "x.pcap1", "x.pcap2", "x.pcap9", "x.pcap10", "x.pcap11"]
+    for name in names:
+        old(make_capture(spool / name, seed=1, procedures=1) and spool / name)
+    _, source = source_for(tmp_path)
+    taken = []
+    spool_ = Spool(source.spool.config, tmp_path / "progress")
+    while (found := spool_.next_file()) is not None:
+        taken.append(found[0].name)
+        assert spool_.later_exists(found[0]) == (found[0].name != "x.pcap11")
+        found[0].unlink()
+    assert taken == names
