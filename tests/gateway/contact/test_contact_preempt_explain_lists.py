@@ -128,3 +128,48 @@ async def test_why_explains_cooldown(open_sqlite) -> None:
         text = explain_rows(await cc.ledger.query(msisdn="8613800000001"), cc.engine.clock)
         assert "SUPPRESSED by cooldown (cooldown.telemarketing): a telemarketing contact" in text
         assert "in the last 60d since" in text
+
+
+async def _race(open_sqlite, path, channel_delay: int, campaign_delay: int) -> bool:
+    from gateway.outbox import OutboxConfig, open_outbox
+
+    outboxes = []
+
+    async def preemptor(contact_id: str) -> bool:
+        return await outboxes[0].cancel(contact_id, "preempted")
+
+    async with (
+        open_sqlite(DAY1, preemptor=preemptor, fresh=True) as cc,
+        open_outbox(path, OutboxConfig(), run_scheduler=False) as ob,
+    ):
+        outboxes.append(ob)
+        await ob.enqueue(await cc.decide(req(contact_id="low", priority=1)))
+        result = {}
+        async with ob.open_queue("sms") as queue:
+            assert len(await queue.take(1)) == 1
+
+            async def channel() -> None:
+                for _ in range(channel_delay):
+                    await trio.lowlevel.checkpoint()
+                result["sent"] = "low" in await queue.mark_sending(["low"])
+
+            async def campaign() -> None:
+                for _ in range(campaign_delay):
+                    await trio.lowlevel.checkpoint()
+                result["high"] = (await cc.decide(req(contact_id="high", priority=9))).allowed
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(channel)
+                nursery.start_soon(campaign)
+        assert result["sent"] != result["high"], result
+        live = [c["contact_id"] for c in await cc.current_contacts("8613800000001")]
+        assert live == (["low"] if result["sent"] else ["high"])
+        return result["sent"]
+
+
+async def test_preemption_racing_the_channel_never_sends_both(open_sqlite, tmp_path) -> None:
+    """Real outbox: the channel marking the low message sending races a high-priority decision; one wins, never both."""
+    outcomes = {
+        await _race(open_sqlite, tmp_path / f"o{n}.sqlite", n % 5, n // 5) for n in range(20)
+    }
+    assert outcomes == {True, False}  # both orders were exercised
