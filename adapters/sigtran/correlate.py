@@ -348,7 +348,9 @@ class Correlator:
         if kind == "handset_change":
             previous = sub[0]
             sub[0] = event["imei"]
-            if previous is None or previous == event["imei"]:
+            # the handset is its TAC + serial number: an MS sends the 15th (check) digit as 0
+            # (TS 22.016 3) while one computed from an IMEISV is the Luhn digit
+            if previous is None or previous[:14] == event["imei"][:14]:
                 return
             event["previous_imei"] = previous
         lac, ci = event.get("lac"), event.get("ci")

@@ -202,3 +202,16 @@ def test_idle_connections_expire_and_end_their_call():
     assert [(e["imsi"], e["timestamp"]) for e in ends] == [(IMSI, last)]
     assert w.decoder.skipped[("correlation", "connection_idle_expired")] == 1
     assert len({id(c) for c in w.decoder.correlator.conns.values()}) == 1
+
+
+def test_same_handset_by_imei_and_by_imeisv_is_no_change():
+    """An MS sends its IMEI with the check digit as 0 (TS 22.016 3): the same handset asked
+    for its IMEI, then its IMEISV (check digit computed), is not a handset change."""
+    w = Wire()
+    body = "35690900123456"
+    for value, kind in ((body + "0", MI_IMEI), (body + "01", MI_IMEISV), (body + "0", MI_IMEI)):
+        conn = w.open(W.cm_service_request(IMSI))
+        w.down(conn, W.dtap(W.identity_request(kind)))
+        w.up(conn, W.dtap(W.identity_response(value, kind)))
+        w.close(conn)
+    assert [e for e in w.events() if e["kind"] == "handset_change"] == []
