@@ -99,9 +99,19 @@ class RedisListStore(ListStore):
 
     async def sync_once(self) -> int:
         """Apply the changes other nodes announced since the last call; returns how many."""
-        (events,) = await self._send(
-            [("XRANGE", f"{self._p}:lists:changes", f"({self._last_id}", "+", "COUNT", 1000)]
-        )
+        stream = f"{self._p}:lists:changes"
+        commands = [("XRANGE", stream, f"({self._last_id}", "+", "COUNT", 1000)]
+        placed = self._last_id != "0-0"
+        if placed:  # is our own last change still there?
+            commands.append(("XRANGE", stream, self._last_id, self._last_id))
+        replies = await self._send(commands)
+        events = replies[0]
+        if placed and not replies[1]:
+            # Trimmed past us (MAXLEN, while this node was cut off) or the stream was lost:
+            # changes may be missing, and a missed do-not-disturb entry must not be.
+            structlog.get_logger().warning("contact.list_sync_reload", last_id=self._last_id)
+            await self.load_all()
+            return len(events)
         for event_id, fields in events:
             self._last_id = event_id.decode()
             data = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}

@@ -149,3 +149,18 @@ async def test_redis_that_stops_answering_is_an_error_not_a_hang(tmp_path, clock
             assert (await cc.decide(req("865", contact_id="h3"))).reason == "cap.channel.day"
     finally:
         server.stop()
+
+
+async def test_node_behind_a_trimmed_change_stream_reloads_its_lists(
+    open_redis_cc, redis_server
+) -> None:
+    """A node whose place in the change stream was trimmed away (MAXLEN) reloads the lists, missing nothing."""
+    async with open_redis_cc(prefix="trim") as a, open_redis_cc(prefix="trim") as b:
+        await a.lists.add("blacklist", "866")
+        assert await b.lists.sync_once() == 1
+        await a.lists.add("blacklist", "867")
+        async with open_redis(redis_server.host, redis_server.port) as r:
+            await r.execute("XTRIM", "trim:lists:changes", "MAXLEN", 0)
+        await b.lists.sync_once()
+        assert (await b.check(req("867"))).reason == "dnd.blacklist"
+        assert (await b.check(req("866"))).reason == "dnd.blacklist"
