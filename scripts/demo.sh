@@ -27,20 +27,38 @@ if [[ ! -x .venv/bin/gatewayd ]]; then
     .venv/bin/pip install -q -e '.[test]'
 fi
 
-mkdir -p var/demo
-if [[ -z "$seconds" ]]; then
-    exec .venv/bin/gatewayd --demo
-fi
-
+# Each demo starts fresh: a new state directory and the bundled capture in the spool
+# directory that the pcap source watches (etc/demo/gateway.toml).
+rm -rf var/demo
+mkdir -p var/demo/pcap
+cp etc/demo/sample.pcap var/demo/pcap/
 .venv/bin/gatewayd --demo &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
-sleep "$seconds" &
-sleeper=$!
-# Stop after the delay, unless gatewayd ended first.
-while kill -0 "$pid" 2>/dev/null && kill -0 "$sleeper" 2>/dev/null; do
+started=$SECONDS
+
+# Once the daemon answers, show what it did with the capture: per campaign, the events
+# matched, the contacts allowed by contact control, and the SMS sent to and delivered by the
+# bundled SMSC simulator (receipts arrive about a second after submission).
+ctl=(.venv/bin/gatewayctl --socket var/demo/control.sock --timeout 5)
+summary() { .venv/bin/python scripts/demo_summary.py var/demo/control.sock; }
+for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    "${ctl[@]}" status >/dev/null 2>&1 && break
     sleep 0.2
 done
-kill "$sleeper" 2>/dev/null || true
+if kill -0 "$pid" 2>/dev/null; then
+    summary || true
+    echo "demo: try  .venv/bin/gatewayctl --socket var/demo/control.sock status | campaigns list | why 8613800000001 | smpp"
+fi
+
+if [[ -z "$seconds" ]]; then
+    wait "$pid"
+    exit $?
+fi
+# Stop after the delay (counted from the start), unless gatewayd ended first.
+while kill -0 "$pid" 2>/dev/null && (( SECONDS - started < seconds )); do
+    sleep 0.2
+done
 kill -TERM "$pid" 2>/dev/null || true
 wait "$pid"

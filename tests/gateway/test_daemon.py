@@ -231,10 +231,11 @@ def test_daemon_refuses_to_start_on_invalid_config(gateway_config, gatewayd):
 
 
 def test_demo_script_runs_and_stops_by_itself():
-    """./scripts/demo.sh --for N starts gatewayd --demo, which is ready and then stops cleanly (exit 0)."""
+    """./scripts/demo.sh decodes the bundled capture, sends SMS through the bundled simulator
+    (delivery receipts come back), then stops cleanly (exit 0)."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [str(root / "scripts" / "demo.sh"), "--for", "3"],
+        [str(root / "scripts" / "demo.sh"), "--for", "8"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -242,6 +243,12 @@ def test_demo_script_runs_and_stops_by_itself():
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "gateway.ready" in result.stdout and "gateway.stopped" in result.stdout
+    delivered = [
+        int(line.split("delivered")[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("demo: campaign")
+    ]
+    assert len(delivered) == 5 and sum(delivered) > 0, result.stdout[-3000:]
 
 
 async def test_dropping_sink_counts_events_when_no_pipeline_is_installed():
