@@ -164,6 +164,12 @@ class Correlator:
             del tmsis[next(iter(tmsis))]  # the least recently learned goes first
         tmsis[tmsi] = (imsi, ts + self.tmsi_ttl)
 
+    def forget_tmsi(self, tmsi: int, imsi: str) -> None:
+        """``tmsi`` was replaced by a new one: the VLR may give it to another subscriber."""
+        found = self.tmsis.get(tmsi)
+        if found is not None and found[0] == imsi:
+            del self.tmsis[tmsi]
+
     def imsi_of_tmsi(self, tmsi: int, ts: float) -> str | None:
         found = self.tmsis.get(tmsi)
         if found is None:
@@ -178,7 +184,7 @@ class Correlator:
         if conn.imsi == imsi:
             return
         conn.imsi = imsi
-        if conn.tmsi is not None and conn.tmsi != conn.new_tmsi:
+        if conn.tmsi is not None and conn.new_tmsi is None:  # a replaced TMSI is not learned
             self.learn_tmsi(conn.tmsi, imsi, ts)
         if conn.new_tmsi is not None:
             self.learn_tmsi(conn.new_tmsi, imsi, ts)
@@ -249,9 +255,7 @@ class Correlator:
         elif mm == B.MM_LU_ACCEPT:
             if "tmsi" in msg:
                 # _identify took it as the connection's TMSI if none was known; it is the new one
-                conn.new_tmsi = msg["tmsi"]
-                if conn.imsi is not None:
-                    self.learn_tmsi(msg["tmsi"], conn.imsi, ts)
+                self._reallocated(conn, msg["tmsi"], ts)
             if conn.lu is not None:
                 self._emit(conn, {"kind": _LU_KIND[conn.lu], "timestamp": ts})
                 conn.lu = None
@@ -270,9 +274,15 @@ class Correlator:
                 self._emit(conn, {"kind": "handset_change", "timestamp": ts, "imei": imei})
         elif mm == B.MM_TMSI_REALLOC_COMMAND:
             if "tmsi" in msg:
-                conn.new_tmsi = msg["tmsi"]
-                if conn.imsi is not None:
-                    self.learn_tmsi(msg["tmsi"], conn.imsi, ts)
+                self._reallocated(conn, msg["tmsi"], ts)
+
+    def _reallocated(self, conn: Connection, tmsi: int, ts: float) -> None:
+        """The network gave the subscriber of ``conn`` a new TMSI; the old one is forgotten."""
+        conn.new_tmsi = tmsi
+        if conn.imsi is not None:
+            self.learn_tmsi(tmsi, conn.imsi, ts)
+            if conn.tmsi is not None and conn.tmsi != tmsi:
+                self.forget_tmsi(conn.tmsi, conn.imsi)
 
     def _cc(self, ts: float, conn: Connection, cc: int, msg: dict) -> None:
         if cc == B.CC_SETUP:

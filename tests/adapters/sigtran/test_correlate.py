@@ -215,3 +215,35 @@ def test_same_handset_by_imei_and_by_imeisv_is_no_change():
         w.up(conn, W.dtap(W.identity_response(value, kind)))
         w.close(conn)
     assert [e for e in w.events() if e["kind"] == "handset_change"] == []
+
+
+def test_a_replaced_tmsi_no_longer_names_the_subscriber():
+    """After TMSI reallocation the old TMSI is forgotten: the VLR may give it to someone else,
+    whose events must not be attributed to the first subscriber."""
+    w = Wire()
+    attach(w, tmsi=0x11223344)
+    conn = w.open(W.cm_service_request(0x11223344))
+    w.down(conn, W.dtap(W.tmsi_realloc_command(("460", "00", 1), 0x55555555)))
+    w.close(conn)
+    cache = w.decoder.correlator
+    assert cache.imsi_of_tmsi(0x55555555, w.ts) == IMSI
+    assert cache.imsi_of_tmsi(0x11223344, w.ts) is None
+    w.events()
+    other = w.open(W.cm_service_request(0x11223344))  # the old TMSI, now someone else's
+    w.up(other, W.dtap(W.cc_setup(1, called="12580")))
+    assert w.events() == []  # waits for an identity, not attributed to IMSI
+    w.down(other, W.common_id(IMSI2))
+    assert [(e["kind"], e["imsi"]) for e in w.events()] == [("call_start", IMSI2)]
+
+
+def test_identity_learned_late_does_not_teach_a_replaced_tmsi():
+    """A connection under an unknown TMSI that gets a new TMSI, then names its IMSI, teaches
+    only the new TMSI."""
+    w = Wire()
+    conn = w.open(W.lu_request(B.LU_NORMAL, ("460", "00", 1), 0x0BADCAFE))
+    w.down(conn, W.dtap(W.lu_accept(("460", "00", 0x1001), 0x22222222)))
+    w.down(conn, W.common_id(IMSI))
+    w.close(conn)
+    cache = w.decoder.correlator
+    assert cache.imsi_of_tmsi(0x22222222, w.ts) == IMSI
+    assert cache.imsi_of_tmsi(0x0BADCAFE, w.ts) is None
