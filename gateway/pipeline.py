@@ -212,7 +212,11 @@ class Pipeline:
             if name == "peer":
                 return event.peer
             if name == "cell":
-                return f"{event.lac}-{event.ci}" if event.ci is not None else None
+                return (
+                    f"{event.lac}-{event.ci}"
+                    if event.ci is not None and event.lac is not None
+                    else None
+                )
             if name in ("lac", "ci"):
                 return getattr(event, name)
             if name == "campaign_name":

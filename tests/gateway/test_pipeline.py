@@ -229,3 +229,12 @@ async def test_once_per_longer_than_state_ttl_still_holds(tmp_path):
     p.state.expire(T0 + 2 * 86400)
     assert p.match_batch([ev(ts=T0 + 2 * 86400)]) == []
     assert len(p.match_batch([ev(ts=T0 + 8 * 86400)])) == 1
+
+
+async def test_cell_field_needs_both_lac_and_ci(tmp_path):
+    """{cell} is "LAC-CI" only when both are known (a BSSMAP cell identifier may carry the CI
+    alone): otherwise the fallback, never "None-7"."""
+    header = 'id = "{id}"\nname = "n"\nchannels = ["sms"]\ninitial_state = "running"\n[content.sms]\ntext = "at {{cell|?}}"\n'
+    p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(POWER_ON, header=header)})
+    [ci_only, both] = p.match_batch([ev(ci=7), ev(imsi=IMSI2, lac=4101, ci=7)])
+    assert ci_only.content == {"text": "at ?"} and both.content == {"text": "at 4101-7"}
