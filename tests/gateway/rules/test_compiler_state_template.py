@@ -97,3 +97,26 @@ def test_local_clock_follows_a_half_hour_dst_change():
     after = dt.datetime(2026, 4, 4, 16, 40, tzinfo=dt.UTC).timestamp()  # 02:10 ACST (+09:30)
     assert clock.second_of_day(before) == 2 * 3600 + 40 * 60
     assert clock.second_of_day(after) == 2 * 3600 + 10 * 60
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        ["Asia/Shanghai", "Australia/Adelaide", "America/New_York", "Asia/Kathmandu", "UTC"]
+    ),
+    # around DST changes (Adelaide's fall on hh:30 UTC, New York's on the hour) and anywhere
+    st.sampled_from([1_775_320_200, 1_791_045_000, 1_772_953_200, 1_577_836_800]),
+    st.lists(st.integers(-2 * 3600, 2 * 3600), min_size=1, max_size=20),
+    st.integers(0, 10 * 365 * 86400),
+)
+def test_local_clock_agrees_with_zoneinfo(tz, base, offsets, far):
+    """Second of day and weekday equal zoneinfo's for any sequence of times (cache included)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    clock = LocalClock(tz)
+    stamps = [base + o for o in offsets] + [base + far]
+    for ts in stamps:
+        local = dt.datetime.fromtimestamp(ts, ZoneInfo(tz))
+        assert clock.second_of_day(ts) == local.hour * 3600 + local.minute * 60 + local.second
+        assert clock.weekday(ts) == local.weekday()
