@@ -129,6 +129,7 @@ class Decoder:
                     and version == 1 and mclass == 1 and mtype == 1 and mlen >= 8
                     and 14 + total <= len(f)  # the IP datagram is all there
                     and 46 + ((clen + 3) & ~3) >= 14 + total  # and holds only this chunk
+                    and 46 + clen <= 14 + total  # which is all inside it
                     and 62 + mlen <= 46 + clen  # which holds the whole M3UA message
                 ):
                     # usually a routing context, then the protocol data: no loop needed

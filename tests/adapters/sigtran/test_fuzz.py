@@ -115,3 +115,25 @@ def test_fast_path_headers_with_any_m3ua_body(mlen, body, routing_context):
     decoder.feed(1.0, 1, frame)
     decoder.feed(1.0, 1, frame[: len(frame) - len(body) // 2])
     _accounted(decoder, 2)
+
+
+@FUZZ
+@given(st.integers(60, 140), st.integers(0, 200), st.binary(min_size=0, max_size=40))
+def test_fast_path_chunk_longer_than_the_frame(cut, extra, body):
+    """A DATA chunk (and M3UA message) claiming more octets than the captured IP datagram holds
+    is counted, not read past the end of the frame."""
+    m3ua = W.m3ua_data(1, 2, W.sccp_udt(W.party(254), W.party(254), b"\0\3\x55\0\0" + body))
+    frame = bytearray(
+        W.ethernet(
+            W.ipv4(
+                b"\1\1\1\1", b"\2\2\2\2", W.sctp_packet(2905, 2905, [W.sctp_data_chunk(1, m3ua)])
+            )
+        )
+    )
+    frame = frame[: min(cut, len(frame))]
+    frame[16:18] = (len(frame) - 14).to_bytes(2, "big")  # IP total length: what was captured
+    clen = int.from_bytes(frame[48:50], "big") + extra
+    frame[48:50] = min(clen, 0xFFFF).to_bytes(2, "big")
+    decoder = Decoder()
+    decoder.feed(1.0, 1, bytes(frame))
+    _accounted(decoder, 1)
