@@ -66,6 +66,7 @@ class PcapDirectorySource:
         self._limiter = trio.CapacityLimiter(1)
         self.current: str | None = None
         self._waiting: str | None = None  # a file read to a cut record, waiting for the rest
+        self._last_look: str | None = None  # a cut file given one more read after a later file came
         self.events_sent = 0
         self.bad_files = 0
 
@@ -138,6 +139,11 @@ class PcapDirectorySource:
                 short = await run(lambda: os.fstat(stream.fileno()).st_size < 24, limiter=limiter)
                 if short and not await run(self.spool.later_exists, path, limiter=limiter):
                     return False  # the probe has not flushed the header yet
+                if self._last_look != path.name:
+                    # The header may have been written between our read and the size check:
+                    # one more read before the file is set aside.
+                    self._last_look = path.name
+                    return False
                 log.warning("signaling.file_not_a_capture", file=path.name, error=str(exc))
                 decoder.count_error("pcap", "bad_magic")
                 self.bad_files += 1
@@ -161,6 +167,13 @@ class PcapDirectorySource:
                     await run(self.spool.save_progress, path.name, reader.offset, limiter=limiter)
             if reader.truncated:
                 if not await run(self.spool.later_exists, path, limiter=limiter):
+                    self._waiting = path.name
+                    return False
+                if self._last_look != path.name:
+                    # The probe finishes a file before it starts the next one, but the tail
+                    # may have landed after this read and before the later file was seen:
+                    # read once more before calling the tail lost.
+                    self._last_look = path.name
                     self._waiting = path.name
                     return False
                 decoder.count_error("pcap", reader.reader.error)  # the tail will never come

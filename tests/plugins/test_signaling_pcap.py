@@ -175,14 +175,16 @@ async def test_newest_file_cut_mid_record_waits_for_the_probe(tmp_path, spool):
     data = whole.read_bytes()
     with whole.open("rb") as f:
         total = sum(1 for _ in CaptureReader(f).packets())
-    (spool / "a.pcap").write_bytes(data[: len(data) // 2 + 7])  # cut inside a record
+    cut = len(data) // 2 + 7
+    (spool / "a.pcap").write_bytes(data[:cut])  # cut inside a record
     _, source = source_for(tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(source.run, ListSink())
         await wait_for(lambda: source.decoder.frames > 0)
         await trio.sleep(0.1)  # several polls: the cut file is neither finished nor counted bad
         assert source.spool.files_done == 0 and (spool / "a.pcap").exists()
-        (spool / "a.pcap").write_bytes(data)  # the probe wrote the rest
+        with (spool / "a.pcap").open("ab") as probe:  # the probe appends the rest
+            probe.write(data[cut:])
         (spool / "b.pcap").write_bytes(data[:24])  # and rotated
         await wait_for(lambda: source.spool.files_done == 2)
         nursery.cancel_scope.cancel()
