@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -11,8 +12,16 @@ from adapters.sigtran.correlate import Correlator
 from adapters.sigtran.decoder import Decoder, FileDecoder
 from adapters.sigtran.scenario import TRANSPORT_LINKTYPE, Scenario, frames, write_pcap, write_pcapng
 
-CAPTURES = Path("/work/shared/captures")
-#: the real public captures (Wireshark samples) are provided by the environment, not the repo
+
+def _find_captures() -> Path:
+    """The real public captures (Wireshark samples) sit in ``shared/`` beside the checkout."""
+    if os.environ.get("GATEWAY_CAPTURES"):
+        return Path(os.environ["GATEWAY_CAPTURES"])
+    beside = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
+    return beside if beside.is_dir() else Path("/work/shared/captures")
+
+
+CAPTURES = _find_captures()
 needs_captures = pytest.mark.skipif(not CAPTURES.is_dir(), reason="real captures not available")
 
 
