@@ -108,6 +108,10 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(ConfigProblem("", f"not UTF-8 text: {exc}", file=str(path))) from exc
+    except RecursionError as exc:  # tomllib is recursive: arrays/tables nested thousands deep
+        raise ConfigError(
+            ConfigProblem("", "TOML nested too deeply to read", file=str(path))
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_POSITION.match(str(exc))
         if m:

@@ -42,6 +42,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, \"30s\", \"5m\", \"2h\" or \"7d\"")
     if isinstance(value, int | float):
+        if value != value:  # NaN (TOML allows nan): every comparison with it is False
+            raise ValueError("must be a number of seconds, not nan")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
@@ -164,7 +166,7 @@ class TableReader:
         present, value = self._get(name, default)
         if not present:
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             self._problem(name, f"must be a number, got {value!r}")
             return None if default is REQUIRED else default
         return self._bounded(name, float(value), default, min, max)

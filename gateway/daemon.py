@@ -111,6 +111,8 @@ class Daemon:
     restart_required: list[str] = attrs.field(factory=list)
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _drain_scope: trio.CancelScope | None = None
+    #: A second stop request came before the drain began: skip it when it does.
+    _skip_drain: bool = False
     _startup_scope: trio.CancelScope | None = None
     #: Set once the control socket is listening (tests, embedding).
     control_ready: trio.Event = attrs.field(factory=trio.Event)
@@ -144,8 +146,9 @@ class Daemon:
     def request_stop(self, reason: str = "requested") -> None:
         """Begin a graceful shutdown (what SIGTERM does)."""
         if self._stop.is_set():
+            structlog.get_logger().warning("gateway.drain_skipped", reason=reason)
+            self._skip_drain = True
             if self._drain_scope is not None:
-                structlog.get_logger().warning("gateway.drain_skipped", reason=reason)
                 self._drain_scope.cancel()
             return
         structlog.get_logger().info("gateway.stopping", reason=reason)
@@ -312,6 +315,8 @@ class Daemon:
         started = trio.current_time()
         with trio.move_on_after(deadline) as scope:
             self._drain_scope = scope
+            if self._skip_drain:  # a second signal arrived while intake was stopping
+                scope.cancel()
             for group in groups:
                 async with trio.open_nursery() as nursery:
                     for plugin, obj in group:
@@ -339,7 +344,15 @@ class Daemon:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    self.reload(reason="SIGHUP")
+                    try:
+                        self.reload(reason="SIGHUP")
+                    except Exception as exc:  # a reload bug must not take the daemon down
+                        structlog.get_logger().error(
+                            "config.reload_failed",
+                            reason="SIGHUP",
+                            problems=[describe(exc)],
+                            kept="previous configuration",
+                        )
                 else:
                     self.request_stop(signal.Signals(signum).name)
 

@@ -299,3 +299,27 @@ def test_problem_formatting_for_whole_file_problems(tmp_path):
     assert (
         text.startswith(f"{path}:1:") and "(top level)" not in text and "TOML syntax error" in text
     )
+
+
+def test_nan_durations_and_numbers_are_refused(tmp_path):
+    """TOML nan is refused for durations and numbers (trio would raise on it later, at shutdown or restart)."""
+    path = write(
+        tmp_path,
+        "[gateway]\ndrain_deadline = nan\n[gateway.restart_backoff]\ninitial = nan\n"
+        "[http]\nidle_timeout = nan\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, pm_with())
+    found = problems(exc)
+    for key in ("gateway.drain_deadline", "gateway.restart_backoff.initial", "http.idle_timeout"):
+        assert any(f"{path}: {key}: " in p for p in found), (key, found)
+    r = TableReader({"x": float("nan")}, "t")
+    assert r.float("x", 1.0) == 1.0 and not r.ok
+
+
+def test_deeply_nested_toml_is_a_config_error(tmp_path):
+    """A file nesting arrays thousands deep is a ConfigError naming it, not a RecursionError."""
+    path = write(tmp_path, "a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, pm_with())
+    assert str(path) in str(exc.value) and "nested too deeply" in str(exc.value)
