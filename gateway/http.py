@@ -83,6 +83,8 @@ def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
 def encode_response(response: HttpResponse, *, keep_alive: bool) -> bytes:
     reason = REASONS.get(response.status, "Status")
     headers = {k.lower(): v for k, v in response.headers.items()}
+    if any(c in text for item in headers.items() for text in item for c in "\r\n"):
+        raise ValueError("a response header contains CR or LF")  # response splitting
     headers["content-length"] = str(len(response.body))
     headers["connection"] = "keep-alive" if keep_alive else "close"
     headers.setdefault("content-type", "text/plain; charset=utf-8")
@@ -154,11 +156,18 @@ class HttpHost:
         del buffer[: end + 4]
         try:
             method, target, headers = parse_head(head)
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                raise BadRequest(501, "chunked request bodies are not supported")
+            # Any transfer coding: its framing is not Content-Length (RFC 9112 6.1); guessing
+            # would desynchronise the connection (request smuggling behind a proxy).
+            if "transfer-encoding" in headers:
+                raise BadRequest(501, "transfer-encoded request bodies are not supported")
             length_text = headers.get("content-length", "0")
-            if not length_text.isdigit():
+            # ASCII digits only: str.isdigit() accepts '\xb2' (latin-1), which int() refuses.
+            if not (length_text.isascii() and length_text.isdigit()):
                 raise BadRequest(400, "bad content-length")
+            try:
+                urlsplit(target)
+            except ValueError as exc:  # "http://[x/" and the like
+                raise BadRequest(400, "bad request target") from exc
             length = int(length_text)
             if length > self.config.max_body_bytes:
                 raise BadRequest(413, f"body larger than {self.config.max_body_bytes} bytes")
@@ -175,7 +184,18 @@ class HttpHost:
         del buffer[:length]
         keep_alive = headers.get("connection", "").lower() != "close"
         response = await self._respond(method, target, headers, body)
-        await stream.send_all(encode_response(response, keep_alive=keep_alive))
+        try:
+            raw = encode_response(response, keep_alive=keep_alive)
+        except Exception as exc:  # not an HttpResponse, or a header that cannot be sent
+            structlog.get_logger().error(
+                "http.handler_failed",
+                path=urlsplit(target).path,
+                method=method,
+                error=describe(exc),
+            )
+            error = HttpResponse(status=500, body=b"internal error\n")
+            raw = encode_response(error, keep_alive=keep_alive)
+        await stream.send_all(raw)
         return keep_alive
 
     async def _respond(
@@ -208,6 +228,6 @@ class HttpHost:
             )
             return HttpResponse(status=500, body=b"internal error\n")
         structlog.get_logger().debug(
-            "http.request", method=method, path=url.path, status=response.status
+            "http.request", method=method, path=url.path, status=getattr(response, "status", None)
         )
         return response

@@ -30,10 +30,18 @@ class RoutesPlugin:
         async def broken(request):
             raise RuntimeError("handler bug")
 
+        async def not_a_response(request):
+            return None
+
+        async def bad_header(request):
+            return HttpResponse(headers={"x-name": "\u5f20\u4e09"}, body=b"x")
+
         return [
             HttpRoute(method="POST", path="/boss/dispatch", handler=dispatch),
             HttpRoute(method="GET", path="/hello", handler=hello),
             HttpRoute(method="GET", path="/broken", handler=broken),
+            HttpRoute(method="GET", path="/none", handler=not_a_response),
+            HttpRoute(method="GET", path="/bad-header", handler=bad_header),
         ]
 
 
@@ -85,6 +93,26 @@ async def test_oversized_and_malformed_requests_are_refused(host):
     assert (await exchange(host, b"HELLO\r\n\r\n")).startswith(b"HTTP/1.1 400")
     ok = await exchange(host, b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200")
+
+
+async def test_malformed_framing_gets_a_status_not_a_dropped_connection(host):
+    """Non-ASCII digits in Content-Length and an unparsable target get 400, a transfer coding 501."""
+    for raw, status in [
+        (b"POST /boss/dispatch HTTP/1.1\r\nContent-Length: \xb2\r\n\r\nab", b"400"),
+        (b"GET http://[x/hello HTTP/1.1\r\n\r\n", b"400"),
+        (b"POST /boss/dispatch HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+    ]:
+        assert (await exchange(host, raw)).startswith(b"HTTP/1.1 " + status), raw
+    ok = await exchange(host, b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200")
+
+
+async def test_handler_returning_garbage_gets_500(host, captured_logs):
+    """A handler returning no HttpResponse, or a header that cannot be sent, gets a 500 logged."""
+    for path in (b"/none", b"/bad-header"):
+        data = await exchange(host, b"GET " + path + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 500"), (path, data)
+    assert len(captured_logs.events("http.handler_failed")) == 2
 
 
 async def test_duplicate_route_is_a_startup_error(gateway_config, captured_logs):
