@@ -36,6 +36,8 @@ IDENTITY_KEYS = ("msisdn", "imsi", "called", "calling", "source_addr", "destinat
 _MSISDN = re.compile(r"(?<!\d)(86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 # An IMSI: 15 digits, MCC (3) + MNC (2 here; 3-digit MNCs still keep a safe prefix) + MSIN.
 _IMSI = re.compile(r"(?<!\d)(\d{5})(\d{6})(\d{4})(?!\d)")
+#: Nesting deeper than this is cut (a cyclic structure would recurse forever).
+_MAX_DEPTH = 20
 
 
 def mask_text(text: str) -> str:
@@ -66,30 +68,61 @@ class Masker:
         self.clear_text = clear_text
 
     def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        for key, value in event_dict.items():
-            event_dict[key] = self._value(key, value)
+        try:
+            for key, value in event_dict.items():
+                event_dict[key] = self._value(key, value, 0)
+        except Exception as exc:  # never raise into the caller, never let clear data through
+            event = event_dict.get("event")
+            return {
+                "event": mask_text(event) if isinstance(event, str) else "log.unprintable",
+                "level": event_dict.get("level"),
+                "timestamp": event_dict.get("timestamp"),
+                "masking_failed": type(exc).__name__,
+            }
         return event_dict
 
-    def _value(self, key: Any, value: Any) -> Any:
+    def _value(self, key: Any, value: Any, depth: int) -> Any:
         if isinstance(key, str):
             lowered = key.lower()
-            if any(word in lowered for word in SECRET_WORDS) and value not in (None, ""):
+            if any(word in lowered for word in SECRET_WORDS) and not (
+                value is None or (isinstance(value, str) and not value)
+            ):
                 return "***"
             if not self.clear_text and isinstance(value, str | int) and not isinstance(value, bool):
                 if any(word in lowered for word in IDENTITY_KEYS):
                     return mask_identity(str(value))
+        if value is None or isinstance(value, bool):
+            return value
+        if depth > _MAX_DEPTH:  # a cyclic or absurdly deep structure
+            return "<nested too deep>"
+        if isinstance(value, Mapping):
+            return {self._key(k): self._value(k, v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._value(None, v, depth + 1) for v in value]
         if self.clear_text:
             return value
         if isinstance(value, str):
             return mask_text(value)
-        if isinstance(value, Mapping):
-            return {k: self._value(k, v) for k, v in value.items()}
-        if isinstance(value, list | tuple | set | frozenset):
-            return [self._value(None, v) for v in value]
-        if isinstance(value, int) and not isinstance(value, bool) and value > 10**10:
+        if isinstance(value, int | float):
+            if abs(value) < 10**10:
+                return value
             masked = mask_text(str(value))
             return masked if masked != str(value) else value
-        return value
+        # Anything else is rendered with str() (JSON default=str): mask that text.
+        try:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
+        return mask_text(text)
+
+    def _key(self, key: Any) -> Any:
+        if self.clear_text:
+            return key
+        if isinstance(key, str):
+            return mask_text(key)
+        if isinstance(key, int) and not isinstance(key, bool) and key >= 10**10:
+            return mask_text(str(key))
+        return key
 
 
 class LevelFilter:
@@ -160,7 +193,8 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(
             colors=stream.isatty() if hasattr(stream, "isatty") else False
         )
-        tracebacks: list[Any] = []
+        # Rendered to text before the masker (the renderer's own formatter would run after it).
+        tracebacks: list[Any] = [structlog.processors.ExceptionRenderer()]
     else:
         renderer = structlog.processors.JSONRenderer(default=str)
         # No local variables in tracebacks: their reprs could carry secrets or subscriber data.

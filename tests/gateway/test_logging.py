@@ -180,3 +180,55 @@ def test_identity_fields_masked_whatever_their_format():
         masker(None, "info", {"destination_addr": "447700900123"})["destination_addr"]
         == "447*****0123"
     )
+
+
+def test_masks_objects_bytes_and_keys(out):
+    """Objects rendered with str() (records, exceptions), bytes and dict keys are masked too."""
+
+    class Record:
+        def __str__(self):
+            return "Record(msisdn='13812345678')"
+
+    structlog.get_logger().info(
+        "x",
+        record=Record(),
+        error=ValueError("no route to 13912345678"),
+        raw=b"to 15900001111",
+        per_subscriber={"13700001111": 2},
+        amount=13812345678.0,
+    )
+    assert not MOBILE.search(out.getvalue().replace(".0", "")), out.getvalue()
+    (line,) = lines(out)
+    assert line["error"] == "no route to 139****5678"
+
+
+def test_masking_never_raises_into_the_caller(out):
+    """A cyclic structure or an object whose str() raises is logged (masked) instead of raising."""
+
+    class Broken:
+        def __str__(self):
+            raise RuntimeError("no str")
+
+    cyclic: list = ["13812345678"]
+    cyclic.append(cyclic)
+    log = structlog.get_logger()
+    log.info("cyclic", data=cyclic, msisdn="13812345678")
+    log.info("broken", thing=Broken())
+    events = [x["event"] for x in lines(out)]
+    assert events == ["cyclic", "broken"]
+    assert not MOBILE.search(out.getvalue())
+
+
+def test_console_exceptions_are_masked():
+    """In console format the traceback text is masked as well."""
+    stream = io.StringIO()
+    configure_logging("info", fmt="console", stream=stream)
+    try:
+        try:
+            raise ValueError("bad 13912345678")
+        except ValueError:
+            structlog.get_logger().exception("thing.failed")
+    finally:
+        configure_logging("info", fmt="json")
+    text = stream.getvalue()
+    assert "ValueError" in text and "139****5678" in text and not MOBILE.search(text)
