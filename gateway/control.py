@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from gateway.daemon import Daemon
 
 MAX_REQUEST_BYTES = 1 << 20
+#: Connections served at once; more get an error reply (idle clients must not use up the fds).
+MAX_CONNECTIONS = 32
+#: A connection waiting this long for a request, or for its reply to be read, is closed.
+IDLE_TIMEOUT_S = 120.0
 #: Worst first: the state a plugin shows is that of its worst task.
 _STATE_ORDER = ("failed", "restarting", "starting", "running", "finished", "stopped")
 
@@ -107,9 +111,29 @@ async def serve_control(
         listener = trio.SocketListener(sock)
         task_status.started()
 
+        active = 0
+
         async def handle(stream: trio.SocketStream) -> None:
+            nonlocal active
             try:
-                await _serve_connection(daemon, stream)
+                if active >= MAX_CONNECTIONS:
+                    log.warning("control.too_many_connections", limit=MAX_CONNECTIONS)
+                    async with stream:
+                        with trio.move_on_after(1):
+                            await stream.send_all(
+                                encode_reply(
+                                    _error(
+                                        f"too many control connections (limit {MAX_CONNECTIONS});"
+                                        " try again"
+                                    )
+                                )
+                            )
+                    return
+                active += 1
+                try:
+                    await _serve_connection(daemon, stream)
+                finally:
+                    active -= 1
             except Exception as exc:  # a client hanging up mid-reply must not stop the server
                 log.debug("control.connection_failed", error=describe(exc))
 
@@ -127,19 +151,24 @@ async def _serve_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
     buffer = bytearray()
     async with stream:
         while True:
-            data = await stream.receive_some(65536)
-            if not data:
+            data = b""
+            with trio.move_on_after(IDLE_TIMEOUT_S):
+                data = await stream.receive_some(65536)
+            if not data:  # closed by the client, or idle too long
                 return
             buffer += data
             while (end := buffer.find(b"\n")) >= 0:
                 line = bytes(buffer[:end])
                 del buffer[: end + 1]
                 reply = await dispatch(daemon, line)
-                await stream.send_all(encode_reply(reply))
+                # A client that never reads its replies must not hold the connection forever.
+                with trio.fail_after(IDLE_TIMEOUT_S):
+                    await stream.send_all(encode_reply(reply))
             if len(buffer) > MAX_REQUEST_BYTES:
-                await stream.send_all(
-                    encode_reply(_error(f"request longer than {MAX_REQUEST_BYTES} bytes"))
-                )
+                with trio.move_on_after(IDLE_TIMEOUT_S):
+                    await stream.send_all(
+                        encode_reply(_error(f"request longer than {MAX_REQUEST_BYTES} bytes"))
+                    )
                 return
 
 
@@ -169,7 +198,7 @@ async def dispatch(daemon: Daemon, line: bytes) -> dict[str, Any]:
     """Decode one request line, run its command, and build the reply."""
     try:
         request = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return _error("request is not valid JSON")
     if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
         return _error('request must be an object like {"cmd": "status", "argv": []}')

@@ -280,3 +280,62 @@ def test_status_text_flattens_plugin_fragments():
         {"binds": {"sim": "bound"}, "window": [1, 2], "note": "ok", "n": 3}, width=30
     )
     assert lines == ["    binds.sim=bound", "    window=[1, 2] note=ok n=3"]
+
+
+async def test_hostile_clients_do_not_stop_the_server(daemon):
+    """An endless line, deeply nested JSON and a client hanging up mid-reply; status still answers."""
+    from gateway import control
+
+    path = daemon.config.gateway.control_socket
+    stream = await trio.open_unix_socket(str(path))
+    async with stream:
+        data = b""
+        with trio.move_on_after(10):
+            try:
+                for _ in range(control.MAX_REQUEST_BYTES // 65536 + 2):
+                    await stream.send_all(b"x" * 65536)
+                while chunk := await stream.receive_some(65536):
+                    data += chunk
+            except trio.BrokenResourceError:
+                pass  # the server closed after its error reply, with our bytes unread: a reset
+    assert not data or json.loads(data)["error"].startswith("request longer than")
+    (reply,) = await ask(path, b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    assert reply == {"ok": False, "error": "request is not valid JSON"}
+    for _ in range(20):
+        stream = await trio.open_unix_socket(str(path))
+        await stream.send_all(req("status"))
+        await stream.aclose()
+    (reply,) = await ask(path, req("status"))
+    assert reply["ok"]
+
+
+async def test_connections_are_capped_and_idle_ones_closed(daemon, monkeypatch, captured_logs):
+    """Over MAX_CONNECTIONS a client gets an error reply; a connection idle too long is closed."""
+    from gateway import control
+
+    monkeypatch.setattr(control, "MAX_CONNECTIONS", 2)
+    path = str(daemon.config.gateway.control_socket)
+
+    async def answered_once() -> trio.SocketStream:
+        stream = await trio.open_unix_socket(path)
+        await stream.send_all(req("echo", "x"))
+        with trio.fail_after(10):
+            assert json.loads(await stream.receive_some(65536))["ok"]
+        return stream
+
+    idle = [await answered_once() for _ in range(2)]  # both counted, then idle
+    extra = await trio.open_unix_socket(path)
+    async with extra:
+        with trio.fail_after(10):
+            line = await extra.receive_some(65536)
+    assert json.loads(line)["error"].startswith("too many control connections")
+    for s in idle:
+        await s.aclose()
+    monkeypatch.setattr(control, "MAX_CONNECTIONS", 32)  # the closes above may not be seen yet
+    monkeypatch.setattr(control, "IDLE_TIMEOUT_S", 0.3)
+    stream = await answered_once()
+    async with stream:
+        with trio.fail_after(10):  # closed by the server once idle for 0.3 s
+            assert await stream.receive_some(10) == b""
+    (reply,) = await ask(Path(path), req("status"))
+    assert reply["ok"] and captured_logs.events("control.too_many_connections")
