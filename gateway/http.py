@@ -11,6 +11,7 @@ A handler that raises gets a 500 and a ``http.handler_failed`` log line; the ser
 
 from __future__ import annotations
 
+import math
 import traceback
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from gateway.daemon import Daemon
 
 MAX_HEADER_BYTES = 64 * 1024
+#: Connections served at once; more get 503 (slow clients must not use up the fds).
+MAX_CONNECTIONS = 256
 REASONS = {
     200: "OK",
     201: "Created",
@@ -112,6 +115,7 @@ class HttpHost:
             owners[key] = plugin
             self.routes.setdefault(route.path, {})[key[0]] = route.handler
         self.port: int | None = None
+        self._active = 0
 
     @property
     def enabled(self) -> bool:
@@ -129,12 +133,30 @@ class HttpHost:
 
     async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         log = structlog.get_logger()
+        busy = self._active >= MAX_CONNECTIONS
+        self._active += 1
         try:
             async with stream:
+                if busy:
+                    log.warning("http.too_many_connections", limit=MAX_CONNECTIONS)
+                    with trio.move_on_after(1):
+                        busy_response = HttpResponse(status=503, body=b"too many connections\n")
+                        await stream.send_all(encode_response(busy_response, keep_alive=False))
+                        # Read what the client sent before closing: closing with unread bytes
+                        # resets the connection and the 503 may never reach the client.
+                        await stream.send_eof()  # type: ignore[attr-defined]
+                        received = 0
+                        while received < MAX_HEADER_BYTES and (
+                            chunk := await stream.receive_some(65536)
+                        ):
+                            received += len(chunk)
+                    return
                 buffer = bytearray()
                 while True:
-                    with trio.move_on_after(self.config.idle_timeout):
-                        keep_alive = await self._one_request(stream, buffer)
+                    # The timeout covers the client (request, reading the response), not the
+                    # handler: _one_request lifts it while the handler runs.
+                    with trio.move_on_after(self.config.idle_timeout) as scope:
+                        keep_alive = await self._one_request(stream, buffer, scope)
                         if keep_alive:
                             continue
                     return
@@ -142,8 +164,12 @@ class HttpHost:
             return
         except Exception as exc:  # one bad connection never stops the host
             log.warning("http.connection_failed", error=describe(exc))
+        finally:
+            self._active -= 1
 
-    async def _one_request(self, stream: trio.abc.Stream, buffer: bytearray) -> bool:
+    async def _one_request(
+        self, stream: trio.abc.Stream, buffer: bytearray, scope: trio.CancelScope | None = None
+    ) -> bool:
         while (end := buffer.find(b"\r\n\r\n")) < 0:
             if len(buffer) > MAX_HEADER_BYTES:
                 await stream.send_all(encode_response(HttpResponse(status=431), keep_alive=False))
@@ -183,7 +209,11 @@ class HttpHost:
         body = bytes(buffer[:length])
         del buffer[:length]
         keep_alive = headers.get("connection", "").lower() != "close"
+        if scope is not None:
+            scope.deadline = math.inf
         response = await self._respond(method, target, headers, body)
+        if scope is not None:
+            scope.deadline = trio.current_time() + self.config.idle_timeout
         try:
             raw = encode_response(response, keep_alive=keep_alive)
         except Exception as exc:  # not an HttpResponse, or a header that cannot be sent

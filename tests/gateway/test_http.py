@@ -30,6 +30,10 @@ class RoutesPlugin:
         async def broken(request):
             raise RuntimeError("handler bug")
 
+        async def slow(request):
+            await trio.sleep(1.5)
+            return HttpResponse(body=b"done")
+
         async def not_a_response(request):
             return None
 
@@ -41,6 +45,7 @@ class RoutesPlugin:
             HttpRoute(method="GET", path="/hello", handler=hello),
             HttpRoute(method="GET", path="/broken", handler=broken),
             HttpRoute(method="GET", path="/none", handler=not_a_response),
+            HttpRoute(method="GET", path="/slow", handler=slow),
             HttpRoute(method="GET", path="/bad-header", handler=bad_header),
         ]
 
@@ -113,6 +118,36 @@ async def test_handler_returning_garbage_gets_500(host, captured_logs):
         data = await exchange(host, b"GET " + path + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
         assert data.startswith(b"HTTP/1.1 500"), (path, data)
     assert len(captured_logs.events("http.handler_failed")) == 2
+
+
+async def test_idle_timeout_cuts_slow_clients_not_slow_handlers(
+    gateway_config, nursery, captured_logs, monkeypatch
+):
+    """A handler slower than idle_timeout still answers; a client sending its head too slowly is
+    cut; over MAX_CONNECTIONS a client gets 503."""
+    from gateway import http
+
+    config = gateway_config('\n[http]\nlisten = "127.0.0.1:0"\nidle_timeout = "0.5s"\n')
+    daemon = Daemon.from_file(config, extra_plugins=(("routes", RoutesPlugin()),))
+    nursery.start_soon(daemon.run)
+    await daemon.control_ready.wait()
+    (entry,) = [t for t in daemon.supervisor.tasks if t.name == "http"]
+    host = entry.obj
+    data = await exchange(host, b"GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"done")
+    stream = await trio.open_tcp_stream("127.0.0.1", host.port)
+    async with stream:
+        await stream.send_all(b"GET /hello HTTP/1.1\r\n")  # and never the rest
+        with trio.fail_after(10):
+            assert await stream.receive_some(100) == b""
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 1)
+    first = await trio.open_tcp_stream("127.0.0.1", host.port)
+    async with first:
+        await first.send_all(b"GET /hello HTTP/1.1\r\n\r\n")  # keep-alive: stays open
+        with trio.fail_after(10):
+            assert (await first.receive_some(65536)).startswith(b"HTTP/1.1 200")
+        assert (await exchange(host, b"GET /hello HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503")
+    daemon.request_stop()
 
 
 async def test_duplicate_route_is_a_startup_error(gateway_config, captured_logs):
