@@ -50,7 +50,9 @@ async def test_example_plugin_end_to_end(hello_dist, gateway_config, nursery, ca
     daemon = Daemon.from_file(config)
     nursery.start_soon(daemon.run)
     await daemon.control_ready.wait()
-    await trio.sleep(0.35)
+    with trio.fail_after(20):  # poll, not a fixed sleep: a loaded CI may tick late
+        while len(captured_logs.events("hello.tick")) < 3:
+            await trio.sleep(0.05)
     reply = await dispatch(daemon, b'{"cmd": "hello", "argv": ["ann"]}')
     assert reply == {
         "ok": True,
