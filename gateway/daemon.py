@@ -24,7 +24,8 @@ Nursery tree::
           intake (sources, intake services)  <- cancelled first
 
 A SIGTERM during start-up aborts it (``gateway.start_aborted``, exit 0): while stores open it
-takes effect once they are open; while plugin objects start, at once.
+takes effect once they are open; while plugin objects start, at once. A second signal while a
+store opens or closes cancels everything at once (``gateway.stop_forced``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class Daemon:
     _drain_scope: trio.CancelScope | None = None
     #: A second stop request came before the drain began: skip it when it does.
     _skip_drain: bool = False
+    #: The core nursery's scope: a second stop request while stores open or close cancels it.
+    _core_scope: trio.CancelScope | None = None
+    _closing_stores: bool = False
     _startup_scope: trio.CancelScope | None = None
     #: Set once the control socket is listening (tests, embedding).
     control_ready: trio.Event = attrs.field(factory=trio.Event)
@@ -150,6 +154,12 @@ class Daemon:
             self._skip_drain = True
             if self._drain_scope is not None:
                 self._drain_scope.cancel()
+            elif self._core_scope is not None and (
+                self._closing_stores or (self.state == "starting" and self._startup_scope is None)
+            ):
+                # A store opening or closing that hangs: nothing else would ever stop it.
+                structlog.get_logger().warning("gateway.stop_forced", reason=reason)
+                self._core_scope.cancel()
             return
         structlog.get_logger().info("gateway.stopping", reason=reason)
         self._stop.set()
@@ -184,18 +194,22 @@ class Daemon:
         log = structlog.get_logger()
         gw = self.gateway
         async with trio.open_nursery() as core:
+            self._core_scope = core.cancel_scope
             # Signals first: a SIGTERM during start-up is handled (start-up stops at the next step).
             core.start_soon(self._serve_signals)
             async with contextlib.AsyncExitStack() as stores:
-                # Not inside a cancel scope: a store may open a nursery that must outlive it.
-                self.notifier.notify(STATUS="opening stores")
-                await self._open_stores(stores)
-                if self._stop.is_set():
-                    log.warning("gateway.start_aborted", phase="stores")
-                else:
-                    call_each(self.pm, "gateway_start", gateway=gw)
-                    self._collect()
-                    await self._serve(core, task_status)
+                try:
+                    # Not inside a cancel scope: a store may open a nursery that must outlive it.
+                    self.notifier.notify(STATUS="opening stores")
+                    await self._open_stores(stores)
+                    if self._stop.is_set():
+                        log.warning("gateway.start_aborted", phase="stores")
+                    else:
+                        call_each(self.pm, "gateway_start", gateway=gw)
+                        self._collect()
+                        await self._serve(core, task_status)
+                finally:
+                    self._closing_stores = True  # a second signal now cancels the closing
             core.cancel_scope.cancel()
 
     async def _open_stores(self, stores: contextlib.AsyncExitStack) -> None:

@@ -37,6 +37,7 @@ class GwTestConfig:
     drain_seconds: float = 0.0  # how long the channel's drain() takes
     greeting: str = "hello"
     store_open_delay: float = 0.0  # the store takes this long to open
+    store_close_delay: float = 0.0  # the store takes this long to close
 
 
 def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
@@ -48,6 +49,7 @@ def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
         drain_seconds=r.duration("drain_seconds", 0.0),
         greeting=r.str("greeting", "hello"),
         store_open_delay=r.duration("store_open_delay", 0.0),
+        store_close_delay=r.duration("store_close_delay", 0.0),
     )
     r.finish()
     return cfg
@@ -80,6 +82,9 @@ def gateway_stores(gateway):
         try:
             yield
         finally:
+            if _config.store_close_delay:
+                mark("gateway_stores closing")
+                await trio.sleep(_config.store_close_delay)
             mark("gateway_stores closed")
 
     return [store()]

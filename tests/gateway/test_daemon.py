@@ -344,3 +344,40 @@ def test_second_signal_before_the_drain_begins_still_skips_it(
     proc.signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0  # not the 60 s deadline
     assert proc.events("gateway.drain_skipped") and proc.events("gateway.drain_incomplete")
+
+
+def test_second_signal_while_a_store_hangs_opening_stops_at_once(
+    gateway_config, gatewayd, plugin_dist, short_tmp
+):
+    """A store that never finishes opening: the first SIGTERM waits for it, a second one stops now, exit 0."""
+    marker = short_tmp / "marker"
+    proc = gatewayd(
+        gateway_config(gwtest_section(marker, store_open_delay="600s")), pythonpath=[plugin_dist]
+    )
+    deadline = time.monotonic() + 15
+    while "gateway_stores opening" not in marker_lines(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.signal(signal.SIGTERM)
+    proc.wait_for_event("gateway.stopping")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.events("gateway.stop_forced") and not proc.events("gateway.ready")
+    assert "gateway_start" not in marker_lines(marker)
+
+
+def test_second_signal_while_a_store_hangs_closing_stops_at_once(
+    gateway_config, gatewayd, plugin_dist, short_tmp
+):
+    """A store that never finishes closing: a second SIGTERM cancels its closing, exit 0."""
+    marker = short_tmp / "marker"
+    proc = gatewayd(
+        gateway_config(gwtest_section(marker, store_close_delay="600s")), pythonpath=[plugin_dist]
+    )
+    proc.wait_ready()
+    proc.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while "gateway_stores closing" not in marker_lines(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.events("gateway.stop_forced") and proc.events("gateway.stopped")
