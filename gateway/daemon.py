@@ -515,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.check_config:
         return check_config(args.check_config)
+    # SIGHUP's default action kills: ignore it until the signal receiver takes over (a reload
+    # or logrotate's HUP while the configuration and plugins load must not stop the daemon).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     gateway_logging.configure_logging("info", fmt="console" if args.demo else "auto")
     log = structlog.get_logger()
     try:

@@ -381,3 +381,28 @@ def test_second_signal_while_a_store_hangs_closing_stops_at_once(
     proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert proc.events("gateway.stop_forced") and proc.events("gateway.stopped")
+
+
+def test_sighup_before_the_signal_handlers_are_installed_does_not_kill(
+    gateway_config, gatewayd, short_tmp
+):
+    """A SIGHUP (logrotate, a reload) while the config and plugins still load is ignored, not fatal."""
+    wrapper = short_tmp / "slow_start.py"
+    wrapper.write_text(
+        "import sys, time\n"
+        "from gateway import daemon\n"
+        "load = daemon.Daemon.from_file\n"
+        "def slow(*args, **kwargs):\n"
+        "    print('{\"event\": \"test.loading\"}', flush=True)\n"
+        "    time.sleep(1.0)\n"
+        "    return load(*args, **kwargs)\n"
+        "daemon.Daemon.from_file = slow\n"
+        "sys.exit(daemon.main(sys.argv[1:]))\n"
+    )
+    config = gateway_config()
+    proc = gatewayd(config, args=[str(wrapper), "--config", str(config)], interpreter=True)
+    proc.wait_for_event("test.loading")
+    proc.signal(signal.SIGHUP)
+    proc.wait_ready()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
