@@ -393,7 +393,7 @@ def test_sighup_before_the_signal_handlers_are_installed_does_not_kill(
         "from gateway import daemon\n"
         "load = daemon.Daemon.from_file\n"
         "def slow(*args, **kwargs):\n"
-        "    print('{\"event\": \"test.loading\"}', flush=True)\n"
+        '    print(\'{"event": "test.loading"}\', flush=True)\n'
         "    time.sleep(1.0)\n"
         "    return load(*args, **kwargs)\n"
         "daemon.Daemon.from_file = slow\n"
