@@ -138,7 +138,9 @@ class LevelFilter:
     def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         level = LEVELS.get(event_dict.get("level", "info"), 20)
         plugin = event_dict.get("plugin")
-        threshold = self.plugin_levels.get(plugin, self.level) if plugin is not None else self.level
+        threshold = (
+            self.plugin_levels.get(plugin, self.level) if isinstance(plugin, str) else self.level
+        )
         if level < threshold:
             raise structlog.DropEvent
         return event_dict

@@ -232,3 +232,9 @@ def test_console_exceptions_are_masked():
         configure_logging("info", fmt="json")
     text = stream.getvalue()
     assert "ValueError" in text and "139****5678" in text and not MOBILE.search(text)
+
+
+def test_odd_plugin_field_does_not_raise(out):
+    """A non-string 'plugin' field (unhashable) is filtered at the global level instead of raising."""
+    structlog.get_logger().info("odd", plugin=["a", "b"])
+    assert [x["event"] for x in lines(out)] == ["odd"]
