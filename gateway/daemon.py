@@ -321,10 +321,17 @@ class Daemon:
         log = structlog.get_logger()
         deadline = self.config.gateway.drain_deadline
         reg = self.registered
+        # Only objects that were started: after a start-up abort, one that never ran has
+        # nothing in flight, and its drain() could wait for a run loop that does not exist.
+        started = {id(t.obj) for t in self.supervisor.tasks if t.state != "starting"}
         groups = [
             [("core", self.gateway.pipeline)] if self.gateway.pipeline is not None else [],
-            [(p, s) for p, s in reg.services if not getattr(s, "intake", False)],
-            reg.channels,
+            [
+                (p, s)
+                for p, s in reg.services
+                if not getattr(s, "intake", False) and id(s) in started
+            ],
+            [(p, c) for p, c in reg.channels if id(c) in started],
         ]
         started = trio.current_time()
         with trio.move_on_after(deadline) as scope:

@@ -38,6 +38,7 @@ class GwTestConfig:
     greeting: str = "hello"
     store_open_delay: float = 0.0  # the store takes this long to open
     store_close_delay: float = 0.0  # the store takes this long to close
+    service_start_delay: float = 0.0  # the service takes this long before it has started
 
 
 def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
@@ -50,6 +51,7 @@ def parse(table: Mapping[str, Any], key: str) -> GwTestConfig:
         greeting=r.str("greeting", "hello"),
         store_open_delay=r.duration("store_open_delay", 0.0),
         store_close_delay=r.duration("store_close_delay", 0.0),
+        service_start_delay=r.duration("service_start_delay", 0.0),
     )
     r.finish()
     return cfg
@@ -120,6 +122,9 @@ class CrashingService:
         self.starts += 1
         if self.cfg.fail_start:
             raise RuntimeError("cannot open the gwtest thing")
+        if self.cfg.service_start_delay:
+            mark("service_starting")
+            await trio.sleep(self.cfg.service_start_delay)
         task_status.started()
         mark(f"service_started {self.starts}")
         if self.cfg.crash_after:

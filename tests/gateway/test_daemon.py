@@ -406,3 +406,21 @@ def test_sighup_before_the_signal_handlers_are_installed_does_not_kill(
     proc.wait_ready()
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
+
+
+def test_start_aborted_while_plugins_start_drains_only_started_objects(
+    gateway_config, gatewayd, plugin_dist, short_tmp
+):
+    """SIGTERM while a service is still starting: the channel never started is not drained."""
+    marker = short_tmp / "marker"
+    config = gateway_config(
+        gwtest_section(marker, service_start_delay="600s", drain_seconds="60s"),
+        gateway_extra='drain_deadline = "60s"\n',
+    )
+    proc = gatewayd(config, pythonpath=[plugin_dist])
+    deadline = time.monotonic() + 15
+    while "service_starting" not in marker_lines(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0  # not the 60 s drain of a channel that never ran
+    assert proc.events("gateway.start_aborted") and "drain_begin" not in marker_lines(marker)
