@@ -15,7 +15,9 @@ priority first; only a reservation whose message was withdrawn is released (reco
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -25,7 +27,9 @@ import trio
 from gateway.contact.config import ContactConfig
 from gateway.contact.engine import Engine, Violation
 from gateway.contact.ledger import Ledger, decision_row
+from gateway.contact.lists import ListStore
 from gateway.model import ContactDecision, ContactRequest, Delivery, Outcome
+from gateway.store import SqliteWorker, open_sqlite
 
 Preemptor = Callable[[str], Awaitable[bool]]
 
@@ -329,3 +333,20 @@ class ContactControlBase:
             out["ledger_rows_written"] = self.ledger.rows_written
             out["ledger_commits"] = self.ledger.commits
         return out
+
+
+@asynccontextmanager
+async def open_local_database(
+    config: ContactConfig, path: Path | str
+) -> AsyncIterator[SqliteWorker]:
+    """The node's SQLite file with the ledger and list tables; both backends keep their ledger here."""
+    conn = await trio.to_thread.run_sync(
+        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
+    )
+    worker = SqliteWorker(conn)
+    try:
+        await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
+        yield worker
+    finally:
+        with trio.CancelScope(shield=True):
+            await worker.aclose()

@@ -27,7 +27,13 @@ import structlog
 import trio
 
 from gateway.contact.config import ContactConfig
-from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
+from gateway.contact.control import (
+    RESERVE,
+    ContactControlBase,
+    Duplicate,
+    Preemptor,
+    open_local_database,
+)
 from gateway.contact.engine import Violation
 from gateway.contact.ledger import Ledger
 from gateway.contact.lists import ListStore
@@ -37,7 +43,6 @@ from gateway.errors import ContactControlError
 from gateway.model import ContactRequest
 from gateway.resp.client import RedisConnection
 from gateway.resp.codec import ErrorReply, RemoteProtocolError
-from gateway.store import SqliteWorker, open_sqlite
 
 _NEG_INF = "-1e300"  # Lua's tonumber does not read "-inf"
 #: Seconds one connect or pipeline may take before Redis counts as unavailable (a batch of
@@ -317,12 +322,7 @@ async def open_redis_contact_control(
 ) -> AsyncIterator[RedisContactControl]:
     """Connect to Redis, load the scripts, open the local ledger and lists, run the group commit."""
     clock = clock or time.time
-    conn = await trio.to_thread.run_sync(
-        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
-    )
-    worker = SqliteWorker(conn)
-    try:
-        await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
+    async with open_local_database(config, path) as worker:
         lists = RedisListStore(clock=clock)
         ledger = Ledger(worker, interval=config.group_commit_interval)
         control = RedisContactControl(
@@ -346,6 +346,3 @@ async def open_redis_contact_control(
         finally:
             with trio.CancelScope(shield=True):
                 await control.aclose()
-    finally:
-        with trio.CancelScope(shield=True):
-            await worker.aclose()

@@ -13,6 +13,7 @@ This keeps a decision at tens of microseconds of Python, instead of a SQLite tra
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +23,13 @@ import structlog
 import trio
 
 from gateway.contact.config import ContactConfig
-from gateway.contact.control import RESERVE, ContactControlBase, Duplicate, Preemptor
+from gateway.contact.control import (
+    RESERVE,
+    ContactControlBase,
+    Duplicate,
+    Preemptor,
+    open_local_database,
+)
 from gateway.contact.engine import (
     AT,
     CAMPAIGN,
@@ -48,7 +55,6 @@ from gateway.contact.engine import (
 from gateway.contact.ledger import Ledger, load_counter_rows
 from gateway.contact.lists import ListStore
 from gateway.model import ContactRequest
-from gateway.store import SqliteWorker, open_sqlite
 
 _FS, _RS = "\x1f", "\x1e"
 
@@ -339,11 +345,6 @@ def _event_row(rec: Record, now: float, event: str, reason: str) -> tuple[Any, .
     )
 
 
-def _create_schema(conn: sqlite3.Connection) -> None:
-    Ledger.create_schema(conn)
-    ListStore.create_schema(conn)
-
-
 @asynccontextmanager
 async def open_sqlite_contact_control(
     config: ContactConfig,
@@ -354,15 +355,8 @@ async def open_sqlite_contact_control(
     on_recorded: Any = None,
 ) -> AsyncIterator[SqliteContactControl]:
     """Open the database, rebuild lists and counters, run the group commit and the sweeper."""
-    import time
-
     clock = clock or time.time
-    conn = await trio.to_thread.run_sync(
-        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
-    )
-    worker = SqliteWorker(conn)
-    try:
-        await worker.run(_create_schema)
+    async with open_local_database(config, path) as worker:
         lists = ListStore(worker, clock=clock)
         await worker.run(lists.load)
         ledger = Ledger(worker, interval=config.group_commit_interval)
@@ -381,6 +375,3 @@ async def open_sqlite_contact_control(
                     with trio.move_on_after(10):
                         await ledger.flush()
                 nursery.cancel_scope.cancel()
-    finally:
-        with trio.CancelScope(shield=True):
-            await worker.aclose()
