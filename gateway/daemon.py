@@ -239,7 +239,7 @@ class Daemon:
                         self.control_ready.set()
                         self.state = "running"
                         self.notifier.notify(READY=1, STATUS="running", MAINPID=os.getpid())
-                        await core.start(self.notifier.serve_watchdog)
+                        await core.start(self.notifier.serve_watchdog, self._work_moving)
                         log.info(
                             "gateway.ready",
                             tasks=len(self.supervisor.tasks),
@@ -255,6 +255,11 @@ class Daemon:
                 self.supervisor.cancel()
                 work.cancel_scope.cancel()
             admin.cancel_scope.cancel()
+
+    def _work_moving(self) -> str | None:
+        """For the watchdog: why work is stuck (a write waiting too long for durability), or None."""
+        writer = getattr(self.gateway.ledger, "writer", None)
+        return writer.stall_reason() if writer is not None else None
 
     def _collect(self) -> None:
         """Call the registration hooks once; objects are started later by ``_start_all``."""

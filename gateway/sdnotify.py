@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 import trio
@@ -54,14 +54,32 @@ class SdNotifier:
         return True
 
     async def serve_watchdog(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        healthy: Callable[[], str | None] | None = None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Ping ``WATCHDOG=1`` at half the watchdog interval until cancelled (no-op if unset)."""
+        """Ping ``WATCHDOG=1`` at half the watchdog interval until cancelled (no-op if unset).
+
+        ``healthy()`` returns None while work is moving, or why it is not: then no ping is
+        sent (systemd restarts a service that stays stuck past ``WatchdogSec``), and the
+        reason is logged once, with a second line when pings resume.
+        """
         task_status.started()
         if self.watchdog_interval is None or not self.enabled:
             return
+        log = structlog.get_logger()
+        withheld: str | None = None
         while True:
-            self.notify(WATCHDOG=1)
+            reason = healthy() if healthy is not None else None
+            if reason is None:
+                if withheld is not None:
+                    log.warning("sdnotify.watchdog_resumed", was=withheld)
+                    withheld = None
+                self.notify(WATCHDOG=1)
+            elif withheld is None:
+                withheld = reason
+                log.error("sdnotify.watchdog_withheld", reason=reason)
             await trio.sleep(self.watchdog_interval / 2)
 
 

@@ -14,11 +14,14 @@ record.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 import trio
 
 from gateway.errors import StoreError
@@ -28,7 +31,9 @@ T = TypeVar("T")
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 
 
-def open_sqlite(path: Path | str, *, synchronous: str = "full", busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+def open_sqlite(
+    path: Path | str, *, synchronous: str = "full", busy_timeout_ms: int = 10_000
+) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` in WAL mode.
 
     The connection may be used from any thread but by one at a time (see SqliteWorker).
@@ -69,7 +74,9 @@ class SqliteWorker:
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Like :meth:`run`, inside ``BEGIN IMMEDIATE ... COMMIT`` (rolled back on error)."""
-        return await trio.to_thread.run_sync(_in_transaction, self.conn, fn, args, limiter=self._limiter)
+        return await trio.to_thread.run_sync(
+            _in_transaction, self.conn, fn, args, limiter=self._limiter
+        )
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self.conn.close, limiter=self._limiter)
@@ -84,3 +91,306 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[
         raise
     conn.execute("COMMIT")
     return result
+
+
+# -- the one writer -------------------------------------------------------------------------------
+
+
+class WriteBatch:
+    """What one group commit writes: bulk row appends and operations, in one transaction.
+
+    ``appends`` maps an INSERT statement to its rows (one ``executemany`` each, in the order
+    the statements were first used); ``ops`` are ``[fn, args, result, error]`` lists run as
+    ``fn(conn, *args)`` after the appends. ``done`` is set once the transaction committed or
+    failed (``error``: the whole batch failed; an op's own error is in its list).
+    """
+
+    __slots__ = ("appends", "done", "error", "ops", "queued_at")
+
+    def __init__(self) -> None:
+        self.appends: dict[str, list[tuple[Any, ...]]] = {}
+        self.ops: list[list[Any]] = []
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+        self.queued_at = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.appends or self.ops)
+
+
+class StateWriter:
+    """The one writer of the state database: one connection, one thread, one group commit.
+
+    The contact ledger, the outbox and the lists queue their writes into the pending
+    :class:`WriteBatch` without awaiting (``append``, ``submit``), then await
+    :meth:`durable` on the batch. :meth:`run` commits one batch per transaction, in the order
+    they filled; while one is being written the next fills, so many callers share one fsync,
+    and each returns only once its own writes are durable. Writes queued together with no
+    checkpoint in between (a decision and its outbox entry) land in the same transaction.
+
+    Reads go to :attr:`reader`, a second connection (WAL readers do not wait for the writer).
+
+    The object is duck-compatible with :class:`SqliteWorker` for the rare writers that call
+    ``transaction`` (list imports) and the readers that call ``run``.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path | str,
+        *,
+        reader: SqliteWorker | None = None,
+        interval: float = 0.0,
+        stall_limit: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.conn = conn
+        self.path = str(path)
+        self.reader = reader or SqliteWorker(conn)
+        self.interval = interval
+        self.stall_limit = stall_limit
+        self.clock = clock
+        self._limiter = self.reader._limiter if reader is None else trio.CapacityLimiter(1)
+        self._batch = WriteBatch()
+        self._writing: WriteBatch | None = None
+        self._wakeup = trio.Event()
+        self._running = False
+        self.commits = 0
+        self.rows_written = 0
+        self.operations = 0
+        self.failed_batches = 0
+        self.failing: str | None = None  # the last write error while writes fail
+
+    # -- queueing (no await: what is queued together commits together) ---------------------
+
+    @property
+    def pending(self) -> WriteBatch:
+        """The batch that the next commit writes."""
+        return self._batch
+
+    def _touch(self) -> WriteBatch:
+        batch = self._batch
+        if not batch:
+            batch.queued_at = self.clock()
+        self._wakeup.set()
+        return batch
+
+    def append(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> WriteBatch:
+        """Queue rows for ``executemany(sql, rows)`` in the next commit."""
+        batch = self._touch()
+        batch.appends.setdefault(sql, []).extend(rows)
+        return batch
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        """Queue ``fn(conn, *args)`` for the next commit; the returned op holds its result."""
+        batch = self._touch()
+        op = [fn, args, None, None, batch]
+        batch.ops.append(op)
+        return op
+
+    async def durable(self, batch: WriteBatch) -> None:
+        """Wait until ``batch`` is committed; StoreError (naming the database) if it failed."""
+        await batch.done.wait()
+        if batch.error is not None:
+            raise StoreError(f"state database {self.path}: write failed: {batch.error}")
+
+    async def result(self, op: list[Any]) -> Any:
+        """Wait for the commit of ``op``'s batch and return its result (or raise its error)."""
+        await self.durable(op[4])
+        if op[3] is not None:
+            raise op[3]
+        return op[2]
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(conn, *args)`` in the next group commit; its result once durable."""
+        return await self.result(self.submit(fn, *args))
+
+    transaction = call  # SqliteWorker compatibility (list imports, campaign writes)
+
+    async def setup(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` on the writer connection outside any batch (schema scripts)."""
+        return await trio.to_thread.run_sync(fn, self.conn, *args, limiter=self._limiter)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read, on the read connection (SqliteWorker compatibility)."""
+        return await self.reader.run(fn, *args)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is durable (or failed)."""
+        for batch in (self._writing, self._batch):
+            if batch is not None and batch:
+                if self._running:
+                    self._wakeup.set()
+                else:
+                    await self._commit_pending()
+                await batch.done.wait()
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest write not yet durable has been waiting (0 when none)."""
+        now = self.clock()
+        oldest = [b.queued_at for b in (self._writing, self._batch) if b is not None and b]
+        return now - min(oldest) if oldest else 0.0
+
+    def stall_reason(self) -> str | None:
+        """Why work is not moving (a write waited past ``stall_limit``), or None."""
+        waited = self.oldest_wait()
+        if waited > self.stall_limit:
+            return f"a write to {self.path} has waited {waited:.1f}s for durability (limit {self.stall_limit:g}s)"
+        return None
+
+    # -- the commit loop ---------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit batches until cancelled (then the pending batch is left for :meth:`aclose`)."""
+        self._running = True
+        task_status.started()
+        try:
+            while True:
+                if not self._batch:
+                    await self._wakeup.wait()
+                # the loop alone replaces the event: a flush only sets it
+                self._wakeup = trio.Event()
+                if self.interval:
+                    await trio.sleep(self.interval)
+                await self._commit_pending()
+        finally:
+            self._running = False
+
+    async def _commit_pending(self) -> None:
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = WriteBatch()
+        self._writing = batch
+        try:
+            await trio.to_thread.run_sync(_commit_batch, self.conn, batch, limiter=self._limiter)
+        except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
+            batch.error = exc
+            self.failed_batches += 1
+            if self.failing is None:
+                structlog.get_logger().error(
+                    "store.write_failed", path=self.path, error=str(exc), what="state database"
+                )
+            self.failing = str(exc)
+        except BaseException:
+            # Cancelled before the thread started: nothing was written, nobody may hear "durable".
+            batch.error = RuntimeError("cancelled before it was written")
+            raise
+        else:
+            if self.failing is not None:
+                structlog.get_logger().warning(
+                    "store.write_recovered", path=self.path, failed_batches=self.failed_batches
+                )
+                self.failing = None
+            self.commits += 1
+            self.rows_written += sum(len(r) for r in batch.appends.values())
+            self.operations += len(batch.ops)
+        finally:
+            self._writing = None
+            batch.done.set()
+
+    async def aclose(self) -> None:
+        """Commit what is pending, then close both connections."""
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(10):
+                await self._commit_pending()
+            await trio.to_thread.run_sync(self.conn.close, limiter=self._limiter)
+            if self.reader.conn is not self.conn:
+                await self.reader.aclose()
+
+
+#: SQLite result codes that mean the database (not one operation) failed.
+_DATABASE_FAILURES = frozenset(
+    (
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOTADB,
+    )
+)
+
+
+def _database_failed(exc: Exception) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _DATABASE_FAILURES
+
+
+def _commit_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
+    """One transaction: the appends, then the ops. An op that raises fails alone (savepoints)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in batch.appends.items():
+            conn.executemany(sql, rows)
+        failed = False
+        for op in batch.ops:
+            try:
+                op[2] = op[0](conn, *op[1])
+            except Exception as exc:
+                if _database_failed(exc):
+                    raise  # the database itself (full, I/O): the whole batch
+                failed = True
+                break
+        if failed:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, rows in batch.appends.items():
+                conn.executemany(sql, rows)
+            for op in batch.ops:
+                op[2] = op[3] = None
+                conn.execute("SAVEPOINT op")
+                try:
+                    op[2] = op[0](conn, *op[1])
+                except Exception as exc:
+                    if _database_failed(exc):
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    op[3] = exc
+                conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextlib.asynccontextmanager
+async def open_state_writer(
+    path: Path | str,
+    *,
+    synchronous: str = "full",
+    interval: float = 0.0,
+    stall_limit: float = 30.0,
+) -> AsyncIterator[StateWriter]:
+    """Open the state database's writer (and a read connection) and run its commit loop."""
+
+    def connect() -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+        conn = open_sqlite(path, synchronous=synchronous)
+        if str(path) == ":memory:":
+            return conn, None
+        try:
+            return conn, open_sqlite(path, synchronous=synchronous)
+        except BaseException:
+            conn.close()
+            raise
+
+    conn, read_conn = await trio.to_thread.run_sync(connect)
+    reader = SqliteWorker(read_conn) if read_conn is not None else None
+    writer = StateWriter(conn, path, reader=reader, interval=interval, stall_limit=stall_limit)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.serve)
+            try:
+                yield writer
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        await writer.aclose()

@@ -221,14 +221,14 @@ async def run_through_outbox(port: int, messages: int) -> dict:
                         for i in range(start, min(start + 5000, messages))
                     ]
                 )
-            commits0 = ob._committer.transactions
+            commits0 = ob.writer.commits
             async with trio.open_nursery() as nursery:
                 t0 = time.perf_counter()
                 await nursery.start(SmsChannel(gw, config).run)
                 await Hooks.finished.wait()
                 elapsed = time.perf_counter() - t0
                 nursery.cancel_scope.cancel()
-            commits = ob._committer.transactions - commits0
+            commits = ob.writer.commits - commits0
     return {
         "messages": messages,
         "seconds": round(elapsed, 3),

@@ -121,6 +121,9 @@ class ContactConfig:
     group_commit_interval: float = 0.0
     synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
     sweep_interval: float = 30.0
+    #: A write waiting longer than this for durability means work is not moving: the daemon
+    #: withholds its systemd watchdog ping (and logs why) until writes move again.
+    durable_wait_limit: float = 30.0
     ledger_retention: float = 0.0  # seconds; 0 keeps the ledger forever
     list_sync_interval: float = 1.0  # redis backend: how often a node follows list changes
 
@@ -220,6 +223,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
     interval = r.duration("group_commit_interval", 0.0, max=1.0)
     synchronous = r.str("synchronous", "", choices=("", "normal", "full", "extra"))
     sweep = r.duration("sweep_interval", 30.0, min=0.1)
+    durable_wait = r.duration("durable_wait_limit", 30.0, min=0.1, max=3600)
     retention = r.duration("ledger_retention", 0.0)
     list_sync = r.duration("list_sync_interval", 1.0, min=0.05)
 
@@ -283,6 +287,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
         group_commit_interval=interval,
         synchronous=synchronous,
         sweep_interval=sweep,
+        durable_wait_limit=durable_wait,
         ledger_retention=retention,
         list_sync_interval=list_sync,
     )

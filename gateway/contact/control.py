@@ -29,7 +29,7 @@ from gateway.contact.engine import Engine, Violation
 from gateway.contact.ledger import Ledger, decision_row
 from gateway.contact.lists import ListStore
 from gateway.model import ContactDecision, ContactRequest, Delivery, Outcome
-from gateway.store import SqliteWorker, open_sqlite
+from gateway.store import StateWriter, open_state_writer
 
 Preemptor = Callable[[str], Awaitable[bool]]
 
@@ -338,15 +338,17 @@ class ContactControlBase:
 @asynccontextmanager
 async def open_local_database(
     config: ContactConfig, path: Path | str
-) -> AsyncIterator[SqliteWorker]:
-    """The node's SQLite file with the ledger and list tables; both backends keep their ledger here."""
-    conn = await trio.to_thread.run_sync(
-        lambda: open_sqlite(path, synchronous=config.synchronous or "full")
-    )
-    worker = SqliteWorker(conn)
-    try:
-        await worker.run(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
-        yield worker
-    finally:
-        with trio.CancelScope(shield=True):
-            await worker.aclose()
+) -> AsyncIterator[StateWriter]:
+    """The node's state database (ledger and list tables) and its one writer, running.
+
+    Both backends keep their ledger here; the outbox shares this writer (see
+    ``gateway.outbox.plugin``), so a decision and its outbox entry commit together.
+    """
+    async with open_state_writer(
+        path,
+        synchronous=config.synchronous or "full",
+        interval=config.group_commit_interval,
+        stall_limit=config.durable_wait_limit,
+    ) as writer:
+        await writer.setup(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
+        yield writer

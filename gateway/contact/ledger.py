@@ -5,10 +5,10 @@ rule (``reason``, ``rule``, ``detail`` as JSON); later rows for the same ``conta
 what happened to the reservation (``committed``, ``released``, ``preempted``, ``expired``,
 ``refunded``). The SQLite backend rebuilds its in-memory counters from these rows at start.
 
-Group commit: writers append rows to a pending batch and await the batch's commit; one task
-writes each batch in a single transaction in the :class:`~gateway.store.SqliteWorker`
-thread. While one batch is being written the next one fills, so a thousand concurrent
-decisions share one fsync, and each caller still returns only after its row is durable.
+Group commit: rows are appended to the pending batch of the state database's one writer
+(:class:`~gateway.store.StateWriter`) and callers await that batch's commit. While one batch
+is being written the next one fills, so a thousand concurrent decisions share one fsync, and
+each caller still returns only after its row is durable.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import structlog
 import trio
 import trio.lowlevel
 
-from gateway.errors import StoreError
 from gateway.model import ContactDecision
-from gateway.store import SqliteWorker
+from gateway.store import StateWriter, WriteBatch
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contact_ledger (
@@ -106,25 +105,30 @@ def decision_row(d: ContactDecision) -> tuple[Any, ...]:
     )
 
 
-class _Batch:
-    __slots__ = ("done", "error", "rows")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self.done = trio.Event()
-        self.error: BaseException | None = None
-
-
 class Ledger:
-    """Writes ledger rows by group commit and answers queries. Start ``run`` in a nursery."""
+    """Appends ledger rows through the state database's one writer and answers queries.
 
-    def __init__(self, worker: SqliteWorker, *, interval: float = 0.0) -> None:
-        self.worker = worker
-        self.interval = interval
-        self._batch = _Batch()
-        self._wakeup = trio.Event()
-        self.rows_written = 0
-        self.commits = 0
+    Rows go into the writer's pending batch (:meth:`append`, :meth:`extend`, no await), so a
+    decision's row commits in the same transaction as whatever else was queued with it (its
+    outbox entry); :meth:`durable` waits for that commit.
+    """
+
+    def __init__(self, writer: StateWriter, *, interval: float = 0.0) -> None:
+        # ``interval`` is the writer's now (see open_local_database); kept for callers
+        self.writer = writer
+
+    @property
+    def worker(self) -> StateWriter:
+        """Reads (``run``) and rare writes (``transaction``) of admin code."""
+        return self.writer
+
+    @property
+    def rows_written(self) -> int:
+        return self.writer.rows_written
+
+    @property
+    def commits(self) -> int:
+        return self.writer.commits
 
     @staticmethod
     def create_schema(conn: sqlite3.Connection) -> None:
@@ -132,57 +136,25 @@ class Ledger:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append(self, row: tuple[Any, ...]) -> _Batch:
+    def append(self, row: tuple[Any, ...]) -> WriteBatch:
         """Queue a row for the next commit; await :meth:`durable` on the returned batch."""
-        batch = self._batch
-        batch.rows.append(row)
-        self._wakeup.set()
-        return batch
+        return self.writer.append(_INSERT, (row,))
 
-    def extend(self, rows: Sequence[tuple[Any, ...]]) -> _Batch:
-        batch = self._batch
-        batch.rows.extend(rows)
-        self._wakeup.set()
-        return batch
+    def extend(self, rows: Sequence[tuple[Any, ...]]) -> WriteBatch:
+        return self.writer.append(_INSERT, rows)
 
-    @staticmethod
-    async def durable(batch: _Batch) -> None:
+    async def durable(self, batch: WriteBatch) -> None:
         """Wait until ``batch`` is committed; raises StoreError if the write failed."""
-        await batch.done.wait()
-        if batch.error is not None:
-            raise StoreError(f"contact ledger write failed: {batch.error}")
+        await self.writer.durable(batch)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The group-commit loop: one transaction per batch, until cancelled."""
+        """Nothing to run: the writer's loop commits (kept for the backends that start it)."""
         task_status.started()
-        while True:
-            await self._wakeup.wait()
-            if self.interval:
-                await trio.sleep(self.interval)
-            await self.flush()
+        await trio.sleep_forever()
 
     async def flush(self) -> None:
-        """Commit the pending batch now (also used at shutdown)."""
-        batch = self._batch
-        self._batch = _Batch()
-        self._wakeup = trio.Event()
-        if not batch.rows:
-            batch.done.set()
-            return
-        try:
-            await self.worker.transaction(_write_rows, batch.rows)
-        except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
-            batch.error = exc
-        except BaseException:
-            # Cancelled before the worker started the write (it cannot be cancelled once
-            # started): the rows are not on disk, and no waiter may hear "durable".
-            batch.error = RuntimeError("cancelled before it was written")
-            raise
-        else:
-            self.rows_written += len(batch.rows)
-            self.commits += 1
-        finally:
-            batch.done.set()
+        """Wait until every row queued so far is durable (campaign report, shutdown)."""
+        await self.writer.flush()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -243,13 +215,13 @@ class Ledger:
                 out.append(item)
             return out
 
-        return await self.worker.run(read)
+        return await self.writer.run(read)
 
     async def prune(self, before: float, *, chunk: int = 50_000) -> int:
         """Delete rows (and their lookup entries) written before ``before``; returns how many."""
         total = 0
         while True:
-            n = await self.worker.transaction(_prune_chunk, before, chunk)
+            n = await self.writer.call(_prune_chunk, before, chunk)
             total += n
             if n < chunk:
                 return total
@@ -259,7 +231,7 @@ class Ledger:
 
     async def index_pending(self) -> int:
         """Index up to INDEX_CHUNK rows written since the last call; returns how many."""
-        return await self.worker.transaction(_index_chunk, INDEX_CHUNK)
+        return await self.writer.call(_index_chunk, INDEX_CHUNK)
 
     async def serve_indexer(
         self,

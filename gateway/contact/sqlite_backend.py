@@ -356,16 +356,15 @@ async def open_sqlite_contact_control(
 ) -> AsyncIterator[SqliteContactControl]:
     """Open the database, rebuild lists and counters, run the group commit and the sweeper."""
     clock = clock or time.time
-    async with open_local_database(config, path) as worker:
-        lists = ListStore(worker, clock=clock)
-        await worker.run(lists.load)
-        ledger = Ledger(worker, interval=config.group_commit_interval)
+    async with open_local_database(config, path) as writer:
+        lists = ListStore(writer, clock=clock)
+        await writer.run(lists.load)
+        ledger = Ledger(writer)
         control = SqliteContactControl(
             config, lists, ledger, clock=clock, preemptor=preemptor, on_recorded=on_recorded
         )
-        await worker.run(control.load)
+        await writer.run(control.load)
         async with trio.open_nursery() as nursery:
-            await nursery.start(ledger.run)
             await nursery.start(ledger.serve_indexer)
             await nursery.start(control.serve_sweeper)
             try:

@@ -6,8 +6,10 @@ writes a message to the network it marks it ``sending`` (:meth:`OutboxQueue.mark
 that after kill -9 the outbox knows which messages may have reached the peer: those become
 ``unknown`` at start-up, are counted, and are resent only with ``[outbox] resend_unknown``.
 
-Every write goes through one group committer: operations queued while a transaction runs are
-committed together in the next one, so a burst of 64 submit answers costs one fsync, not 64.
+Every write goes through the state database's one writer (:class:`~gateway.store.StateWriter`):
+operations queued while a transaction runs are committed together in the next one, so a burst
+of 64 submit answers costs one fsync, not 64, and an entry queued together with its decision
+commits in the decision's transaction.
 A scheduler task moves retries and expired leases back to the queue, expires what was not sent
 in time, and presents deferred (quiet-hours) requests to contact control again when due.
 """
@@ -28,59 +30,9 @@ from gateway.model import ContactDecision, ContactRequest, Delivery, DeliverySta
 from gateway.outbox import store
 from gateway.outbox.config import OutboxConfig
 from gateway.outbox.store import OutboxMessage
-from gateway.store import SqliteWorker, open_sqlite
+from gateway.store import StateWriter, open_state_writer
 
 __all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
-
-
-class _GroupCommitter:
-    """Runs queued operations in shared transactions on the SQLite worker (group commit).
-
-    Leader-based, so it needs no task of its own: the first caller that finds nobody committing
-    becomes the leader and commits batches until the queue is empty; callers arriving meanwhile
-    only queue their operation and wait for the batch that carries it. The leader's loop is
-    shielded (a started SQLite transaction cannot be cancelled anyway) so that waiting callers
-    are never stranded.
-    """
-
-    def __init__(self, worker: SqliteWorker) -> None:
-        self.worker = worker
-        self._ops: list[list] = []
-        self._leading = False
-        self.transactions = 0
-        self.operations = 0
-
-    async def call(self, fn: Any, *args: Any) -> Any:
-        done = trio.Event()
-        op = [fn, args, None, None, done]
-        self._ops.append(op)
-        if not self._leading:
-            self._leading = True
-            try:
-                with trio.CancelScope(shield=True):
-                    await self._commit_all()
-            finally:
-                self._leading = False
-        await done.wait()
-        if op[3] is not None:
-            raise op[3]
-        return op[2]
-
-    async def _commit_all(self) -> None:
-        while self._ops:
-            ops, self._ops = self._ops, []
-            try:
-                try:
-                    await self.worker.transaction(store.run_batch, ops)
-                except store.BatchFailed:
-                    await self.worker.transaction(store.run_batch_isolated, ops)
-            except Exception as exc:  # the whole transaction failed (disk full, locked too long)
-                for op in ops:
-                    op[3] = exc
-            self.transactions += 1
-            self.operations += len(ops)
-            for op in ops:
-                op[4].set()
 
 
 @attrs.define(eq=False)
@@ -88,7 +40,7 @@ class Outbox:
     """Implements :class:`gateway.contracts.Outbox` plus the channel-side queues."""
 
     config: OutboxConfig
-    worker: SqliteWorker
+    writer: StateWriter
     gateway: Any = None  # for report_delivery (expiry, unknown) and contact control (deferred)
     clock: Any = time.time
     stats: dict[str, int] = attrs.field(
@@ -112,17 +64,13 @@ class Outbox:
             0,
         )
     )
-    _committer: _GroupCommitter = attrs.field(init=False)
     _depths: dict[str, int] = attrs.field(factory=dict)
     _wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     _unknown_to_report: list = attrs.field(factory=list)
     _next_purge: float = 0.0
 
-    def __attrs_post_init__(self) -> None:
-        self._committer = _GroupCommitter(self.worker)
-
     async def _call(self, fn: Any, *args: Any) -> Any:
-        return await self._committer.call(fn, *args)
+        return await self.writer.call(fn, *args)
 
     def _wake(self, channel: str) -> None:
         event = self._wakeups.get(channel)
@@ -198,13 +146,13 @@ class Outbox:
 
     async def delivery_counts(self, campaign_id: str) -> dict[str, int]:
         """``{state: n}`` over the campaign's outbox entries (for the campaign report)."""
-        return await self.worker.run(store.counts_by_state, campaign_id)
+        return await self.writer.run(store.counts_by_state, campaign_id)
 
     async def counts(self, channel: str | None = None) -> dict[str, int]:
-        return await self.worker.run(store.counts_by_state, None, channel)
+        return await self.writer.run(store.counts_by_state, None, channel)
 
     async def show(self, contact_id: str) -> dict | None:
-        return await self.worker.run(store.show, contact_id)
+        return await self.writer.run(store.show, contact_id)
 
     # -- channel side ---------------------------------------------------------------------------
 
@@ -250,7 +198,7 @@ class Outbox:
     # -- background work ---------------------------------------------------------------------------
 
     async def refresh_depths(self) -> None:
-        self._depths = await self.worker.run(store.depths)
+        self._depths = await self.writer.run(store.depths)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The scheduler (see :meth:`tick`), run by the core as the ``outbox-scheduler`` service."""
@@ -427,18 +375,23 @@ async def open_outbox(
     synchronous: str = "full",
     clock: Any = time.time,
     run_scheduler: bool = True,
+    writer: StateWriter | None = None,
 ) -> AsyncIterator[Outbox]:
     """Open the outbox tables in the SQLite file at ``path`` and recover from a crash.
 
+    ``writer``: the state database's one writer, shared with contact control (the daemon
+    passes the ledger's); without it the outbox opens a writer of its own on ``path``.
     With ``run_scheduler`` the scheduler runs in a nursery here (tests, tools); the daemon
     passes False and runs :meth:`Outbox.run` as a service instead, because stores are opened
     inside a start-up cancel scope that must not enclose long-lived tasks.
     """
-    conn = await trio.to_thread.run_sync(lambda: open_sqlite(path, synchronous=synchronous))
-    worker = SqliteWorker(conn)
-    try:
-        await worker.run(store.create)
-        outbox = Outbox(config=config, worker=worker, gateway=gateway, clock=clock)
+    async with contextlib.AsyncExitStack() as stack:
+        if writer is None:
+            writer = await stack.enter_async_context(
+                open_state_writer(path, synchronous=synchronous)
+            )
+        await writer.setup(store.create)
+        outbox = Outbox(config=config, writer=writer, gateway=gateway, clock=clock)
         await outbox.refresh_depths()
         await outbox.recover()
         if run_scheduler:
@@ -448,6 +401,4 @@ async def open_outbox(
                 nursery.cancel_scope.cancel()
         else:
             yield outbox
-    finally:
-        with trio.CancelScope(shield=True):
-            await worker.aclose()
+        await writer.flush()

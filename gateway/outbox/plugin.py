@@ -32,12 +32,19 @@ def gateway_stores(gateway):
     @contextlib.asynccontextmanager
     async def outbox_store() -> AsyncIterator[None]:
         sync = getattr(getattr(gateway.config, "gateway", None), "sqlite_synchronous", "full")
+        path = gateway.state_dir / DB_NAME
+        # contact control (registered first) opened the state database's one writer: share it,
+        # so that a decision and its outbox entry are one transaction
+        writer = getattr(gateway.ledger, "writer", None)
+        if writer is not None and writer.path != str(path):
+            writer = None
         async with open_outbox(
-            gateway.state_dir / DB_NAME,
+            path,
             _config(gateway),
             gateway=gateway,
             synchronous=sync,
             run_scheduler=False,
+            writer=writer,
         ) as outbox:
             gateway.outbox = outbox
             gateway.metrics.gauge("outbox.depth", lambda: dict(outbox._depths))
@@ -109,5 +116,5 @@ def gateway_status(gateway):
     return {
         "depth": dict(outbox._depths),
         "stats": dict(outbox.stats),
-        "commits": outbox._committer.transactions,
+        "commits": outbox.writer.commits,
     }

@@ -6,7 +6,7 @@ import trio
 
 from gateway.contact import ledger as ledger_module
 from gateway.contact.ledger import Ledger
-from gateway.store import SqliteWorker, open_sqlite
+from gateway.store import StateWriter, open_sqlite, open_state_writer
 
 
 def _row(i: int) -> tuple:
@@ -30,11 +30,9 @@ def _row(i: int) -> tuple:
 async def test_queries_see_indexed_rows_and_the_unindexed_tail(tmp_path, monkeypatch) -> None:
     """By subscriber or campaign, newest first, whether or not the indexer caught up."""
     monkeypatch.setattr(ledger_module, "INDEX_CHUNK", 40)
-    worker = SqliteWorker(open_sqlite(tmp_path / "l.sqlite"))
-    await worker.run(Ledger.create_schema)
-    ledger = Ledger(worker)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(ledger.run)
+    async with open_state_writer(tmp_path / "l.sqlite") as writer:
+        await writer.setup(Ledger.create_schema)
+        ledger = Ledger(writer)
         await ledger.durable(ledger.extend([_row(i) for i in range(100)]))
         assert await ledger.index_pending() == 40  # 60 rows left in the tail
         await ledger.durable(ledger.append(_row(100)))
@@ -50,27 +48,21 @@ async def test_queries_see_indexed_rows_and_the_unindexed_tail(tmp_path, monkeyp
             assert len(by_campaign) == sum(1 for i in range(101) if i % 3 == 2)
             while await ledger.index_pending():  # now fully indexed: same answers
                 pass
-        nursery.cancel_scope.cancel()
-    await worker.aclose()
 
 
 async def test_group_commit_shares_transactions() -> None:
     """Many concurrent appends are committed in far fewer transactions, each durable on return."""
-    worker = SqliteWorker(open_sqlite(":memory:"))
-    await worker.run(Ledger.create_schema)
-    ledger = Ledger(worker)
+    async with open_state_writer(":memory:") as writer:
+        await writer.setup(Ledger.create_schema)
+        ledger = Ledger(writer)
 
-    async def one(i: int) -> None:
-        await ledger.durable(ledger.append(_row(i)))
+        async def one(i: int) -> None:
+            await ledger.durable(ledger.append(_row(i)))
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(ledger.run)
         async with trio.open_nursery() as writers:
             for i in range(500):
                 writers.start_soon(one, i)
-        nursery.cancel_scope.cancel()
-    assert ledger.rows_written == 500 and ledger.commits < 50
-    await worker.aclose()
+        assert ledger.rows_written == 500 and ledger.commits < 50
 
 
 def test_start_up_reads_only_the_horizon() -> None:
@@ -127,15 +119,16 @@ async def test_a_cancelled_flush_is_not_reported_durable(tmp_path) -> None:
 
     from gateway.errors import StoreError
 
-    worker = SqliteWorker(open_sqlite(tmp_path / "l.sqlite"))
-    await worker.run(Ledger.create_schema)
-    ledger = Ledger(worker)
+    conn = open_sqlite(tmp_path / "l.sqlite")
+    Ledger.create_schema(conn)
+    writer = StateWriter(conn, tmp_path / "l.sqlite")  # its loop is not running
+    ledger = Ledger(writer)
     batch = ledger.append(_row(1))
-    async with worker._limiter:  # the worker thread is busy (indexer, a query...)
+    async with writer._limiter:  # the writer thread is busy
         with trio.move_on_after(0.05):
             await ledger.flush()
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match=r"l\.sqlite"):
         await ledger.durable(batch)
-    assert await worker.run(
+    assert await writer.run(
         lambda c: c.execute("SELECT count(*) FROM contact_ledger").fetchone()
     ) == (0,)

@@ -181,7 +181,7 @@ async def test_group_commit_batches_concurrent_writes(tmp_path):
     """Concurrent record_delivery calls share transactions (group commit)."""
     async with open_outbox(tmp_path / "db", cfg()) as ob:
         await ob.enqueue_many([allowed(str(i)) for i in range(200)])
-        before = ob._committer.transactions
+        before = ob.writer.commits
         async with trio.open_nursery() as n:
             for i in range(200):
                 n.start_soon(
@@ -190,7 +190,7 @@ async def test_group_commit_batches_concurrent_writes(tmp_path):
                         contact_id=str(i), channel="sms", state=DeliveryState.SUBMITTED, at=1.0
                     ),
                 )
-        assert ob._committer.transactions - before < 50
+        assert ob.writer.commits - before < 50
         assert (await ob.counts())["submitted"] == 200
 
 

@@ -1,0 +1,86 @@
+"""Durability under faults: a flush between decisions, a stalled write, a full disk."""
+
+from __future__ import annotations
+
+import trio
+import trio.lowlevel
+from contact_helpers import req
+
+
+async def test_decisions_continue_after_a_flush_while_traffic_flows(open_sqlite) -> None:
+    """A ledger flush (``gatewayctl campaign report``) must not stop later decisions."""
+    async with open_sqlite() as cc:
+        with trio.fail_after(5):
+            assert (await cc.decide(req())).outcome == "allowed"
+
+            async def traffic() -> int:
+                n = 0
+                for _ in range(50):
+                    await cc.decide_many([req(f"86138{n:08d}"), req(f"86139{n:08d}")])
+                    n += 1
+                return n
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(traffic)
+                for _ in range(5):
+                    await cc.ledger.flush()
+                    await trio.lowlevel.checkpoint()
+            await cc.ledger.flush()
+            # the report's flush happened while idle too: the next decision still completes
+            assert (await cc.decide(req("8613900000099"))).outcome == "allowed"
+
+
+async def test_watchdog_is_withheld_while_a_decision_waits_for_durability(
+    tmp_path, short_tmp
+) -> None:
+    """No WATCHDOG=1 while a decision waits past durable_wait_limit; pings resume after."""
+    import sqlite3
+
+    from gateway.contact.config import parse_contact_config
+    from gateway.contact.sqlite_backend import open_sqlite_contact_control
+    from gateway.sdnotify import SdNotifier
+    from tests.fakes.notify_socket import NotifySocket
+
+    sock = NotifySocket(str(short_tmp / "n"))
+    notifier = SdNotifier({"NOTIFY_SOCKET": sock.env_value, "WATCHDOG_USEC": "100000"})
+    config = parse_contact_config({"durable_wait_limit": "0.3s"})
+    db = tmp_path / "gateway.sqlite"
+
+    def pings(seconds: float) -> int:
+        """WATCHDOG=1 received over the next ``seconds``."""
+        import time
+
+        n, end = 0, time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            msg = sock.receive(left)
+            n += msg is not None and msg.get("WATCHDOG") == "1"
+        return n
+
+    try:
+        async with open_sqlite_contact_control(config, db) as cc:
+            writer = cc.ledger.writer
+            async with trio.open_nursery() as nursery:
+                await nursery.start(notifier.serve_watchdog, writer.stall_reason)
+                await trio.to_thread.run_sync(pings, 0.3)
+                assert await trio.to_thread.run_sync(pings, 0.2) >= 2  # moving: pings
+                blocker = sqlite3.connect(db, isolation_level=None)
+                blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+                decided = trio.Event()
+
+                async def decide() -> None:
+                    await cc.decide(req())
+                    decided.set()
+
+                nursery.start_soon(decide)
+                await trio.sleep(0.5)  # past the limit: pings stop
+                await trio.to_thread.run_sync(pings, 0.05)  # drain those sent before
+                assert await trio.to_thread.run_sync(pings, 0.5) == 0
+                assert writer.stall_reason() is not None and not decided.is_set()
+                blocker.execute("COMMIT")
+                blocker.close()
+                with trio.fail_after(5):
+                    await decided.wait()
+                assert await trio.to_thread.run_sync(pings, 0.3) >= 1  # moving again
+                nursery.cancel_scope.cancel()
+    finally:
+        sock.close()
