@@ -294,8 +294,21 @@ def _index_chunk(conn: sqlite3.Connection, limit: int) -> int:
     return end - upto
 
 
-def _write_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    conn.executemany(_INSERT, rows)
+def record_lost_answers(
+    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], now: float
+) -> None:
+    """Record as contacts the messages whose submit answer a crash lost (in the caller's
+    transaction: the outbox's recovery). ``rows``: (contact_id, channel, msisdn, campaign_id,
+    priority). They may have reached the subscriber, so they count against caps and are never
+    refunded by their reservation's timeout, whatever crash follows."""
+    conn.executemany(
+        _INSERT,
+        [
+            (now, "committed", cid, msisdn, campaign, channel, None, prio, "final.unknown")
+            + (None,) * 4
+            for cid, channel, msisdn, campaign, prio in rows
+        ],
+    )
 
 
 def first_seq_since(conn: sqlite3.Connection, since: float, *, margin: float = 86400.0) -> int:

@@ -26,6 +26,7 @@ import attrs
 import structlog
 import trio
 
+from gateway.contact.ledger import record_lost_answers
 from gateway.model import ContactDecision, ContactRequest, Delivery, DeliveryState, Outcome
 from gateway.outbox import store
 from gateway.outbox.config import OutboxConfig
@@ -42,6 +43,8 @@ class Outbox:
     config: OutboxConfig
     writer: StateWriter
     gateway: Any = None  # for report_delivery (expiry, unknown) and contact control (deferred)
+    #: The contact ledger, when it shares ``writer``: recovery records lost submit answers there.
+    ledger: Any = None
     clock: Any = time.time
     stats: dict[str, int] = attrs.field(
         factory=lambda: dict.fromkeys(
@@ -168,8 +171,11 @@ class Outbox:
 
     async def recover(self, channel: str | None = None) -> tuple[int, int]:
         """Leases back to the queue; messages caught ``sending`` become unknown (or are resent)."""
+        record_lost = None
+        if self.ledger is not None and getattr(self.ledger, "writer", None) is self.writer:
+            record_lost = record_lost_answers
         released, unknown, reportable = await self._call(
-            store.recover, channel, self.config.resend_unknown, self.clock()
+            store.recover, channel, self.config.resend_unknown, self.clock(), record_lost
         )
         self.stats["unknown"] += unknown
         if self.config.resend_unknown:
@@ -183,8 +189,18 @@ class Outbox:
                 unknown=unknown,
                 resent=unknown if self.config.resend_unknown else 0,
             )
+        # Their ledger rows are durable with the recovery; contact control's memory follows now
+        # (a reservation past its timeout must not be refunded in the meantime).
+        control = getattr(self.gateway, "contact_control", None)
+        if control is not None:
+            for contact_id, _ch, _msisdn in reportable:
+                try:
+                    await control.commit(contact_id)
+                except Exception as exc:  # Redis down: the unknown report below commits it
+                    log.warning("outbox.commit_failed", contact_id=contact_id, error=repr(exc))
         # Reported by the next scheduler tick, once contact control and observers are running.
-        self._unknown_to_report.extend(reportable)
+        if not self.config.resend_unknown:
+            self._unknown_to_report.extend(reportable)
         for ch in {*self._depths, *(r[1] for r in reportable)}:
             self._wake(ch)
         return released, unknown
@@ -376,11 +392,13 @@ async def open_outbox(
     clock: Any = time.time,
     run_scheduler: bool = True,
     writer: StateWriter | None = None,
+    ledger: Any = None,
 ) -> AsyncIterator[Outbox]:
     """Open the outbox tables in the SQLite file at ``path`` and recover from a crash.
 
     ``writer``: the state database's one writer, shared with contact control (the daemon
     passes the ledger's); without it the outbox opens a writer of its own on ``path``.
+    ``ledger``: the contact ledger on that writer (see :meth:`Outbox.recover`).
     With ``run_scheduler`` the scheduler runs in a nursery here (tests, tools); the daemon
     passes False and runs :meth:`Outbox.run` as a service instead, because stores are opened
     inside a start-up cancel scope that must not enclose long-lived tasks.
@@ -391,7 +409,7 @@ async def open_outbox(
                 open_state_writer(path, synchronous=synchronous)
             )
         await writer.setup(store.create)
-        outbox = Outbox(config=config, writer=writer, gateway=gateway, clock=clock)
+        outbox = Outbox(config=config, writer=writer, gateway=gateway, clock=clock, ledger=ledger)
         await outbox.refresh_depths()
         await outbox.recover()
         if run_scheduler:

@@ -45,6 +45,7 @@ def gateway_stores(gateway):
             synchronous=sync,
             run_scheduler=False,
             writer=writer,
+            ledger=gateway.ledger if writer is not None else None,
         ) as outbox:
             gateway.outbox = outbox
             gateway.metrics.gauge("outbox.depth", lambda: dict(outbox._depths))

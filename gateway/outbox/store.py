@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -289,33 +289,43 @@ def cancel(conn: sqlite3.Connection, contact_id: str, reason: str, now: float) -
 
 
 def recover(
-    conn: sqlite3.Connection, channel: str | None, resend_unknown: bool, now: float
+    conn: sqlite3.Connection,
+    channel: str | None,
+    resend_unknown: bool,
+    now: float,
+    record_lost: Callable[[sqlite3.Connection, list[tuple], float], None] | None = None,
 ) -> tuple[int, int, list[tuple]]:
     """After a crash (or a channel restart): leases back to the queue; ``sending`` become unknown.
 
-    Returns (leases released, unknown, [(contact_id, channel, msisdn) of unknown not resent]).
+    ``record_lost(conn, rows, now)`` records the messages caught ``sending`` (rows of
+    contact_id, channel, msisdn, campaign_id, priority) in the contact ledger, in this same
+    transaction: their outcome survives the next crash (the row is no longer ``sending``).
+    Returns (leases released, unknown, [(contact_id, channel, msisdn) of every one caught]).
     """
     where, args = ("AND channel = ?", (channel,)) if channel else ("", ())
     released = conn.execute(
         f"UPDATE outbox_entries SET state = 'queued', lease_until = NULL, updated_at = ? WHERE state = 'leased' {where}",
         (now, *args),
     ).rowcount
-    unknown = conn.execute(
-        f"SELECT contact_id, channel, msisdn FROM outbox_entries WHERE state = 'sending' {where}",
+    lost = conn.execute(
+        f"SELECT contact_id, channel, msisdn, campaign_id, priority FROM outbox_entries"
+        f" WHERE state = 'sending' {where}",
         args,
     ).fetchall()
+    if lost and record_lost is not None:
+        record_lost(conn, lost, now)
     if resend_unknown:
         conn.execute(
             f"UPDATE outbox_entries SET state = 'queued', resent = resent + 1, updated_at = ? WHERE state = 'sending' {where}",
             (now, *args),
         )
-        return released, len(unknown), []
-    conn.execute(
-        f"UPDATE outbox_entries SET state = 'unknown', error = 'crash: submit answer lost', updated_at = ?"
-        f" WHERE state = 'sending' {where}",
-        (now, *args),
-    )
-    return released, len(unknown), unknown
+    else:
+        conn.execute(
+            f"UPDATE outbox_entries SET state = 'unknown', error = 'crash: submit answer lost', updated_at = ?"
+            f" WHERE state = 'sending' {where}",
+            (now, *args),
+        )
+    return released, len(lost), [r[:3] for r in lost]
 
 
 def due_timers(conn: sqlite3.Connection, now: float) -> tuple[int, int, list[tuple]]:
