@@ -49,6 +49,17 @@ class Duplicate:
         self.expires_at = expires_at
 
 
+def _reserved_ids(decisions: Sequence[ContactDecision]) -> list[str]:
+    """Contact ids that this batch newly reserved (not duplicates, not dry checks)."""
+    return [
+        d.request.contact_id
+        for d in decisions
+        if d.outcome is _ALLOWED
+        and d.reservation_expires_at is not None
+        and d.reason != "duplicate"
+    ]
+
+
 def release_event(reason: str) -> str:
     if reason == "preempted":
         return "preempted"
@@ -176,8 +187,17 @@ class ContactControlBase:
 
     async def _decide(self, requests: list[ContactRequest]) -> list[ContactDecision]:
         decisions = await self._evaluate(requests, reserve=True)
-        await self._record(decisions)
+        try:
+            await self._record(decisions)
+        except Exception:
+            # Not durable (disk full, I/O error): nothing was decided, so nothing stays held.
+            self._forget(_reserved_ids(decisions))
+            raise
         return decisions
+
+    def _forget(self, contact_ids: list[str]) -> None:
+        """Backend hook: drop reservations made in memory whose decision never became
+        durable (the write failed). Synchronous, like the reservation itself."""
 
     async def _evaluate(
         self, requests: list[ContactRequest], *, reserve: bool, rounds: int = 0

@@ -242,12 +242,16 @@ class Ledger:
         """Keep the lookup tables close behind the writes (small chunks: commits stay quick)."""
         task_status.started()
         log = structlog.get_logger()
+        failing = None
         while True:
             try:
                 while await self.index_pending() == INDEX_CHUNK:
                     await trio.lowlevel.checkpoint()
+                failing = None
             except Exception as exc:  # a failed chunk is retried on the next round
-                log.error("contact.ledger_index_failed", error=str(exc))
+                if str(exc) != failing:  # once per cause, not every second of a full disk
+                    log.error("contact.ledger_index_failed", error=str(exc))
+                failing = str(exc)
             await trio.sleep(interval)
 
 

@@ -240,6 +240,16 @@ class SqliteContactControl(ContactControlBase):
             results.append(violation)
         return results
 
+    def _forget(self, contact_ids: list[str]) -> None:
+        records, history = self._records, self._history
+        for cid in contact_ids:
+            rec = records.get(cid)
+            if rec is None or rec[STATE] != RESERVED:
+                continue
+            self._open.pop(cid, None)
+            records[cid] = with_state(rec, ENDED)
+            history[rec[MSISDN]] = tuple(c for c in history.get(rec[MSISDN]) if c != cid)
+
     async def _transition(
         self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
     ) -> bool:

@@ -71,6 +71,7 @@ class Outbox:
     _wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     _unknown_to_report: list = attrs.field(factory=list)
     _next_purge: float = 0.0
+    _recovered: bool = True  # False while a start-up recovery failed (retried by the scheduler)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await self.writer.call(fn, *args)
@@ -228,6 +229,9 @@ class Outbox:
 
     async def tick(self) -> None:
         """One scheduler pass: retries due, expired leases, expiry, deferred requests."""
+        if not self._recovered:
+            await self.recover()
+            self._recovered = True
         now = self.clock()
         log = structlog.get_logger()
         while self._unknown_to_report:
@@ -411,7 +415,13 @@ async def open_outbox(
         await writer.setup(store.create)
         outbox = Outbox(config=config, writer=writer, gateway=gateway, clock=clock, ledger=ledger)
         await outbox.refresh_depths()
-        await outbox.recover()
+        try:
+            await outbox.recover()
+        except Exception as exc:  # disk full: start anyway, the scheduler retries it
+            outbox._recovered = False
+            structlog.get_logger().error(
+                "outbox.recover_failed", path=writer.path, error=str(exc), retry="scheduler"
+            )
         if run_scheduler:
             async with trio.open_nursery() as nursery:
                 await nursery.start(outbox.run)

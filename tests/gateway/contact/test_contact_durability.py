@@ -84,3 +84,35 @@ async def test_watchdog_is_withheld_while_a_decision_waits_for_durability(
                 nursery.cancel_scope.cancel()
     finally:
         sock.close()
+
+
+async def test_a_full_disk_refuses_decisions_releases_them_and_resumes(
+    open_sqlite, captured_logs
+) -> None:
+    """Disk full: decisions fail naming the database, hold no reservation, and resume after."""
+    import pytest
+
+    from gateway.errors import StoreError
+
+    cap1 = {
+        "caps": {"sms_day": {"channel": "sms", "limit": 1, "window": "day", "scope": "channel"}}
+    }
+    async with open_sqlite(cap1) as cc:
+        writer = cc.ledger.writer
+
+        def fill(conn, pages):  # the file may not grow: SQLITE_FULL, as on a full disk
+            (count,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {count if pages is None else pages}")
+
+        await cc.decide(req("8613800000001"))  # the tables have their first pages
+        await writer.setup(fill, None)
+        with pytest.raises(StoreError, match=r"gateway\.sqlite.*full"):
+            for i in range(2000):  # until the pages in hand are used up
+                await cc.decide_many([req(f"86139{i:08d}{j}") for j in range(5)])
+        failed_msisdn = f"86139{i:08d}0"
+        assert await cc.current_contacts(failed_msisdn) == []  # released in memory
+        logged = [r for r in captured_logs.records() if r["event"] == "store.write_failed"]
+        assert len(logged) == 1 and "gateway.sqlite" in logged[0]["path"]
+        await writer.setup(fill, 1_000_000)  # space returns
+        assert (await cc.decide(req(failed_msisdn))).outcome == "allowed"
+        assert any(r["event"] == "store.write_recovered" for r in captured_logs.records())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import request
+from outbox_stack import request
 
 CAP2 = {"caps": {"sms_day": {"channel": "sms", "limit": 2, "window": "day", "scope": "channel"}}}
 MONDAY_10H = 1795399200.0  # 2026-11-23 10:00 in Shanghai
@@ -38,3 +38,33 @@ async def test_a_lost_submit_answer_counts_after_two_quick_restarts(open_stack, 
         await s.control.sweep()
         outcomes = [(await s.control.decide(request())).outcome for _ in range(2)]
         assert outcomes == ["allowed", "suppressed"]  # "a" may have reached him: it counts
+
+
+async def test_start_up_survives_a_full_disk_and_recovers_later(
+    open_stack, tmp_path, monkeypatch, captured_logs
+) -> None:
+    """Recovery failing at start (ENOSPC) is logged with the path; the scheduler retries it."""
+    from gateway.outbox import store
+
+    async with open_stack(CAP2, run_scheduler=False) as s:
+        await s.outbox.enqueue(await s.allow("a"))
+        queue = await s.outbox.open_queue("sms").__aenter__()
+        await queue.take(1)
+        await queue.mark_sending(["a"])
+    real, calls = store.recover, []
+
+    def full_once(conn, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(conn, *args)
+
+    monkeypatch.setattr(store, "recover", full_once)
+    async with open_stack(CAP2, run_scheduler=False) as s:  # starts: no crash loop
+        failed = [r for r in captured_logs.records() if r["event"] == "outbox.recover_failed"]
+        assert failed and failed[0]["path"].endswith("gateway.sqlite")
+        assert "No space left" in failed[0]["error"]
+        assert (await s.outbox.counts("sms")) == {"sending": 1}
+        await s.outbox.tick()  # space is back
+        assert (await s.outbox.counts("sms")) == {"unknown": 1}
+        assert (await s.control.current_contacts("8613800000000"))[0]["state"] == "committed"
