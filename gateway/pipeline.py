@@ -27,7 +27,7 @@ import structlog
 
 from gateway.campaigns.model import CampaignDef
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
-from gateway.profiles.index import digits_key
+from gateway.numbers import active_plan
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
 
 #: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
@@ -174,11 +174,10 @@ class Pipeline:
             count(cid, "outside_schedule")
             return None
         index, row = ctx.index, ctx.row
-        msisdn = (
-            index.msisdn(row)
-            if row >= 0
-            else (str(digits_key(event.msisdn)) if digits_key(event.msisdn) else None)
-        )
+        msisdn = index.msisdn(row) if row >= 0 else None
+        if msisdn is None and event.msisdn:  # the SMS destination: E.164 (gateway/numbers.py)
+            key = active_plan().key(event.msisdn)
+            msisdn = str(key) if key else None
         if msisdn is None:
             count(cid, "no_msisdn")
             return None
