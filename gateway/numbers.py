@@ -208,6 +208,17 @@ def normalise(text: str, plan: NumberPlan | None = None) -> str:
     return (plan or _active[-1]).normalise(text)
 
 
+def e164_request(request: Any) -> Any:
+    """``request`` (a ContactRequest) with its MSISDN in E.164 form; NumberError if it has none.
+
+    For contact requests built outside the core (matcher plugins): the SMS destination and
+    the key contact control compares must be the one form, whatever the plugin wrote.
+    """
+    msisdn = request.msisdn
+    normal = _active[-1].normalise(msisdn)
+    return request if normal == msisdn else attrs.evolve(request, msisdn=normal)
+
+
 def mask(text: str) -> str:
     """A short masked excerpt of something that looks like a number, for error messages.
 

@@ -27,7 +27,7 @@ import structlog
 
 from gateway.campaigns.model import CampaignDef
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
-from gateway.numbers import active_plan
+from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
 
 #: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
@@ -143,8 +143,8 @@ class Pipeline:
                     )
                 if matchers:
                     subscriber = index.subscriber(row) if row >= 0 else None
-                    for matcher in matchers:
-                        out.extend(matcher.match(event, subscriber))
+                    for matcher in matchers:  # a plugin's numbers: E.164 or the event fails
+                        out.extend(map(e164_request, matcher.match(event, subscriber)))
             except Exception as exc:  # one bad event must not stop the feed
                 self._bad.value += 1
                 failed += 1
