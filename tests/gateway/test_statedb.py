@@ -90,3 +90,30 @@ def test_gatewayd_initialises_an_empty_state_dir_and_restarts_on_it(
     raw = sqlite3.connect(short_tmp / "state" / "gateway.sqlite")
     assert raw.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     raw.close()
+
+
+def test_adopt_marks_an_old_gateway_database_only(tmp_path):
+    """adopt marks a pre-mark gateway database; empty and foreign files stay refused."""
+    from gateway.statedb import main
+
+    old = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(old)
+    conn.execute("CREATE TABLE contact_list_entries (x)")
+    conn.execute("INSERT INTO contact_list_entries VALUES (1)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="no gateway mark"):
+        open_sqlite(old)
+    assert main(["adopt", str(old)]) == 0
+    open_sqlite(old).close()
+    assert sqlite3.connect(old).execute("SELECT x FROM contact_list_entries").fetchall() == [(1,)]
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE photos (x)")
+    conn.commit()
+    conn.close()
+    assert main(["adopt", str(empty)]) == 1 and main(["adopt", str(other)]) == 1
+    with pytest.raises(StoreError):
+        open_sqlite(other)
