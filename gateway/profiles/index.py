@@ -32,7 +32,11 @@ from gateway.profiles.columns import (
 
 
 def digits_key(value: str | None) -> int:
-    """An IMSI/MSISDN string as an integer key; 0 when absent or not digits (``+`` allowed)."""
+    """An IMSI (or IMEI) string as an integer key; 0 when absent or not digits (``+`` allowed).
+
+    MSISDNs are not keyed with this: they have several written forms, and
+    :meth:`gateway.numbers.NumberPlan.key` brings each to its one E.164 key.
+    """
     if not value:
         return 0
     if value[0] == "+":

@@ -21,3 +21,17 @@ def test_target_list_bad_line_is_named_and_masked(tmp_path):
     with pytest.raises(ValueError, match="line 2") as info:
         read_target_list(path)
     assert "00000001" not in str(info.value)
+
+
+def test_target_list_membership_of_an_unknown_subscriber_uses_e164(tmp_path):
+    """A subscriber without a profile is in the list whatever form the event's MSISDN has."""
+    from gateway.model import EventKind, SignalEvent
+    from gateway.rules.conditions import InTargetList, MatchContext
+
+    path = tmp_path / "targets.txt"
+    path.write_text("13500000001\n")
+    condition = InTargetList(members=read_target_list(path))
+    for form, expected in (("013500000001", True), ("+8613500000001", True), ("135", False)):
+        event = SignalEvent(kind=EventKind.POWER_ON, timestamp=1.0, msisdn=form)
+        ctx = MatchContext(event, None, -1, form, state=None, clock=None)  # type: ignore[arg-type]
+        assert condition.test(ctx) is expected, form
