@@ -172,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gatewayctl: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     try:
+        if args.cmd == "dnd" and args.args[:1] == ["import"]:  # the client reads the file
+            from gateway import ctl_dnd
+
+            def send(cmd: str, argv: list[str]) -> dict[str, Any]:
+                return request(path, cmd, argv, timeout=args.timeout or None)
+
+            return ctl_dnd.main(send, args.args[1:], as_json=args.json)
         reply = request(path, args.cmd, _absolutise(args.args), timeout=args.timeout or None)
     except Unreachable as exc:
         print(f"gatewayctl: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ this order.
 """
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "gateway.numbers",  # first: the numbering plan is active before any store opens
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
     "gateway.campaigns.plugin",

@@ -27,7 +27,7 @@ import structlog
 
 from gateway.campaigns.model import CampaignDef
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
-from gateway.profiles.index import digits_key
+from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
 
 #: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
@@ -143,8 +143,8 @@ class Pipeline:
                     )
                 if matchers:
                     subscriber = index.subscriber(row) if row >= 0 else None
-                    for matcher in matchers:
-                        out.extend(matcher.match(event, subscriber))
+                    for matcher in matchers:  # a plugin's numbers: E.164 or the event fails
+                        out.extend(map(e164_request, matcher.match(event, subscriber)))
             except Exception as exc:  # one bad event must not stop the feed
                 self._bad.value += 1
                 failed += 1
@@ -174,11 +174,10 @@ class Pipeline:
             count(cid, "outside_schedule")
             return None
         index, row = ctx.index, ctx.row
-        msisdn = (
-            index.msisdn(row)
-            if row >= 0
-            else (str(digits_key(event.msisdn)) if digits_key(event.msisdn) else None)
-        )
+        msisdn = index.msisdn(row) if row >= 0 else None
+        if msisdn is None and event.msisdn:  # the SMS destination: E.164 (gateway/numbers.py)
+            key = active_plan().key(event.msisdn)
+            msisdn = str(key) if key else None
         if msisdn is None:
             count(cid, "no_msisdn")
             return None

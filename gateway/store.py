@@ -25,6 +25,7 @@ import structlog
 import trio
 
 from gateway.errors import StoreError
+from gateway.statedb import claim_state_database
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ def open_sqlite(
     if synchronous not in SYNCHRONOUS_MODES:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
     path = Path(path)
+    claim_state_database(path)  # refuses a file that is not ours (gateway/statedb.py)
     try:
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)

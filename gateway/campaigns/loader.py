@@ -17,8 +17,8 @@ from gateway.campaigns.model import CampaignDef, Schedule
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.model import Campaign, CampaignKind, CampaignState
+from gateway.numbers import NumberError, active_plan, mask
 from gateway.profiles.columns import ALL_ATTRIBUTES
-from gateway.profiles.index import digits_key
 from gateway.rules.areas import Area
 from gateway.rules.parsers import clock_seconds, clock_window
 from gateway.rules.template import Template, TemplateError
@@ -65,17 +65,22 @@ def _timestamp(r: TableReader, name: str) -> float | None:
 
 
 def read_target_list(path: Path) -> frozenset[int]:
-    """A file with one MSISDN per line (blank lines and # comments ignored)."""
+    """A file with one MSISDN per line (blank lines and # comments ignored).
+
+    Numbers are normalised to E.164 (gateway/numbers.py); one that cannot be is refused with
+    its line and a masked excerpt.
+    """
     members = set()
+    plan = active_plan()
     with open(path, encoding="utf-8") as handle:
         for n, line in enumerate(handle, 1):
             text = line.split("#", 1)[0].strip()
             if not text:
                 continue
-            key = digits_key(text)
-            if not key:
-                raise ValueError(f"line {n}: not an MSISDN: {text!r}")
-            members.add(key)
+            try:
+                members.add(int(plan.normalise(text)))
+            except NumberError as exc:
+                raise ValueError(f"line {n}: not a usable MSISDN {mask(text)}: {exc}") from None
     return frozenset(members)
 
 

@@ -4,35 +4,58 @@
 ``dnd add CATEGORY MSISDN``    add to a list (``--scope``, ``--reason``, ``--source``, ``--expires 30d``)
 ``dnd remove CATEGORY MSISDN`` remove from a list (``--scope``)
 ``dnd check MSISDN``           every list naming the subscriber
-``dnd import CATEGORY FILE``   atomically replace a whole list from a file (``--scope``, ``--source``)
+``dnd import CATEGORY FILE``   atomically replace a whole list from a file (``--scope``, ``--source``,
+                               ``--allow-empty``): ``gatewayctl`` reads the file and streams it
 ``dnd list-categories``        the categories and their sizes
 ``contacts MSISDN``            contacts and open reservations counting against the caps now
+
+Every MSISDN argument may be written in any form :mod:`gateway.numbers` accepts
+(``13500000001``, ``+86 135 0000 0001``...); it is normalised before use, and refused with
+a clear error when it cannot be.
+
+The daemon never opens a path a client names for ``dnd import``: it runs with its own
+privileges, and a client could make it read (and echo in an error) any file it can read.
+``gatewayctl`` reads the file with the user's privileges and streams its lines over the
+control socket in chunks (:mod:`gateway.contact.upload`), on one staged upload::
+
+    dnd import-begin CATEGORY [--scope S] [--source SRC] [--allow-empty]  -> {"upload": ID}
+    dnd import-lines ID SEQ TEXT     (whole lines, SEQ = 0, 1, 2 ...; each checked on arrival)
+    dnd import-commit ID             -> the list is replaced, {"entries": N}
+    dnd import-abort ID
+
+A bad line ends the upload with an error naming the line number (and a masked excerpt of
+the number, never the line). An import with no entries is refused unless ``--allow-empty``
+was given: an empty or truncated file must not wipe a whole list by accident.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import trio
 
 from gateway.config_reader import parse_duration
 from gateway.contact.config import CATEGORIES, NEVER_EXEMPT, SCOPED_CATEGORIES
 from gateway.contact.explain import explain_rows
-from gateway.contact.lists import read_list_file
+from gateway.contact.upload import Uploads
 from gateway.contracts import AdminCommand, AdminReply
 from gateway.errors import AdminCommandError
+from gateway.numbers import NumberError, active_plan, mask
 
 _OPTIONS = ("--scope", "--reason", "--source", "--expires", "--limit")
+_FLAGS = ("--allow-empty",)
 
 
 def _split(args: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Positional words and ``--name value`` options; unknown options are an error."""
+    """Positional words, ``--name value`` options and ``--flag`` flags (value ``""``)."""
     words, options = [], {}
     it = iter(args)
     for arg in it:
-        if arg.startswith("--"):
+        if arg in _FLAGS:
+            options[arg[2:]] = ""
+        elif arg.startswith("--"):
             if arg not in _OPTIONS:
-                raise AdminCommandError(f"unknown option {arg}; known: {', '.join(_OPTIONS)}")
+                known = ", ".join(_OPTIONS + _FLAGS)
+                raise AdminCommandError(f"unknown option {arg}; known: {known}")
             try:
                 options[arg[2:]] = next(it)
             except StopIteration:
@@ -43,13 +66,16 @@ def _split(args: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _msisdn(word: str) -> str:
-    m = word.lstrip("+")
-    if not m.isdigit():
-        raise AdminCommandError(f"not an MSISDN: {word!r} (digits, international form)")
-    return m
+    """The E.164 form of an MSISDN argument; AdminCommandError (masked) when it has none."""
+    try:
+        return active_plan().normalise(word)
+    except NumberError as exc:
+        raise AdminCommandError(f"not a usable MSISDN {mask(word)}: {exc}") from None
 
 
 def admin_commands(gateway: Any) -> list[AdminCommand]:
+    uploads = Uploads()
+
     def control() -> Any:
         if gateway.contact_control is None:
             raise AdminCommandError("contact control is not running")
@@ -97,6 +123,11 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
         )
 
     async def dnd(args: list[str]) -> AdminReply:
+        if args[:1] == ["import-lines"]:  # raw text: no option parsing of file content
+            if len(args) != 4:
+                raise AdminCommandError("usage: dnd import-lines UPLOAD SEQ TEXT")
+            control()
+            return AdminReply(data=await uploads.add_lines(args[1], args[2], args[3]))
         words, options = _split(args)
         if not words:
             raise AdminCommandError("usage: dnd add|remove|check|import|list-categories ...")
@@ -133,15 +164,50 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
                 or "not on any list"
             )
             return AdminReply(data=entries, text=text)
-        if verb in ("add", "remove", "import") and len(rest) != 2:
+        if verb == "import":
             raise AdminCommandError(
-                f"usage: dnd {verb} CATEGORY {'FILE' if verb == 'import' else 'MSISDN'} [--scope S]"
+                "the daemon does not open files named by a client: use gatewayctl dnd import "
+                "CATEGORY FILE, which reads the file with your privileges and streams it"
             )
+        if verb == "import-begin":
+            if len(rest) != 1:
+                raise AdminCommandError(
+                    "usage: dnd import-begin CATEGORY [--scope S] [--source SRC] [--allow-empty]"
+                )
+            control()
+            upload = uploads.begin(
+                rest[0],
+                scope=scope,
+                source=options.get("source", "import"),
+                allow_empty="allow-empty" in options,
+            )
+            return AdminReply(data={"upload": upload})
+        if verb in ("import-commit", "import-abort"):
+            if len(rest) != 1:
+                raise AdminCommandError(f"usage: dnd {verb} UPLOAD")
+            if verb == "import-abort":
+                return AdminReply(data={"aborted": uploads.abort(rest[0])}, text="aborted")
+            cc = control()
+            staged = uploads.finish(rest[0])
+            try:
+                size = await cc.lists.replace(
+                    staged.category, staged.entries(), scope=staged.scope, source=staged.source
+                )
+            except ValueError as exc:
+                raise AdminCommandError(str(exc)) from exc
+            return AdminReply(
+                data={"entries": size, "lines": staged.lines},
+                text=f"{staged.category} replaced: {size} entries",
+            )
+        if verb in ("add", "remove") and len(rest) != 2:
+            raise AdminCommandError(f"usage: dnd {verb} CATEGORY MSISDN [--scope S]")
         try:
             if verb == "add":
                 expires = None
                 if "expires" in options:
                     expires = cc.clock() + parse_duration(options["expires"])
+                    if not math.isfinite(expires):
+                        raise ValueError("--expires must be a finite duration")
                 await cc.lists.add(
                     rest[0],
                     _msisdn(rest[1]),
@@ -156,18 +222,11 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
                 return AdminReply(
                     data={"removed": removed}, text="removed" if removed else "was not on the list"
                 )
-            if verb == "import":
-                items = await trio.to_thread.run_sync(lambda: list(read_list_file(rest[1])))
-                size = await cc.lists.replace(
-                    rest[0], items, scope=scope, source=options.get("source", "import")
-                )
-                return AdminReply(
-                    data={"entries": size}, text=f"{rest[0]} replaced: {size} entries"
-                )
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             raise AdminCommandError(str(exc)) from exc
         raise AdminCommandError(
             f"unknown dnd command {verb!r}: add, remove, check, import, list-categories"
+            " (import-begin, import-lines, import-commit, import-abort: used by gatewayctl)"
         )
 
     return [
@@ -182,7 +241,7 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             help="do-not-disturb lists and blacklists",
             handler=dnd,
             usage="add|remove CATEGORY MSISDN [--scope S] [--reason R] [--expires 30d] | "
-            "check MSISDN | import CATEGORY FILE [--scope S] | list-categories",
+            "check MSISDN | import CATEGORY FILE [--scope S] [--allow-empty] | list-categories",
         ),
         AdminCommand(
             name="contacts",

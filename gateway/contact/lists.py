@@ -4,6 +4,9 @@ Each list (a category, plus a channel or campaign class for the scoped opt-outs)
 in-memory dict ``msisdn -> entry`` held by reference; the decision path does a dict lookup
 per list. The SQLite table ``contact_list_entries`` is the authoritative copy, read at start.
 
+Every MSISDN here is in the one E.164 form of :mod:`gateway.numbers`: the entrances (the
+admin commands and :func:`parse_list_lines`) normalise it; the decision path compares strings.
+
 Bulk replace (``gatewayctl dnd import``): the new list is written in ONE transaction (delete
 the old rows, insert the new) and built as a new dict in the worker thread; only when both
 are done is the reference swapped, in the event loop. A decision sees the old list or the
@@ -12,6 +15,7 @@ new one, never half of either.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +23,7 @@ from typing import Any
 
 from gateway.contact.config import CATEGORIES, SCOPED_CATEGORIES
 from gateway.model import ContactRequest
+from gateway.numbers import NumberError, NumberPlan, active_plan, mask
 from gateway.store import SqliteWorker
 
 SCHEMA = """
@@ -185,6 +190,8 @@ class ListStore:
         expires_at: float | None = None,
     ) -> None:
         validate_key(category, scope)
+        if expires_at is not None and not math.isfinite(expires_at):
+            raise ValueError("the expiry must be a finite time")
         entry: Entry = (source, reason, self._clock(), expires_at)
         if self._worker is not None:
             await self._worker.transaction(_upsert_rows, [(category, scope, msisdn, *entry)])
@@ -261,27 +268,41 @@ def _upsert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany("INSERT OR REPLACE INTO contact_list_entries VALUES (?,?,?,?,?,?,?)", rows)
 
 
-def read_list_file(path: str) -> Iterator[tuple[str, str, float | None]]:
-    """Lines ``MSISDN[,REASON[,EXPIRES_UNIX]]``; blank lines and ``#`` comments skipped.
+class ListFileError(ValueError):
+    """A line of a list import that cannot be taken; the message names the line number and
+    shows at most a masked excerpt of the number (never the line: the content may be anything
+    the client sent)."""
 
-    Raises ValueError naming the line for a malformed one (an import is all or nothing).
+
+def parse_list_lines(
+    lines: Iterable[str], *, first_line: int = 1, plan: NumberPlan | None = None
+) -> Iterator[tuple[str, str, float | None]]:
+    """Lines ``MSISDN[,REASON[,EXPIRES_UNIX]]`` -> ``(E.164 msisdn, reason, expires_at)``.
+
+    Blank lines and ``#`` comments are skipped. The number is normalised with ``plan`` (the
+    active plan by default); the expiry must be a finite Unix time after 1970. Raises
+    :class:`ListFileError` naming the first bad line (an import is all or nothing).
     """
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = [p.strip() for p in line.split(",")]
-            msisdn = parts[0].lstrip("+")
-            if not msisdn.isdigit():
-                raise ValueError(f"{path}:{number}: not an MSISDN: {parts[0]!r}")
-            reason = parts[1] if len(parts) > 1 else ""
-            expires = None
-            if len(parts) > 2 and parts[2]:
-                try:
-                    expires = float(parts[2])
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{number}: expiry must be a Unix time: {parts[2]!r}"
-                    ) from None
-            yield msisdn, reason, expires
+    plan = plan or active_plan()
+    for number, line in enumerate(lines, first_line):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(",", 2)]
+        try:
+            msisdn = plan.normalise(parts[0])
+        except NumberError as exc:
+            raise ListFileError(f"line {number}: {mask(parts[0])}: {exc}") from None
+        reason = parts[1] if len(parts) > 1 else ""
+        expires = None
+        if len(parts) > 2 and parts[2]:
+            try:
+                expires = float(parts[2])
+            except ValueError:
+                expires = math.nan
+            if not math.isfinite(expires) or expires <= 0:
+                raise ListFileError(
+                    f"line {number}: the expiry (third field) must be a Unix time in seconds "
+                    "after 1970, or empty for no expiry"
+                )
+        yield msisdn, reason, expires

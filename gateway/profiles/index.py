@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.model import SignalEvent, Subscriber
+from gateway.numbers import active_plan
 from gateway.profiles.columns import (
     ALL_ATTRIBUTES,
     SET_COLUMNS,
@@ -31,7 +32,11 @@ from gateway.profiles.columns import (
 
 
 def digits_key(value: str | None) -> int:
-    """An IMSI/MSISDN string as an integer key; 0 when absent or not digits (``+`` allowed)."""
+    """An IMSI (or IMEI) string as an integer key; 0 when absent or not digits (``+`` allowed).
+
+    MSISDNs are not keyed with this: they have several written forms, and
+    :meth:`gateway.numbers.NumberPlan.key` brings each to its one E.164 key.
+    """
     if not value:
         return 0
     if value[0] == "+":
@@ -86,7 +91,8 @@ class ProfileIndex:
         return self.imsi_lookup.find(digits_key(imsi))
 
     def row_by_msisdn(self, msisdn: str | None) -> int:
-        return self.msisdn_lookup.find(digits_key(msisdn))
+        """The row of an MSISDN in any form :mod:`gateway.numbers` accepts; -1 if unknown."""
+        return self.msisdn_lookup.find(active_plan().key(msisdn))
 
     def row_for(self, event: SignalEvent) -> int:
         """The subscriber of an event: by IMSI first, then MSISDN; -1 if unknown."""
@@ -96,8 +102,8 @@ class ProfileIndex:
             row = self.imsi_lookup.find(key) if key else -1
             if row >= 0:
                 return row
-        if event.msisdn:
-            return self.msisdn_lookup.find(digits_key(event.msisdn))
+        if event.msisdn:  # normalised where the event entered; key() keeps a raw one safe
+            return self.msisdn_lookup.find(active_plan().key(event.msisdn))
         return -1
 
     # -- attributes ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.config_reader import did_you_mean
 from gateway.errors import GatewayError
+from gateway.numbers import ColumnNumberError, active_plan
 from gateway.profiles.columns import (
     ALL_FILE_COLUMNS,
     SET_COLUMNS,
@@ -120,7 +121,12 @@ def _load(handle, name: str, delimiter: bytes, encoding: str) -> ProfileIndex:
                     )
         columns = [fields[i::width] for i in range(width)]
         del fields
-        _keys(msisdn, columns[position["msisdn"]], name, first_line, "msisdn", required=True)
+        try:  # one number form (gateway/numbers.py): 135..., 0135..., +86 135... are one key
+            msisdn.extend(active_plan().normalise_column(columns[position["msisdn"]]))
+        except ColumnNumberError as exc:
+            raise ProfileFileError(
+                f"{name}: line {first_line + exc.offset}: column 'msisdn': {exc}"
+            ) from None
         if "imsi" in position:
             _keys(imsi, columns[position["imsi"]], name, first_line, "imsi", required=False)
         else:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from gateway.model import EventKind, SignalEvent
-from gateway.profiles.index import ProfileIndex, digits_key
+from gateway.numbers import active_plan
+from gateway.profiles.index import ProfileIndex
 from gateway.rules.state import BoundedState
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -212,7 +213,7 @@ class InTargetList:
     def test(self, ctx: MatchContext) -> bool:
         if ctx.row >= 0:
             return ctx.index.msisdn_col[ctx.row] in self.members
-        return digits_key(ctx.event.msisdn) in self.members
+        return active_plan().key(ctx.event.msisdn) in self.members  # E.164, as the list
 
 
 @attrs.frozen

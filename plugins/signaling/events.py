@@ -12,9 +12,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.model import EventKind, SignalEvent
+from gateway.numbers import NumberError, active_plan
 from plugins.signaling.config import Shard
 
 _KINDS = {kind.value: kind for kind in EventKind}
+
+
+def signal_msisdn(text: str | None) -> str | None:
+    """The E.164 form of an MSISDN from the network (gateway/numbers.py); None if it has none.
+
+    Decoded signaling carries numbers as the network wrote them (national or international,
+    per the nature-of-address indicator); contact control compares one form only. A number
+    that cannot be normalised is dropped from the event, which keeps its IMSI: the subscriber
+    is then found by IMSI, never by a raw number.
+    """
+    if not text:
+        return None
+    try:
+        return active_plan().normalise(text)
+    except NumberError:
+        return None
 
 
 def to_events(records: Iterable[dict], source: str, shard: Shard) -> list[SignalEvent]:
@@ -26,6 +43,8 @@ def to_events(records: Iterable[dict], source: str, shard: Shard) -> list[Signal
         if not keep_all and not shard.keeps(record.get("imsi")):
             continue
         record["kind"] = kinds[record["kind"]]
+        if record.get("msisdn") is not None:
+            record["msisdn"] = signal_msisdn(record["msisdn"])
         out.append(SignalEvent(source=source, **record))
     return out
 

@@ -31,7 +31,7 @@ from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
 from gateway.model import EventKind, SignalEvent
 from plugins.signaling.config import CommonConfig, read_common
-from plugins.signaling.events import CounterMirror, counters_fragment
+from plugins.signaling.events import CounterMirror, counters_fragment, signal_msisdn
 from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
 
 NAME = "signaling_xdr"
@@ -179,6 +179,10 @@ class XdrParser:
                 if not math.isfinite(value) or value < 0:
                     raise BadRecord(f"bad_{column}")
                 values[column] = value
+            elif column == "msisdn":  # one number form (gateway/numbers.py), else refused
+                values[column] = signal_msisdn(text)
+                if values[column] is None:
+                    raise BadRecord("bad_msisdn")
             else:
                 values[column] = text
         if "timestamp" not in values:

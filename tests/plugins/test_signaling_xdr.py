@@ -118,7 +118,7 @@ async def test_files_with_header_are_read_and_resumed(tmp_path):
 
 async def test_shard_keeps_only_its_share(tmp_path):
     """With shard 1/2 and 2/2 the TCP records are split between nodes, none lost."""
-    lines = [f"1767225600|4600012345{i:05d}|86138|1|1|1||x|" for i in range(200)]
+    lines = [f"1767225600|4600012345{i:05d}|8613800000001|1|1|1||x|" for i in range(200)]
     kept = []
     for shard in ("1/2", "2/2"):
         _, source = source_for(tmp_path / shard[0], listen="127.0.0.1:0", shard=shard)

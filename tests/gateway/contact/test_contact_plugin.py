@@ -103,11 +103,11 @@ async def test_store_sets_gateway_and_commands_work(tmp_path) -> None:
         assert (await cc.decide(hi)).allowed and gw.outbox.cancelled == [("lo", "preempted")]
         contacts = await commands["contacts"].handler(["8613900000002"])
         assert [c["contact_id"] for c in contacts.data["live"]] == ["hi"]
-        listfile = tmp_path / "dnd.txt"
-        listfile.write_text("# boss export\n8613900000003,complaint\n+8613900000004\n")
-        assert (await commands["dnd"].handler(["import", "greylist", str(listfile)])).data == {
-            "entries": 2
-        }
+        begun = await commands["dnd"].handler(["import-begin", "greylist"])
+        upload = begun.data["upload"]
+        text = "# boss export\n8613900000003,complaint\n+8613900000004\n"
+        await commands["dnd"].handler(["import-lines", upload, "0", text])
+        assert (await commands["dnd"].handler(["import-commit", upload])).data["entries"] == 2
         sizes = (await commands["dnd"].handler(["list-categories"])).data
         assert {d["category"]: d["entries"] for d in sizes}["greylist"] == 2
         with pytest.raises(AdminCommandError):
