@@ -262,7 +262,7 @@ class RedisContactControl(ContactControlBase):
                     ("SET", self.index_key(request.contact_id), request.msisdn, "EX", index_ttl)
                 )
         try:
-            if self.journal is not None and self.journal.pending:
+            if self.journal is not None and self.journal.waiting:
                 # earlier commits and refunds first: a reservation of this node is never
                 # counted against one whose commit is still waiting in the journal
                 await self.replay_journal()
@@ -294,7 +294,7 @@ class RedisContactControl(ContactControlBase):
         local = self._local.pop(contact_id, None)
         entry: Entry = (now, contact_id, local[0] if local else None, event, reason, only_reserved)
         journal = self.journal
-        if journal is None or not journal.pending:  # nothing waiting that this must follow
+        if journal is None or not journal.waiting:  # nothing waiting that this must follow
             try:
                 (changed,) = await self._apply([entry])
                 return changed
@@ -306,7 +306,7 @@ class RedisContactControl(ContactControlBase):
             "contact.transition_journaled",
             contact_id=contact_id,
             transition=event,
-            journal_pending=journal.pending,
+            journal_pending=journal.waiting,
         )
         return False  # not applied yet: the replay records it in the ledger
 
@@ -389,9 +389,12 @@ class RedisContactControl(ContactControlBase):
             return 0
         total = 0
         async with self._replay_lock:
-            while journal.pending:
+            while journal.waiting:
+                if not journal.pending:  # entries still being written: they come first too
+                    await journal.wait_written()
+                    continue
                 batch = await journal.read(REPLAY_CHUNK)
-                if not batch:
+                if not batch:  # the count was off: the table is the truth
                     journal.pending = 0
                     break
                 await self._apply([entry for _seq, entry in batch])

@@ -20,6 +20,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import trio
+
+from gateway.errors import StoreError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contact_redis_journal (
     seq INTEGER PRIMARY KEY,
@@ -83,14 +87,37 @@ def count_entries(conn: sqlite3.Connection) -> int:
     return int(n)
 
 
+class _Batch:
+    __slots__ = ("entries", "error", "written")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.written = False
+        self.error: Exception | None = None
+
+
 class RedisJournal:
-    """The journal through a runner, with the number of entries waiting kept in memory."""
+    """The journal through a runner, with the number of entries waiting kept in memory.
+
+    Appends are group-committed: while one transaction is being written, the entries of
+    the callers that arrive meanwhile gather and go together in the next one, in call order.
+    """
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.pending = 0  # entries written and not yet replayed
+        self.writing = 0  # entries handed to append and not yet written
         self.journaled = 0  # entries written since start
         self.replayed = 0  # entries replayed since start
+        self.writes = 0  # transactions that appended entries
+        self._batch = _Batch()
+        self._write_lock = trio.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Entries not yet replayed, including those being written: a new transition must
+        queue behind them."""
+        return self.pending + self.writing
 
     async def open(self) -> None:
         """Create the table if needed and count what an earlier run left to replay."""
@@ -98,10 +125,31 @@ class RedisJournal:
         self.pending = await self.runner.run(count_entries)
 
     async def append(self, entries: Sequence[Entry]) -> None:
-        """Durable when this returns (one transaction of the state database)."""
-        await self.runner.transaction(append_entries, list(entries))
-        self.pending += len(entries)
-        self.journaled += len(entries)
+        """Durable when this returns (group commit); raises if the write failed."""
+        batch = self._batch
+        batch.entries.extend(entries)
+        self.writing += len(entries)
+        async with self._write_lock:
+            if not batch.written:  # first in line: write everything gathered so far
+                self._batch = _Batch()
+                try:
+                    await self.runner.transaction(append_entries, batch.entries)
+                except Exception as exc:
+                    batch.error = exc
+                else:
+                    self.pending += len(batch.entries)
+                    self.journaled += len(batch.entries)
+                    self.writes += 1
+                finally:
+                    batch.written = True
+                    self.writing -= len(batch.entries)
+        if batch.error is not None:
+            raise StoreError(f"contact journal write failed: {batch.error}") from batch.error
+
+    async def wait_written(self) -> None:
+        """Wait for the append being written now (if any) to finish."""
+        async with self._write_lock:
+            pass
 
     async def read(self, limit: int) -> list[tuple[int, Entry]]:
         return await self.runner.run(read_entries, limit)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
+import trio
 from contact_helpers import req
 
 from gateway.contact.config import parse_contact_config
@@ -193,3 +194,32 @@ async def test_late_commit_of_an_expired_reservation_still_counts(open_redis_cc,
         await a.commit("e1")
         assert (await b.decide(req("8613900000400", contact_id="e3"))).reason == "cap.channel.day"
         assert [c["contact_id"] for c in await b.current_contacts("8613900000400")] == ["e1"]
+
+
+async def test_concurrent_reports_during_outage_share_journal_writes(tmp_path, clock) -> None:
+    """Reports arriving together are journaled in few transactions, each contact's in its order."""
+    server = RedisServer(data_dir=tmp_path).start()
+    try:
+        async with open_cc(server, tmp_path / "ledger.sqlite", clock) as cc:
+            channel = Channel(cc)
+            subscribers = numbers(500, 200)
+            for m in subscribers:
+                assert await channel.decide(m, f"a-{m}")
+            server.kill()
+
+            async def report(i: int, m: str) -> None:
+                await channel.submitted(m, f"a-{m}")
+                if i % 2:
+                    await channel.receipt(m, f"a-{m}", DeliveryState.UNDELIVERABLE)
+
+            async with trio.open_nursery() as nursery:
+                for i, m in enumerate(subscribers):
+                    nursery.start_soon(report, i, m)
+            assert channel.report_errors == 0
+            assert cc.journal.journaled == 300
+            assert cc.journal.writes < 100
+            server.start(port=server.port)
+            again = [await channel.decide(m, f"b-{m}") for m in subscribers]
+            assert again == [bool(i % 2) for i in range(len(subscribers))]
+    finally:
+        server.stop()
