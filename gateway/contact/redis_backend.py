@@ -301,13 +301,9 @@ class RedisContactControl(ContactControlBase):
             except RedisUnavailable:
                 if journal is None:
                     raise
+        # no line per entry (thousands a second in an outage): contact.redis_unavailable
+        # said it once, and status counts them (redis_journal_pending)
         await journal.append([entry])
-        structlog.get_logger().warning(
-            "contact.transition_journaled",
-            contact_id=contact_id,
-            transition=event,
-            journal_pending=journal.waiting,
-        )
         return False  # not applied yet: the replay records it in the ledger
 
     async def _apply(self, entries: list[Entry]) -> list[bool]:
