@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS contact_redis_journal (
 
 #: One journaled change: (at, contact_id, msisdn or None, event, reason, only_reserved).
 #: ``event`` is ``committed`` or a release event (``released``, ``refunded``, ``preempted``).
-Entry = tuple[float, str, "str | None", str, str, bool]
+Entry = tuple[float, str, str | None, str, str, bool]
 
 
 class Runner(Protocol):

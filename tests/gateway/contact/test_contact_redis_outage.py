@@ -15,6 +15,8 @@ import pytest
 import structlog
 import trio
 from contact_helpers import req
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.contact.config import parse_contact_config
 from gateway.contact.redis_backend import open_redis_contact_control
@@ -223,3 +225,48 @@ async def test_concurrent_reports_during_outage_share_journal_writes(tmp_path, c
             assert again == [bool(i % 2) for i in range(len(subscribers))]
     finally:
         server.stop()
+
+
+transition = st.sampled_from(
+    [
+        ("committed", "", False),
+        ("refunded", "refund.undeliverable", False),
+        ("released", "rejected", True),
+    ]
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ops=st.lists(st.tuples(st.integers(0, 2), transition), max_size=12),
+    expired=st.booleans(),
+    crash_after=st.integers(0, 12),
+)
+async def test_replay_after_a_partial_replay_equals_applying_once(
+    open_redis_cc, clock, ops, expired, crash_after
+) -> None:
+    """Journal replayed after a crash mid-replay (a prefix applied twice): same state and ledger as once."""
+    async with open_redis_cc({"reservation_timeout": "1m"}) as cc:
+        direct, journaled = "8613900000601", "8613900000602"
+        for m in (direct, journaled):
+            for k in range(3):
+                assert (await cc.decide(req(m, contact_id=f"{m}-{k}"))).allowed
+        if expired:
+            clock.advance(120)
+        now = clock()
+        for k, (event, reason, only) in ops:
+            await cc._apply([(now, f"{direct}-{k}", direct, event, reason, only)])
+        entries = [(now, f"{journaled}-{k}", journaled, e, r, o) for k, (e, r, o) in ops]
+        if entries:
+            await cc.journal.append(entries)
+            await cc._apply(entries[:crash_after])  # applied, then the node died before removing
+        assert await cc.replay_journal() == len(entries)
+
+        async def state(m: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+            live = [(c["contact_id"][-1], c["state"]) for c in await cc.current_contacts(m)]
+            rows = await cc.ledger.query(msisdn=m, limit=1000)
+            return live, sorted((r["contact_id"][-1], r["event"]) for r in rows)
+
+        assert await state(direct) == await state(journaled)
