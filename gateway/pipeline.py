@@ -33,6 +33,8 @@ from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
 #: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
 CHANNEL_CAPABILITY = {"mms": "mms", "wap_push": "wap"}
 EXPIRE_EVERY = 4096  # events between two state-expiry sweeps
+#: Trigger-policy marks awaiting their decision (a caller that only matches never settles them).
+MAX_TRIGGER_MARKS = 65_536
 
 
 def in_control_group(campaign_id: str, msisdn: str, percent: float) -> bool:
@@ -80,6 +82,9 @@ class Pipeline:
         self._enqueue_failed = metrics.counter("pipeline.enqueue_failed")
         self._since_expiry = 0
         self._draining = False
+        #: contact_id -> (policy key, entry before the mark, marked time): the ``once_per``
+        #: marks made by matching, undone if contact control fails to decide the request.
+        self._trigger_marks: dict[str, tuple[Any, Any, float]] = {}
 
     # -- EventSink -----------------------------------------------------------------------
 
@@ -190,10 +195,12 @@ class Pipeline:
             if last is not None and ts - last < cdef.once_per:
                 count(cid, "repeat")
                 return None
+            prior = triggered.entry(key)
             triggered.put(key, ts, ts)
             # one id per policy period, whatever the event: a repeat after the in-memory
             # state expired (or a restart) is the same contact to contact control and outbox
             period, trigger_key = int(ts // cdef.once_per), "period"
+            self._mark_trigger(contact_id_for(cid, msisdn, trigger_key, period), key, prior, ts)
         else:
             period, trigger_key = int(ts * 1000), event.kind.value
         channel = self._channel(cdef, index, row)
@@ -255,6 +262,34 @@ class Pipeline:
                 return channel
         return None
 
+    # -- trigger-policy marks of undecided requests -----------------------------------------
+
+    def _mark_trigger(self, contact_id: str, key: Any, prior: Any, ts: float) -> None:
+        marks = self._trigger_marks
+        marks.pop(contact_id, None)
+        if len(marks) >= MAX_TRIGGER_MARKS:
+            del marks[next(iter(marks))]  # the oldest: its request was never submitted
+        marks[contact_id] = (key, prior, ts)
+
+    def _settle_triggers(self, requests: Sequence[ContactRequest], *, decided: bool) -> None:
+        """Keep the ``once_per`` marks of decided requests; undo those of a failed decision.
+
+        A request contact control could not decide reached nobody: its mark would otherwise
+        skip the subscriber for the rest of the period (the next event triggers again).
+        """
+        marks = self._trigger_marks
+        if not marks:
+            return
+        triggered = self.state.triggered
+        undone = 0
+        for request in requests:
+            mark = marks.pop(request.contact_id, None)
+            if mark is not None and not decided:
+                key, prior, ts = mark
+                undone += triggered.restore(key, prior, if_value=ts)
+        if undone:
+            structlog.get_logger().warning("pipeline.trigger_marks_undone", requests=undone)
+
     # -- decisions -------------------------------------------------------------------------
 
     async def submit(self, requests: list[ContactRequest]) -> list[ContactDecision]:
@@ -266,7 +301,9 @@ class Pipeline:
         except Exception as exc:  # backend down: counted and logged, the feed goes on
             self._decide_failed.value += len(requests)
             log.error("pipeline.decide_failed", error=repr(exc), requests=len(requests))
+            self._settle_triggers(requests, decided=False)
             return []
+        self._settle_triggers(requests, decided=True)
         allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         count = self.campaigns.count
         for d in decisions:

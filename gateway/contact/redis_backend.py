@@ -9,6 +9,14 @@ group commit (the decision is durable before ``decide`` returns).
 Do-not-disturb lists are shared through Redis too (:mod:`.redis_lists`): decisions read
 each node's in-memory mirror, which follows a change stream.
 
+Redis unreachable: decisions fail closed (``decide`` raises
+:class:`RedisUnavailable`; no reservation, so no contact goes out), counted and logged once
+per outage (``contact.redis_unavailable`` ... ``contact.redis_recovered``). A commit or
+refund that cannot reach Redis is journaled on the node (:mod:`.redis_journal`) and
+replayed in order when Redis answers: by a background task, and before this node's next
+decision, so that no reservation of this node is counted against a reservation whose commit
+is still waiting. While entries wait, later transitions queue behind them (order kept).
+
 The RESP client lives in the core (:mod:`gateway.resp`), not in ``adapters/``: Redis is the
 core's own state store, not an outside peer, and the core imports no adapter.
 """
@@ -37,6 +45,7 @@ from gateway.contact.control import (
 from gateway.contact.engine import Violation
 from gateway.contact.ledger import Ledger
 from gateway.contact.lists import ListStore
+from gateway.contact.redis_journal import Entry, RedisJournal
 from gateway.contact.redis_lists import RedisListStore
 from gateway.contact.redis_scripts import FS, RS, SCRIPTS
 from gateway.errors import ContactControlError
@@ -48,6 +57,20 @@ _NEG_INF = "-1e300"  # Lua's tonumber does not read "-inf"
 #: Seconds one connect or pipeline may take before Redis counts as unavailable (a batch of
 #: thousands of EVALSHA takes well under a second).
 REDIS_TIMEOUT = 10.0
+#: Seconds between two attempts to replay the journal while Redis is unreachable.
+REPLAY_INTERVAL = 1.0
+#: Journal entries applied per Redis pipeline during a replay.
+REPLAY_CHUNK = 1000
+
+
+#: Error replies of a Redis that is up but cannot serve yet: treated like one that is down.
+_NOT_READY = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
+
+
+class RedisUnavailable(ContactControlError):
+    """Raised when Redis cannot be reached or does not answer in time: the decision is
+    refused (fail closed); commits and refunds are journaled instead. Check that Redis runs
+    and that ``[contact] redis`` points at it; the node replays its journal when it answers."""
 
 
 def _num(x: float) -> str:
@@ -76,6 +99,13 @@ class RedisContactControl(ContactControlBase):
         self._ttl = 0 if horizon == float("inf") else int(horizon) + 1
         self._local: dict[str, tuple[str, float]] = {}  # contact_id -> (msisdn, expires) made here
         self.round_trips = 0
+        #: commits/refunds that could not reach Redis; set by open_redis_contact_control
+        self.journal: RedisJournal | None = None
+        self.replay_interval = REPLAY_INTERVAL
+        self._replay_lock = trio.Lock()
+        self.available = True
+        self.decisions_refused = 0
+        self._refused_in_outage = 0
 
     def _configured(self) -> None:
         horizon = self.config.horizon
@@ -95,7 +125,7 @@ class RedisContactControl(ContactControlBase):
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """One pipeline on the connection, reconnecting first if the last one broke.
 
-        A lost or unreachable Redis raises ContactControlError (the decision fails; the
+        A lost or unreachable Redis raises RedisUnavailable (the decision fails; the
         caller retries later) and the next call connects again.
         """
         config = self.config
@@ -110,7 +140,7 @@ class RedisContactControl(ContactControlBase):
                     structlog.get_logger().info(
                         "contact.redis_connected", host=config.redis_host, port=config.redis_port
                     )
-                return await conn.pipeline(commands)
+                replies = await conn.pipeline(commands)
         except (
             OSError,
             trio.BrokenResourceError,
@@ -122,9 +152,35 @@ class RedisContactControl(ContactControlBase):
                 self.redis = None
                 with trio.CancelScope(shield=True):
                     await conn.aclose()
-            raise ContactControlError(
+            self._note_unavailable(exc)
+            raise RedisUnavailable(
                 f"redis at {config.redis_host}:{config.redis_port} unavailable: {exc}"
             ) from exc
+        if not self.available:
+            self._note_recovered()
+        return replies
+
+    def _note_unavailable(self, exc: BaseException) -> None:
+        if self.available:
+            self.available = False
+            self._refused_in_outage = 0
+            structlog.get_logger().error(
+                "contact.redis_unavailable",
+                host=self.config.redis_host,
+                port=self.config.redis_port,
+                error=str(exc),
+                action="decisions refused; commits and refunds journaled on this node",
+            )
+
+    def _note_recovered(self) -> None:
+        self.available = True
+        structlog.get_logger().warning(
+            "contact.redis_recovered",
+            host=self.config.redis_host,
+            port=self.config.redis_port,
+            decisions_refused=self._refused_in_outage,
+            journal_pending=self.journal.pending if self.journal is not None else 0,
+        )
 
     async def _execute(self, *args: Any) -> Any:
         (reply,) = await self._send([args])
@@ -141,6 +197,9 @@ class RedisContactControl(ContactControlBase):
             replies = await self._send(commands)
         for r in replies:
             if isinstance(r, ErrorReply):
+                if r.kind in _NOT_READY:  # still loading its data after a restart, failing over
+                    self._note_unavailable(RuntimeError(r.message))
+                    raise RedisUnavailable(f"redis not ready: {r.message}")
                 raise ContactControlError(f"redis refused a contact-control script: {r.message}")
         return replies
 
@@ -202,7 +261,16 @@ class RedisContactControl(ContactControlBase):
                 commands.append(
                     ("SET", self.index_key(request.contact_id), request.msisdn, "EX", index_ttl)
                 )
-        replies = await self._pipeline(commands)
+        try:
+            if self.journal is not None and self.journal.waiting:
+                # earlier commits and refunds first: a reservation of this node is never
+                # counted against one whose commit is still waiting in the journal
+                await self.replay_journal()
+            replies = await self._pipeline(commands)
+        except RedisUnavailable:
+            self.decisions_refused += len(items)
+            self._refused_in_outage += len(items)
+            raise
         results: list[Violation | Duplicate | None] = []
         pos = 0
         for request, checks, mode in items:
@@ -220,58 +288,136 @@ class RedisContactControl(ContactControlBase):
                 results.append(Violation(checks[reply[1]], reply[2], victims))
         return results
 
-    async def _msisdn_of(self, contact_id: str) -> str | None:
-        local = self._local.get(contact_id)
-        if local is not None:
-            return local[0]
-        found = await self._execute("GET", self.index_key(contact_id))
-        return found.decode() if found else None
-
     async def _transition(
         self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
     ) -> bool:
-        msisdn = await self._msisdn_of(contact_id)
-        if msisdn is None:
-            structlog.get_logger().warning(
-                "contact.unknown_reservation", contact_id=contact_id, transition=event
-            )
-            return False
-        script = "commit" if event == "committed" else "release"
-        (reply,) = await self._pipeline(
-            [
+        local = self._local.pop(contact_id, None)
+        entry: Entry = (now, contact_id, local[0] if local else None, event, reason, only_reserved)
+        journal = self.journal
+        if journal is None or not journal.waiting:  # nothing waiting that this must follow
+            try:
+                (changed,) = await self._apply([entry])
+                return changed
+            except RedisUnavailable:
+                if journal is None:
+                    raise
+        # no line per entry (thousands a second in an outage): contact.redis_unavailable
+        # said it once, and status counts them (redis_journal_pending)
+        await journal.append([entry])
+        return False  # not applied yet: the replay records it in the ledger
+
+    async def _apply(self, entries: list[Entry]) -> list[bool]:
+        """Apply transitions to Redis in order (one pipeline), then ledger the ones that changed.
+
+        Idempotent: an entry applied before (its answer lost, or replayed twice) changes
+        nothing and writes no ledger row. Raises RedisUnavailable if Redis cannot be reached.
+        """
+        unknown = [i for i, e in enumerate(entries) if e[2] is None]
+        msisdns = [e[2] for e in entries]
+        if unknown:
+            found = await self._pipeline([("GET", self.index_key(entries[i][1])) for i in unknown])
+            for i, value in zip(unknown, found, strict=True):
+                msisdns[i] = value.decode() if value else None
+        commands = []
+        for (at, contact_id, _m, event, _reason, only_reserved), msisdn in zip(
+            entries, msisdns, strict=True
+        ):
+            if msisdn is None:
+                continue
+            script = "commit" if event == "committed" else "release"
+            commands.append(
                 (
                     "EVALSHA",
                     self._sha[script],
                     1,
                     self.key(msisdn),
                     contact_id,
-                    repr(now),
+                    repr(at),
                     "1" if only_reserved else "0",
                 )
-            ]
-        )
-        self._local.pop(contact_id, None)
-        if reply[0] != 1:
-            return False
-        _at, channel, campaign, cls, priority, _exp, _st = reply[1].decode().split(FS)
-        if self.ledger is not None:
-            row = (
-                now,
-                event,
-                contact_id,
-                msisdn,
-                campaign,
-                channel,
-                cls,
-                int(priority),
-                reason or None,
-                None,
-                None,
-                None,
-                None,
             )
-            await self.ledger.durable(self.ledger.append(row))
-        return True
+        replies = iter(await self._pipeline(commands) if commands else [])
+        changed: list[bool] = []
+        rows = []
+        log = structlog.get_logger()
+        for (at, contact_id, _m, event, reason, _only), msisdn in zip(
+            entries, msisdns, strict=True
+        ):
+            if msisdn is None:
+                log.warning("contact.unknown_reservation", contact_id=contact_id, transition=event)
+                changed.append(False)
+                continue
+            reply = next(replies)
+            changed.append(reply[0] == 1)
+            if reply[0] != 1:
+                continue
+            _at, channel, campaign, cls, priority, _exp, _st = reply[1].decode().split(FS)
+            rows.append(
+                (
+                    at,
+                    event,
+                    contact_id,
+                    msisdn,
+                    campaign,
+                    channel,
+                    cls,
+                    int(priority),
+                    reason or None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            )
+        if self.ledger is not None and rows:
+            await self.ledger.durable(self.ledger.extend(rows))
+        return changed
+
+    # -- the journal of transitions Redis missed ------------------------------------------------
+
+    async def replay_journal(self) -> int:
+        """Apply the journaled transitions in order until none waits; returns how many.
+
+        Raises RedisUnavailable (the rest stays journaled) if Redis is still unreachable.
+        """
+        journal = self.journal
+        if journal is None:
+            return 0
+        total = 0
+        async with self._replay_lock:
+            while journal.waiting:
+                if not journal.pending:  # entries still being written: they come first too
+                    await journal.wait_written()
+                    continue
+                batch = await journal.read(REPLAY_CHUNK)
+                if not batch:  # the count was off: the table is the truth
+                    journal.pending = 0
+                    break
+                await self._apply([entry for _seq, entry in batch])
+                # the ledger rows are durable: a crash before this line replays the batch,
+                # which changes nothing a second time
+                await journal.remove(batch[-1][0], len(batch))
+                total += len(batch)
+        if total:
+            structlog.get_logger().warning(
+                "contact.journal_replayed", entries=total, journal_pending=journal.pending
+            )
+        return total
+
+    async def serve_journal(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Replay the journal as soon as Redis answers (every ``replay_interval`` until then)."""
+        task_status.started()
+        while True:
+            if self.journal is not None and self.journal.pending:
+                try:
+                    await self.replay_journal()
+                except RedisUnavailable:
+                    pass  # logged once per outage by _send; tried again next round
+                except Exception as exc:  # a script refusal, a ledger write: retried next round
+                    structlog.get_logger().error("contact.journal_replay_failed", error=str(exc))
+            await trio.sleep(self.replay_interval)
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -308,6 +454,12 @@ class RedisContactControl(ContactControlBase):
     def status(self) -> dict[str, Any]:
         out = super().status()
         out["redis_round_trips"] = self.round_trips
+        out["redis_available"] = self.available
+        out["redis_decisions_refused"] = self.decisions_refused
+        journal = self.journal
+        out["redis_journal_pending"] = journal.pending if journal is not None else 0
+        out["redis_journaled"] = journal.journaled if journal is not None else 0
+        out["redis_journal_replayed"] = journal.replayed if journal is not None else 0
         return out
 
 
@@ -329,12 +481,17 @@ async def open_redis_contact_control(
             config, lists, ledger, clock=clock, preemptor=preemptor, on_recorded=on_recorded
         )
         lists.control = control
+        control.journal = RedisJournal(worker)
+        await control.journal.open()
         try:
             await control.load_scripts()  # connects; unreachable -> ContactControlError
             await lists.load_all()
             async with trio.open_nursery() as nursery:
                 await nursery.start(partial(lists.serve_sync, interval=config.list_sync_interval))
                 await nursery.start(ledger.run)
+                # what an earlier run journaled goes to Redis before the first decision
+                await control.replay_journal()
+                await nursery.start(control.serve_journal)
                 await nursery.start(ledger.serve_indexer)
                 await nursery.start(control.serve_housekeeping)
                 try:

@@ -4,8 +4,11 @@ All keys of one subscriber share the hash tag ``{msisdn}``: a script touches exa
 (``<prefix>:{<msisdn>}:c``), so it is Redis Cluster safe. That hash maps contact_id to a
 record ``at FS channel FS campaign FS class FS priority FS expires_at FS state`` (FS is the
 ASCII unit separator 0x1F, which no campaign id or channel name contains; state 0 reserved,
-1 committed). Ended records are deleted; a reservation past ``expires_at`` is deleted by the
-next script that reads the hash (its count is refunded by time, as in the SQLite backend).
+1 committed, 2 expired). Ended records are deleted. A reservation past ``expires_at`` stops
+counting (refunded by time, as in the SQLite backend): the next RESERVE that reads the hash
+marks it expired (state 2) instead of deleting it, so a commit that arrives late (journaled
+on a node while Redis was unreachable, see :mod:`.redis_journal`) still finds it and makes it
+count again: the message went out. Expired records go with the horizon, like every record.
 
 The counting in RESERVE mirrors :func:`gateway.contact.engine.first_violation`; the checks
 themselves (window starts in local time, limits) are computed in Python by
@@ -33,8 +36,12 @@ for i = 1, #all, 2 do
   local at, ch, camp, cls, p, exp, st = string.match(v, '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
   at = tonumber(at)
   exp = tonumber(exp)
-  if at == nil or at < prune or (st == '0' and exp <= now) then
+  if at == nil or at < prune then
     redis.call('HDEL', key, f)
+  elseif st == '0' and exp <= now then
+    redis.call('HSET', key, f, string.sub(v, 1, -2) .. '2')
+  elseif st == '2' then
+    -- expired: not counted; reserving the same contact_id again overwrites it below
   elseif f == cid and mode == '1' then
     if st == '0' then return {2, tostring(exp)} end
     return {2, ''}
@@ -72,20 +79,23 @@ end
 return {1}
 """
 
-#: KEYS[1] history hash. ARGV: contact_id, now. Reserved -> committed (even if past its
-#: expiry but not yet pruned: the message went out). Returns {1, record} or {0}.
+#: KEYS[1] history hash. ARGV: contact_id, now. Reserved or expired -> committed (a late
+#: commit counts: the message went out). Committed already: {0}, so a replay is harmless.
+#: Returns {1, record} or {0}.
 COMMIT = r"""
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return {0} end
-if string.sub(v, -1) ~= '0' then return {0} end
+local st = string.sub(v, -1)
+if st ~= '0' and st ~= '2' then return {0} end
 local committed = string.sub(v, 1, -2) .. '1'
 redis.call('HSET', KEYS[1], ARGV[1], committed)
 return {1, committed}
 """
 
 #: KEYS[1] history hash. ARGV: contact_id, now, only_reserved ("1": leave a committed
-#: contact alone). Ends a live record (reserved and unexpired, or committed). Returns
-#: {1, record} the first time, {0} after.
+#: contact alone). Ends a live record (reserved and unexpired, or committed); an expired
+#: one is deleted without a refund (time refunded it). Returns {1, record} the first time,
+#: {0} after.
 RELEASE = r"""
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return {0} end

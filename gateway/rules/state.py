@@ -43,6 +43,26 @@ class BoundedState:
     def pop(self, key: Any) -> None:
         self._data.pop(key, None)
 
+    def entry(self, key: Any) -> tuple[float, Any] | None:
+        """The raw ``(updated_at, value)`` stored for ``key``, expired or not (for :meth:`restore`)."""
+        return self._data.get(key)
+
+    def restore(self, key: Any, entry: tuple[float, Any] | None, *, if_value: Any) -> bool:
+        """Undo a :meth:`put` of ``if_value``: put back ``entry`` (None: no entry).
+
+        Only while ``key`` still holds ``if_value``: a later update is newer knowledge and
+        stays. The restored entry goes back to the end of the order (it may expire a little
+        later than it would have; it never expires early). True if restored.
+        """
+        data = self._data
+        current = data.get(key)
+        if current is None or current[1] != if_value:
+            return False
+        del data[key]
+        if entry is not None:
+            data[key] = entry
+        return True
+
     def expire(self, now: float) -> int:
         """Drop entries not updated for ``ttl`` seconds; returns how many."""
         data = self._data

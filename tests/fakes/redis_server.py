@@ -1,7 +1,9 @@
 """A real ``redis-server`` on a free loopback port, for tests of the Redis backend.
 
 Redis cannot listen on port 0, so a free port is found by binding a socket to port 0 first.
-Persistence is off (``--save "" --appendonly no``); the server is stopped at the end.
+Persistence is off (``--save "" --appendonly no``) unless ``data_dir`` is given (then an
+append-only file fsynced on every write, so a restart on the same port after :meth:`kill`
+finds the same data); the server is stopped at the end.
 Skips the test when ``redis-server`` is not installed.
 """
 
@@ -12,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +26,10 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = 0
+        self.data_dir = data_dir
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, tries: int = 5, *, port: int | None = None) -> RedisServer:
@@ -44,8 +48,7 @@ class RedisServer:
                     self.host,
                     "--save",
                     "",
-                    "--appendonly",
-                    "no",
+                    *self._persistence(),
                     "--protected-mode",
                     "no",
                     "--loglevel",
@@ -65,6 +68,18 @@ class RedisServer:
                     time.sleep(0.02)
             self.stop()  # port taken meanwhile, or too slow: try another
         raise RuntimeError("could not start redis-server")
+
+    def _persistence(self) -> list[str]:
+        if self.data_dir is None:
+            return ["--appendonly", "no"]
+        return ["--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always"]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (what was acknowledged survives with ``data_dir``)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def stop(self) -> None:
         if self._proc is not None:
