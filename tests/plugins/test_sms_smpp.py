@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import attrs
 
-from tests.fakes.fake_contact_control import FakeContactControl, allowed
-from tests.plugins.sms_smpp_harness import running_channel, running_simulator, smsc_table, wait_for
+from gateway.model import ContactDecision, Outcome
+from tests.plugins.sms_smpp_harness import (
+    request,
+    running_channel,
+    running_simulator,
+    smsc_table,
+    wait_for,
+)
 
 
 async def test_submit_receipts_and_contact_control(tmp_path):
@@ -14,13 +22,17 @@ async def test_submit_receipts_and_contact_control(tmp_path):
         running_simulator(receipt_delay=0.02) as sim,
         running_channel(tmp_path, [smsc_table(sim.port)]) as h,
     ):
-        await h.outbox.enqueue_many(
-            [allowed(f"c{i}", f"861380000{i:04d}", text=f"hello {i}") for i in range(50)]
+        await h.send_allowed(
+            *[request(f"c{i}", f"861380000{i:04d}", text=f"hello {i}") for i in range(50)]
         )
         await wait_for(lambda: len(h.observed.final()) == 50)
         assert set(h.observed.final().values()) == {"delivered"}
         assert sorted(sim.texts()) == sorted(f"hello {i}" for i in range(50))
-        assert len(h.control.committed) == 50 and len(h.control.reconciled) == 50
+        for i in range(50):  # the real contact control counted each one once
+            assert await h.ledger_events(f"c{i}") == ["allowed", "committed"]
+        assert [c["state"] for c in await h.control.current_contacts("8613800000007")] == [
+            "committed"
+        ]
         assert await h.outbox.delivery_counts("c1") == {"delivered": 50}
         assert sim.submitted[0].source_addr == "10086" and sim.submitted[
             0
@@ -35,7 +47,7 @@ async def test_long_chinese_ucs2_reassembles_at_simulator(tmp_path):
             running_simulator() as sim,
             running_channel(tmp_path / mode, [smsc_table(sim.port, long_message=mode)]) as h,
         ):
-            await h.outbox.enqueue(allowed("long", text=text))
+            await h.send_allowed(request("long", text=text))
             await wait_for(lambda: h.observed.final().get("long") == "delivered")
             assert sim.texts() == [text]
             assert all(s.data_coding == 0x08 for s in sim.submitted)
@@ -58,7 +70,7 @@ async def test_receipts_correlate_across_reconnect_and_restart(tmp_path):
     """Receipts sent after the bind dropped, and after the channel restarted, still find their contact."""
     async with running_simulator(receipt_delay=0.5) as sim:
         async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
-            await h.outbox.enqueue_many([allowed(f"r{i}") for i in range(20)])
+            await h.send_allowed(*[request(f"r{i}") for i in range(20)])
             await wait_for(lambda: len(sim.submitted) == 20)
             await wait_for(
                 lambda: (
@@ -71,7 +83,7 @@ async def test_receipts_correlate_across_reconnect_and_restart(tmp_path):
             assert sim.stats["connections"] >= 2
         sim.config.receipt_delay = 0.3
         async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
-            await h.outbox.enqueue_many([allowed(f"s{i}") for i in range(5)])
+            await h.send_allowed(*[request(f"s{i}") for i in range(5)])
             await wait_for(lambda: len(sim.submitted) == 25)
         # channel gone before the receipts: they wait at the SMSC for the next bind
         async with running_channel(tmp_path, [smsc_table(sim.port)]) as h:
@@ -85,7 +97,7 @@ async def test_reconnect_after_drop_loses_nothing(tmp_path):
         running_simulator(drop_after_pdus=150, drop_times=2) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, window=20)]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"d{i}", text=f"m{i}") for i in range(600)])
+        await h.send_allowed(*[request(f"d{i}", text=f"m{i}") for i in range(600)])
         await wait_for(lambda: len(h.observed.final()) == 600, limit=30)
         assert {f"m{i}" for i in range(600)} <= set(sim.texts())
         assert sim.stats["dropped_connections"] == 2
@@ -99,7 +111,7 @@ async def test_throttling_backs_off_and_keeps_messages(tmp_path):
             running_simulator(throttle_every=7, throttle_status=status) as sim,
             running_channel(tmp_path / str(status), [smsc_table(sim.port)]) as h,
         ):
-            await h.outbox.enqueue_many([allowed(f"t{i}", text=f"t{i}") for i in range(100)])
+            await h.send_allowed(*[request(f"t{i}", text=f"t{i}") for i in range(100)])
             await wait_for(lambda: len(h.observed.final()) == 100, limit=30)
             assert sim.stats["throttled"] >= 10
             assert sorted(sim.texts()) == sorted(f"t{i}" for i in range(100))
@@ -119,11 +131,11 @@ async def test_routing_by_prefix_and_no_route(tmp_path):
             ],
         ) as h,
     ):
-        await h.outbox.enqueue_many(
-            [
-                allowed("x", "8613800000001"),
-                allowed("y", "8613910000001"),
-                allowed("z", "8615000000001"),
+        await h.send_allowed(
+            *[
+                request("x", "8613800000001"),
+                request("y", "8613910000001"),
+                request("z", "8615000000001"),
             ]
         )
         await wait_for(lambda: len(h.observed.final()) == 3)
@@ -140,9 +152,7 @@ async def test_permanent_error_rejects_and_receipt_failure_reported(tmp_path):
         ) as sim,
         running_channel(tmp_path, [smsc_table(sim.port)]) as h,
     ):
-        await h.outbox.enqueue_many(
-            [allowed("bad", "8610000000000"), allowed("und", "8619900000000")]
-        )
+        await h.send_allowed(*[request("bad", "8610000000000"), request("und", "8619900000000")])
         await wait_for(lambda: len(h.observed.final()) == 2)
         assert h.observed.final() == {"bad": "rejected", "und": "undeliverable"}
 
@@ -151,11 +161,9 @@ async def test_binary_wap_push_and_campaign_overrides(tmp_path):
     """Binary content goes with esm_class 0x40 and data_coding 4; source address comes from content."""
     udh = bytes([6, 5, 4, 0x0B, 0x84, 0x23, 0xF0])
     async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
-        d = allowed("wap")
-        d = attrs.evolve(
-            d,
-            request=attrs.evolve(
-                d.request,
+        await h.send_allowed(
+            attrs.evolve(
+                request("wap"),
                 content={
                     "udh": udh,
                     "payload": b"\x01\x06" + b"x" * 20,
@@ -163,9 +171,8 @@ async def test_binary_wap_push_and_campaign_overrides(tmp_path):
                     "priority_flag": 2,
                     "validity": "2h",
                 },
-            ),
+            )
         )
-        await h.outbox.enqueue(d)
         await wait_for(lambda: sim.submitted)
         s = sim.submitted[0]
         assert (s.esm_class, s.data_coding, s.source_addr) == (0x40, 0x04, "1065800")
@@ -196,7 +203,7 @@ async def test_embedded_simulator_demo_mode(tmp_path):
     async with running_channel(
         tmp_path, [table], extra={"embedded_simulator": True, "simulator_receipt_delay": "0.05s"}
     ) as h:
-        await h.outbox.enqueue(allowed("demo", text="您好 demo"))
+        await h.send_allowed(request("demo", text="您好 demo"))
         await wait_for(lambda: h.observed.final().get("demo") == "delivered")
         assert h.channel.simulator.texts() == ["您好 demo"]
 
@@ -207,7 +214,7 @@ async def test_receipt_ids_in_decimal_text_only(tmp_path):
         running_simulator(receipt_tlvs=False, receipt_id_decimal=True) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, receipt_id="dec_to_hex")]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"x{i}") for i in range(20)])
+        await h.send_allowed(*[request(f"x{i}") for i in range(20)])
         await wait_for(lambda: len(h.observed.final()) == 20)
         assert set(h.observed.final().values()) == {"delivered"}
 
@@ -218,7 +225,7 @@ async def test_immediate_receipts_never_lost(tmp_path):
         running_simulator(receipt_delay=0.0) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, window=50)]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"i{i}") for i in range(500)])
+        await h.send_allowed(*[request(f"i{i}") for i in range(500)])
         await wait_for(lambda: len(h.observed.final()) == 500, limit=20)
         assert set(h.observed.final().values()) == {"delivered"}
         assert (
@@ -238,7 +245,7 @@ async def test_reload_applies_rates_and_message_settings_without_rebinding(tmp_p
         restart = h.channel.reload(new)
         assert restart == ["smsc[main].window"]
         assert h.channel.accounts["main"].bucket.rate == 50
-        await h.outbox.enqueue(allowed("after"))
+        await h.send_allowed(request("after"))
         await wait_for(lambda: sim.submitted)
         assert sim.submitted[0].source_addr == "1065899"
         assert sim.stats["connections"] == 1
@@ -250,7 +257,7 @@ async def test_drain_waits_for_answers_and_records(tmp_path):
         running_simulator(response_delay=0.2) as sim,
         running_channel(tmp_path, [smsc_table(sim.port)]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"q{i}") for i in range(5)])
+        await h.send_allowed(*[request(f"q{i}") for i in range(5)])
         await wait_for(lambda: len(sim.submitted) == 5)
         await h.channel.drain()
         counts = await h.outbox.counts("sms")
@@ -316,7 +323,10 @@ async def test_one_message_taken_twice_goes_on_the_wire_once(tmp_path):
 
     config = parse_sms_config({"smsc": [smsc_table(1)]})
     async with open_outbox(tmp_path / "db", OutboxConfig(), run_scheduler=False) as ob:
-        await ob.enqueue(allowed("x"))
+        # no contact control here: the decision is a plain value
+        await ob.enqueue(
+            ContactDecision(request=request("x"), outcome=Outcome.ALLOWED, decided_at=time.time())
+        )
         async with ob.open_queue("sms") as queue:
             assert len(await queue.take(1)) == 1
             channel = SmsChannel(SimpleNamespace(outbox=ob), config)
@@ -333,14 +343,13 @@ async def test_failing_report_of_an_unsendable_message_does_not_stop_the_feeder(
         running_channel(tmp_path, [smsc_table(sim.port, routes=["86138"])]) as h,
     ):
 
-        class Down(FakeContactControl):
-            async def reconcile(self, delivery):
-                raise ConnectionError("contact control unavailable")
+        async def down(delivery):
+            raise ConnectionError("contact control unavailable")
 
-        h.gateway.contact_control = Down()
-        await h.outbox.enqueue(allowed("lost", "8615000000001"))
+        h.control.reconcile = down  # the real control, failing its reconciliations
+        await h.send_allowed(request("lost", "8615000000001"))
         await wait_for(lambda: h.channel.stats["no_route"] == 1)
-        await h.outbox.enqueue(allowed("ok", "8613800000001"))
+        await h.send_allowed(request("ok", "8613800000001"))
         await wait_for(lambda: [s.destination_addr for s in sim.submitted] == ["8613800000001"])
         assert (await h.outbox.show("lost"))["state"] == "rejected"
 
@@ -348,8 +357,41 @@ async def test_failing_report_of_an_unsendable_message_does_not_stop_the_feeder(
 async def test_content_that_breaks_encoding_is_rejected_alone(tmp_path):
     """Content no encoder expects (an infinite priority_flag) rejects that message only; the next is sent."""
     async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
-        await h.outbox.enqueue(allowed("inf", priority_flag=float("inf")))
-        await h.outbox.enqueue(allowed("fine", "8613800000002"))
+        await h.send_allowed(request("inf", priority_flag=float("inf")))
+        await h.send_allowed(request("fine", "8613800000002"))
         await wait_for(lambda: len(h.observed.final()) == 1 and sim.submitted)
         assert h.observed.final() == {"inf": "rejected"}
         assert [s.destination_addr for s in sim.submitted] == ["8613800000002"]
+
+
+SMS_CAP_1 = {
+    "caps": {"sms_day": {"scope": "channel", "channel": "sms", "window": "24h", "limit": 1}}
+}
+
+
+async def test_caps_and_blacklist_hold_at_the_channel_boundary(tmp_path):
+    """Under a cap of 1 a delivered SMS blocks the next, an undeliverable one is refunded; a blacklisted number never reaches the SMSC."""
+    async with (
+        running_simulator(receipt_delay=0.02, undeliverable_prefixes=("86199",)) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port)], contact=SMS_CAP_1) as h,
+    ):
+        await h.control.lists.add("blacklist", "8613800000009")
+        await h.send_allowed(request("ok", "8613800000001"), request("und", "8619900000001"))
+        await wait_for(lambda: len(h.observed.final()) == 2)
+        assert await h.ledger_events("und") == ["allowed", "committed", "refunded"]
+        again = await h.send(
+            request("ok2", "8613800000001"),
+            request("und2", "8619900000001"),
+            request("dnd", "8613800000009"),
+        )
+        assert [(d.outcome.value, d.reason) for d in again] == [
+            ("suppressed", "cap.channel.rolling"),
+            ("allowed", None),
+            ("suppressed", "dnd.blacklist"),
+        ]
+        await wait_for(lambda: len(h.observed.final()) == 3)
+        assert sorted(s.destination_addr for s in sim.submitted) == [
+            "8613800000001",
+            "8619900000001",
+            "8619900000001",
+        ]
