@@ -4,7 +4,9 @@ Bytes in (:meth:`EsmeSession.receive_data`), events out (:meth:`EsmeSession.next
 requests in (``send_*``), bytes out (:meth:`EsmeSession.data_to_send`). No I/O, no clock: the
 caller passes ``now`` where a time matters (request timeouts). PDU bodies are encoded and
 decoded by smpplib (``make_pdu`` / ``parse_pdu``), with sequence numbers set explicitly
-(smpplib's own counter belongs to its blocking client, which we do not use).
+(smpplib's own counter belongs to its blocking client, which we do not use), except the hot
+ones (submit_sm and deliver_sm with their responses), which :mod:`.fastpdu` writes and reads
+byte-identically to smpplib.
 
 A PDU with a sane length but an unknown command or an undecodable body is answered with
 generic_nack and reported as :class:`Garbage`: the session survives. A command_length outside
@@ -20,6 +22,8 @@ from typing import Any
 
 import attrs
 from smpplib import command_codes, consts, smpp
+
+from adapters.smpp import fastpdu
 
 HEADER = struct.Struct(">IIII")
 MAX_PDU = 72_000  # a 64 KiB message_payload plus the rest of a submit_sm
@@ -37,6 +41,8 @@ UNBIND_RESP = 0x80000006
 BIND_TRANSCEIVER = 0x00000009
 ENQUIRE_LINK = 0x00000015
 ENQUIRE_LINK_RESP = 0x80000015
+QUERY_SM = 0x00000003
+QUERY_SM_RESP = 0x80000003
 DATA_SM = 0x00000103
 DATA_SM_RESP = 0x80000103
 
@@ -185,6 +191,22 @@ class DeliverSm:
 
 
 @attrs.frozen(slots=True)
+class QueryResponse:
+    """Answer to our query_sm (SMPP 3.4 4.8.2): the message's state at the SMSC.
+
+    ``message_state`` is None when the SMSC refused the query (``status`` says why) or
+    answered with generic_nack (``nacked``: it does not support query_sm)."""
+
+    sequence: int
+    status: int
+    message_id: str | None
+    message_state: int | None
+    error_code: int | None
+    context: Any
+    nacked: bool = False
+
+
+@attrs.frozen(slots=True)
 class EnquireLinkResponse:
     sequence: int
 
@@ -285,9 +307,34 @@ class EsmeSession:
         if self.state != "bound" or self.bind_mode == "receiver":
             raise LocalProtocolError(f"cannot submit in state {self.state} ({self.bind_mode})")
         seq = self.next_sequence()
-        self._out += encode_pdu("submit_sm", seq, **fields)
+        self._out += fastpdu.encode_submit_sm(seq, fields)
         self.outstanding[seq] = Pending("submit_sm", seq, now, context)
         self.submits_outstanding += 1
+        return seq
+
+    def send_query(
+        self,
+        message_id: str,
+        *,
+        source_addr: str = "",
+        source_addr_ton: int = 0,
+        source_addr_npi: int = 0,
+        context: Any = None,
+        now: float = 0.0,
+    ) -> int:
+        """Queue one query_sm (SMPP 3.4 4.8.1); the source address must be the submit's."""
+        if self.state != "bound" or self.bind_mode == "receiver":
+            raise LocalProtocolError(f"cannot query in state {self.state} ({self.bind_mode})")
+        seq = self.next_sequence()
+        self._out += encode_pdu(
+            "query_sm",
+            seq,
+            message_id=message_id,
+            source_addr=source_addr,
+            source_addr_ton=source_addr_ton,
+            source_addr_npi=source_addr_npi,
+        )
+        self.outstanding[seq] = Pending("query_sm", seq, now, context)
         return seq
 
     def send_enquire_link(self, now: float = 0.0) -> int:
@@ -304,8 +351,7 @@ class EsmeSession:
         return seq
 
     def send_deliver_sm_resp(self, sequence: int, status: int = ESME_ROK) -> None:
-        # deliver_sm_resp body is one empty C-string (message_id, unused).
-        self._out += HEADER.pack(17, DELIVER_SM_RESP, status, sequence) + b"\x00"
+        self._out += fastpdu.encode_deliver_sm_resp(sequence, status)
 
     # -- timeouts -------------------------------------------------------------------------
 
@@ -355,10 +401,7 @@ class EsmeSession:
         _length, command_id, status, seq = HEADER.unpack_from(raw)
         if command_id == SUBMIT_SM_RESP:
             pending = self._pop(seq, "submit_sm")
-            message_id = None
-            if len(raw) > 16:
-                end = raw.find(b"\x00", 16)
-                message_id = raw[16 : end if end >= 0 else len(raw)].decode("latin-1")
+            message_id = fastpdu.decode_submit_sm_resp(raw)
             if pending is None:  # none outstanding, or it names another request: the SMSC's bug
                 return Garbage(command_id, seq, "submit_sm_resp for no outstanding submit_sm")
             return SubmitResponse(seq, status, message_id, pending.context)
@@ -375,10 +418,16 @@ class EsmeSession:
             pending = self._pop(seq)
             if pending is not None and pending.command == "submit_sm":
                 return SubmitResponse(seq, status, None, pending.context, nacked=True)
+            if pending is not None and pending.command == "query_sm":
+                return QueryResponse(seq, status, None, None, None, pending.context, nacked=True)
             if pending is not None and pending.command.startswith("bind_"):
                 self.state = "open"
                 return BindResponse(status or ESME_RBINDFAIL, "")
             return Garbage(command_id, seq, f"generic_nack {status_name(status)}")
+        if command_id == DELIVER_SM:
+            fields = fastpdu.parse_sm_fields(raw)
+            if fields is not None:  # else smpplib judges the body below
+                return self._on_deliver(fields.get, seq)
         try:
             pdu = decode_pdu(raw)
         except Exception as exc:  # smpplib raises assorted errors on malformed bodies
@@ -391,14 +440,19 @@ class EsmeSession:
                 # Answer data_sm as unsupported; SMSCs that use it for MO can be told to stop.
                 self._out += encode_pdu("data_sm_resp", seq, ESME_RINVCMDID)
                 return Garbage(command_id, seq, "data_sm is not supported")
-            if self.state != "bound":
-                self._out += HEADER.pack(17, DELIVER_SM_RESP, ESME_RINVBNDSTS, seq) + b"\x00"
-                return Garbage(command_id, seq, f"deliver_sm in state {self.state}")
-            try:
-                return _deliver_event(pdu, seq)
-            except (TypeError, ValueError, AttributeError) as exc:
-                self._out += HEADER.pack(17, DELIVER_SM_RESP, ESME_RSYSERR, seq) + b"\x00"
-                return Garbage(command_id, seq, f"unusable deliver_sm: {exc}")
+            return self._on_deliver(lambda name: getattr(pdu, name, None), seq)
+        if name == "query_sm_resp":
+            pending = self._pop(seq, "query_sm")
+            if pending is None:
+                return Garbage(command_id, seq, "query_sm_resp for no outstanding query_sm")
+            return QueryResponse(
+                seq,
+                status,
+                _text(pdu.message_id) or None,
+                pdu.message_state if status == ESME_ROK else None,
+                pdu.error_code,
+                pending.context,
+            )
         if name.startswith("bind_") and name.endswith("_resp"):
             pending = self._pop(seq, "bind_")
             if pending is None:
@@ -427,6 +481,16 @@ class EsmeSession:
         self._out += header_only(GENERIC_NACK, ESME_RINVCMDID, seq)
         return Garbage(command_id, seq, f"{name} is not supported by an ESME")
 
+    def _on_deliver(self, get: Any, seq: int) -> Any:
+        if self.state != "bound":
+            self._out += fastpdu.encode_deliver_sm_resp(seq, ESME_RINVBNDSTS)
+            return Garbage(DELIVER_SM, seq, f"deliver_sm in state {self.state}")
+        try:
+            return deliver_event(get, seq)
+        except (TypeError, ValueError, AttributeError) as exc:
+            self._out += fastpdu.encode_deliver_sm_resp(seq, ESME_RSYSERR)
+            return Garbage(DELIVER_SM, seq, f"unusable deliver_sm: {exc}")
+
     def _pop(self, seq: int, command: str = "") -> Pending | None:
         """Forget the request ``seq`` answers; with ``command``, only if it is one (a prefix):
         an answer naming another request leaves that request waiting for its own answer."""
@@ -445,22 +509,24 @@ def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _deliver_event(pdu: Any, seq: int) -> DeliverSm:
+def deliver_event(get: Any, seq: int) -> DeliverSm:
+    """The event of a decoded deliver_sm; ``get(name)`` gives a field or None (the fields of
+    smpplib's parsed PDU, or :func:`fastpdu.parse_sm_fields`: one conversion for both)."""
     sar = None
-    if getattr(pdu, "sar_total_segments", None):
-        sar = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
-    rmid = getattr(pdu, "receipted_message_id", None)
+    total = get("sar_total_segments")
+    if total:
+        sar = (get("sar_msg_ref_num") or 0, total, get("sar_segment_seqnum") or 0)
+    rmid = get("receipted_message_id")
+    payload = get("message_payload")
     return DeliverSm(
         sequence=seq,
-        source_addr=_text(pdu.source_addr),
-        destination_addr=_text(pdu.destination_addr),
-        esm_class=pdu.esm_class or 0,
-        data_coding=pdu.data_coding or 0,
-        short_message=bytes(pdu.short_message or b""),
-        message_payload=bytes(pdu.message_payload)
-        if getattr(pdu, "message_payload", None)
-        else None,
+        source_addr=_text(get("source_addr")),
+        destination_addr=_text(get("destination_addr")),
+        esm_class=get("esm_class") or 0,
+        data_coding=get("data_coding") or 0,
+        short_message=bytes(get("short_message") or b""),
+        message_payload=bytes(payload) if payload else None,
         receipted_message_id=_text(rmid).rstrip("\x00") if rmid else None,
-        message_state=getattr(pdu, "message_state", None),
+        message_state=get("message_state"),
         sar=sar,
     )
