@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import shutil
 import tempfile
 import textwrap
@@ -98,12 +99,16 @@ async def open_gateway(
 async def wait_until(
     condition: Callable[[], Any], *, within: float = 10.0, interval: float = 0.01
 ) -> Any:
-    """Poll ``condition()`` until it returns something true, and return that; raise
+    """Poll ``condition()`` (sync or async) until it returns something true, and return that; raise
     ``trio.TooSlowError`` after ``within`` seconds. Use it where real I/O (a socket, a
     thread, a process) makes time real: it waits as long as needed and no longer, where a
     fixed sleep is either too short under load or wasted time when idle."""
     with trio.fail_after(within):
-        # Polling on purpose: the state watched (a file, another process) has no trio.Event.
-        while not (result := condition()):  # noqa: ASYNC110
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):  # an async condition: a store query
+                result = await result
+            if result:
+                return result
+            # Polling on purpose: the state watched (a file, another process) has no trio.Event.
             await trio.sleep(interval)
-    return result

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -124,3 +128,24 @@ class Recorder:
     @hookimpl
     def gateway_delivery_report(self, delivery):
         self.reports.append((delivery.contact_id, delivery.state.value))
+
+
+def test_example_plugin_tests_itself_with_gateway_testing(file_channel_dist, tmp_path):
+    """The example's own test suite, copied out as another repository, passes with gateway.testing."""
+    repo = tmp_path / "other-repo"
+    shutil.copytree(EXAMPLE / "tests", repo / "tests")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(file_channel_dist), str(ROOT)]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout
