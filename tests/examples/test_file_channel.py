@@ -149,3 +149,19 @@ def test_example_plugin_tests_itself_with_gateway_testing(file_channel_dist, tmp
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
+
+
+def test_channel_guide_names_the_queue_methods_that_exist():
+    """docs/channels.md documents exactly the public OutboxQueue methods, and its links resolve."""
+    import re
+
+    from gateway.outbox.outbox import OutboxQueue
+
+    guide = (ROOT / "docs" / "channels.md").read_text()
+    documented = set(re.findall(r"queue\.([a-z_]+)\(", guide))
+    public = {
+        n for n in vars(OutboxQueue) if not n.startswith("_") and callable(getattr(OutboxQueue, n))
+    }
+    assert documented == public
+    for target in re.findall(r"\]\(([^)#]+)\)", guide):
+        assert (ROOT / "docs" / target).resolve().exists(), target

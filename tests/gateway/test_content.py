@@ -87,3 +87,25 @@ def test_declaration_defaults_and_refusals():
     assert ChannelDeclaration().refusals(Content.from_fields({"href": "http://x"})) == [
         "the channel does not carry href"
     ]
+
+
+async def test_campaign_content_reaches_the_channel_typed(tmp_path):
+    """A campaign's [content.mms] (template and attachment) arrives as a typed Content."""
+    from gateway.model import EventKind, SignalEvent
+    from tests.fakes.campaign_fakes import campaign_toml, make_pipeline
+
+    header = (
+        'id = "{id}"\nname = "n"\nchannels = ["mms"]\ninitial_state = "running"\n'
+        '[content.mms]\nsubject = "Offer for {{brand}}"\n'
+        '"attachment.picture" = "image/jpeg /srv/spring.jpg"\n'
+    )
+    p = await make_pipeline(
+        tmp_path, {"c.toml": campaign_toml('[trigger]\nevents = ["power_on"]\n', header=header)}
+    )
+    event = SignalEvent(kind=EventKind.POWER_ON, timestamp=1_772_000_000.0, imsi="460001234567801")
+    [request] = p.match_batch([event])
+    content = Content.from_fields(request.content)
+    assert content.subject == "Offer for gotone"
+    assert content.attachments == (
+        Attachment(name="picture", location="/srv/spring.jpg", media_type="image/jpeg"),
+    )
