@@ -120,6 +120,12 @@ class Channel(Protocol):
 
     Optional: ``async def drain(self) -> None`` (wait for outstanding network responses on
     shutdown), see :data:`DRAIN_DOC`.
+
+    Optional declarations (read with :func:`gateway.content.declaration_of`):
+    ``carries: frozenset[ContentKind]`` (default text only) and ``requires: frozenset[str]``,
+    what the handset must support for the pipeline to choose this channel (``{"mms"}``).
+    Optional ``statistics() -> Mapping[str, Any]`` on any registered object (service, source,
+    channel): shown under its plugin in ``gatewayctl status``. Guide: ``docs/channels.md``.
     """
 
     name: str

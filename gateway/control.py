@@ -253,6 +253,9 @@ def status_data(daemon: Daemon) -> dict[str, Any]:
 
     for plugin, fragment in call_each(daemon.pm, "gateway_status", gateway=gw, on_error=failed):
         plugins.setdefault(plugin, {})["status"] = fragment
+    for plugin, fragment in object_statistics(daemon.registered):
+        entry = plugins.setdefault(plugin, {})
+        entry["status"] = {**(entry.get("status") or {}), **fragment}
     queues = {}
     if gw.outbox is not None:
         for channel in gw.channels:
@@ -271,6 +274,34 @@ def status_data(daemon: Daemon) -> dict[str, Any]:
         "queues": queues,
         "metrics": gw.metrics.snapshot(),
     }
+
+
+def object_statistics(registered: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``statistics()`` of the services, sources and channels each plugin registered.
+
+    A plugin's objects hold their own counters; the core reaches them through what they
+    registered, not through a hook that would have to find them again. One object's figures
+    go at the top of the plugin's fragment, several are keyed by the object's ``name``.
+    """
+    by_plugin: dict[str, list[Any]] = {}
+    for group in (registered.services, registered.sources, registered.channels):
+        for plugin, obj in group:
+            if callable(getattr(obj, "statistics", None)):
+                by_plugin.setdefault(plugin, []).append(obj)
+    result = []
+    for plugin, objects in by_plugin.items():
+        fragment: dict[str, Any] = {}
+        for obj in objects:
+            try:
+                figures = dict(obj.statistics())
+            except Exception as exc:
+                figures = {"error": describe(exc)}
+            if len(objects) == 1:
+                fragment.update(figures)
+            else:
+                fragment[str(getattr(obj, "name", type(obj).__name__))] = figures
+        result.append((plugin, fragment))
+    return result
 
 
 def status_text(data: dict[str, Any]) -> str:

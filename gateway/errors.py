@@ -65,13 +65,5 @@ class ContactControlError(GatewayError):
     """Raised when contact control cannot reach a decision (backend down, unknown reservation)."""
 
 
-class UnknownReservation(ContactControlError):
-    """Raised when commit/release names a reservation that does not exist or already ended."""
-
-
-class ChannelError(GatewayError):
-    """Raised by a channel when a message cannot be handed to the network peer."""
-
-
 class AdminCommandError(GatewayError):
     """Raised by an admin command handler; the message is shown to the gatewayctl user."""

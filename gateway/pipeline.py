@@ -26,12 +26,11 @@ from typing import Any
 import structlog
 
 from gateway.campaigns.model import CampaignDef
+from gateway.content import declaration_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
 
-#: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
-CHANNEL_CAPABILITY = {"mms": "mms", "wap_push": "wap"}
 EXPIRE_EVERY = 4096  # events between two state-expiry sweeps
 #: Trigger-policy marks awaiting their decision (a caller that only matches never settles them).
 MAX_TRIGGER_MARKS = 65_536
@@ -254,11 +253,14 @@ class Pipeline:
     def _channel(self, cdef: CampaignDef, index: Any, row: int) -> str | None:
         """The first of the campaign's channels the subscriber's terminal supports."""
         for channel in cdef.campaign.channels:
-            needed = CHANNEL_CAPABILITY.get(channel)
-            if needed is None or row < 0:
+            # What the handset must support is the channel's own declaration (Channel.requires).
+            needed = declaration_of(self.gateway.channels.get(channel)).requires
+            if not needed or row < 0:
                 return channel
             column = index.sets.get("capabilities")
-            if column is not None and column.masks[column.codes[row]] & column.bits.get(needed, 0):
+            if column is not None and all(
+                column.masks[column.codes[row]] & column.bits.get(n, 0) for n in needed
+            ):
                 return channel
         return None
 

@@ -8,12 +8,12 @@ problems is skipped as a whole; the others still load. The full format is in doc
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gateway.campaigns.model import CampaignDef, Schedule
+from gateway.config import read_toml
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.model import Campaign, CampaignKind, CampaignState
@@ -216,15 +216,7 @@ def parse_campaign(
 def load_campaign_file(
     path: Path, *, areas: Mapping[str, Area], plugin_types: Mapping[str, Any] | None = None
 ) -> CampaignDef:
-    try:
-        with open(path, "rb") as handle:
-            table = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(
-            ConfigProblem("", f"cannot read: {exc.strerror or exc}", file=str(path))
-        ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(ConfigProblem("", f"not valid TOML: {exc}", file=str(path))) from exc
+    table = read_toml(path)  # the one TOML loader: file:line:column on a syntax error
     return parse_campaign(
         table, origin=str(path), areas=areas, plugin_types=plugin_types, base_dir=path.parent
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ async def run_preview(
     """Match ``cdef`` over ``events``; ask contact control what it would decide for each match."""
     from gateway.pipeline import Pipeline
 
-    preview_gw = _PreviewGateway()
+    preview_gw = _PreviewGateway(gateway.channels)
     holder = _Holder(
         overlay_index(gateway.profiles.index) if gateway.profiles is not None else None
     )
@@ -169,9 +169,10 @@ async def run_preview(
 
 
 class _PreviewGateway:
-    def __init__(self) -> None:
+    def __init__(self, channels: Mapping[str, Any]) -> None:
         self.metrics = Metrics()
         self.matchers: list[Any] = []
+        self.channels = channels  # the real ones: a preview chooses channels as the run does
 
 
 class _Holder:

@@ -37,7 +37,8 @@ import attrs
 
 from gateway.config_reader import TableReader, parse_duration
 
-#: Do-not-disturb / blacklist categories. ``opt_out_channel`` and ``opt_out_class`` entries
+#: Do-not-disturb / blacklist categories, the one definition, in the order a request is checked
+#: (the first hit is the reason given). ``opt_out_channel`` and ``opt_out_class`` entries
 #: carry a scope (the channel or campaign class they apply to); the others are global.
 CATEGORIES = (
     "blacklist",

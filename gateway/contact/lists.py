@@ -43,17 +43,6 @@ CREATE TABLE IF NOT EXISTS contact_list_entries (
 Entry = tuple[str, str, float, float | None]
 ListKey = tuple[str, str]  # (category, scope); scope "" for unscoped categories
 
-# Order in which a request is checked: the first hit is the reason given.
-_CHECK_ORDER = (
-    "blacklist",
-    "global_opt_out",
-    "opt_out_channel",
-    "opt_out_class",
-    "greylist",
-    "complaint_sensitive",
-    "vip_protected",
-)
-
 
 def validate_key(category: str, scope: str) -> None:
     if category not in CATEGORIES:
@@ -138,7 +127,7 @@ class ListStore:
     def _plan(self, channel: str, campaign_class: str, exempt: frozenset[str]) -> tuple[Any, ...]:
         """The lists to look in for this channel and class, in check order (existing only)."""
         plan = []
-        for category in _CHECK_ORDER:
+        for category in CATEGORIES:  # in check order: the first hit is the reason given
             if category in exempt:
                 continue
             if category == "opt_out_channel":

@@ -13,14 +13,14 @@ Areas file (TOML)::
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
+from gateway.config import read_toml
 from gateway.config_reader import TableReader
-from gateway.errors import ConfigError, ConfigProblem
+from gateway.errors import ConfigError
 
 
 @attrs.frozen(kw_only=True)
@@ -84,15 +84,7 @@ def parse_areas(table: Mapping, key: str = "areas") -> dict[str, Area]:
 def load_areas(path: Path | str) -> dict[str, Area]:
     """Read an areas file; ConfigError names the file and key of every problem."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            table = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(
-            ConfigProblem("", f"cannot read: {exc.strerror or exc}", file=str(path))
-        ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(ConfigProblem("", f"not valid TOML: {exc}", file=str(path))) from exc
+    table = read_toml(path)  # the one TOML loader: file:line:column on a syntax error
     try:
         return parse_areas(table)
     except ConfigError as exc:

@@ -142,8 +142,6 @@ class LiveSource:
 
 # -- hooks ----------------------------------------------------------------------------------------
 
-_sources: dict[int, LiveSource] = {}
-
 
 @hookimpl
 def gateway_config_sections():
@@ -155,12 +153,4 @@ def gateway_signal_sources(gateway):
     config: LiveConfig = gateway.plugin_config(NAME)
     if config.interface is None:
         return []
-    source = LiveSource(gateway, config)
-    _sources[id(gateway)] = source
-    return [source]
-
-
-@hookimpl
-def gateway_status(gateway):
-    source = _sources.get(id(gateway))
-    return None if source is None else source.statistics()
+    return [LiveSource(gateway, config)]

@@ -209,8 +209,6 @@ def read_pcap_events(
 
 # -- hooks ----------------------------------------------------------------------------------------
 
-_sources: dict[int, PcapDirectorySource] = {}
-
 
 @hookimpl
 def gateway_config_sections():
@@ -222,17 +220,9 @@ def gateway_signal_sources(gateway):
     config: PcapDirConfig = gateway.plugin_config(NAME)
     if config.spool is None:
         return []
-    source = PcapDirectorySource(gateway, config)
-    _sources[id(gateway)] = source
-    return [source]
+    return [PcapDirectorySource(gateway, config)]
 
 
 @hookimpl
 def gateway_event_readers():
     return {"pcap": read_pcap_events}
-
-
-@hookimpl
-def gateway_status(gateway):
-    source = _sources.get(id(gateway))
-    return None if source is None else source.statistics()

@@ -361,8 +361,6 @@ class XdrSource:
 
 # -- hooks ----------------------------------------------------------------------------------------
 
-_sources: dict[int, XdrSource] = {}
-
 
 @hookimpl
 def gateway_config_sections():
@@ -374,12 +372,4 @@ def gateway_signal_sources(gateway):
     config: XdrConfig = gateway.plugin_config(NAME)
     if config.listen_host is None and config.spool is None:
         return []
-    source = XdrSource(gateway, config)
-    _sources[id(gateway)] = source
-    return [source]
-
-
-@hookimpl
-def gateway_status(gateway):
-    source = _sources.get(id(gateway))
-    return None if source is None else source.statistics()
+    return [XdrSource(gateway, config)]

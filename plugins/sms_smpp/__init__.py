@@ -15,11 +15,11 @@ from plugins.sms_smpp.channel import SmsChannel
 from plugins.sms_smpp.config import SmsConfig, parse_sms_config
 
 NAME = "sms_smpp"
-_channels: dict[int, SmsChannel] = {}  # id(gateway) -> channel, for the admin command and status
 
 
 def _channel(gateway: Any) -> SmsChannel | None:
-    return _channels.get(id(gateway))
+    """This plugin's channel, as the core registered it (None when no SMSC is configured)."""
+    return next((c for c in gateway.channels.values() if isinstance(c, SmsChannel)), None)
 
 
 @hookimpl
@@ -32,9 +32,7 @@ def gateway_channels(gateway):
     config: SmsConfig = gateway.plugin_config(NAME)
     if not config.smsc:
         return []
-    channel = SmsChannel(gateway, config)
-    _channels[id(gateway)] = channel
-    return [channel]
+    return [SmsChannel(gateway, config)]
 
 
 def _render(snap: dict[str, Any]) -> str:

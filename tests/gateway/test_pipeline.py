@@ -14,6 +14,14 @@ T0 = 1_772_000_000.0
 POWER_ON = '[trigger]\nevents = ["power_on"]\n'
 
 
+@attrs.define
+class DeclaredChannel:
+    """A registered channel object reduced to its declaration (what the pipeline reads)."""
+
+    name: str
+    requires: frozenset[str] = frozenset()
+
+
 def ev(kind=K.POWER_ON, ts=T0, imsi=IMSI1, **kw) -> SignalEvent:
     return SignalEvent(kind=kind, timestamp=ts, imsi=imsi, **kw)
 
@@ -101,11 +109,25 @@ async def test_channel_chosen_by_terminal_capability(tmp_path):
     """MMS goes to MMS-capable terminals; others fall back to the next channel (SMS)."""
     header = 'id = "{id}"\nname = "n"\nchannels = ["mms", "sms"]\ninitial_state = "running"\n[content.mms]\nsubject = "s"\n[content.sms]\ntext = "t"\n'
     p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(POWER_ON, header=header)})
+    p.gateway.channels["mms"] = DeclaredChannel("mms", requires=frozenset({"mms"}))
     requests = p.match_batch([ev(imsi=IMSI1), ev(imsi=IMSI2)])
     assert [(r.msisdn[-1], r.channel, dict(r.content)) for r in requests] == [
         ("1", "mms", {"subject": "s"}),
         ("2", "sms", {"text": "t"}),
     ]
+
+
+async def test_handset_requirement_comes_from_the_channel_declaration(tmp_path):
+    """No built-in table: a channel that requires nothing is chosen for every handset."""
+    header = 'id = "{id}"\nname = "n"\nchannels = ["mms", "sms"]\ninitial_state = "running"\n[content.mms]\nsubject = "s"\n[content.sms]\ntext = "t"\n'
+    p = await make_pipeline(tmp_path, {"c.toml": campaign_toml(POWER_ON, header=header)})
+    p.gateway.channels["mms"] = DeclaredChannel("mms")  # requires nothing
+    requests = p.match_batch([ev(imsi=IMSI1), ev(imsi=IMSI2)])
+    assert [r.channel for r in requests] == ["mms", "mms"]
+    p = await make_pipeline(tmp_path / "b", {"c.toml": campaign_toml(POWER_ON, header=header)})
+    p.gateway.channels["mms"] = DeclaredChannel("mms", requires=frozenset({"mms", "wap"}))
+    requests = p.match_batch([ev(imsi=IMSI1), ev(imsi=IMSI2)])
+    assert [r.channel for r in requests] == ["mms", "sms"]  # IMSI2 has wap but not mms
 
 
 async def test_bad_events_and_backend_failure_never_raise(tmp_path):

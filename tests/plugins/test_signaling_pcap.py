@@ -99,14 +99,14 @@ async def test_a_file_that_is_not_a_capture_is_counted_and_set_aside(tmp_path, s
     (spool / "a.pcap").write_bytes(b"this is not a capture" * 10)
     make_capture(spool / "b.pcap", seed=1, procedures=10)
     gateway, _ = source_for(tmp_path)
-    [source] = pcap_dir.gateway_signal_sources(gateway)  # registered: its status is shown
+    [source] = pcap_dir.gateway_signal_sources(gateway)  # registered: the core shows its statistics
     sink = ListSink()
     async with trio.open_nursery() as nursery:
         await nursery.start(source.run, sink)
         await wait_for(lambda: source.spool.files_done == 2)
         nursery.cancel_scope.cancel()
     assert source.bad_files == 1 and sink.events
-    assert pcap_dir.gateway_status(gateway)["errors"]["pcap.bad_magic"] == 1
+    assert source.statistics()["errors"]["pcap.bad_magic"] == 1
 
 
 async def test_shards_partition_subscribers(tmp_path, spool):
@@ -147,11 +147,12 @@ def test_config_is_strict():
 
 
 def test_hooks_register_the_source_status_and_reader(tmp_path):
-    """With a directory the plugin returns one source, a status fragment and the pcap reader."""
+    """With a directory the plugin returns one source (its statistics are its status) and the reader."""
     gateway, _ = source_for(tmp_path)
     [source] = pcap_dir.gateway_signal_sources(gateway)
     assert source.name == "signaling_pcap:pcap"
-    assert pcap_dir.gateway_status(gateway)["frames"] == 0
+    assert source.statistics()["frames"] == 0
+    assert not hasattr(pcap_dir, "gateway_status")  # no hook looking the source up again
     assert pcap_dir.gateway_event_readers()["pcap"] is read_pcap_events
     assert [s.name for s in pcap_dir.gateway_config_sections()] == ["signaling_pcap"]
 

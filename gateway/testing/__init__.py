@@ -1,0 +1,36 @@
+"""Test helpers for gateway plugins, in this repository and in others.
+
+A plugin in another repository installs the gateway into its test environment and writes, in
+its ``conftest.py``::
+
+    pytest_plugins = ["gateway.testing.pytest_plugin"]
+
+which gives the fixtures ``smsc_simulator``, ``fake_clock`` and ``open_test_gateway`` (see
+:mod:`gateway.testing.pytest_plugin`). The same helpers are importable directly:
+
+- :func:`open_gateway`: a real gateway daemon in the current Trio run, with the real SQLite
+  contact control and outbox in a temporary state directory, the plugins you pass registered
+  beside the built-ins; yields a :class:`GatewayHandle` (``.gateway``, ``.command(...)``).
+- :func:`open_smsc_simulator`: the bundled SMSC simulator (real SMPP 3.4) listening on
+  loopback port 0 in a nursery; yields an :class:`SmscHandle` (``.port``, ``.texts()``).
+- :class:`FakeClock`: a wall clock (``time.time`` stand-in) that moves only when told, or
+  follows Trio's clock so that ``autojump_clock`` drives it too.
+- :func:`wait_until`: poll a condition with a deadline instead of sleeping a fixed time.
+
+This package is test support, not part of the running core: it is the one place under
+``gateway/`` that imports an adapter (the bundled SMSC simulator of ``adapters.smpp``).
+"""
+
+from gateway.testing.clock import FakeClock
+from gateway.testing.gateway import GatewayHandle, open_gateway, wait_until, write_gateway_config
+from gateway.testing.smsc import SmscHandle, open_smsc_simulator
+
+__all__ = [
+    "FakeClock",
+    "GatewayHandle",
+    "SmscHandle",
+    "open_gateway",
+    "open_smsc_simulator",
+    "wait_until",
+    "write_gateway_config",
+]
