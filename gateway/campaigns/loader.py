@@ -211,15 +211,32 @@ def parse_campaign(
 def load_campaign_file(
     path: Path, *, areas: Mapping[str, Area], plugin_types: Mapping[str, Any] | None = None
 ) -> CampaignDef:
+    """One campaign file; ConfigError naming the file when it cannot be read, decoded or parsed."""
     try:
-        with open(path, "rb") as handle:
-            table = tomllib.load(handle)
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             ConfigProblem("", f"cannot read: {exc.strerror or exc}", file=str(path))
         ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            ConfigProblem(
+                "",
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save the file as UTF-8 (GBK and other encodings are not accepted)",
+                file=str(path),
+            )
+        ) from exc
+    try:
+        table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(ConfigProblem("", f"not valid TOML: {exc}", file=str(path))) from exc
+    except RecursionError as exc:  # tomllib is recursive: arrays nested thousands deep
+        raise ConfigError(
+            ConfigProblem("", "TOML nested too deeply to read", file=str(path))
+        ) from exc
     return parse_campaign(
         table, origin=str(path), areas=areas, plugin_types=plugin_types, base_dir=path.parent
     )
@@ -237,6 +254,11 @@ def load_campaign_dir(
             cdef = load_campaign_file(path, areas=areas, plugin_types=plugin_types)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        except Exception as exc:  # a bug in one file's parsing must not stop the others
+            problems.append(
+                ConfigProblem("", f"cannot load: {type(exc).__name__}: {exc}", file=str(path))
+            )
             continue
         if cdef.id in seen:
             problems.append(
