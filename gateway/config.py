@@ -143,14 +143,7 @@ def parse_core(
     d = CoreConfig()
     r = TableReader(table, "gateway", problems=problems)
     state_dir = r.str("state_dir", str(d.state_dir))
-    timezone = r.str("timezone", d.timezone)
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        r.problem(
-            "timezone", f"unknown time zone {timezone!r} (use an IANA name such as 'Asia/Shanghai')"
-        )
-        timezone = d.timezone
+    timezone = r.timezone("timezone", d.timezone)
     control_socket = r.str("control_socket", str(d.control_socket))
     mode = r.int("control_socket_mode", d.control_socket_mode, min=0, max=0o777)
     drain = r.duration("drain_deadline", d.drain_deadline, min=0, max=3600)

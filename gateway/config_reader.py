@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -184,6 +185,20 @@ class TableReader:
             self._problem(name, str(exc))
             return None if default is REQUIRED else default
         return self._bounded(name, seconds, default, min, max)
+
+    def timezone(self, name: str, default: Any = REQUIRED, *, allow_empty: bool = False) -> Any:
+        """An IANA time zone name (``"Asia/Shanghai"``), checked against the zone database."""
+        value = self.str(name, default)
+        if value is None or (allow_empty and value == ""):
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self._problem(
+                name, f"unknown time zone {value!r} (use an IANA name such as 'Asia/Shanghai')"
+            )
+            return None if default is REQUIRED else default
+        return value
 
     def _bounded(self, name: str, value: Any, default: Any, lo: Any, hi: Any) -> Any:
         if lo is not None and value < lo:
