@@ -29,7 +29,15 @@ from gateway.errors import ConfigError, ConfigProblem
 REQUIRED: Any = object()
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    None: 1.0,
+}
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -41,7 +49,7 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, \"30s\", \"5m\", \"2h\" or \"7d\"")
+        raise ValueError('expected a duration such as 30, "30s", "5m", "2h" or "7d"')
     if isinstance(value, int | float):
         if value != value:  # NaN (TOML allows nan): every comparison with it is False
             raise ValueError("must be a number of seconds, not nan")
@@ -52,7 +60,7 @@ def parse_duration(value: Any) -> float:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    raise ValueError(f"expected a duration such as 30, \"30s\", \"5m\", \"2h\" or \"7d\", got {value!r}")
+    raise ValueError(f'expected a duration such as 30, "30s", "5m", "2h" or "7d", got {value!r}')
 
 
 class TableReader:
@@ -126,7 +134,9 @@ class TableReader:
     def raw(self, name: str, default: Any = REQUIRED) -> Any:
         return self._get(name, default)[1]
 
-    def str(self, name: str, default: Any = REQUIRED, *, choices: Sequence[str] | None = None) -> Any:
+    def str(
+        self, name: str, default: Any = REQUIRED, *, choices: Sequence[str] | None = None
+    ) -> Any:
         present, value = self._get(name, default)
         if not present:
             return value
@@ -134,7 +144,10 @@ class TableReader:
             self._problem(name, f"must be a string, got {type(value).__name__}")
             return None if default is REQUIRED else default
         if choices is not None and value not in choices:
-            self._problem(name, f"must be one of {', '.join(choices)}; got {value!r}{did_you_mean(value, choices)}")
+            self._problem(
+                name,
+                f"must be one of {', '.join(choices)}; got {value!r}{did_you_mean(value, choices)}",
+            )
             return None if default is REQUIRED else default
         return value
 
@@ -173,7 +186,12 @@ class TableReader:
         return self._bounded(name, float(value), default, min, max)
 
     def duration(
-        self, name: str, default: Any = REQUIRED, *, min: float | None = None, max: float | None = None
+        self,
+        name: str,
+        default: Any = REQUIRED,
+        *,
+        min: float | None = None,
+        max: float | None = None,
     ) -> Any:
         """Seconds, from ``30``, ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``."""
         present, value = self._get(name, default)
