@@ -19,6 +19,7 @@ mistake in one ``gatewayd --check-config`` run. After a problem the getter retur
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -53,13 +54,18 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         if value != value:  # NaN (TOML allows nan): every comparison with it is False
             raise ValueError("must be a number of seconds, not nan")
+        if math.isinf(value):
+            raise ValueError(f"must be a finite number of seconds, got {value}")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            if math.isinf(seconds):  # hundreds of digits overflow a float
+                raise ValueError(f"must be a finite number of seconds, got {value!r}")
+            return seconds
     raise ValueError(f'expected a duration such as 30, "30s", "5m", "2h" or "7d", got {value!r}')
 
 
@@ -182,6 +188,9 @@ class TableReader:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             self._problem(name, f"must be a number, got {value!r}")
+            return None if default is REQUIRED else default
+        if math.isinf(value):  # TOML inf, or a literal such as 1e999
+            self._problem(name, f"must be a finite number, got {value!r}")
             return None if default is REQUIRED else default
         return self._bounded(name, float(value), default, min, max)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import load_config
+from gateway.config_reader import TableReader
 from gateway.errors import ConfigError
 from gateway.plugin_manager import make_plugin_manager
 
@@ -28,3 +29,24 @@ def test_campaigns_timezone_is_validated(gateway_config, gatewayd):
     assert f"{config}: campaigns.timezone: unknown time zone 'Asia/Beijing'" in stderr
     ok = gateway_config('\n[campaigns]\ntimezone = "Asia/Urumqi"\n', name="ok.toml")
     assert check(gatewayd, ok) == (0, "")
+
+
+def test_infinite_durations_and_numbers_are_refused(gateway_config, gatewayd):
+    """inf (or a literal that overflows to it) is refused for durations and numbers, with key and reason."""
+    config = gateway_config(
+        '\n[http]\nidle_timeout = inf\n[campaigns]\nstate_ttl = 1e999\ntick = "9'
+        + "9" * 400
+        + 's"\n',
+        gateway_extra="drain_deadline = -inf\n",
+    )
+    code, stderr = check(gatewayd, config)
+    assert code == 1
+    for key in ("http.idle_timeout", "campaigns.state_ttl", "campaigns.tick"):
+        assert f"{config}: {key}: must be a finite number" in stderr, (key, stderr)
+    assert f"{config}: gateway.drain_deadline: must be a finite number" in stderr
+    r = TableReader({"x": float("inf"), "y": float("-inf")}, "t")
+    assert r.float("x", 1.0) == 1.0 and r.float("y", 2.0) == 2.0 and not r.ok
+    assert [str(p) for p in r._problems] == [
+        "t.x: must be a finite number, got inf",
+        "t.y: must be a finite number, got -inf",
+    ]
