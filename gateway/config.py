@@ -32,6 +32,8 @@ from gateway.store import SYNCHRONOUS_MODES
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "console")
 CORE_TABLES = ("gateway", "logging", "http", "plugins")
+#: ``sun_path`` of ``struct sockaddr_un`` on Linux: 108 bytes, the terminating NUL included.
+AF_UNIX_PATH_MAX = 108
 
 
 @attrs.frozen(kw_only=True)
@@ -156,10 +158,18 @@ def parse_core(
     disabled = r.str_list("disabled_plugins", ())
     sync = r.str("sqlite_synchronous", d.sqlite_synchronous, choices=SYNCHRONOUS_MODES[1:3])
     r.check_unknown()
+    socket_path = _resolve(base, control_socket or str(d.control_socket))
+    size = len(os.fsencode(socket_path))
+    if size + 1 > AF_UNIX_PATH_MAX:
+        r.problem(
+            "control_socket",
+            f"path too long for a Unix socket: {size} bytes, at most {AF_UNIX_PATH_MAX - 1} "
+            f"({socket_path}); use a shorter path such as /run/gateway/control.sock",
+        )
     return CoreConfig(
         state_dir=_resolve(base, state_dir or str(d.state_dir)),
         timezone=timezone,
-        control_socket=_resolve(base, control_socket or str(d.control_socket)),
+        control_socket=socket_path,
         control_socket_mode=mode if mode is not None else d.control_socket_mode,
         drain_deadline=drain if drain is not None else d.drain_deadline,
         restart_backoff_initial=initial or d.restart_backoff_initial,

@@ -50,3 +50,24 @@ def test_infinite_durations_and_numbers_are_refused(gateway_config, gatewayd):
         "t.x: must be a finite number, got inf",
         "t.y: must be a finite number, got -inf",
     ]
+
+
+def test_control_socket_path_too_long_for_af_unix(short_tmp, gatewayd):
+    """A control socket path longer than AF_UNIX allows (107 bytes + NUL) fails --check-config."""
+    long_dir = short_tmp / ("d" * 60) / ("e" * 60)
+    config = short_tmp / "gateway.toml"
+    config.write_text(
+        f'[gateway]\nstate_dir = "{short_tmp / "state"}"\n'
+        f'control_socket = "{long_dir / "control.sock"}"\n'
+    )
+    code, stderr = check(gatewayd, config)
+    assert code == 1
+    assert f"{config}: gateway.control_socket: " in stderr and "too long" in stderr
+    relative = short_tmp / "rel.toml"  # relative paths count once resolved
+    relative.write_text('[gateway]\ncontrol_socket = "' + "x" * 100 + '.sock"\n')
+    assert "gateway.control_socket: " in check(gatewayd, relative)[1]
+    fits = short_tmp / "fits.toml"
+    fits.write_text(
+        f'[gateway]\nstate_dir = "{short_tmp / "state"}"\ncontrol_socket = "{short_tmp / "c.sock"}"\n'
+    )
+    assert check(gatewayd, fits) == (0, "")
