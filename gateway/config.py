@@ -32,6 +32,8 @@ from gateway.store import SYNCHRONOUS_MODES
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "console")
 CORE_TABLES = ("gateway", "logging", "http", "plugins")
+#: ``sun_path`` of ``struct sockaddr_un`` on Linux: 108 bytes, the terminating NUL included.
+AF_UNIX_PATH_MAX = 108
 
 
 @attrs.frozen(kw_only=True)
@@ -107,7 +109,14 @@ def read_toml(path: Path | str) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(ConfigProblem("", f"not UTF-8 text: {exc}", file=str(path))) from exc
+        raise ConfigError(
+            ConfigProblem(
+                "",
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save the file as UTF-8 (GBK and other encodings are not accepted)",
+                file=str(path),
+            )
+        ) from exc
     except RecursionError as exc:  # tomllib is recursive: arrays/tables nested thousands deep
         raise ConfigError(
             ConfigProblem("", "TOML nested too deeply to read", file=str(path))
@@ -143,14 +152,7 @@ def parse_core(
     d = CoreConfig()
     r = TableReader(table, "gateway", problems=problems)
     state_dir = r.str("state_dir", str(d.state_dir))
-    timezone = r.str("timezone", d.timezone)
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        r.problem(
-            "timezone", f"unknown time zone {timezone!r} (use an IANA name such as 'Asia/Shanghai')"
-        )
-        timezone = d.timezone
+    timezone = r.timezone("timezone", d.timezone)
     control_socket = r.str("control_socket", str(d.control_socket))
     mode = r.int("control_socket_mode", d.control_socket_mode, min=0, max=0o777)
     drain = r.duration("drain_deadline", d.drain_deadline, min=0, max=3600)
@@ -163,10 +165,18 @@ def parse_core(
     disabled = r.str_list("disabled_plugins", ())
     sync = r.str("sqlite_synchronous", d.sqlite_synchronous, choices=SYNCHRONOUS_MODES[1:3])
     r.check_unknown()
+    socket_path = _resolve(base, control_socket or str(d.control_socket))
+    size = len(os.fsencode(socket_path))
+    if size + 1 > AF_UNIX_PATH_MAX:
+        r.problem(
+            "control_socket",
+            f"path too long for a Unix socket: {size} bytes, at most {AF_UNIX_PATH_MAX - 1} "
+            f"({socket_path}); use a shorter path such as /run/gateway/control.sock",
+        )
     return CoreConfig(
         state_dir=_resolve(base, state_dir or str(d.state_dir)),
         timezone=timezone,
-        control_socket=_resolve(base, control_socket or str(d.control_socket)),
+        control_socket=socket_path,
         control_socket_mode=mode if mode is not None else d.control_socket_mode,
         drain_deadline=drain if drain is not None else d.drain_deadline,
         restart_backoff_initial=initial or d.restart_backoff_initial,

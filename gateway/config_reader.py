@@ -19,7 +19,9 @@ mistake in one ``gatewayd --check-config`` run. After a problem the getter retur
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,15 @@ from gateway.errors import ConfigError, ConfigProblem
 REQUIRED: Any = object()
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    None: 1.0,
+}
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -40,18 +50,23 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, \"30s\", \"5m\", \"2h\" or \"7d\"")
+        raise ValueError('expected a duration such as 30, "30s", "5m", "2h" or "7d"')
     if isinstance(value, int | float):
         if value != value:  # NaN (TOML allows nan): every comparison with it is False
             raise ValueError("must be a number of seconds, not nan")
+        if math.isinf(value):
+            raise ValueError(f"must be a finite number of seconds, got {value}")
         if value < 0:
             raise ValueError("must not be negative")
         return float(value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    raise ValueError(f"expected a duration such as 30, \"30s\", \"5m\", \"2h\" or \"7d\", got {value!r}")
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            if math.isinf(seconds):  # hundreds of digits overflow a float
+                raise ValueError(f"must be a finite number of seconds, got {value!r}")
+            return seconds
+    raise ValueError(f'expected a duration such as 30, "30s", "5m", "2h" or "7d", got {value!r}')
 
 
 class TableReader:
@@ -125,7 +140,9 @@ class TableReader:
     def raw(self, name: str, default: Any = REQUIRED) -> Any:
         return self._get(name, default)[1]
 
-    def str(self, name: str, default: Any = REQUIRED, *, choices: Sequence[str] | None = None) -> Any:
+    def str(
+        self, name: str, default: Any = REQUIRED, *, choices: Sequence[str] | None = None
+    ) -> Any:
         present, value = self._get(name, default)
         if not present:
             return value
@@ -133,7 +150,10 @@ class TableReader:
             self._problem(name, f"must be a string, got {type(value).__name__}")
             return None if default is REQUIRED else default
         if choices is not None and value not in choices:
-            self._problem(name, f"must be one of {', '.join(choices)}; got {value!r}{did_you_mean(value, choices)}")
+            self._problem(
+                name,
+                f"must be one of {', '.join(choices)}; got {value!r}{did_you_mean(value, choices)}",
+            )
             return None if default is REQUIRED else default
         return value
 
@@ -169,10 +189,18 @@ class TableReader:
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             self._problem(name, f"must be a number, got {value!r}")
             return None if default is REQUIRED else default
+        if math.isinf(value):  # TOML inf, or a literal such as 1e999
+            self._problem(name, f"must be a finite number, got {value!r}")
+            return None if default is REQUIRED else default
         return self._bounded(name, float(value), default, min, max)
 
     def duration(
-        self, name: str, default: Any = REQUIRED, *, min: float | None = None, max: float | None = None
+        self,
+        name: str,
+        default: Any = REQUIRED,
+        *,
+        min: float | None = None,
+        max: float | None = None,
     ) -> Any:
         """Seconds, from ``30``, ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"``."""
         present, value = self._get(name, default)
@@ -184,6 +212,20 @@ class TableReader:
             self._problem(name, str(exc))
             return None if default is REQUIRED else default
         return self._bounded(name, seconds, default, min, max)
+
+    def timezone(self, name: str, default: Any = REQUIRED, *, allow_empty: bool = False) -> Any:
+        """An IANA time zone name (``"Asia/Shanghai"``), checked against the zone database."""
+        value = self.str(name, default)
+        if value is None or (allow_empty and value == ""):
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self._problem(
+                name, f"unknown time zone {value!r} (use an IANA name such as 'Asia/Shanghai')"
+            )
+            return None if default is REQUIRED else default
+        return value
 
     def _bounded(self, name: str, value: Any, default: Any, lo: Any, hi: Any) -> Any:
         if lo is not None and value < lo:

@@ -26,6 +26,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import structlog
 import trio
 
@@ -41,9 +42,14 @@ if TYPE_CHECKING:
     from gateway.daemon import Daemon
 
 MAX_REQUEST_BYTES = 1 << 20
-#: Connections served at once; more get an error reply (idle clients must not use up the fds).
+#: Connections served at once. When all are taken, the connection idle the longest is closed
+#: to admit the new one; only when every one is running a command does a client get an error.
 MAX_CONNECTIONS = 32
-#: A connection waiting this long for a request, or for its reply to be read, is closed.
+#: A new connection must send a complete request line within this time (gatewayctl sends it at
+#: once): clients that connect and say nothing do not hold a connection for long.
+REQUEST_TIMEOUT_S = 10.0
+#: After a reply, the connection may stay open this long waiting for its next request; also
+#: the bound for a reply to be read.
 IDLE_TIMEOUT_S = 120.0
 #: Worst first: the state a plugin shows is that of its worst task.
 _STATE_ORDER = ("failed", "restarting", "starting", "running", "finished", "stopped")
@@ -111,29 +117,31 @@ async def serve_control(
         listener = trio.SocketListener(sock)
         task_status.started()
 
-        active = 0
+        connections: list[_Connection] = []  # in the order they were admitted
 
         async def handle(stream: trio.SocketStream) -> None:
-            nonlocal active
             try:
-                if active >= MAX_CONNECTIONS:
+                if len(connections) >= MAX_CONNECTIONS and not _close_longest_idle(connections):
                     log.warning("control.too_many_connections", limit=MAX_CONNECTIONS)
                     async with stream:
                         with trio.move_on_after(1):
                             await stream.send_all(
                                 encode_reply(
                                     _error(
-                                        f"too many control connections (limit {MAX_CONNECTIONS});"
-                                        " try again"
+                                        f"too many control connections (limit {MAX_CONNECTIONS})"
+                                        " running commands; try again"
                                     )
                                 )
                             )
                     return
-                active += 1
+                connection = _Connection(idle_since=trio.current_time())
+                connections.append(connection)
                 try:
-                    await _serve_connection(daemon, stream)
+                    with connection.scope:
+                        await _serve_connection(daemon, stream, connection)
                 finally:
-                    active -= 1
+                    if connection in connections:
+                        connections.remove(connection)
             except Exception as exc:  # a client hanging up mid-reply must not stop the server
                 log.debug("control.connection_failed", error=describe(exc))
 
@@ -147,12 +155,43 @@ async def serve_control(
             pass
 
 
-async def _serve_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
+@attrs.define(eq=False)
+class _Connection:
+    """One admitted client; ``idle_since`` is None while one of its commands runs."""
+
+    idle_since: float | None
+    served: int = 0
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+
+
+def _close_longest_idle(connections: list[_Connection]) -> bool:
+    """Close the connection idle the longest to make room; False when every one is busy."""
+    idle = [c for c in connections if c.idle_since is not None]
+    if not idle:
+        return False
+    oldest = min(idle, key=lambda c: c.idle_since or 0.0)
+    connections.remove(oldest)
+    oldest.scope.cancel()
+    structlog.get_logger().info(
+        "control.idle_connection_closed",
+        idle_s=round(trio.current_time() - (oldest.idle_since or 0.0), 1),
+        reason="connection limit reached",
+    )
+    return True
+
+
+async def _serve_connection(
+    daemon: Daemon, stream: trio.SocketStream, connection: _Connection
+) -> None:
     buffer = bytearray()
     async with stream:
         while True:
+            assert connection.idle_since is not None
+            # A complete request within REQUEST_TIMEOUT_S of connecting (however slowly its
+            # bytes come); between requests, the next one within IDLE_TIMEOUT_S.
+            wait = IDLE_TIMEOUT_S if connection.served else REQUEST_TIMEOUT_S
             data = b""
-            with trio.move_on_after(IDLE_TIMEOUT_S):
+            with trio.move_on_at(connection.idle_since + wait):
                 data = await stream.receive_some(65536)
             if not data:  # closed by the client, or idle too long
                 return
@@ -160,10 +199,14 @@ async def _serve_connection(daemon: Daemon, stream: trio.SocketStream) -> None:
             while (end := buffer.find(b"\n")) >= 0:
                 line = bytes(buffer[:end])
                 del buffer[: end + 1]
+                connection.idle_since = None
                 reply = await dispatch(daemon, line)
-                # A client that never reads its replies must not hold the connection forever.
+                connection.served += 1
+                # Waiting for the client to read is idleness too: it may be closed for another.
+                connection.idle_since = trio.current_time()
                 with trio.fail_after(IDLE_TIMEOUT_S):
                     await stream.send_all(encode_reply(reply))
+                connection.idle_since = trio.current_time()
             if len(buffer) > MAX_REQUEST_BYTES:
                 with trio.move_on_after(IDLE_TIMEOUT_S):
                     await stream.send_all(

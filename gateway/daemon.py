@@ -59,6 +59,7 @@ from gateway.config import (
 from gateway.errors import ConfigError, GatewayError, PluginError
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
 from gateway.sdnotify import SdNotifier
+from gateway.store import make_state_dir
 from gateway.supervisor import Supervisor, _leaf, describe
 
 DEFAULT_CONFIG = Path("/etc/gateway/gateway.toml")
@@ -171,7 +172,7 @@ class Daemon:
         log = structlog.get_logger()
         gw = self.gateway
         try:
-            gw.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(gw.state_dir)
         except OSError as exc:
             raise GatewayError(
                 f"cannot create the state directory {gw.state_dir}: {exc.strerror or exc}"

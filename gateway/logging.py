@@ -8,9 +8,14 @@ contextvars bound with :func:`structlog.contextvars.bind_contextvars`.
 Standard-library loggers (trio, smpplib...) are routed through the same processors, so the
 masking and the renderer apply to them too.
 
-Privacy: :class:`Masker` masks mobile numbers (``13812345678`` -> ``138****5678``) and IMSIs
-(``460001234567890`` -> ``46000******7890``) anywhere in the event dict, nested values and
-free text included, and hides the values of keys that look like secrets. Clear text only with
+Privacy: :class:`Masker` masks subscriber numbers of any country (``13812345678`` ->
+``138****5678``, ``+447911123456`` -> ``+4479****3456``), IMSIs of any MCC (``460001234567890``
+-> ``46000******7890``) and IMEIs (also written with separators) anywhere in the event dict,
+nested values and free text included: every run of 8 or more digits, except the parts of a
+decimal number (timestamps) and numbers under measure keys (``*_ms``, ``*_bytes``, ``count``).
+It hides the values of keys that look like secrets (``password``, ``token``, ``auth``,
+``authorization``, ``api_key``, ``cookie``, ``credential``...) and such values written in text
+(``token=...``, ``Authorization: Bearer ...``, ``scheme://user:password@host``). Clear text only with
 ``[logging] clear_text_msisdn = true`` (debugging on a test system).
 
 The level filter and the masker are mutable objects read on every line, so a configuration
@@ -28,24 +33,79 @@ from typing import Any, TextIO
 import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-SECRET_WORDS = ("password", "passwd", "secret", "token")
-IDENTITY_KEYS = ("msisdn", "imsi", "called", "calling", "source_addr", "destination_addr")
+#: A key containing one of these hides its value.
+SECRET_WORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "cookie",
+    "api_key",
+    "apikey",
+    "private_key",
+)
+IDENTITY_KEYS = ("msisdn", "imsi", "imei", "called", "calling", "source_addr", "destination_addr")
+#: Numbers under these key endings are measures (times, sizes, counts), not subscribers.
+MEASURE_SUFFIXES = (
+    "_at",
+    "_s",
+    "_ms",
+    "_us",
+    "_ns",
+    "time",
+    "timestamp",
+    "bytes",
+    "count",
+    "total",
+)
 
-# A mainland-China mobile number, optionally with the 86 country code (and a "+").
-# Digits on either side mean it is part of a longer number: left alone (IMSIs are handled first).
-_MSISDN = re.compile(r"(?<!\d)(86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-# An IMSI: 15 digits, MCC (3) + MNC (2 here; 3-digit MNCs still keep a safe prefix) + MSIN.
-_IMSI = re.compile(r"(?<!\d)(\d{5})(\d{6})(\d{4})(?!\d)")
+# "auth", "authorization", "x-auth", "auth_header"; not "author" or "authorized".
+_AUTH_KEY = re.compile(r"(?:^|[^a-z])auth(?:orization|entication|n|z)?(?:$|[^a-z])")
+# A secret written as key=value or "key": "value" in free text (a URL query, a header line).
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)([\w-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|auth|authorization"
+    r"|credentials?|cookie))([\"']?\s*[=:]\s*[\"']?)((?:basic|bearer|digest)\s+)?([^\s&,;\"']+)"
+)
+# scheme://user:password@host
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
+# An IMEI (8-digit TAC, 6-digit serial, check digit; IMEISV: 2-digit version) written with
+# separators: 35-209900-176148-1, 35 209900 176148 23, 35209900-176148-1. The serial is masked.
+_IMEI_GROUPED = re.compile(r"(?<![\d-])(\d{2}([- ])\d{6}|\d{8})([- ])(\d{6})\3(\d{1,2})(?![\d-])")
+# A run of 8 or more digits (optionally after "+"): a subscriber number of any country (E.164
+# has 8-15 digits), an IMSI (14-15, any MCC: roamers too), an IMEI (15) or IMEISV (16), an
+# ICCID. Shorter runs (counters, ports, years) stay, and so do the parts of a decimal number
+# (a timestamp such as 1772000000.123).
+_LONG_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)(\d{8,})(?!\d)(?!\.\d)")
 #: Nesting deeper than this is cut (a cyclic structure would recurse forever).
 _MAX_DEPTH = 20
 
 
+def _mask_digits(digits: str) -> str:
+    """Keep a short prefix (country, MCC+MNC, TAC) and the last digits; hide at least 4.
+
+    11 digits keep 3 + 4 (``138****5678``), 13 keep 5 + 4 (``86138****5678``), 15 keep 5 + 4
+    (an IMSI: ``46000******7890``).
+    """
+    n = len(digits)
+    tail = 4 if n >= 10 else 2
+    hidden = max(4, n - 9)
+    head = n - tail - hidden
+    return digits[:head] + "*" * hidden + digits[n - tail :]
+
+
 def mask_text(text: str) -> str:
-    """Mask every IMSI and mobile number found in ``text``."""
+    """Mask every subscriber number, IMSI, IMEI and written-out secret found in ``text``."""
+    if ("=" in text or ":" in text) and (
+        _SECRET_IN_TEXT.search(text) or _URL_PASSWORD.search(text)
+    ):
+        text = _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[3]}", text)
+        text = _SECRET_IN_TEXT.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}***", text)
     if not any(c.isdigit() for c in text):
         return text
-    text = _IMSI.sub(lambda m: f"{m[1]}{'*' * 6}{m[3]}", text)
-    return _MSISDN.sub(lambda m: f"{m[1] or ''}{m[2]}****{m[4]}", text)
+    text = _IMEI_GROUPED.sub(lambda m: f"{m[1]}{m[3]}******{m[3]}{m[5]}", text)
+    return _LONG_NUMBER.sub(lambda m: _mask_digits(m[1]), text)
 
 
 def mask_identity(value: str) -> str:
@@ -59,6 +119,10 @@ def mask_identity(value: str) -> str:
             value[: len(value) - len(digits)] + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
         )
     return "*" * len(value) if value else value
+
+
+def _is_secret_key(lowered: str) -> bool:
+    return any(word in lowered for word in SECRET_WORDS) or bool(_AUTH_KEY.search(lowered))
 
 
 class Masker:
@@ -84,13 +148,15 @@ class Masker:
     def _value(self, key: Any, value: Any, depth: int) -> Any:
         if isinstance(key, str):
             lowered = key.lower()
-            if any(word in lowered for word in SECRET_WORDS) and not (
+            if _is_secret_key(lowered) and not (
                 value is None or (isinstance(value, str) and not value)
             ):
                 return "***"
             if not self.clear_text and isinstance(value, str | int) and not isinstance(value, bool):
                 if any(word in lowered for word in IDENTITY_KEYS):
                     return mask_identity(str(value))
+            if isinstance(value, int | float) and lowered.endswith(MEASURE_SUFFIXES):
+                return value
         if value is None or isinstance(value, bool):
             return value
         if depth > _MAX_DEPTH:  # a cyclic or absurdly deep structure
@@ -104,10 +170,13 @@ class Masker:
         if isinstance(value, str):
             return mask_text(value)
         if isinstance(value, int | float):
-            if abs(value) < 10**10:
+            if isinstance(value, float) and not value.is_integer():
+                return value  # a measure or a timestamp (or inf, nan), not a subscriber number
+            if abs(value) < 10**7:  # up to 7 digits: counters
                 return value
-            masked = mask_text(str(value))
-            return masked if masked != str(value) else value
+            digits = str(int(value))
+            masked = mask_text(digits)
+            return masked if masked != digits else value
         # Anything else is rendered with str() (JSON default=str): mask that text.
         try:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

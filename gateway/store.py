@@ -15,7 +15,9 @@ record.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -30,6 +32,36 @@ from gateway.statedb import claim_state_database
 T = TypeVar("T")
 
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
+#: State files (database, WAL, SHM) and the state directory we create: nothing for others.
+STATE_FILE_MODE = 0o640
+STATE_DIR_MODE = 0o750
+
+
+def make_state_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if missing; the directory created gets 0750 whatever the umask."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, STATE_DIR_MODE)
+
+
+def secure_state_file(path: Path, *, created: bool) -> None:
+    """Make a state database 0640 when we created it, else take away anything beyond 0640.
+
+    Called before WAL mode is set: SQLite gives a new ``-wal`` and ``-shm`` file the mode of
+    the database (and fchmods them to it), so they follow whatever the umask. Leftover ones
+    from an earlier run are tightened too.
+    """
+    os.chmod(path, STATE_FILE_MODE if created else _tightened(path))
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.chmod(extra, _tightened(extra))
+        except FileNotFoundError:
+            pass
+
+
+def _tightened(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode) & STATE_FILE_MODE
 
 
 def open_sqlite(
@@ -45,11 +77,15 @@ def open_sqlite(
     path = Path(path)
     claim_state_database(path)  # refuses a file that is not ours (gateway/statedb.py)
     try:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = str(path) != ":memory:"
+        if on_disk:
+            make_state_dir(path.parent)
+        existed = path.exists()
         conn = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_ms / 1000
         )
+        if on_disk:
+            secure_state_file(path, created=not existed)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

@@ -214,6 +214,10 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
         if action == "reload" and len(args) == 1:
             result = await component.reload(gateway)
+            if result.get("profiles_ok") is False:  # the file was refused: an error, exit 1
+                raise AdminCommandError(
+                    f"profile file not loaded, the index in force is kept: {holder.last_error}"
+                )
             return AdminReply(data=result, text=", ".join(f"{k}={v}" for k, v in result.items()))
         raise AdminCommandError("usage: profiles status | show MSISDN|IMSI | reload")
 

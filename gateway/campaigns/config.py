@@ -35,7 +35,7 @@ def parse_campaigns_config(table: Mapping[str, Any], key: str = "campaigns") -> 
     config = CampaignsConfig(
         directory=r.str("directory", d.directory),
         areas_file=r.str("areas_file", d.areas_file),
-        timezone=r.str("timezone", d.timezone),
+        timezone=r.timezone("timezone", d.timezone, allow_empty=True),
         state_capacity=r.int("state_capacity", d.state_capacity, min=1000),
         state_ttl=r.duration("state_ttl", d.state_ttl, min=60),
         tick=r.duration("tick", d.tick, min=1),

@@ -235,6 +235,11 @@ def load_campaign_dir(
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        except Exception as exc:  # a bug in one file's parsing must not stop the others
+            problems.append(
+                ConfigProblem("", f"cannot load: {type(exc).__name__}: {exc}", file=str(path))
+            )
+            continue
         if cdef.id in seen:
             problems.append(
                 ConfigProblem(

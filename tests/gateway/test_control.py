@@ -310,7 +310,7 @@ async def test_hostile_clients_do_not_stop_the_server(daemon):
 
 
 async def test_connections_are_capped_and_idle_ones_closed(daemon, monkeypatch, captured_logs):
-    """Over MAX_CONNECTIONS a client gets an error reply; a connection idle too long is closed."""
+    """Over MAX_CONNECTIONS busy ones a client gets an error reply; idle ones make room; idle too long is closed."""
     from gateway import control
 
     monkeypatch.setattr(control, "MAX_CONNECTIONS", 2)
@@ -323,15 +323,21 @@ async def test_connections_are_capped_and_idle_ones_closed(daemon, monkeypatch, 
             assert json.loads(await stream.receive_some(65536))["ok"]
         return stream
 
-    idle = [await answered_once() for _ in range(2)]  # both counted, then idle
+    busy = []
+    for _ in range(2):  # both running a 5 s command: nothing to close for a third
+        stream = await trio.open_unix_socket(path)
+        await stream.send_all(req("slow"))
+        busy.append(stream)
+    await trio.sleep(0.2)
     extra = await trio.open_unix_socket(path)
     async with extra:
         with trio.fail_after(10):
             line = await extra.receive_some(65536)
     assert json.loads(line)["error"].startswith("too many control connections")
-    for s in idle:
+    for s in busy:
         await s.aclose()
-    monkeypatch.setattr(control, "MAX_CONNECTIONS", 32)  # the closes above may not be seen yet
+    await trio.sleep(0.2)  # the slow commands finish in the background; their slots stay taken
+    monkeypatch.setattr(control, "MAX_CONNECTIONS", 32)
     monkeypatch.setattr(control, "IDLE_TIMEOUT_S", 0.3)
     stream = await answered_once()
     async with stream:
