@@ -10,4 +10,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
     "gateway.campaigns.plugin",
+    # After campaigns: its store reads the campaigns store and profiles opened above.
+    "gateway.pipeline_plugin",
 )

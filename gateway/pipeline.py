@@ -21,14 +21,16 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.campaigns.model import CampaignDef
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.profiles.index import digits_key
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
+
+if TYPE_CHECKING:
+    from gateway.campaigns.model import CampaignDef
 
 #: Channels a subscriber's terminal must support (profile ``capabilities``) to be chosen.
 CHANNEL_CAPABILITY = {"mms": "mms", "wap_push": "wap"}

@@ -1,8 +1,9 @@
-"""Campaigns, profiles and the pipeline as a core component (see ``gateway.default_plugins``).
+"""Campaigns and profiles as a core component (see ``gateway.default_plugins``).
 
 Hooks: the ``[campaigns]`` and ``[profiles]`` sections; the store (opens the campaigns store
-in the state database, loads areas, campaign files and the profile file, builds the pipeline,
-and sets ``gateway.campaigns``, ``gateway.profiles``, ``gateway.pipeline``); a service that
+in the state database, loads areas, campaign files and the profile file, and sets
+``gateway.campaigns`` and ``gateway.profiles``; the pipeline that reads them is a component of
+its own, :mod:`gateway.pipeline_plugin`); a service that
 starts/finishes campaigns on schedule, flushes counters and performs reloads; ``gateway_reload``
 (SIGHUP) which asks that service to reload areas, campaign files and a changed profile file;
 the ``campaigns``, ``campaign`` and ``preview`` admin commands; a status fragment.
@@ -22,6 +23,7 @@ import trio
 from gateway.campaigns.config import (
     CampaignsConfig,
     ProfilesConfig,
+    campaign_timezone,
     parse_campaigns_config,
     parse_profiles_config,
     resolve,
@@ -32,7 +34,6 @@ from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl
 from gateway.profiles.holder import ProfileHolder
 from gateway.rules.areas import load_areas
-from gateway.rules.conditions import MatcherState
 from gateway.store import SqliteWorker, open_sqlite
 
 DB_NAME = "gateway.sqlite"
@@ -61,9 +62,7 @@ class CampaignsComponent:
         return _sections(gateway).get("profiles") or ProfilesConfig()
 
     def timezone(self, gateway: Any) -> str:
-        tz = self.campaigns_config(gateway).timezone
-        core = getattr(gateway.config, "gateway", None)
-        return tz or getattr(core, "timezone", None) or "Asia/Shanghai"
+        return campaign_timezone(gateway.config)
 
     def plugin_types(self, gateway: Any) -> dict[str, Any]:
         types: dict[str, Any] = {}
@@ -79,8 +78,6 @@ class CampaignsComponent:
 
     @contextlib.asynccontextmanager
     async def open(self, gateway: Any) -> AsyncIterator[None]:
-        from gateway.pipeline import Pipeline
-
         self.gateway = gateway
         log = structlog.get_logger()
         cconf, pconf = self.campaigns_config(gateway), self.profiles_config(gateway)
@@ -100,15 +97,7 @@ class CampaignsComponent:
                 profile_file, delimiter=pconf.delimiter
             ):
                 log.error("profiles.not_loaded", path=str(profile_file), reason=holder.last_error)
-            state = MatcherState(capacity=cconf.state_capacity, ttl=cconf.state_ttl)
             gateway.campaigns, gateway.profiles = store, holder
-            gateway.pipeline = Pipeline(
-                gateway,
-                profiles=holder,
-                campaigns=store,
-                timezone=self.timezone(gateway),
-                state=state,
-            )
             self._check_state_ttl(gateway)
             gateway.metrics.gauge("profiles.subscribers", lambda: len(holder.index))
             gateway.metrics.gauge("campaigns.running", lambda: len(store.running()))
@@ -118,7 +107,7 @@ class CampaignsComponent:
                 with trio.CancelScope(shield=True):
                     with contextlib.suppress(Exception):
                         await store.flush_counts()
-                gateway.campaigns = gateway.profiles = gateway.pipeline = None
+                gateway.campaigns = gateway.profiles = None
         finally:
             with trio.CancelScope(shield=True):
                 await worker.aclose()
@@ -231,10 +220,8 @@ def gateway_admin_commands(gateway: Any) -> Iterable[AdminCommand]:
 def gateway_status(gateway: Any) -> Mapping[str, Any] | None:
     if gateway.campaigns is None:
         return None
-    pipeline = gateway.pipeline
     return {
         "running": [c.id for c in gateway.campaigns.running()],
         "invalid_files": len({p.file for p in gateway.campaigns.problems}),
         "profiles": gateway.profiles.statistics() if gateway.profiles else None,
-        "matching_state": pipeline.state.statistics() if pipeline else None,
     }

@@ -20,6 +20,7 @@ from gateway.contact.plugin import open_contact_control
 from gateway.errors import AdminCommandError
 from gateway.model import EventKind as K
 from gateway.model import SignalEvent
+from gateway.pipeline_plugin import open_pipeline
 from tests.fakes.campaign_fakes import PROFILES_CSV, FakeOutbox, campaign_toml
 
 IMSI = [f"46000123456780{i}" for i in range(1, 5)]
@@ -66,7 +67,7 @@ async def running_gateway(tmp_path, *, extra_plugins=()):
     gw = Gateway(config=config, hook=pm.hook, state_dir=tmp_path / "state")
     gw.outbox = FakeOutbox()
     [opener] = campaigns_plugin.gateway_stores(gw)
-    async with open_contact_control(gw), opener:
+    async with open_contact_control(gw), opener, open_pipeline(gw):
         commands = {c.name: c.handler for c in campaigns_plugin.gateway_admin_commands(gw)}
         yield gw, pm, commands
 
