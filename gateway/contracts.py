@@ -47,6 +47,12 @@ class SectionSpec:
     #: Core components (contact control, outbox...) own a top-level table ``[<name>]``
     #: instead of ``[plugins.<name>]``.
     top_level: bool = False
+    #: Keys of this table that only take effect at the next start (storage, addresses,
+    #: sizes fixed when the component opened). A reload that changes one keeps the running
+    #: value in ``gateway.config``, lists the dotted key in the reply of ``gatewayctl reload``
+    #: and logs ``config.restart_required``. Every other key must be applied by the
+    #: plugin's ``gateway_reload``.
+    restart_keys: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +74,9 @@ class Service(Protocol):
 
     name: str
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
 
 
 #: The optional ``drain`` method of services and channels (and of ``gateway.pipeline``).
@@ -107,7 +115,9 @@ class Matcher(Protocol):
 
     name: str
 
-    def match(self, event: SignalEvent, subscriber: Subscriber | None) -> Iterable[ContactRequest]: ...
+    def match(
+        self, event: SignalEvent, subscriber: Subscriber | None
+    ) -> Iterable[ContactRequest]: ...
 
 
 @runtime_checkable
@@ -124,7 +134,9 @@ class Channel(Protocol):
 
     name: str
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from gateway.contracts import (
     Channel,
     HttpRoute,
     Matcher,
+    SectionSpec,
     Service,
     SignalSource,
 )
@@ -75,14 +76,21 @@ from gateway.sdnotify import SdNotifier
 from gateway.supervisor import SupervisedTask, Supervisor, _leaf, describe
 
 DEFAULT_CONFIG = Path("/etc/gateway/gateway.toml")
-#: Core settings that only take effect at the next start.
-RESTART_ONLY = (
-    "state_dir",
-    "control_socket",
-    "control_socket_mode",
-    "disabled_plugins",
-    "sqlite_synchronous",
-)
+#: Keys of the core tables that only take effect at the next start, by table. Components and
+#: plugins declare theirs with ``SectionSpec.restart_keys``.
+CORE_RESTART_KEYS: dict[str, tuple[str, ...]] = {
+    "gateway": (
+        "state_dir",
+        "control_socket",
+        "control_socket_mode",
+        "disabled_plugins",
+        "sqlite_synchronous",
+    ),
+    # The HTTP host is built once with its listen address and limits.
+    "http": ("listen", "max_body_bytes", "idle_timeout"),
+    # The renderer is chosen once; levels and the masking flag are applied on reload.
+    "logging": ("format",),
+}
 
 
 class DroppingSink:
@@ -414,13 +422,16 @@ class Daemon:
                 kept="previous configuration",
             )
             return ConfigError(_problem(str(exc)))
-        old = self.config
-        changed = [k for k in RESTART_ONLY if getattr(old.gateway, k) != getattr(new.gateway, k)]
-        if old.http != new.http:
-            changed.append("http")
-        self.restart_required = [k if k == "http" else f"gateway.{k}" for k in changed]
-        if changed:
-            log.warning("config.restart_required", keys=self.restart_required)
+        specs = [
+            spec for _, specs in call_each(self.pm, "gateway_config_sections") for spec in specs
+        ]
+        self.restart_required, new = keep_restart_keys(self.config, new, specs)
+        if self.restart_required:
+            log.warning(
+                "config.restart_required",
+                keys=self.restart_required,
+                hint="these changes take effect at the next start; the running values are kept",
+            )
         self.config = new
         self.gateway.config = new
         self.supervisor.backoff_initial = new.gateway.restart_backoff_initial
@@ -444,6 +455,43 @@ class Daemon:
         except PluginError as exc:
             return ConfigError(_problem(str(exc)))
         return None
+
+
+def keep_restart_keys(
+    running: GatewayConfig, new: GatewayConfig, specs: Iterable[SectionSpec]
+) -> tuple[list[str], GatewayConfig]:
+    """Compare a reloaded configuration with the running one, key by key.
+
+    Returns the dotted keys that changed but only take effect at the next start
+    (:data:`CORE_RESTART_KEYS` and every ``SectionSpec.restart_keys``), and ``new`` with the
+    running values kept for those keys, so that ``gateway.config`` says what is in force. A
+    second reload of the same file therefore lists the same keys again until the restart.
+    """
+    changed: list[str] = []
+
+    def kept(table: str, old: Any, fresh: Any, keys: Iterable[str]) -> Any:
+        differ = [k for k in keys if getattr(old, k, None) != getattr(fresh, k, None)]
+        changed.extend(f"{table}.{k}" for k in differ)
+        if not differ or not attrs.has(type(fresh)):
+            return fresh
+        return attrs.evolve(fresh, **{k: getattr(old, k) for k in differ})
+
+    core = {
+        table: kept(table, getattr(running, table), getattr(new, table), keys)
+        for table, keys in CORE_RESTART_KEYS.items()
+    }
+    sections, plugins = dict(new.sections), dict(new.plugins)
+    for spec in specs:
+        if not spec.restart_keys:
+            continue
+        table, found = (
+            (spec.name, sections) if spec.top_level else (f"plugins.{spec.name}", plugins)
+        )
+        old_section = (running.sections if spec.top_level else running.plugins).get(spec.name)
+        if spec.name in found and old_section is not None:
+            found[spec.name] = kept(table, old_section, found[spec.name], spec.restart_keys)
+    merged = attrs.evolve(new, sections=sections, plugins=plugins, **core)
+    return changed, merged
 
 
 @contextlib.contextmanager

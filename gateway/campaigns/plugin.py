@@ -189,7 +189,13 @@ def component(gateway: Any) -> CampaignsComponent:
 @hookimpl
 def gateway_config_sections() -> Iterable[SectionSpec]:
     return [
-        SectionSpec(name="campaigns", parse=parse_campaigns_config, top_level=True),
+        # The pipeline's matching state and clock are built once, when it opens.
+        SectionSpec(
+            name="campaigns",
+            parse=parse_campaigns_config,
+            top_level=True,
+            restart_keys=("state_capacity", "state_ttl", "timezone"),
+        ),
         SectionSpec(name="profiles", parse=parse_profiles_config, top_level=True),
     ]
 
