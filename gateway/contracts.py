@@ -8,6 +8,11 @@ Everything with a ``run(*, task_status)`` method is started by the core with
 ``await nursery.start(obj.run)`` inside a supervisor that logs a crash with its traceback and
 restarts the task with backoff. A ``run`` calls ``task_status.started()`` once it is ready
 (bound, listening, file opened) and returns only when cancelled or when its work is done.
+
+One way to run a component loop: a store (``gateway_stores``) opens resources and closes them,
+and starts no task; every loop (scheduler, sweeper, indexer, flush) is a :class:`Service` from
+``gateway_services``, so that it is supervised, shown in ``gatewayctl status``, drained and
+cancelled before the stores close. A store's exit therefore does its final flush inline.
 """
 
 from __future__ import annotations
