@@ -13,7 +13,14 @@ what is left of the drain.
 
 SIGHUP (or ``gatewayctl reload``): the same file is read again. If it is invalid the daemon
 logs ``config.reload_failed`` with every problem and keeps the old configuration; if it is valid
-it replaces ``gateway.config`` and calls ``gateway_reload``.
+it replaces ``gateway.config`` and calls ``gateway_reload``. Changed keys that only take effect
+at the next start (:data:`CORE_RESTART_KEYS`, each ``SectionSpec.restart_keys``) keep their
+running value, are logged (``config.restart_required``) and listed in the reply.
+
+The daemon is the composition root: it imports the control socket, the HTTP host and every
+core module, and nothing imports it (the control socket sees it as a
+:class:`gateway.lifecycle.DaemonView`; the HTTP host gets its section and routes). Its phases
+and the effect of each stop request are one state machine, :class:`gateway.lifecycle.Lifecycle`.
 
 Nursery tree::
 
