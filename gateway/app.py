@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import pluggy
 import structlog
 
+from gateway.contracts import Channel, ContactControl, EventSink, Matcher, Outbox
 from gateway.metrics import Metrics
 from gateway.model import Delivery, MoMessage
+
+if TYPE_CHECKING:
+    # Concrete core components (not plugin contracts); imported for the checker only, so
+    # that the object every module receives does not import the components it carries.
+    from gateway.campaigns.store import CampaignStore
+    from gateway.config import GatewayConfig
+    from gateway.contact.ledger import Ledger
+    from gateway.profiles.holder import ProfileHolder
 
 
 @attrs.define(eq=False)
@@ -27,20 +37,23 @@ class Gateway:
     daemon after the stores are open and before ``gateway_start`` is called.
     """
 
-    config: Any  # gateway.config.GatewayConfig
-    hook: Any  # pluggy HookRelay, for the observer hooks
+    config: GatewayConfig
+    #: The pluggy hook relay, for the observer hooks (``hook.gateway_delivery_report(...)``).
+    hook: pluggy.HookRelay
     state_dir: Path
     metrics: Metrics = attrs.field(factory=Metrics)
-    contact_control: Any = None  # gateway.contracts.ContactControl
-    outbox: Any = None  # gateway.outbox.Outbox
-    profiles: Any = None  # gateway.profiles.ProfileIndex
-    campaigns: Any = None  # gateway.campaigns.CampaignStore
-    ledger: Any = None  # gateway.contact.ledger.Ledger
-    pipeline: Any = None  # gateway.pipeline.Pipeline: the EventSink given to signal sources
+    contact_control: ContactControl | None = None
+    outbox: Outbox | None = None
+    profiles: ProfileHolder | None = None
+    campaigns: CampaignStore | None = None
+    ledger: Ledger | None = None
+    #: The EventSink given to signal sources (``gateway.pipeline.Pipeline``, set by the
+    #: pipeline component); None means events are counted and dropped.
+    pipeline: EventSink | None = None
     #: Set by the daemon from the registration hooks, before any object is started; the
     #: pipeline reads ``matchers`` and the outbox reads ``channels`` (name -> Channel).
-    matchers: list[Any] = attrs.field(factory=list)
-    channels: dict[str, Any] = attrs.field(factory=dict)
+    matchers: list[Matcher] = attrs.field(factory=list)
+    channels: dict[str, Channel] = attrs.field(factory=dict)
     started_at: float = attrs.field(factory=time.time)
 
     def plugin_config(self, name: str) -> Any:

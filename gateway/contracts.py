@@ -8,6 +8,11 @@ Everything with a ``run(*, task_status)`` method is started by the core with
 ``await nursery.start(obj.run)`` inside a supervisor that logs a crash with its traceback and
 restarts the task with backoff. A ``run`` calls ``task_status.started()`` once it is ready
 (bound, listening, file opened) and returns only when cancelled or when its work is done.
+
+One way to run a component loop: a store (``gateway_stores``) opens resources and closes them,
+and starts no task; every loop (scheduler, sweeper, indexer, flush) is a :class:`Service` from
+``gateway_services``, so that it is supervised, shown in ``gatewayctl status``, drained and
+cancelled before the stores close. A store's exit therefore does its final flush inline.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ class SectionSpec:
     #: Core components (contact control, outbox...) own a top-level table ``[<name>]``
     #: instead of ``[plugins.<name>]``.
     top_level: bool = False
+    #: Keys of this table that only take effect at the next start (storage, addresses,
+    #: sizes fixed when the component opened). A reload that changes one keeps the running
+    #: value in ``gateway.config``, lists the dotted key in the reply of ``gatewayctl reload``
+    #: and logs ``config.restart_required``. Every other key must be applied by the
+    #: plugin's ``gateway_reload``.
+    restart_keys: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +79,9 @@ class Service(Protocol):
 
     name: str
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
 
 
 #: The optional ``drain`` method of services and channels (and of ``gateway.pipeline``).
@@ -107,7 +120,9 @@ class Matcher(Protocol):
 
     name: str
 
-    def match(self, event: SignalEvent, subscriber: Subscriber | None) -> Iterable[ContactRequest]: ...
+    def match(
+        self, event: SignalEvent, subscriber: Subscriber | None
+    ) -> Iterable[ContactRequest]: ...
 
 
 @runtime_checkable
@@ -130,7 +145,9 @@ class Channel(Protocol):
 
     name: str
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ from gateway.plugin_manager import call_each, plugin_names
 from gateway.supervisor import describe
 
 if TYPE_CHECKING:
-    from gateway.daemon import Daemon
+    # The daemon passes itself; this module sees it through the protocol, never imports it.
+    from gateway.lifecycle import DaemonView as Daemon
 
 MAX_REQUEST_BYTES = 1 << 20
 #: Connections served at once. When all are taken, the connection idle the longest is closed

@@ -13,7 +13,14 @@ what is left of the drain.
 
 SIGHUP (or ``gatewayctl reload``): the same file is read again. If it is invalid the daemon
 logs ``config.reload_failed`` with every problem and keeps the old configuration; if it is valid
-it replaces ``gateway.config`` and calls ``gateway_reload``.
+it replaces ``gateway.config`` and calls ``gateway_reload``. Changed keys that only take effect
+at the next start (:data:`CORE_RESTART_KEYS`, each ``SectionSpec.restart_keys``) keep their
+running value, are logged (``config.restart_required``) and listed in the reply.
+
+The daemon is the composition root: it imports the control socket, the HTTP host and every
+core module, and nothing imports it (the control socket sees it as a
+:class:`gateway.lifecycle.DaemonView`; the HTTP host gets its section and routes). Its phases
+and the effect of each stop request are one state machine, :class:`gateway.lifecycle.Lifecycle`.
 
 Nursery tree::
 
@@ -37,11 +44,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pluggy
 import structlog
 import trio
 
@@ -56,21 +64,41 @@ from gateway.config import (
     parse_core,
     read_toml,
 )
-from gateway.errors import ConfigError, GatewayError, PluginError
+from gateway.contracts import (
+    AdminCommand,
+    Channel,
+    HttpRoute,
+    Matcher,
+    SectionSpec,
+    Service,
+    SignalSource,
+)
+from gateway.control import builtin_commands, check_control_socket, serve_control
+from gateway.errors import ConfigError, ConfigProblem, GatewayError, PluginError
+from gateway.http import HttpHost
+from gateway.lifecycle import Lifecycle, Phase, StopAction
+from gateway.model import SignalEvent
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
 from gateway.sdnotify import SdNotifier
 from gateway.store import make_state_dir
-from gateway.supervisor import Supervisor, _leaf, describe
+from gateway.supervisor import SupervisedTask, Supervisor, _leaf, describe
 
 DEFAULT_CONFIG = Path("/etc/gateway/gateway.toml")
-#: Core settings that only take effect at the next start.
-RESTART_ONLY = (
-    "state_dir",
-    "control_socket",
-    "control_socket_mode",
-    "disabled_plugins",
-    "sqlite_synchronous",
-)
+#: Keys of the core tables that only take effect at the next start, by table. Components and
+#: plugins declare theirs with ``SectionSpec.restart_keys``.
+CORE_RESTART_KEYS: dict[str, tuple[str, ...]] = {
+    "gateway": (
+        "state_dir",
+        "control_socket",
+        "control_socket_mode",
+        "disabled_plugins",
+        "sqlite_synchronous",
+    ),
+    # The HTTP host is built once with its listen address and limits.
+    "http": ("listen", "max_body_bytes", "idle_timeout"),
+    # The renderer is chosen once; levels and the masking flag are applied on reload.
+    "logging": ("format",),
+}
 
 
 class DroppingSink:
@@ -79,7 +107,7 @@ class DroppingSink:
     def __init__(self, gw: Gateway) -> None:
         self._dropped = gw.metrics.counter("pipeline.events_dropped", reason="no_pipeline")
 
-    async def send(self, events: Any) -> None:
+    async def send(self, events: Sequence[SignalEvent]) -> None:
         self._dropped.inc(len(events))
 
 
@@ -87,12 +115,12 @@ class DroppingSink:
 class Registered:
     """Objects returned by the registration hooks, with the plugin that returned each."""
 
-    services: list[tuple[str, Any]] = attrs.field(factory=list)
-    sources: list[tuple[str, Any]] = attrs.field(factory=list)
-    matchers: list[tuple[str, Any]] = attrs.field(factory=list)
-    channels: list[tuple[str, Any]] = attrs.field(factory=list)
-    commands: list[tuple[str, Any]] = attrs.field(factory=list)
-    routes: list[tuple[str, Any]] = attrs.field(factory=list)
+    services: list[tuple[str, Service]] = attrs.field(factory=list)
+    sources: list[tuple[str, SignalSource]] = attrs.field(factory=list)
+    matchers: list[tuple[str, Matcher]] = attrs.field(factory=list)
+    channels: list[tuple[str, Channel]] = attrs.field(factory=list)
+    commands: list[tuple[str, AdminCommand]] = attrs.field(factory=list)
+    routes: list[tuple[str, HttpRoute]] = attrs.field(factory=list)
 
 
 @attrs.define(eq=False)
@@ -100,24 +128,23 @@ class Daemon:
     """One running gateway: configuration, plugins, supervisor and the ``Gateway`` object."""
 
     config_path: Path
-    pm: Any
+    pm: pluggy.PluginManager
     config: GatewayConfig
     gateway: Gateway = attrs.field(init=False)
     supervisor: Supervisor = attrs.field(init=False)
     notifier: SdNotifier = attrs.field(factory=SdNotifier)
     registered: Registered = attrs.field(factory=Registered)
-    commands: dict[str, tuple[str, Any]] = attrs.field(factory=dict)
-    state: str = "starting"  # starting, running, stopping
+    commands: dict[str, tuple[str, AdminCommand]] = attrs.field(factory=dict)
+    #: The one stop state machine (see gateway.lifecycle); ``state`` is its public face.
+    lifecycle: Lifecycle = attrs.field(factory=Lifecycle)
     reloads: int = 0
     #: Keys changed by the last reload that only take effect at the next start.
     restart_required: list[str] = attrs.field(factory=list)
+    #: Set by the first stop request; what ``_serve`` waits on while running.
     _stop: trio.Event = attrs.field(factory=trio.Event)
+    # The cancel scopes a stop request may cancel (which one: Lifecycle.request_stop says).
     _drain_scope: trio.CancelScope | None = None
-    #: A second stop request came before the drain began: skip it when it does.
-    _skip_drain: bool = False
-    #: The core nursery's scope: a second stop request while stores open or close cancels it.
     _core_scope: trio.CancelScope | None = None
-    _closing_stores: bool = False
     _startup_scope: trio.CancelScope | None = None
     #: Set once the control socket is listening (tests, embedding).
     control_ready: trio.Event = attrs.field(factory=trio.Event)
@@ -143,29 +170,35 @@ class Daemon:
         pm = make_plugin_manager(core.disabled_plugins, extra=extra_plugins)
         return cls(config_path=path, pm=pm, config=parse_config(data, pm, path=path))
 
-    def _count_crash(self, entry: Any) -> None:
+    def _count_crash(self, entry: SupervisedTask) -> None:
         self.gateway.metrics.counter("plugin.task_crashes", plugin=entry.plugin).inc()
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def state(self) -> str:
+        """``starting``, ``running``, ``stopping`` or ``stopped`` (``gatewayctl status``)."""
+        return self.lifecycle.phase.public
+
     def request_stop(self, reason: str = "requested") -> None:
-        """Begin a graceful shutdown (what SIGTERM does)."""
-        if self._stop.is_set():
-            structlog.get_logger().warning("gateway.drain_skipped", reason=reason)
-            self._skip_drain = True
+        """Begin a graceful shutdown (what SIGTERM does); a second request cuts it short."""
+        log = structlog.get_logger()
+        action = self.lifecycle.request_stop()
+        if action in (StopAction.BEGIN, StopAction.CANCEL_STARTUP):
+            log.info("gateway.stopping", reason=reason)
+            self._stop.set()
+            if action is StopAction.CANCEL_STARTUP and self._startup_scope is not None:
+                self._startup_scope.cancel()
+        elif action is StopAction.SKIP_DRAIN:
+            log.warning("gateway.drain_skipped", reason=reason)
             if self._drain_scope is not None:
                 self._drain_scope.cancel()
-            elif self._core_scope is not None and (
-                self._closing_stores or (self.state == "starting" and self._startup_scope is None)
-            ):
-                # A store opening or closing that hangs: nothing else would ever stop it.
-                structlog.get_logger().warning("gateway.stop_forced", reason=reason)
+        elif action is StopAction.FORCE:
+            # A store opening or closing that hangs: nothing else would ever stop it.
+            log.warning("gateway.drain_skipped", reason=reason)
+            log.warning("gateway.stop_forced", reason=reason)
+            if self._core_scope is not None:
                 self._core_scope.cancel()
-            return
-        structlog.get_logger().info("gateway.stopping", reason=reason)
-        self._stop.set()
-        if self.state == "starting" and self._startup_scope is not None:
-            self._startup_scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped; see the module docstring for the order of things."""
@@ -183,12 +216,11 @@ class Daemon:
             config=str(self.config_path),
             plugins=plugin_names(self.pm),
         )
-        from gateway.control import check_control_socket
-
         # Before any store opens: two daemons on one state directory would send twice.
         with lock_state_dir(gw.state_dir):
             check_control_socket(self.config.gateway.control_socket)
             await self._run_locked(task_status)
+        self.lifecycle.advance(Phase.STOPPED)
         log.info("gateway.stopped")
 
     async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
@@ -203,14 +235,16 @@ class Daemon:
                     # Not inside a cancel scope: a store may open a nursery that must outlive it.
                     self.notifier.notify(STATUS="opening stores")
                     await self._open_stores(stores)
-                    if self._stop.is_set():
+                    if self.lifecycle.stop_requested:
                         log.warning("gateway.start_aborted", phase="stores")
                     else:
+                        self.lifecycle.advance(Phase.STARTING)
                         call_each(self.pm, "gateway_start", gateway=gw)
                         self._collect()
                         await self._serve(core, task_status)
                 finally:
-                    self._closing_stores = True  # a second signal now cancels the closing
+                    # A second signal now cancels the closing.
+                    self.lifecycle.advance(Phase.CLOSING)
             core.cancel_scope.cancel()
 
     async def _open_stores(self, stores: contextlib.AsyncExitStack) -> None:
@@ -223,8 +257,6 @@ class Daemon:
 
     async def _serve(self, core: trio.Nursery, task_status: trio.TaskStatus[None]) -> None:
         """Start every object, serve until stopped, then stop intake, drain, cancel."""
-        from gateway.control import serve_control
-
         log = structlog.get_logger()
         # The control socket outlives the work (status answers while draining) but not the stores.
         async with trio.open_nursery() as admin:
@@ -238,7 +270,7 @@ class Daemon:
                         log.warning("gateway.start_aborted", phase="plugins")
                     else:
                         self.control_ready.set()
-                        self.state = "running"
+                        self.lifecycle.advance(Phase.RUNNING)
                         self.notifier.notify(READY=1, STATUS="running", MAINPID=os.getpid())
                         await core.start(self.notifier.serve_watchdog, self._work_moving)
                         log.info(
@@ -248,7 +280,7 @@ class Daemon:
                         )
                         task_status.started()
                         await self._stop.wait()
-                    self.state = "stopping"
+                    self.lifecycle.advance(Phase.DRAINING)
                     self.notifier.notify(STOPPING=1, STATUS="draining")
                     self.supervisor.cancel({"source", "intake"})
                     intake.cancel_scope.cancel()
@@ -281,8 +313,6 @@ class Daemon:
             if channel.name in gw.channels:
                 raise PluginError(plugin, f"channel name {channel.name!r} is already registered")
             gw.channels[channel.name] = channel
-        from gateway.control import builtin_commands
-
         self.commands = {c.name: ("core", c) for c in builtin_commands(self)}
         for plugin, command in reg.commands:
             if command.name in self.commands:
@@ -303,9 +333,7 @@ class Daemon:
             if getattr(service, "intake", False):
                 await sup.start(intake, service, plugin=plugin, kind="intake")
         if reg.routes:
-            from gateway.http import HttpHost
-
-            host = HttpHost(self)
+            host = HttpHost(self.config.http, reg.routes)
             if host.enabled:
                 await sup.start(intake, host, plugin="core", kind="intake")
             else:
@@ -329,20 +357,17 @@ class Daemon:
         reg = self.registered
         # Only objects that were started: after a start-up abort, one that never ran has
         # nothing in flight, and its drain() could wait for a run loop that does not exist.
-        started = {id(t.obj) for t in self.supervisor.tasks if t.state != "starting"}
+        ran = {id(t.obj) for t in self.supervisor.tasks if t.state != "starting"}
+        groups: list[list[tuple[str, object]]]
         groups = [
             [("core", self.gateway.pipeline)] if self.gateway.pipeline is not None else [],
-            [
-                (p, s)
-                for p, s in reg.services
-                if not getattr(s, "intake", False) and id(s) in started
-            ],
-            [(p, c) for p, c in reg.channels if id(c) in started],
+            [(p, s) for p, s in reg.services if not getattr(s, "intake", False) and id(s) in ran],
+            [(p, c) for p, c in reg.channels if id(c) in ran],
         ]
         started = trio.current_time()
         with trio.move_on_after(deadline) as scope:
             self._drain_scope = scope
-            if self._skip_drain:  # a second signal arrived while intake was stopping
+            if self.lifecycle.skip_drain:  # a second signal arrived while intake was stopping
                 scope.cancel()
             for group in groups:
                 async with trio.open_nursery() as nursery:
@@ -356,7 +381,7 @@ class Daemon:
         else:
             log.info("gateway.drained", elapsed_s=elapsed)
 
-    async def _drain_one(self, plugin: str, obj: Any) -> None:
+    async def _drain_one(self, plugin: str, obj: Any) -> None:  # Any: drain() is optional
         try:
             await obj.drain()
         except Exception as exc:
@@ -388,7 +413,7 @@ class Daemon:
     def reload(self, *, reason: str = "requested") -> ConfigError | None:
         """Load the configuration file again; returns the error if it is invalid (old one kept)."""
         log = structlog.get_logger()
-        if self.state != "running":
+        if self.lifecycle.phase is not Phase.RUNNING:
             log.warning("config.reload_ignored", reason=reason, state=self.state)
             return ConfigError(_problem(f"the gateway is {self.state}; reload when it is running"))
         try:
@@ -410,13 +435,16 @@ class Daemon:
                 kept="previous configuration",
             )
             return ConfigError(_problem(str(exc)))
-        old = self.config
-        changed = [k for k in RESTART_ONLY if getattr(old.gateway, k) != getattr(new.gateway, k)]
-        if old.http != new.http:
-            changed.append("http")
-        self.restart_required = [k if k == "http" else f"gateway.{k}" for k in changed]
-        if changed:
-            log.warning("config.restart_required", keys=self.restart_required)
+        specs = [
+            spec for _, specs in call_each(self.pm, "gateway_config_sections") for spec in specs
+        ]
+        self.restart_required, new = keep_restart_keys(self.config, new, specs)
+        if self.restart_required:
+            log.warning(
+                "config.restart_required",
+                keys=self.restart_required,
+                hint="these changes take effect at the next start; the running values are kept",
+            )
         self.config = new
         self.gateway.config = new
         self.supervisor.backoff_initial = new.gateway.restart_backoff_initial
@@ -440,6 +468,43 @@ class Daemon:
         except PluginError as exc:
             return ConfigError(_problem(str(exc)))
         return None
+
+
+def keep_restart_keys(
+    running: GatewayConfig, new: GatewayConfig, specs: Iterable[SectionSpec]
+) -> tuple[list[str], GatewayConfig]:
+    """Compare a reloaded configuration with the running one, key by key.
+
+    Returns the dotted keys that changed but only take effect at the next start
+    (:data:`CORE_RESTART_KEYS` and every ``SectionSpec.restart_keys``), and ``new`` with the
+    running values kept for those keys, so that ``gateway.config`` says what is in force. A
+    second reload of the same file therefore lists the same keys again until the restart.
+    """
+    changed: list[str] = []
+
+    def kept(table: str, old: Any, fresh: Any, keys: Iterable[str]) -> Any:
+        differ = [k for k in keys if getattr(old, k, None) != getattr(fresh, k, None)]
+        changed.extend(f"{table}.{k}" for k in differ)
+        if not differ or not attrs.has(type(fresh)):
+            return fresh
+        return attrs.evolve(fresh, **{k: getattr(old, k) for k in differ})
+
+    core = {
+        table: kept(table, getattr(running, table), getattr(new, table), keys)
+        for table, keys in CORE_RESTART_KEYS.items()
+    }
+    sections, plugins = dict(new.sections), dict(new.plugins)
+    for spec in specs:
+        if not spec.restart_keys:
+            continue
+        table, found = (
+            (spec.name, sections) if spec.top_level else (f"plugins.{spec.name}", plugins)
+        )
+        old_section = (running.sections if spec.top_level else running.plugins).get(spec.name)
+        if spec.name in found and old_section is not None:
+            found[spec.name] = kept(table, old_section, found[spec.name], spec.restart_keys)
+    merged = attrs.evolve(new, sections=sections, plugins=plugins, **core)
+    return changed, merged
 
 
 @contextlib.contextmanager
@@ -472,9 +537,7 @@ def lock_state_dir(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _problem(message: str) -> Any:
-    from gateway.errors import ConfigProblem
-
+def _problem(message: str) -> ConfigProblem:
     return ConfigProblem("", message)
 
 

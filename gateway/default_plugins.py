@@ -2,13 +2,17 @@
 
 Like pytest's ``default_plugins``: the contact-control core, the outbox, campaigns, profiles
 and the pipeline use the same hooks as any plugin (config sections, stores, admin commands),
-but they are part of the core and cannot be disabled. Listed by import path; registered in
-this order.
+but they are part of the core and cannot be disabled. Listed by import path (a module, or
+``module:Class`` for a plugin object made fresh for each plugin manager, so that a component's
+state lives on its plugin object and not in a module-level registry); registered under the
+module path, in this order.
 """
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.numbers",  # first: the numbering plan is active before any store opens
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
-    "gateway.campaigns.plugin",
+    "gateway.campaigns.plugin:CampaignsPlugin",
+    # After campaigns: its store reads the campaigns store and profiles opened above.
+    "gateway.pipeline_plugin",
 )

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import math
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 import trio
 
-from gateway.contracts import HttpRequest, HttpResponse
+from gateway.contracts import HttpRequest, HttpResponse, HttpRoute
 from gateway.errors import PluginError
 from gateway.supervisor import describe
 
 if TYPE_CHECKING:
-    from gateway.daemon import Daemon
+    from gateway.config import HttpConfig
 
 MAX_HEADER_BYTES = 64 * 1024
 #: Connections served at once; more get 503 (slow clients must not use up the fds).
@@ -98,15 +99,18 @@ def encode_response(response: HttpResponse, *, keep_alive: bool) -> bytes:
 
 
 class HttpHost:
-    """Serves ``daemon.registered.routes``; ``enabled`` only with ``[http] listen`` set."""
+    """Serves ``(plugin name, route)`` pairs; ``enabled`` only with ``[http] listen`` set.
+
+    The daemon builds it with the ``[http]`` section and the routes of ``gateway_http_routes``.
+    """
 
     name = "http"
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.config = daemon.config.http
-        self.routes: dict[str, dict[str, Any]] = {}
+    def __init__(self, config: HttpConfig, routes: Iterable[tuple[str, HttpRoute]]) -> None:
+        self.config = config
+        self.routes: dict[str, dict[str, Callable[[HttpRequest], Awaitable[HttpResponse]]]] = {}
         owners: dict[tuple[str, str], str] = {}
-        for plugin, route in daemon.registered.routes:
+        for plugin, route in routes:
             key = (route.method.upper(), route.path)
             if key in owners:
                 raise PluginError(

@@ -21,15 +21,17 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.campaigns.model import CampaignDef
 from gateway.content import declaration_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
+
+if TYPE_CHECKING:
+    from gateway.campaigns.model import CampaignDef
 
 EXPIRE_EVERY = 4096  # events between two state-expiry sweeps
 #: Trigger-policy marks awaiting their decision (a caller that only matches never settles them).

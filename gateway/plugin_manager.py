@@ -50,14 +50,17 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for path in DEFAULT_PLUGINS:
+    for entry in DEFAULT_PLUGINS:
+        path, _, factory = entry.partition(":")
         try:
             module = importlib.import_module(path)
+            # "module:Class": a fresh instance per plugin manager holds the component's state.
+            plugin = getattr(module, factory)() if factory else module
         except Exception as exc:
             raise PluginError(
                 path, f"cannot import core component: {type(exc).__name__}: {exc}"
             ) from exc
-        _register(pm, module, path)
+        _register(pm, plugin, path)
     disabled = set(disabled)
     if load_entry_points:
         eps = entry_points()

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
 
 from gateway.errors import PluginError
+
+if TYPE_CHECKING:
+    from gateway.contracts import Service, SignalSource
 
 #: After running this long without a crash, the backoff starts again from ``initial``.
 STABLE_AFTER_S = 60.0
@@ -31,7 +34,8 @@ class SupervisedTask:
     name: str
     plugin: str
     kind: str  # service, source, channel, http
-    obj: Any
+    #: A Service, Channel or the HTTP host (same shape), or a SignalSource.
+    obj: Service | SignalSource
     state: str = "starting"  # starting, running, restarting, failed, finished, stopped
     restarts: int = 0
     last_error: str | None = None
@@ -73,7 +77,7 @@ class Supervisor:
     async def start(
         self,
         nursery: trio.Nursery,
-        obj: Any,
+        obj: Service | SignalSource,
         *,
         plugin: str,
         kind: str,
@@ -163,6 +167,9 @@ class Supervisor:
 
 
 async def _call(
-    run: Callable[..., Awaitable[None]], args: tuple[Any, ...], *, task_status: Any
+    run: Callable[..., Awaitable[None]],
+    args: tuple[Any, ...],
+    *,
+    task_status: trio.TaskStatus[None],
 ) -> None:
     await run(*args, task_status=task_status)

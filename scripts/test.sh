@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: install the system packages the tests use
 # (tshark, redis-server) when missing and we are root, create .venv with the project and its
-# test extras, then run pytest. Extra arguments go to pytest (e.g. ./scripts/test.sh -x -k smpp).
+# test extras, then type-check gateway/ and adapters/ with mypy (configured in pyproject.toml; a
+# type error fails the run before any test), then run pytest. Extra arguments go to pytest
+# (e.g. ./scripts/test.sh -x -k smpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,11 @@ if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
+
+if ! .venv/bin/python -m mypy; then
+    echo "test.sh: mypy found type errors (see above); fix them before the tests run" >&2
+    exit 1
+fi
 
 set +e
 .venv/bin/python -m pytest -q "$@"

@@ -68,3 +68,9 @@ def resolve(gateway: Any, value: str) -> Path | None:
     if not path.is_absolute() and base is not None:
         path = Path(base).resolve().parent / path
     return path
+
+
+def campaign_timezone(config: Any) -> str:
+    """The timezone of schedules and rule windows: ``[campaigns]``, else ``[gateway]``."""
+    campaigns = config.sections.get("campaigns") or CampaignsConfig()
+    return campaigns.timezone or getattr(config.gateway, "timezone", None) or "Asia/Shanghai"

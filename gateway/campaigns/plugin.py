@@ -1,8 +1,9 @@
-"""Campaigns, profiles and the pipeline as a core component (see ``gateway.default_plugins``).
+"""Campaigns and profiles as a core component (see ``gateway.default_plugins``).
 
 Hooks: the ``[campaigns]`` and ``[profiles]`` sections; the store (opens the campaigns store
-in the state database, loads areas, campaign files and the profile file, builds the pipeline,
-and sets ``gateway.campaigns``, ``gateway.profiles``, ``gateway.pipeline``); a service that
+in the state database, loads areas, campaign files and the profile file, and sets
+``gateway.campaigns`` and ``gateway.profiles``; the pipeline that reads them is a component of
+its own, :mod:`gateway.pipeline_plugin`); a service that
 starts/finishes campaigns on schedule, flushes counters and performs reloads; ``gateway_reload``
 (SIGHUP) which asks that service to reload areas, campaign files and a changed profile file;
 the ``campaigns``, ``campaign`` and ``preview`` admin commands; a status fragment.
@@ -12,79 +13,85 @@ from __future__ import annotations
 
 import contextlib
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
+from gateway.campaigns.admin import admin_commands
 from gateway.campaigns.config import (
     CampaignsConfig,
     ProfilesConfig,
+    campaign_timezone,
     parse_campaigns_config,
     parse_profiles_config,
     resolve,
 )
 from gateway.campaigns.store import CampaignStore
 from gateway.contracts import AdminCommand, SectionSpec
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.hookspecs import hookimpl
 from gateway.profiles.holder import ProfileHolder
 from gateway.rules.areas import load_areas
-from gateway.rules.conditions import MatcherState
 from gateway.store import SqliteWorker, open_sqlite
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 DB_NAME = "gateway.sqlite"
 
 
-def _sections(gateway: Any) -> Mapping[str, Any]:
-    return getattr(gateway.config, "sections", {}) or {}
-
-
 class CampaignsComponent:
-    """Owns the reload and schedule work; also the ``Service`` the core runs."""
+    """Owns the campaigns store, the profiles, the reload and schedule work of one gateway.
+
+    Also the ``Service`` the core runs (schedule ticks, counter flushes, reloads).
+    """
 
     name = "campaigns"
 
-    def __init__(self) -> None:
-        self.gateway: Any = None
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.store: CampaignStore | None = None
+        self.holder: ProfileHolder | None = None
         self._reload_requested = trio.Event()
         self._reload_lock = trio.Lock()
         self.reloads = 0
         self.reloaded = trio.Event()  # set (and replaced) after each reload, for tests
 
-    def campaigns_config(self, gateway: Any) -> CampaignsConfig:
-        return _sections(gateway).get("campaigns") or CampaignsConfig()
+    def campaigns_config(self, gateway: Gateway) -> CampaignsConfig:
+        config: CampaignsConfig | None = gateway.config.sections.get("campaigns")
+        return config or CampaignsConfig()
 
-    def profiles_config(self, gateway: Any) -> ProfilesConfig:
-        return _sections(gateway).get("profiles") or ProfilesConfig()
+    def profiles_config(self, gateway: Gateway) -> ProfilesConfig:
+        config: ProfilesConfig | None = gateway.config.sections.get("profiles")
+        return config or ProfilesConfig()
 
-    def timezone(self, gateway: Any) -> str:
-        tz = self.campaigns_config(gateway).timezone
-        core = getattr(gateway.config, "gateway", None)
-        return tz or getattr(core, "timezone", None) or "Asia/Shanghai"
+    def timezone(self, gateway: Gateway) -> str:
+        return campaign_timezone(gateway.config)
 
-    def plugin_types(self, gateway: Any) -> dict[str, Any]:
+    def plugin_types(self, gateway: Gateway) -> dict[str, Any]:
         types: dict[str, Any] = {}
-        hook = getattr(gateway, "hook", None)
-        if hook is not None and hasattr(hook, "gateway_condition_types"):
-            for result in hook.gateway_condition_types():
-                types.update(result or {})
+        for result in gateway.hook.gateway_condition_types():
+            types.update(result or {})
         return types
 
-    def _areas(self, gateway: Any) -> dict[str, Any]:
+    def _areas(self, gateway: Gateway) -> dict[str, Any]:
         path = resolve(gateway, self.campaigns_config(gateway).areas_file)
         return load_areas(path) if path is not None else {}
 
-    @contextlib.asynccontextmanager
-    async def open(self, gateway: Any) -> AsyncIterator[None]:
-        from gateway.pipeline import Pipeline
+    def _opened(self) -> tuple[CampaignStore, ProfileHolder]:
+        if self.store is None or self.holder is None:
+            raise GatewayError("the campaigns store is not open")
+        return self.store, self.holder
 
-        self.gateway = gateway
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        gateway = self.gateway
         log = structlog.get_logger()
         cconf, pconf = self.campaigns_config(gateway), self.profiles_config(gateway)
-        sync = getattr(getattr(gateway.config, "gateway", None), "sqlite_synchronous", "full")
+        sync = gateway.config.gateway.sqlite_synchronous
         worker = SqliteWorker(open_sqlite(gateway.state_dir / DB_NAME, synchronous=sync))
         try:
             areas = self._areas(gateway)
@@ -100,15 +107,8 @@ class CampaignsComponent:
                 profile_file, delimiter=pconf.delimiter
             ):
                 log.error("profiles.not_loaded", path=str(profile_file), reason=holder.last_error)
-            state = MatcherState(capacity=cconf.state_capacity, ttl=cconf.state_ttl)
+            self.store, self.holder = store, holder
             gateway.campaigns, gateway.profiles = store, holder
-            gateway.pipeline = Pipeline(
-                gateway,
-                profiles=holder,
-                campaigns=store,
-                timezone=self.timezone(gateway),
-                state=state,
-            )
             self._check_state_ttl(gateway)
             gateway.metrics.gauge("profiles.subscribers", lambda: len(holder.index))
             gateway.metrics.gauge("campaigns.running", lambda: len(store.running()))
@@ -118,15 +118,17 @@ class CampaignsComponent:
                 with trio.CancelScope(shield=True):
                     with contextlib.suppress(Exception):
                         await store.flush_counts()
-                gateway.campaigns = gateway.profiles = gateway.pipeline = None
+                gateway.campaigns = gateway.profiles = None
+                self.store = self.holder = None
         finally:
             with trio.CancelScope(shield=True):
                 await worker.aclose()
 
-    def _check_state_ttl(self, gateway: Any) -> None:
+    def _check_state_ttl(self, gateway: Gateway) -> None:
         """Warn when a rule needs state longer than ``[campaigns] state_ttl`` keeps it."""
         ttl = self.campaigns_config(gateway).state_ttl
-        longest = gateway.campaigns.rule_index.longest_gap
+        store, _ = self._opened()
+        longest = store.rule_index.longest_gap
         if longest > ttl:
             structlog.get_logger().warning(
                 "campaigns.state_ttl_short",
@@ -138,14 +140,14 @@ class CampaignsComponent:
     def request_reload(self) -> None:
         self._reload_requested.set()
 
-    async def reload(self, gateway: Any) -> dict[str, Any]:
+    async def reload(self, gateway: Gateway) -> dict[str, Any]:
         """Re-read areas and campaign files, and the profile file if it changed."""
         async with self._reload_lock:  # SIGHUP and `gatewayctl campaigns reload` may overlap
             return await self._reload(gateway)
 
-    async def _reload(self, gateway: Any) -> dict[str, Any]:
+    async def _reload(self, gateway: Gateway) -> dict[str, Any]:
         log = structlog.get_logger()
-        store, holder = gateway.campaigns, gateway.profiles
+        store, holder = self._opened()
         result: dict[str, Any] = {}
         try:
             areas = self._areas(gateway)
@@ -182,59 +184,63 @@ class CampaignsComponent:
                     await self.reload(gateway)
                 except Exception as exc:  # a failed reload keeps what is in force
                     structlog.get_logger().error("campaigns.reload_failed", error=repr(exc))
-            await gateway.campaigns.activate_due(time.time())
-            await gateway.campaigns.flush_counts()
+            store, _ = self._opened()
+            await store.activate_due(time.time())
+            await store.flush_counts()
 
 
-_COMPONENTS: weakref.WeakKeyDictionary[Any, CampaignsComponent] = weakref.WeakKeyDictionary()
+class CampaignsPlugin:
+    """The hooks of the campaigns component; one instance per plugin manager (per daemon).
 
+    Registered by :data:`gateway.default_plugins.DEFAULT_PLUGINS` as
+    ``gateway.campaigns.plugin:CampaignsPlugin``: the instance holds the component of its
+    gateway, so no module-level registry is needed (tests may run several gateways at once).
+    """
 
-def component(gateway: Any) -> CampaignsComponent:
-    """The component of one running gateway (tests may run several in one process)."""
-    found = _COMPONENTS.get(gateway)
-    if found is None:
-        found = _COMPONENTS[gateway] = CampaignsComponent()
-    return found
+    def __init__(self) -> None:
+        self.component: CampaignsComponent | None = None
 
+    def component_of(self, gateway: Gateway) -> CampaignsComponent:
+        if self.component is None or self.component.gateway is not gateway:
+            self.component = CampaignsComponent(gateway)
+        return self.component
 
-@hookimpl
-def gateway_config_sections() -> Iterable[SectionSpec]:
-    return [
-        SectionSpec(name="campaigns", parse=parse_campaigns_config, top_level=True),
-        SectionSpec(name="profiles", parse=parse_profiles_config, top_level=True),
-    ]
+    @hookimpl
+    def gateway_config_sections(self) -> Iterable[SectionSpec]:
+        return [
+            # The pipeline's matching state and clock are built once, when it opens.
+            SectionSpec(
+                name="campaigns",
+                parse=parse_campaigns_config,
+                top_level=True,
+                restart_keys=("state_capacity", "state_ttl", "timezone"),
+            ),
+            SectionSpec(name="profiles", parse=parse_profiles_config, top_level=True),
+        ]
 
+    @hookimpl
+    def gateway_stores(self, gateway: Gateway) -> Iterable[AbstractAsyncContextManager[None]]:
+        return [self.component_of(gateway).open()]
 
-@hookimpl
-def gateway_stores(gateway: Any) -> Iterable[Any]:
-    return [component(gateway).open(gateway)]
+    @hookimpl
+    def gateway_services(self, gateway: Gateway) -> Iterable[CampaignsComponent]:
+        return [self.component_of(gateway)]
 
+    @hookimpl
+    def gateway_reload(self, gateway: Gateway) -> None:
+        self.component_of(gateway).request_reload()
 
-@hookimpl
-def gateway_services(gateway: Any) -> Iterable[Any]:
-    return [component(gateway)]
+    @hookimpl
+    def gateway_admin_commands(self, gateway: Gateway) -> Iterable[AdminCommand]:
+        return admin_commands(gateway, self.component_of(gateway))
 
-
-@hookimpl
-def gateway_reload(gateway: Any) -> None:
-    component(gateway).request_reload()
-
-
-@hookimpl
-def gateway_admin_commands(gateway: Any) -> Iterable[AdminCommand]:
-    from gateway.campaigns.admin import admin_commands
-
-    return admin_commands(gateway, component(gateway))
-
-
-@hookimpl
-def gateway_status(gateway: Any) -> Mapping[str, Any] | None:
-    if gateway.campaigns is None:
-        return None
-    pipeline = gateway.pipeline
-    return {
-        "running": [c.id for c in gateway.campaigns.running()],
-        "invalid_files": len({p.file for p in gateway.campaigns.problems}),
-        "profiles": gateway.profiles.statistics() if gateway.profiles else None,
-        "matching_state": pipeline.state.statistics() if pipeline else None,
-    }
+    @hookimpl
+    def gateway_status(self, gateway: Gateway) -> Mapping[str, Any] | None:
+        component = self.component_of(gateway)
+        if component.store is None:
+            return None
+        return {
+            "running": [c.id for c in component.store.running()],
+            "invalid_files": len({p.file for p in component.store.problems}),
+            "profiles": component.holder.statistics() if component.holder else None,
+        }

@@ -105,6 +105,18 @@ class ContactHours:
         return second_of_day >= self.start or second_of_day < self.end  # wraps midnight
 
 
+#: Storage settings, fixed when contact control opens: a reload that changes one says that it
+#: needs a restart (``SectionSpec.restart_keys``), and ``reconfigure`` keeps the running value.
+RESTART_KEYS = (
+    "backend",
+    "redis_host",
+    "redis_port",
+    "redis_prefix",
+    "synchronous",
+    "group_commit_interval",
+)
+
+
 @attrs.frozen(kw_only=True)
 class ContactConfig:
     backend: str = "sqlite"

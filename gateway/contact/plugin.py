@@ -14,14 +14,22 @@ from typing import Any
 import attrs
 import structlog
 
-from gateway.contact.config import ContactConfig, parse_contact_config
+from gateway.contact.config import RESTART_KEYS, ContactConfig, parse_contact_config
 from gateway.contracts import AdminCommand, SectionSpec
 from gateway.hookspecs import hookimpl
 
 
 @hookimpl
 def gateway_config_sections() -> Iterable[SectionSpec]:
-    return [SectionSpec(name="contact", parse=parse_contact_config, optional=True, top_level=True)]
+    return [
+        SectionSpec(
+            name="contact",
+            parse=parse_contact_config,
+            optional=True,
+            top_level=True,
+            restart_keys=RESTART_KEYS,
+        )
+    ]
 
 
 def contact_config(gateway: Any) -> ContactConfig:

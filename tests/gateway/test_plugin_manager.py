@@ -44,7 +44,7 @@ def test_default_plugins_first_then_entry_points(site):
     install(site, "pm_good", "pm_good_mod", GOOD)
     pm = make_plugin_manager()
     names = plugin_names(pm)
-    assert names[: len(DEFAULT_PLUGINS)] == list(DEFAULT_PLUGINS)
+    assert names[: len(DEFAULT_PLUGINS)] == [p.partition(":")[0] for p in DEFAULT_PLUGINS]
     assert "pm_good" in names[len(DEFAULT_PLUGINS) :]
     assert pm.get_plugin("pm_good").__name__ == "pm_good_mod"
 
@@ -108,3 +108,14 @@ def test_call_each_names_the_failing_plugin_or_collects():
     errors = []
     results = call_each(pm, "gateway_status", gateway=None, on_error=lambda p, e: errors.append(p))
     assert ("good", {"ok": 1}) in results and errors == ["bad"]
+
+
+def test_a_default_plugin_object_is_made_per_plugin_manager():
+    """module:Class entries give each plugin manager (each daemon) its own plugin object."""
+    first, second = (
+        make_plugin_manager(load_entry_points=False),
+        make_plugin_manager(load_entry_points=False),
+    )
+    one = first.get_plugin("gateway.campaigns.plugin")
+    two = second.get_plugin("gateway.campaigns.plugin")
+    assert type(one).__name__ == "CampaignsPlugin" and one is not two

@@ -13,13 +13,14 @@ import trio
 
 from gateway import hookspecs
 from gateway.app import Gateway
-from gateway.campaigns import plugin as campaigns_plugin
 from gateway.campaigns.config import CampaignsConfig, ProfilesConfig
+from gateway.campaigns.plugin import CampaignsPlugin
 from gateway.campaigns.preview import event_line
 from gateway.contact.plugin import open_contact_control
 from gateway.errors import AdminCommandError
 from gateway.model import EventKind as K
 from gateway.model import SignalEvent
+from gateway.pipeline_plugin import open_pipeline
 from tests.fakes.campaign_fakes import PROFILES_CSV, FakeOutbox, campaign_toml
 
 IMSI = [f"46000123456780{i}" for i in range(1, 5)]
@@ -52,6 +53,7 @@ async def running_gateway(tmp_path, *, extra_plugins=()):
     (tmp_path / "profiles.csv").write_text(PROFILES_CSV)
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    campaigns_plugin = CampaignsPlugin()
     pm.register(campaigns_plugin, name="campaigns")
     for plugin in extra_plugins:
         pm.register(plugin)
@@ -66,7 +68,7 @@ async def running_gateway(tmp_path, *, extra_plugins=()):
     gw = Gateway(config=config, hook=pm.hook, state_dir=tmp_path / "state")
     gw.outbox = FakeOutbox()
     [opener] = campaigns_plugin.gateway_stores(gw)
-    async with open_contact_control(gw), opener:
+    async with open_contact_control(gw), opener, open_pipeline(gw):
         commands = {c.name: c.handler for c in campaigns_plugin.gateway_admin_commands(gw)}
         yield gw, pm, commands
 
@@ -179,7 +181,7 @@ async def test_sighup_reload_through_the_gateway_reload_hook(tmp_path):
         (tmp_path / "campaigns" / "a.toml").write_text(
             campaign_toml('[trigger]\nevents = ["power_on"]\n', id="a", header=running)
         )
-        [service] = campaigns_plugin.gateway_services(gw)
+        [service] = pm.get_plugin("campaigns").gateway_services(gw)
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)
             assert gw.campaigns.get("a") is None
