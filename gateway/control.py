@@ -41,6 +41,7 @@ from gateway.supervisor import describe
 if TYPE_CHECKING:
     # The daemon passes itself; this module sees it through the protocol, never imports it.
     from gateway.lifecycle import DaemonView as Daemon
+    from gateway.lifecycle import RegisteredView
 
 MAX_REQUEST_BYTES = 1 << 20
 #: Connections served at once. When all are taken, the connection idle the longest is closed
@@ -320,7 +321,7 @@ def status_data(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def object_statistics(registered: Any) -> list[tuple[str, dict[str, Any]]]:
+def object_statistics(registered: RegisteredView) -> list[tuple[str, dict[str, Any]]]:
     """``statistics()`` of the services, sources and channels each plugin registered.
 
     A plugin's objects hold their own counters; the core reaches them through what they

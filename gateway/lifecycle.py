@@ -29,7 +29,7 @@ composition root, and nothing imports it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -128,6 +128,19 @@ class Lifecycle:
         return StopAction.NONE  # pragma: no cover - every phase is handled above
 
 
+class RegisteredView(Protocol):
+    """The objects plugins registered, with the plugin that returned each (for ``status``)."""
+
+    @property
+    def services(self) -> Sequence[tuple[str, object]]: ...
+
+    @property
+    def sources(self) -> Sequence[tuple[str, object]]: ...
+
+    @property
+    def channels(self) -> Sequence[tuple[str, object]]: ...
+
+
 class DaemonView(Protocol):
     """What the control socket's built-in commands use of the running daemon.
 
@@ -154,6 +167,9 @@ class DaemonView(Protocol):
 
     @property
     def reloads(self) -> int: ...
+
+    @property
+    def registered(self) -> RegisteredView: ...
 
     @property
     def restart_required(self) -> list[str]: ...
