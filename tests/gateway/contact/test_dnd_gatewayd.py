@@ -118,3 +118,24 @@ def test_import_reads_the_file_in_gatewayctl_and_never_echoes_it(
         shadow.chmod(0)
         denied = run_ctl("--socket", sock, "dnd", "import", "blacklist", str(shadow))
         assert denied.returncode == 1 and "cannot read" in denied.stderr
+
+
+def test_numbers_section_sets_the_plan_of_the_daemon(gateway_config, gatewayd, short_tmp):
+    """[numbers] country_code 44 makes 07700 900123 and +44 7700 900123 one listed number."""
+    config = gateway_config(
+        """
+        [numbers]
+        country_code = "44"
+        mobile_length = 0
+        """
+    )
+    proc = gatewayd(config)
+    proc.wait_ready()
+    sock = str(short_tmp / "control.sock")
+    added = run_ctl("--socket", sock, "dnd", "add", "blacklist", "07700 900123")
+    assert added.returncode == 0, added.stderr
+    check = run_ctl("--socket", sock, "--json", "dnd", "check", "+44 7700 900123")
+    assert check.returncode == 0 and '"blacklist"' in check.stdout
+    # under this plan an 11-digit 1... number is E.164 (+1), not a Chinese mobile
+    assert run_ctl("--socket", sock, "dnd", "add", "blacklist", "+1 312 555 0123").returncode == 0
+    assert "blacklist" in run_ctl("--socket", sock, "dnd", "check", "13125550123").stdout
