@@ -105,19 +105,28 @@ async def test_bulk_replace_switches_at_once_on_a_following_node(open_redis_cc) 
         )
         seen = set()
         done = trio.Event()
+        rounds = 0
 
         async def reader() -> None:
+            nonlocal rounds
             while not done.is_set():
                 old = (await b.check(req("8616000000000"))).reason == "dnd.blacklist"
                 new = (await b.check(req("8617000029999"))).reason == "dnd.blacklist"
                 seen.add((old, new))
+                rounds += 1
+                await trio.lowlevel.checkpoint()
+
+        async def reader_rounds(n: int) -> None:
+            """Wait until the reader completed ``n`` more rounds (so one began after now)."""
+            target = rounds + n
+            while rounds < target:
                 await trio.lowlevel.checkpoint()
 
         async with trio.open_nursery() as n:
             n.start_soon(reader)
-            await trio.sleep(0.001)
+            await reader_rounds(1)
             await b.lists.sync_once()
-            await trio.sleep(0.001)
+            await reader_rounds(2)
             done.set()
         assert seen == {(True, False), (False, True)}
 
