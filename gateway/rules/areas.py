@@ -93,6 +93,10 @@ def load_areas(path: Path | str) -> dict[str, Area]:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(ConfigProblem("", f"not valid TOML: {exc}", file=str(path))) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            ConfigProblem("", "not UTF-8 text; save the file as UTF-8", file=str(path))
+        ) from exc
     try:
         return parse_areas(table)
     except ConfigError as exc:
