@@ -345,3 +345,29 @@ async def test_connections_are_capped_and_idle_ones_closed(daemon, monkeypatch, 
             assert await stream.receive_some(10) == b""
     (reply,) = await ask(Path(path), req("status"))
     assert reply["ok"] and captured_logs.events("control.too_many_connections")
+
+
+async def test_gatewayctl_global_options_anywhere(daemon, capsys):
+    """--json, --socket and --timeout are taken after the command too; after '--' words go to the command."""
+    sock = str(daemon.config.gateway.control_socket)
+    code = await trio.to_thread.run_sync(ctl_main, ["status", "--json", "--socket", sock])
+    assert code == 0 and json.loads(capsys.readouterr().out)["state"] == "running"
+    code = await trio.to_thread.run_sync(
+        ctl_main, ["echo", "a", f"--socket={sock}", "b", "--timeout", "5", "--json"]
+    )
+    assert code == 0 and json.loads(capsys.readouterr().out) == {"argv": ["a", "b"]}
+    code = await trio.to_thread.run_sync(
+        ctl_main, ["--socket", sock, "echo", "a", "--", "--json", "--timeout"]
+    )
+    assert code == 0 and capsys.readouterr().out == "a --json --timeout\n"
+
+
+def test_gatewayctl_json_after_the_command_against_a_real_daemon(gateway_config, gatewayd):
+    """`gatewayctl status --json` prints JSON from a running gatewayd (the option was ignored before)."""
+    proc = gatewayd(gateway_config())
+    proc.wait_ready()
+    result = run_ctl("status", "--json", "--socket", str(proc.socket_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pid"] == proc.proc.pid
+    missing = run_ctl("--json")
+    assert missing.returncode == 2 and "cmd" in missing.stderr
