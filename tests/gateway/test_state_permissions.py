@@ -47,3 +47,19 @@ def test_state_dir_and_files_are_private_whatever_the_umask(
     assert {"state", "signaling"} <= set(dirs), dirs
     assert {name: oct(m) for name, m in files.items() if m != 0o640} == {}
     assert {name: oct(m) for name, m in dirs.items() if m != 0o750} == {}
+
+
+def test_existing_world_readable_database_is_tightened(tmp_path):
+    """A database left 0666 by an earlier version loses what is beyond 0640, its WAL and SHM too; 0600 stays."""
+    from gateway.store import open_sqlite
+
+    loose, strict = tmp_path / "loose.sqlite", tmp_path / "strict.sqlite"
+    for path, mode in ((loose, 0o666), (strict, 0o600)):
+        path.write_bytes(b"")
+        os.chmod(path, mode)
+        conn = open_sqlite(path)
+        conn.execute("CREATE TABLE t (a)")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob(path.name + "*")}
+        conn.close()
+        expected = 0o640 if mode == 0o666 else 0o600
+        assert modes == dict.fromkeys([path.name, path.name + "-wal", path.name + "-shm"], expected)
