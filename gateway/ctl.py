@@ -61,7 +61,10 @@ def request(
         except OSError as exc:
             raise Unreachable(f"cannot connect to {socket_path}: {exc.strerror or exc}") from None
         try:
-            sock.sendall(payload)
+            try:
+                sock.sendall(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon refused and closed at once: its reason may wait to be read
             buffer = b""
             while b"\n" not in buffer:
                 chunk = sock.recv(65536)

@@ -371,3 +371,15 @@ def test_gatewayctl_json_after_the_command_against_a_real_daemon(gateway_config,
     assert json.loads(result.stdout)["pid"] == proc.proc.pid
     missing = run_ctl("--json")
     assert missing.returncode == 2 and "cmd" in missing.stderr
+
+
+async def test_gatewayctl_shows_the_refusal_of_a_full_socket(daemon, monkeypatch, capsys):
+    """When every connection is busy, gatewayctl prints the daemon's reason and exits 1 (not a broken pipe, exit 2)."""
+    from gateway import control
+
+    monkeypatch.setattr(control, "MAX_CONNECTIONS", 0)
+    sock = str(daemon.config.gateway.control_socket)
+    for _ in range(5):
+        code = await trio.to_thread.run_sync(ctl_main, ["--socket", sock, "status"])
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("gatewayctl: too many control connections"), err
