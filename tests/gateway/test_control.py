@@ -383,3 +383,15 @@ async def test_gatewayctl_shows_the_refusal_of_a_full_socket(daemon, monkeypatch
         code = await trio.to_thread.run_sync(ctl_main, ["--socket", sock, "status"])
         err = capsys.readouterr().err
         assert code == 1 and err.startswith("gatewayctl: too many control connections"), err
+
+
+async def test_config_check_reads_the_named_files(daemon, short_tmp):
+    """`config check` over the socket also reads the files the configuration names (like --check-config)."""
+    path = daemon.config.gateway.control_socket
+    other = short_tmp / "other.toml"
+    other.write_text(daemon.config_path.read_text() + '\n[profiles]\nfile = "missing.csv"\n')
+    (check,) = await ask(path, req("config", "check", str(other)))
+    assert check["data"]["ok"] is False
+    assert check["data"]["problems"] == [
+        f"{other}: profiles.file: {short_tmp / 'missing.csv'}: cannot open: No such file or directory"
+    ]
