@@ -50,18 +50,22 @@ def secure_state_file(path: Path, *, created: bool) -> None:
 
     Called before WAL mode is set: SQLite gives a new ``-wal`` and ``-shm`` file the mode of
     the database (and fchmods them to it), so they follow whatever the umask. Leftover ones
-    from an earlier run are tightened too.
+    from an earlier run are tightened too, where we may (a file of another owner that we can
+    use through its group is left as it is).
     """
-    os.chmod(path, STATE_FILE_MODE if created else _tightened(path))
-    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    if created:
+        os.chmod(path, STATE_FILE_MODE)
+    for existing in (
+        *(() if created else (path,)),
+        path.with_name(path.name + "-wal"),
+        path.with_name(path.name + "-shm"),
+    ):
         try:
-            os.chmod(extra, _tightened(extra))
-        except FileNotFoundError:
+            mode = stat.S_IMODE(os.stat(existing).st_mode)
+            if mode & ~STATE_FILE_MODE:
+                os.chmod(existing, mode & STATE_FILE_MODE)
+        except (FileNotFoundError, PermissionError):
             pass
-
-
-def _tightened(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode) & STATE_FILE_MODE
 
 
 def open_sqlite(
