@@ -394,6 +394,14 @@ def _text(element: ET.Element, name: str, *, required: bool = False) -> str | No
     return (child.text or "").strip()
 
 
+def _first_text(element: ET.Element, *names: str) -> str | None:
+    for name in names:
+        value = _text(element, name)
+        if value is not None:
+            return value
+    return None
+
+
 def _req(element: ET.Element, name: str) -> str:
     value = _text(element, name, required=True)
     assert value is not None
@@ -528,7 +536,7 @@ def _decode_body(kind: str, e: ET.Element, transaction_id: str) -> Message:
             sender=_required_address(e, "Sender"),
             date=_req(e, "Date"),
             mm_status=_req(e, "MMStatus"),
-            status_text=_text(e, "StatusText") or _text(e, "MMStatusText"),
+            status_text=_first_text(e, "StatusText", "MMStatusText"),
         )
     if kind == "ReadReplyReq":
         return ReadReplyReq(
