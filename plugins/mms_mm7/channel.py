@@ -1,0 +1,340 @@
+"""The ``mms`` channel: outbox messages to MM7 SubmitReq over HTTP (httpx on Trio).
+
+One SubmitReq per contact (one recipient), ``concurrency`` in flight. The flow per message
+follows the outbox consumer protocol of docs/channels.md: ``take`` a batch, compose each MM in
+a worker thread (pictures read and fitted to the MMSC profile; a message that cannot fit is
+``rejected`` with the reason), ``mark_sending`` the ones composed, POST them, and report:
+
+- status 1xxx: ``submitted`` with the MMSC's MessageID (mapped for the delivery report);
+- a temporary failure (a 3xxx server error, 4006 service unavailable, a timeout, a refused
+  connection, HTTP 401/403 from the MMSC, which is a configuration to fix, not a reason to drop
+  the campaign): ``queue.retry``, and the final state it returns once attempts run out;
+- a final refusal (2xxx, 3002-3004, other 4xxx): ``rejected`` with the status code and text.
+
+The TransactionID is the contact id, so an MMSC that deduplicates on it drops a message
+resent after a crash. Delivery reports, read replies and MO MMS arrive on the core's HTTP host
+(:mod:`plugins.mms_mm7.inbound`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import structlog
+import trio
+
+from adapters.mm7 import (
+    RELEASES,
+    Address,
+    RemoteMM7Error,
+    Response,
+    SubmitReq,
+    Verdict,
+    decode_request,
+    encode_request,
+    status_text,
+    verdict,
+)
+from gateway.campaigns.config import resolve
+from gateway.content import Content, ContentError, ContentKind, declaration_of
+from gateway.model import Delivery, DeliveryState
+from plugins.mms_mm7.compose import ComposeError, Composer
+from plugins.mms_mm7.config import MmsConfig
+
+#: Delivery reports kept while their SubmitRsp is still being recorded (bounded, 5 minutes).
+MAX_ORPHANS = 10_000
+ORPHAN_AGE = 300.0
+
+
+def expiry_of(seconds: float) -> str | None:
+    """An xs:duration (``PT86400S``) for a relative expiry, None for the MMSC's default."""
+    return None if seconds <= 0 else f"PT{int(seconds)}S"
+
+
+@attrs.define(eq=False)
+class MmsChannel:
+    """The channel object the core starts (see docs/channels.md)."""
+
+    gateway: Any
+    config: MmsConfig
+    name: str = attrs.field(init=False)
+    #: Text, subject and pictures; only for handsets whose profile says ``mms``.
+    carries = frozenset({ContentKind.TEXT, ContentKind.ATTACHMENTS})
+    requires = frozenset({"mms"})
+    composer: Composer = attrs.field(init=False)
+    queue: Any = None  # the open outbox queue while run() runs (the inbound routes use it)
+    stats: dict[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys(
+            (
+                "submitted",
+                "refused",
+                "retried",
+                "timeouts",
+                "auth_refused",
+                "content_rejected",
+                "receipts",
+                "receipts_unmatched",
+                "read_replies",
+                "mo",
+                "inbound_refused",
+            ),
+            0,
+        )
+    )
+    _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2))
+    _orphans: OrderedDict[str, tuple[Any, float]] = attrs.field(factory=OrderedDict)
+    _client: httpx.AsyncClient | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.name = self.config.channel
+        self.composer = self._composer(self.config)
+
+    def _composer(self, config: MmsConfig) -> Composer:
+        media = resolve(self.gateway, config.media_dir) if config.media_dir else None
+        if media is None:
+            campaigns = getattr(self.gateway.config, "sections", {}).get("campaigns")
+            directory = getattr(campaigns, "directory", "")
+            media = resolve(self.gateway, directory) if directory else None
+        return Composer(
+            media_dir=None if media is None else Path(media),
+            max_message_bytes=config.max_message_bytes,
+            max_image_size=config.max_image_size,
+        )
+
+    def reload(self, config: MmsConfig) -> None:
+        """New limits, identity and credentials apply to the next SubmitReq."""
+        self.config = config
+        self.composer = self._composer(config)
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.stats, **self.composer.stats}
+
+    @property
+    def release(self) -> Any:
+        return RELEASES[self.config.release]
+
+    # -- the delivery loop -----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        log = structlog.get_logger().bind(plugin="mms_mm7", channel=self.name)
+        async with (
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(self.config.timeout),
+                limits=httpx.Limits(max_connections=self.config.concurrency),
+            ) as client,
+            self.gateway.outbox.open_queue(self.name) as queue,
+        ):
+            self._client = client
+            await queue.recover()
+            self.queue = queue
+            try:
+                log.info("mms.ready", mmsc=self.config.url, release=self.config.release)
+                task_status.started()
+                while True:
+                    messages = await queue.take(self.config.batch)
+                    await self._deliver(queue, client, messages)
+            finally:
+                self.queue = None
+                self._client = None
+
+    async def _deliver(self, queue: Any, client: httpx.AsyncClient, messages: list[Any]) -> None:
+        composed = {}
+        for message in messages:
+            try:
+                content = Content.from_fields(message.request.content)
+                refusals = declaration_of(self).refusals(content)
+                if refusals:
+                    raise ComposeError("; ".join(refusals))
+                composed[message.contact_id] = await trio.to_thread.run_sync(
+                    self.composer.compose, content, limiter=self._limiter
+                )
+            except (ContentError, ComposeError) as exc:  # final: retrying cannot fix it
+                self.stats["content_rejected"] += 1
+                await self._report(message, DeliveryState.REJECTED, error=str(exc))
+        if not composed:
+            return
+        sending = set(await queue.mark_sending(list(composed)))
+        slots = trio.Semaphore(self.config.concurrency)
+        async with trio.open_nursery() as nursery:
+            for message in messages:
+                if message.contact_id in sending:
+                    await slots.acquire()
+                    nursery.start_soon(
+                        self._send_one, queue, client, message, composed[message.contact_id], slots
+                    )
+
+    async def _send_one(
+        self, queue: Any, client: httpx.AsyncClient, message: Any, mm: Any, slots: trio.Semaphore
+    ) -> None:
+        try:
+            await self._submit(queue, client, message, mm[0])
+        finally:
+            slots.release()
+
+    def submit_request(self, message: Any, content_id: str) -> SubmitReq:
+        content = Content.from_fields(message.request.content)
+        config = self.config
+        return SubmitReq(
+            transaction_id=message.contact_id,
+            vasp_id=config.vasp_id,
+            vas_id=config.vas_id,
+            sender=Address(kind="ShortCode", value=config.sender) if config.sender else None,
+            recipients=(Address(kind="Number", value=message.msisdn),),
+            service_code=config.service_code or None,
+            message_class=config.message_class,
+            expiry=expiry_of(config.expiry),
+            delivery_report=config.delivery_report,
+            read_reply=config.read_reply,
+            subject=content.subject,
+            charged_party=config.charged_party,
+            content_id=content_id,
+        )
+
+    async def _submit(self, queue: Any, client: httpx.AsyncClient, message: Any, mm: Any) -> None:
+        log = structlog.get_logger().bind(
+            plugin="mms_mm7", channel=self.name, contact_id=message.contact_id
+        )
+        request = self.submit_request(message, mm.content_id)
+        content_type, body = encode_request(request, mm, self.release)
+        auth = (
+            httpx.BasicAuth(self.config.username, self.config.password)
+            if self.config.username
+            else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            answer = await client.post(
+                self.config.url,
+                content=body,
+                headers={"Content-Type": content_type, "SOAPAction": '""'},
+                auth=auth,
+            )
+        except httpx.TimeoutException:
+            self.stats["timeouts"] += 1
+            await self._retry(queue, message, f"no answer from the MMSC in {self.config.timeout}s")
+            return
+        except httpx.HTTPError as exc:  # refused connection, reset, DNS
+            await self._retry(queue, message, f"MMSC unreachable: {type(exc).__name__}: {exc}")
+            return
+        if answer.status_code in (401, 403):
+            self.stats["auth_refused"] += 1
+            log.error(
+                "mms.auth_refused",
+                status=answer.status_code,
+                hint="check [plugins.mms_mm7] username and password",
+            )
+            await self._retry(
+                queue, message, f"MMSC refused our credentials (HTTP {answer.status_code})"
+            )
+            return
+        try:
+            response = decode_request(
+                answer.headers.get("content-type", ""), answer.content
+            ).message
+            if not isinstance(response, Response):
+                raise RemoteMM7Error(f"the MMSC answered with a {type(response).__name__}")
+        except RemoteMM7Error as exc:
+            await self._retry(
+                queue, message, f"unreadable MMSC answer (HTTP {answer.status_code}): {exc}"
+            )
+            return
+        code = response.status.code
+        error = f"MM7 {code} {response.status.text or status_text(code)}"
+        outcome = verdict(code)
+        if outcome is Verdict.ACCEPTED and response.message_id:
+            self.stats["submitted"] += 1
+            await queue.map_message_ids(message.contact_id, [response.message_id])
+            await self._report(message, DeliveryState.SUBMITTED, message_id=response.message_id)
+            await self._apply_orphan(response.message_id)
+        elif outcome is Verdict.ACCEPTED:  # no MessageID: no report can ever find it
+            self.stats["submitted"] += 1
+            await self._report(message, DeliveryState.SUBMITTED)
+            log.warning("mms.submit_without_message_id", status=code)
+        elif outcome is Verdict.RETRY:
+            await self._retry(queue, message, error)
+        else:
+            self.stats["refused"] += 1
+            log.warning("mms.refused", status=code, status_text=response.status.text)
+            await self._report(message, DeliveryState.REJECTED, error=error)
+
+    async def _retry(self, queue: Any, message: Any, error: str) -> None:
+        self.stats["retried"] += 1
+        structlog.get_logger().warning(
+            "mms.submit_failed", plugin="mms_mm7", contact_id=message.contact_id, error=error
+        )
+        state = await queue.retry(message.contact_id, error)
+        if state in ("rejected", "expired"):  # attempts or time used up: report it
+            await self._report(message, DeliveryState(state), error=error)
+
+    async def _report(
+        self,
+        message: Any,
+        state: DeliveryState,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self.gateway.report_delivery(
+            Delivery(
+                contact_id=message.contact_id,
+                channel=self.name,
+                state=state,
+                at=time.time(),
+                message_id=message_id,
+                error=error,
+                msisdn=message.msisdn,
+            )
+        )
+
+    # -- delivery reports (called by the inbound route) ------------------------------------
+
+    async def apply_report(
+        self, message_id: str, state: str, msisdn: str | None, error: str | None
+    ) -> bool:
+        """Apply a final delivery state to the contact of ``message_id``; keep it a while when
+        the id is not known yet (its SubmitRsp is still being recorded). True when applied."""
+        queue = self.queue
+        if queue is None:
+            return False
+        result = await queue.apply_receipt(message_id, state)
+        if result is None:
+            now = time.monotonic()
+            while self._orphans and (
+                len(self._orphans) >= MAX_ORPHANS
+                or now - next(iter(self._orphans.values()))[1] > ORPHAN_AGE
+            ):
+                self._orphans.popitem(last=False)
+                self.stats["receipts_unmatched"] += 1
+            self._orphans[message_id] = ((state, msisdn, error), now)
+            return False
+        self.stats["receipts"] += 1
+        contact_id, final = result
+        if final is not None:
+            await self.gateway.report_delivery(
+                Delivery(
+                    contact_id=contact_id,
+                    channel=self.name,
+                    state=DeliveryState(final),
+                    at=time.time(),
+                    message_id=message_id,
+                    error=error,
+                    msisdn=msisdn,
+                )
+            )
+        return True
+
+    async def _apply_orphan(self, message_id: str) -> None:
+        orphan = self._orphans.pop(message_id, None)
+        if orphan is not None:
+            state, msisdn, error = orphan[0]
+            await self.apply_report(message_id, state, msisdn, error)
+
+
+def now_iso() -> str:
+    """The current time as an xs:dateTime in UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

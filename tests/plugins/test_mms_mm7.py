@@ -1,0 +1,273 @@
+"""The MMS channel against the fake MMSC over real HTTP: SubmitReq bodies checked by the MM7
+schema and Python's email package, each status class, timeouts, retries, delivery reports,
+read replies and MO MMS inbound, HTTP Basic refused both ways, picture size limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.mm7 import RELEASES, Status
+from gateway.testing.mmsc import MmscAnswer, open_fake_mmsc
+from plugins.mms_mm7.compose import image_size
+from tests.adapters.mm7.mm7_schema import email_parts, validate_envelope
+from tests.plugins.mms_harness import INBOUND, open_mms_gateway, png
+
+
+async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
+    """A contact becomes a valid SubmitReq with SMIL, text and picture; Retrieved -> delivered."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        (tmp_path / "media" / "offer.png").write_bytes(png(64, 48))
+        await gw.send(
+            "c1",
+            "8613800000001",
+            text="春季优惠: 5元100条彩信",
+            subject="Spring offer",
+            **{"attachment.picture": "image/png offer.png"},
+        )
+        await gw.wait_state("c1", "submitted")
+        [sent] = mmsc.submits
+        parts = email_parts(sent.content_type, sent.body)
+        assert [p.get_content_type() for p in parts] == [
+            "text/xml",
+            "application/smil",
+            "text/plain",
+            "image/png",
+        ]
+        validate_envelope(parts[0].get_payload(decode=True))
+        assert parts[2].get_payload(decode=True).decode("utf-8") == "春季优惠: 5元100条彩信"
+        assert parts[3].get_payload(decode=True) == (tmp_path / "media" / "offer.png").read_bytes()
+        request = sent.request
+        assert request.transaction_id == "c1"
+        assert [r.value for r in request.recipients] == ["8613800000001"]
+        assert (request.vasp_id, request.vas_id, request.service_code) == (
+            "vasp-gw",
+            "offers",
+            "MKT001",
+        )
+        assert request.sender is not None and request.sender.value == "10658000"
+        assert (request.subject, request.charged_party, request.delivery_report) == (
+            "Spring offer",
+            "Sender",
+            True,
+        )
+        delivery = next(d for d in gw.recorder.deliveries if d.state.value == "submitted")
+        assert delivery.message_id == sent.message_id
+
+        status, answer = await mmsc.send(
+            gw.inbound_url,
+            mmsc.delivery_report(sent.message_id, "+8613800000001", "Retrieved"),
+            auth=INBOUND,
+        )
+        assert status == 200 and answer is not None
+        assert (answer.kind, answer.status.code) == ("DeliveryReportRsp", 1000)
+        await gw.wait_state("c1", "delivered")
+        assert await gw.outbox_state("c1") == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("answers", "states", "stat"),
+    [
+        ([MmscAnswer(status=1100)], ["submitted"], "submitted"),
+        ([MmscAnswer(status=2002)], ["rejected"], "refused"),
+        ([MmscAnswer(status=2004, fault=True)], ["rejected"], "refused"),
+        ([MmscAnswer(status=3001), MmscAnswer(status=1000)], ["submitted"], "retried"),
+        ([MmscAnswer(status=3002, fault=True)], ["rejected"], "refused"),
+        ([MmscAnswer(status=4006, fault=True), MmscAnswer()], ["submitted"], "retried"),
+        ([MmscAnswer(status=4007)], ["rejected"], "refused"),
+        ([MmscAnswer(http_status=503), MmscAnswer()], ["submitted"], "retried"),
+    ],
+    ids=["1100", "2002", "2004-fault", "3001-retry", "3002-fault", "4006-retry", "4007", "http503"],
+)
+async def test_status_classes(tmp_path, answers, states, stat):
+    """1xxx submits; 2xxx, 3002 and 4007 reject at once; 3001, 4006 and HTTP 503 are retried."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        mmsc.answers.extend(answers)
+        await gw.send("c1")
+        await gw.wait_state("c1", states[-1])
+        assert gw.recorder.states("c1") == states
+        assert len(mmsc.submits) == len(answers)
+        assert gw.channel.statistics()[stat] >= 1
+        if states == ["rejected"]:
+            shown = await gw.gateway.outbox.show("c1")
+            code = str(answers[0].status)
+            assert shown["state"] == "rejected" and f"MM7 {code}" in shown["error"]
+
+
+async def test_timeout_is_retried(tmp_path):
+    """No SubmitRsp within the timeout: counted, retried, and the second try submits."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        mmsc.answers.append(MmscAnswer(delay=3.0))
+        await gw.send("c1")
+        await gw.wait_state("c1", "submitted")
+        assert len(mmsc.submits) == 2
+        assert gw.channel.statistics()["timeouts"] == 1
+        assert gw.recorder.states("c1") == ["submitted"]
+
+
+async def test_retries_run_out(tmp_path):
+    """A server error on every attempt ends as rejected once [outbox] max_attempts is used up."""
+    async with open_fake_mmsc(default=MmscAnswer(status=3000)) as mmsc:
+        async with open_mms_gateway(tmp_path, mmsc) as gw:
+            await gw.send("c1")
+            await gw.wait_state("c1", "rejected")
+            assert len(mmsc.submits) == 3  # max_attempts = 3
+            shown = await gw.gateway.outbox.show("c1")
+            assert "MM7 3000" in shown["error"]
+
+
+async def test_mmsc_refuses_our_credentials(tmp_path):
+    """HTTP 401 from the MMSC: nothing submitted, counted, retried (a configuration to fix)."""
+    async with open_fake_mmsc(password="other") as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        # The gateway's config was written with mmsc.password; change it after: wrong creds.
+        mmsc.password = "changed"
+        await gw.send("c1")
+        await gw.wait_state("c1", "rejected")  # max_attempts = 3, all refused
+        assert mmsc.submits == [] and mmsc.auth_refused == 3
+        assert gw.channel.statistics()["auth_refused"] == 3
+        assert "credentials" in (await gw.gateway.outbox.show("c1"))["error"]
+
+
+async def test_we_refuse_an_mmsc_without_credentials(tmp_path):
+    """A delivery report without our inbound credentials gets 401 and changes nothing."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        await gw.send("c1")
+        await gw.wait_state("c1", "submitted")
+        report = mmsc.delivery_report(mmsc.submits[0].message_id, "8613800000001", "Rejected")
+        for auth in (None, ("mmsc", "wrong")):
+            status, answer = await mmsc.send(gw.inbound_url, report, auth=auth)
+            assert (status, answer) == (401, None)
+        assert gw.channel.statistics()["inbound_refused"] == 2
+        assert await gw.outbox_state("c1") == "submitted"
+
+
+@pytest.mark.parametrize(
+    ("mm_status", "state"),
+    [("Expired", "expired"), ("Rejected", "undeliverable"), ("Forwarded", "delivered")],
+)
+async def test_delivery_report_states(tmp_path, mm_status, state):
+    """Each final MMStatus becomes its delivery state in the outbox; Deferred changes nothing."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        await gw.send("c1")
+        await gw.wait_state("c1", "submitted")
+        message_id = mmsc.submits[0].message_id
+        deferred = mmsc.delivery_report(message_id, "8613800000001", "Deferred")
+        assert (await mmsc.send(gw.inbound_url, deferred, auth=INBOUND))[0] == 200
+        assert await gw.outbox_state("c1") == "submitted"
+        final = mmsc.delivery_report(message_id, "8613800000001", mm_status)
+        assert (await mmsc.send(gw.inbound_url, final, auth=INBOUND))[0] == 200
+        await gw.wait_state("c1", state)
+        assert await gw.outbox_state("c1") == state
+
+
+async def test_read_reply_is_answered_and_counted(tmp_path):
+    """A ReadReplyReq gets ReadReplyRsp 1000 and is counted; the delivery state is unchanged."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        await gw.send("c1")
+        await gw.wait_state("c1", "submitted")
+        reply = mmsc.read_reply(mmsc.submits[0].message_id, "8613800000001")
+        status, answer = await mmsc.send(gw.inbound_url, reply, auth=INBOUND)
+        assert status == 200 and answer is not None
+        assert (answer.kind, answer.transaction_id, answer.status) == (
+            "ReadReplyRsp",
+            reply.transaction_id,
+            Status.of(1000),
+        )
+        assert gw.channel.statistics()["read_replies"] == 1
+        assert await gw.outbox_state("c1") == "submitted"
+
+
+async def test_mo_mms_reaches_the_mo_hook(tmp_path):
+    """A DeliverReq (MO MMS) becomes an MoMessage with the normalised sender and its text."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        request, content = mmsc.mo_mms(
+            "013800000009", "10658000", "Y 订购", subject="re", picture=png(8, 8)
+        )
+        status, answer = await mmsc.send(gw.inbound_url, request, content, auth=INBOUND)
+        assert status == 200 and answer is not None
+        assert (answer.kind, answer.status.code, answer.service_code) == (
+            "DeliverRsp",
+            1000,
+            "MKT001",
+        )
+        [mo] = gw.recorder.mo
+        assert (mo.msisdn, mo.destination, mo.text, mo.channel) == (
+            "8613800000009",
+            "10658000",
+            "Y 订购",
+            "mms",
+        )
+        bad, _ = mmsc.mo_mms("not-a-number", "10658000", "x")
+        status, answer = await mmsc.send(gw.inbound_url, bad, None, auth=INBOUND)
+        assert answer is not None and answer.status.code == 2002
+        assert len(gw.recorder.mo) == 1
+
+
+async def test_unreadable_inbound_gets_a_fault(tmp_path):
+    """A body that is not MM7 gets HTTP 500 with a SOAP Fault (VASPErrorRsp) and the status."""
+    import httpx
+
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        async with httpx.AsyncClient(auth=httpx.BasicAuth(*INBOUND)) as client:
+            answer = await client.post(
+                gw.inbound_url, content=b"<nope", headers={"Content-Type": "text/xml"}
+            )
+        assert answer.status_code == 500
+        validate_envelope(answer.content)
+        assert b"VASPErrorRsp" in answer.content and b"<StatusCode>2007<" in answer.content
+
+
+async def test_picture_over_the_profile_is_scaled_with_pillow(tmp_path):
+    """A picture larger than max_image_size is scaled to fit before the SubmitReq (Pillow)."""
+    extra = 'max_image_size = "160x120"\nmax_message_bytes = 30000\n'
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc, extra) as gw:
+        (tmp_path / "media" / "big.png").write_bytes(png(800, 600, noise=True))
+        await gw.send("c1", text="big", **{"attachment.pic": "big.png"})
+        await gw.wait_state("c1", "submitted")
+        [sent] = mmsc.submits
+        picture = [
+            p
+            for p in email_parts(sent.content_type, sent.body)
+            if p.get_content_maintype() == "image"
+        ]
+        width, height = image_size(picture[0].get_payload(decode=True))
+        assert width <= 160 and height <= 120
+        assert len(sent.content.body) <= 30000
+        assert gw.channel.statistics()["scaled"] == 1
+
+
+async def test_picture_over_the_profile_is_refused_without_pillow(tmp_path):
+    """Without Pillow, a picture over the limits is rejected with the reason, never sent."""
+    extra = 'max_image_size = "160x120"\n'
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc, extra) as gw:
+        gw.channel.composer.scale = False  # as when Pillow is not installed
+        (tmp_path / "media" / "big.png").write_bytes(png(800, 600))
+        await gw.send("c1", text="big", **{"attachment.pic": "big.png"})
+        await gw.wait_state("c1", "rejected")
+        error = (await gw.gateway.outbox.show("c1"))["error"]
+        assert "800x600" in error and "install Pillow" in error
+        assert mmsc.submits == []
+
+
+async def test_missing_picture_and_href_are_rejected(tmp_path):
+    """A picture file that is missing, or an href the channel does not carry, is rejected."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        await gw.send("c1", text="x", **{"attachment.pic": "nowhere.png"})
+        await gw.send("c2", text="x", href="http://example.com/")
+        await gw.wait_state("c1", "rejected")
+        await gw.wait_state("c2", "rejected")
+        assert "nowhere.png" in (await gw.gateway.outbox.show("c1"))["error"]
+        assert "href" in (await gw.gateway.outbox.show("c2"))["error"]
+        assert mmsc.submits == []
+
+
+async def test_rel5_release(tmp_path):
+    """release = "REL-5" sends the REL-5 namespace and version, valid against that schema."""
+    rel5 = RELEASES["REL-5"]
+    async with open_fake_mmsc(release=rel5) as mmsc:
+        async with open_mms_gateway(tmp_path, mmsc, 'release = "REL-5"\n') as gw:
+            await gw.send("c1")
+            await gw.wait_state("c1", "submitted")
+            envelope = email_parts(mmsc.submits[0].content_type, mmsc.submits[0].body)[0]
+            xml = envelope.get_payload(decode=True)
+            validate_envelope(xml, rel5.namespace)
+            assert f"<MM7Version>{rel5.version}</MM7Version>".encode() in xml
