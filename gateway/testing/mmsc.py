@@ -311,3 +311,28 @@ async def open_fake_mmsc(**fields: Any) -> AsyncIterator[FakeMmsc]:
 
 
 __all__: list[str] = ["FakeMmsc", "MmscAnswer", "ReceivedSubmit", "open_fake_mmsc"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gateway.testing.mmsc [--port N] [--username U --password P]``: run a fake
+    MMSC in its own process (benchmarks, demos); prints ``port N`` once listening."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--username", default="vasp")
+    parser.add_argument("--password", default="secret")
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        mmsc = FakeMmsc(username=args.username, password=args.password)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(mmsc.serve, args.host, args.port)
+            print(f"port {port}", flush=True)
+
+    trio.run(run)
+
+
+if __name__ == "__main__":
+    main()
