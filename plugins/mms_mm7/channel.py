@@ -1,9 +1,10 @@
 """The ``mms`` channel: outbox messages to MM7 SubmitReq over HTTP (httpx on Trio).
 
-One SubmitReq per contact (one recipient), ``concurrency`` in flight. The flow per message
-follows the outbox consumer protocol of docs/channels.md: ``take`` a batch, compose each MM in
-a worker thread (pictures read and fitted to the MMSC profile; a message that cannot fit is
-``rejected`` with the reason), ``mark_sending`` the ones composed, POST them, and report:
+One SubmitReq per contact (one recipient), at most ``concurrency`` in flight. The flow follows
+the outbox consumer protocol of docs/channels.md: ``take`` as many messages as there are free
+slots (so nothing leased waits for one), compose each MM in a worker thread (pictures read and
+fitted to the MMSC profile; a message that cannot fit is ``rejected`` with the reason),
+``mark_sending`` the ones composed, POST each, and report:
 
 - status 1xxx: ``submitted`` with the MMSC's MessageID (mapped for the delivery report);
 - a temporary failure (a 3xxx server error, 4006 service unavailable, a timeout, a refused
@@ -18,6 +19,7 @@ resent after a crash. Delivery reports, read replies and MO MMS arrive on the co
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -89,7 +91,8 @@ class MmsChannel:
     )
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2))
     _orphans: OrderedDict[str, tuple[Any, float]] = attrs.field(factory=OrderedDict)
-    _client: httpx.AsyncClient | None = None
+    _in_flight: int = 0
+    _draining: bool = False
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -123,6 +126,7 @@ class MmsChannel:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         log = structlog.get_logger().bind(plugin="mms_mm7", channel=self.name)
+        slots = trio.Semaphore(self.config.concurrency)
         async with (
             httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.timeout),
@@ -130,20 +134,37 @@ class MmsChannel:
             ) as client,
             self.gateway.outbox.open_queue(self.name) as queue,
         ):
-            self._client = client
             await queue.recover()
             self.queue = queue
             try:
                 log.info("mms.ready", mmsc=self.config.url, release=self.config.release)
                 task_status.started()
-                while True:
-                    messages = await queue.take(self.config.batch)
-                    await self._deliver(queue, client, messages)
+                async with trio.open_nursery() as nursery:
+                    while True:
+                        # Take only what can go out now, so nothing leased waits for a slot.
+                        async with slots:
+                            free = slots.value + 1
+                        messages = await queue.take(min(free, self.config.batch))
+                        if self._draining:
+                            await queue.release([m.contact_id for m in messages])
+                            await trio.sleep_forever()
+                        for message, mm in await self._prepare(queue, messages):
+                            await slots.acquire()
+                            self._in_flight += 1
+                            nursery.start_soon(self._send_one, queue, client, message, mm, slots)
             finally:
                 self.queue = None
-                self._client = None
 
-    async def _deliver(self, queue: Any, client: httpx.AsyncClient, messages: list[Any]) -> None:
+    async def drain(self) -> None:
+        """Stop taking messages; wait for the SubmitReq in flight to be answered and recorded
+        (the daemon bounds this with its drain deadline)."""
+        self._draining = True
+        while self._in_flight:  # noqa: ASYNC110 - polls the in-flight counter
+            await trio.sleep(0.05)
+
+    async def _prepare(self, queue: Any, messages: list[Any]) -> list[tuple[Any, Any]]:
+        """Compose each MM (rejecting what cannot be sent), then mark them sending: the
+        messages to POST with their MM."""
         composed = {}
         for message in messages:
             try:
@@ -151,30 +172,25 @@ class MmsChannel:
                 refusals = declaration_of(self).refusals(content)
                 if refusals:
                     raise ComposeError("; ".join(refusals))
-                composed[message.contact_id] = await trio.to_thread.run_sync(
+                mm, _size = await trio.to_thread.run_sync(
                     self.composer.compose, content, limiter=self._limiter
                 )
+                composed[message.contact_id] = mm
             except (ContentError, ComposeError) as exc:  # final: retrying cannot fix it
                 self.stats["content_rejected"] += 1
                 await self._report(message, DeliveryState.REJECTED, error=str(exc))
         if not composed:
-            return
+            return []
         sending = set(await queue.mark_sending(list(composed)))
-        slots = trio.Semaphore(self.config.concurrency)
-        async with trio.open_nursery() as nursery:
-            for message in messages:
-                if message.contact_id in sending:
-                    await slots.acquire()
-                    nursery.start_soon(
-                        self._send_one, queue, client, message, composed[message.contact_id], slots
-                    )
+        return [(m, composed[m.contact_id]) for m in messages if m.contact_id in sending]
 
     async def _send_one(
         self, queue: Any, client: httpx.AsyncClient, message: Any, mm: Any, slots: trio.Semaphore
     ) -> None:
         try:
-            await self._submit(queue, client, message, mm[0])
+            await self._submit(queue, client, message, mm)
         finally:
+            self._in_flight -= 1
             slots.release()
 
     def submit_request(self, message: Any, content_id: str) -> SubmitReq:
@@ -248,8 +264,18 @@ class MmsChannel:
         outcome = verdict(code)
         if outcome is Verdict.ACCEPTED and response.message_id:
             self.stats["submitted"] += 1
-            await queue.map_message_ids(message.contact_id, [response.message_id])
-            await self._report(message, DeliveryState.SUBMITTED, message_id=response.message_id)
+            # Both durable writes at once: the state writer commits them together. A report
+            # that finds the id mapped before "submitted" is recorded is fine (docs/channels.md).
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(queue.map_message_ids, message.contact_id, [response.message_id])
+                nursery.start_soon(
+                    functools.partial(
+                        self._report,
+                        message,
+                        DeliveryState.SUBMITTED,
+                        message_id=response.message_id,
+                    )
+                )
             await self._apply_orphan(response.message_id)
         elif outcome is Verdict.ACCEPTED:  # no MessageID: no report can ever find it
             self.stats["submitted"] += 1

@@ -40,7 +40,7 @@ class MmsConfig:
     read_reply: bool = False
     expiry: float = 0.0  # seconds the MMSC keeps trying; 0 = its default
     timeout: float = 30.0  # per SubmitReq, connect to answer
-    concurrency: int = 4  # SubmitReq in flight at once
+    concurrency: int = 8  # SubmitReq in flight at once
     batch: int = 32  # messages taken from the outbox at once
     profile: str = "video-basic"
     max_message_bytes: int = 300 * 1024  # the MM (SMIL, text and pictures) as sent
