@@ -271,3 +271,13 @@ async def test_rel5_release(tmp_path):
             xml = envelope.get_payload(decode=True)
             validate_envelope(xml, rel5.namespace)
             assert f"<MM7Version>{rel5.version}</MM7Version>".encode() in xml
+
+
+async def test_shutdown_waits_for_the_submit_in_flight(tmp_path):
+    """Stopping the gateway drains: a SubmitReq on the wire is answered and recorded first."""
+    async with open_fake_mmsc() as mmsc:
+        mmsc.answers.append(MmscAnswer(delay=0.3))
+        async with open_mms_gateway(tmp_path, mmsc) as gw:
+            await gw.send("c1")
+            await mmsc.wait_submits(1)
+        assert gw.recorder.states("c1") == ["submitted"]
