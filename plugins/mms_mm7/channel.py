@@ -126,7 +126,8 @@ class MmsChannel:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         log = structlog.get_logger().bind(plugin="mms_mm7", channel=self.name)
-        slots = trio.Semaphore(self.config.concurrency)
+        slots = trio.Semaphore(self.config.concurrency)  # SubmitReq on the wire
+        pending = trio.Semaphore(4 * self.config.concurrency)  # ... or answered, not recorded
         async with (
             httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.timeout),
@@ -149,9 +150,12 @@ class MmsChannel:
                             await queue.release([m.contact_id for m in messages])
                             await trio.sleep_forever()
                         for message, mm in await self._prepare(queue, messages):
+                            await pending.acquire()
                             await slots.acquire()
                             self._in_flight += 1
-                            nursery.start_soon(self._send_one, queue, client, message, mm, slots)
+                            nursery.start_soon(
+                                self._send_one, queue, client, message, mm, slots, pending
+                            )
             finally:
                 self.queue = None
 
@@ -185,13 +189,26 @@ class MmsChannel:
         return [(m, composed[m.contact_id]) for m in messages if m.contact_id in sending]
 
     async def _send_one(
-        self, queue: Any, client: httpx.AsyncClient, message: Any, mm: Any, slots: trio.Semaphore
+        self,
+        queue: Any,
+        client: httpx.AsyncClient,
+        message: Any,
+        mm: Any,
+        slots: trio.Semaphore,
+        pending: trio.Semaphore,
     ) -> None:
+        """POST holding an HTTP slot; record the answer after giving the slot back, so that the
+        MMSC gets ``concurrency`` requests at once while the durable writes of several answers
+        share one commit of the state writer."""
         try:
-            await self._submit(queue, client, message, mm)
+            try:
+                answer = await self._post(client, message, mm)
+            finally:
+                slots.release()
+            await self._record(queue, message, answer)
         finally:
             self._in_flight -= 1
-            slots.release()
+            pending.release()
 
     def submit_request(self, message: Any, content_id: str) -> SubmitReq:
         content = Content.from_fields(message.request.content)
@@ -212,10 +229,8 @@ class MmsChannel:
             content_id=content_id,
         )
 
-    async def _submit(self, queue: Any, client: httpx.AsyncClient, message: Any, mm: Any) -> None:
-        log = structlog.get_logger().bind(
-            plugin="mms_mm7", channel=self.name, contact_id=message.contact_id
-        )
+    async def _post(self, client: httpx.AsyncClient, message: Any, mm: Any) -> httpx.Response | str:
+        """The MMSC's HTTP answer to the SubmitReq, or why there is none (retried)."""
         request = self.submit_request(message, mm.content_id)
         content_type, body = encode_request(request, mm, self.release)
         auth = (
@@ -224,7 +239,7 @@ class MmsChannel:
             else httpx.USE_CLIENT_DEFAULT
         )
         try:
-            answer = await client.post(
+            return await client.post(
                 self.config.url,
                 content=body,
                 headers={"Content-Type": content_type, "SOAPAction": '""'},
@@ -232,10 +247,17 @@ class MmsChannel:
             )
         except httpx.TimeoutException:
             self.stats["timeouts"] += 1
-            await self._retry(queue, message, f"no answer from the MMSC in {self.config.timeout}s")
-            return
+            return f"no answer from the MMSC in {self.config.timeout}s"
         except httpx.HTTPError as exc:  # refused connection, reset, DNS
-            await self._retry(queue, message, f"MMSC unreachable: {type(exc).__name__}: {exc}")
+            return f"MMSC unreachable: {type(exc).__name__}: {exc}"
+
+    async def _record(self, queue: Any, message: Any, answer: httpx.Response | str) -> None:
+        """Report what the MMSC's answer means for the message (see the module docstring)."""
+        log = structlog.get_logger().bind(
+            plugin="mms_mm7", channel=self.name, contact_id=message.contact_id
+        )
+        if isinstance(answer, str):
+            await self._retry(queue, message, answer)
             return
         if answer.status_code in (401, 403):
             self.stats["auth_refused"] += 1

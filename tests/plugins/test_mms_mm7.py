@@ -62,6 +62,8 @@ async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
         assert (answer.kind, answer.status.code) == ("DeliveryReportRsp", 1000)
         await gw.wait_state("c1", "delivered")
         assert await gw.outbox_state("c1") == "delivered"
+        status = (await gw.handle.command("status")).data["plugins"]["mms_mm7"]["status"]
+        assert (status["submitted"], status["receipts"], status["running"]) == (1, 1, True)
 
 
 @pytest.mark.parametrize(
@@ -281,3 +283,12 @@ async def test_shutdown_waits_for_the_submit_in_flight(tmp_path):
             await gw.send("c1")
             await mmsc.wait_submits(1)
         assert gw.recorder.states("c1") == ["submitted"]
+
+
+async def test_report_for_an_unknown_message_is_answered(tmp_path):
+    """A delivery report for a MessageID we never got is answered 1000 and changes nothing."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        report = mmsc.delivery_report("no-such-id", "8613800000001", "Retrieved")
+        status, answer = await mmsc.send(gw.inbound_url, report, auth=INBOUND)
+        assert status == 200 and answer is not None and answer.status.code == 1000
+        assert gw.recorder.deliveries == []
