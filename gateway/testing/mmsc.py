@@ -86,6 +86,7 @@ class FakeMmsc:
     answers: collections.deque[MmscAnswer] = attrs.field(factory=collections.deque)
     submits: list[ReceivedSubmit] = attrs.field(factory=list)
     auth_refused: int = 0
+    requests: int = 0  # HTTP requests received, whatever their fate
     port: int = 0
     _next_id: int = 0
     _changed: trio.Event = attrs.field(factory=trio.Event)
@@ -135,6 +136,7 @@ class FakeMmsc:
     async def _handle(
         self, request: h11.Request, body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        self.requests += 1
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         if self.username and headers.get("authorization") != _basic(self.username, self.password):
             self.auth_refused += 1

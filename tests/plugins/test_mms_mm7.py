@@ -26,6 +26,7 @@ async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
         )
         await gw.wait_state("c1", "submitted")
         [sent] = mmsc.submits
+        assert mmsc.auth_refused == 0 and mmsc.requests == 1  # Basic auth sent up front
         parts = email_parts(sent.content_type, sent.body)
         assert [p.get_content_type() for p in parts] == [
             "text/xml",
