@@ -264,6 +264,9 @@ class Pipeline:
                 column.masks[column.codes[row]] & column.bits.get(n, 0) for n in needed
             ):
                 return channel
+            # Terminal fit: the handset cannot take this channel, the campaign's next one is
+            # tried; counted per skipped channel for `gatewayctl campaign report`.
+            self.campaigns.count(cdef.campaign.id, f"fallback_from_{channel}")
         return None
 
     # -- trigger-policy marks of undecided requests -----------------------------------------

@@ -146,6 +146,13 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             "sent": sent,
             "delivered": deliveries.get("delivered", 0),
             "outbox_states": deliveries,
+            # Channels skipped because the handset lacks what they require (e.g. mms): the
+            # contact went to the campaign's next channel (or, if none fits, no_capable_channel).
+            "channel_fallback": {
+                k.removeprefix("fallback_from_"): v
+                for k, v in counts.items()
+                if k.startswith("fallback_from_")
+            },
             "not_requested": {
                 k: counts[k]
                 for k in ("repeat", "outside_schedule", "no_msisdn", "no_capable_channel")
