@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +110,13 @@ class MmsChannel:
         )
 
     def reload(self, config: MmsConfig) -> None:
-        """New limits, identity and credentials apply to the next SubmitReq."""
+        """New limits, identity, credentials and timeout apply to the next SubmitReq; a new
+        ``concurrency`` or ``inbound_path`` needs a restart (said in the log)."""
+        for key in ("concurrency", "inbound_path", "channel"):
+            if getattr(config, key) != getattr(self.config, key):
+                structlog.get_logger().warning(
+                    "mms.reload_needs_restart", plugin="mms_mm7", key=key
+                )
         self.config = config
         self.composer = self._composer(config)
 
@@ -179,7 +184,7 @@ class MmsChannel:
                 mm, _size = await trio.to_thread.run_sync(
                     self.composer.compose, content, limiter=self._limiter
                 )
-                composed[message.contact_id] = mm
+                composed[message.contact_id] = (mm, content.subject)
             except (ContentError, ComposeError) as exc:  # final: retrying cannot fix it
                 self.stats["content_rejected"] += 1
                 await self._report(message, DeliveryState.REJECTED, error=str(exc))
@@ -210,8 +215,7 @@ class MmsChannel:
             self._in_flight -= 1
             pending.release()
 
-    def submit_request(self, message: Any, content_id: str) -> SubmitReq:
-        content = Content.from_fields(message.request.content)
+    def submit_request(self, message: Any, content_id: str, subject: str | None) -> SubmitReq:
         config = self.config
         return SubmitReq(
             transaction_id=message.contact_id,
@@ -224,14 +228,15 @@ class MmsChannel:
             expiry=expiry_of(config.expiry),
             delivery_report=config.delivery_report,
             read_reply=config.read_reply,
-            subject=content.subject,
+            subject=subject,
             charged_party=config.charged_party,
             content_id=content_id,
         )
 
     async def _post(self, client: httpx.AsyncClient, message: Any, mm: Any) -> httpx.Response | str:
         """The MMSC's HTTP answer to the SubmitReq, or why there is none (retried)."""
-        request = self.submit_request(message, mm.content_id)
+        mm, subject = mm
+        request = self.submit_request(message, mm.content_id, subject)
         content_type, body = encode_request(request, mm, self.release)
         auth = (
             httpx.BasicAuth(self.config.username, self.config.password)
@@ -244,6 +249,7 @@ class MmsChannel:
                 content=body,
                 headers={"Content-Type": content_type, "SOAPAction": '""'},
                 auth=auth,
+                timeout=self.config.timeout,  # per request: a reload applies at once
             )
         except httpx.TimeoutException:
             self.stats["timeouts"] += 1
@@ -381,8 +387,3 @@ class MmsChannel:
         if orphan is not None:
             state, msisdn, error = orphan[0]
             await self.apply_report(message_id, state, msisdn, error)
-
-
-def now_iso() -> str:
-    """The current time as an xs:dateTime in UTC."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -51,6 +51,7 @@ async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
             "Sender",
             True,
         )
+        assert (request.expiry, request.message_class) == ("PT86400S", "Advertisement")
         delivery = next(d for d in gw.recorder.deliveries if d.state.value == "submitted")
         assert delivery.message_id == sent.message_id
 
@@ -293,3 +294,26 @@ async def test_report_for_an_unknown_message_is_answered(tmp_path):
         status, answer = await mmsc.send(gw.inbound_url, report, auth=INBOUND)
         assert status == 200 and answer is not None and answer.status.code == 1000
         assert gw.recorder.deliveries == []
+
+
+async def test_reload_applies_to_the_next_submit(tmp_path):
+    """A reloaded [plugins.mms_mm7] (new VASID, smaller picture limit) applies to the next SubmitReq."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        path = gw.handle.config_path
+        path.write_text(
+            path.read_text().replace(
+                'vas_id = "offers"', 'vas_id = "winter"\nprofile = "image-basic"'
+            )
+        )
+        assert gw.handle.daemon.reload() is None
+        (tmp_path / "media" / "big.png").write_bytes(png(320, 240))
+        await gw.send("c1", text="x", **{"attachment.pic": "big.png"})
+        await gw.wait_state("c1", "submitted")
+        [sent] = mmsc.submits
+        assert sent.request.vas_id == "winter"
+        picture = [
+            p
+            for p in email_parts(sent.content_type, sent.body)
+            if p.get_content_maintype() == "image"
+        ]
+        assert image_size(picture[0].get_payload(decode=True)) == (160, 120)
