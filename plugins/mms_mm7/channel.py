@@ -148,8 +148,8 @@ class MmsChannel:
                 async with trio.open_nursery() as nursery:
                     while True:
                         # Take only what can go out now, so nothing leased waits for a slot.
-                        async with slots:
-                            free = slots.value + 1
+                        async with pending, slots:
+                            free = min(slots.value, pending.value) + 1
                         messages = await queue.take(min(free, self.config.batch))
                         if self._draining:
                             await queue.release([m.contact_id for m in messages])

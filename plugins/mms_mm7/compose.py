@@ -147,6 +147,16 @@ class Composer:
     def _encode(
         self, name: str, data: bytes, box: tuple[int, int], media_type: str, quality: int = 85
     ) -> Image:
+        try:
+            return self._encode_with_pillow(name, data, box, media_type, quality)
+        except ComposeError:
+            raise
+        except Exception as exc:  # a corrupt or hostile file (decompression bomb)
+            raise ComposeError(f"picture {name!r} cannot be scaled: {exc}") from exc
+
+    def _encode_with_pillow(
+        self, name: str, data: bytes, box: tuple[int, int], media_type: str, quality: int
+    ) -> Image:
         assert PilImage is not None
         with PilImage.open(io.BytesIO(data)) as picture:
             picture.thumbnail(box)

@@ -253,12 +253,16 @@ async def test_picture_over_the_profile_is_refused_without_pillow(tmp_path):
 
 
 async def test_missing_picture_and_href_are_rejected(tmp_path):
-    """A picture file that is missing, or an href the channel does not carry, is rejected."""
+    """A missing or unreadable picture, or an href the channel does not carry, is rejected."""
     async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        (tmp_path / "media" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)
         await gw.send("c1", text="x", **{"attachment.pic": "nowhere.png"})
         await gw.send("c2", text="x", href="http://example.com/")
+        await gw.send("c3", text="x", **{"attachment.pic": "broken.png"})
         await gw.wait_state("c1", "rejected")
         await gw.wait_state("c2", "rejected")
+        await gw.wait_state("c3", "rejected")
+        assert "not a readable image/png" in (await gw.gateway.outbox.show("c3"))["error"]
         assert "nowhere.png" in (await gw.gateway.outbox.show("c1"))["error"]
         assert "href" in (await gw.gateway.outbox.show("c2"))["error"]
         assert mmsc.submits == []
