@@ -36,10 +36,10 @@ def gateway_config_sections():
 @hookimpl
 def gateway_channels(gateway):
     config: MmsConfig = gateway.plugin_config(NAME)
-    if not config.url:
+    if not config.url and not config.embedded_mmsc:
         return []
     log = structlog.get_logger().bind(plugin=NAME)
-    if not config.inbound_username:
+    if not config.inbound_username and not config.embedded_mmsc:
         log.warning(
             "mms.inbound_unauthenticated",
             hint="set inbound_username and inbound_password so that only the MMSC can report",
@@ -52,7 +52,7 @@ def gateway_channels(gateway):
 @hookimpl
 def gateway_http_routes(gateway):
     config: MmsConfig = gateway.plugin_config(NAME)
-    if not config.url or not config.inbound_path:
+    if not (config.url or config.embedded_mmsc) or not config.inbound_path:
         return []
     return [
         HttpRoute(

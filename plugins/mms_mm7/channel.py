@@ -20,6 +20,7 @@ resent after a crash. Delivery reports, read replies and MO MMS arrive on the co
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -143,9 +144,11 @@ class MmsChannel:
             await queue.recover()
             self.queue = queue
             try:
-                log.info("mms.ready", mmsc=self.config.url, release=self.config.release)
-                task_status.started()
                 async with trio.open_nursery() as nursery:
+                    if self.config.embedded_mmsc:
+                        await self._start_embedded_mmsc(nursery)
+                    log.info("mms.ready", mmsc=self.config.url, release=self.config.release)
+                    task_status.started()
                     while True:
                         # Take only what can go out now, so nothing leased waits for a slot.
                         async with pending, slots:
@@ -163,6 +166,37 @@ class MmsChannel:
                             )
             finally:
                 self.queue = None
+
+    async def _start_embedded_mmsc(self, nursery: trio.Nursery) -> None:
+        """DEMO ONLY (``embedded_mmsc``): a fake MMSC on a loopback port in this nursery, which
+        reports every MMS it accepted as retrieved ``embedded_report_delay`` later."""
+        from gateway.testing.mmsc import FakeMmsc  # test support, imported only in demo mode
+
+        mmsc = FakeMmsc(username=self.config.username, password=self.config.password)
+        await nursery.start(mmsc.serve)
+        self.config = attrs.evolve(self.config, url=mmsc.url)
+        structlog.get_logger().warning(
+            "mms.embedded_mmsc",
+            plugin="mms_mm7",
+            url=mmsc.url,
+            hint="demo mode: MMS go to a fake MMSC",
+        )
+
+        async def report_retrieved() -> None:
+            seen = 0
+            while True:
+                submits = await mmsc.wait_submits(seen + 1, within=math.inf)
+                for submit in submits[seen:]:
+                    if submit.message_id is not None:
+                        nursery.start_soon(retrieved, submit)
+                seen = len(submits)
+
+        async def retrieved(submit: Any) -> None:
+            await trio.sleep(self.config.embedded_report_delay)
+            msisdn = submit.request.recipients[0].value
+            await self.apply_report(submit.message_id, "delivered", msisdn, None)
+
+        nursery.start_soon(report_retrieved)
 
     async def drain(self) -> None:
         """Stop taking messages; wait for the SubmitReq in flight to be answered and recorded

@@ -49,6 +49,8 @@ class MmsConfig:
     inbound_path: str = "/mm7"  # route on the core's HTTP host for the MMSC's requests
     inbound_username: str = ""  # HTTP Basic the MMSC must send; empty: not checked (warned)
     inbound_password: str = attrs.field(default="", repr=False)
+    embedded_mmsc: bool = False  # DEMO ONLY: submit to an in-process fake MMSC (url ignored)
+    embedded_report_delay: float = 1.0  # ... which reports each MMS retrieved this much later
 
 
 def _size(r: TableReader, name: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -100,6 +102,10 @@ def parse_mms_config(table: Mapping[str, Any], key: str = "plugins.mms_mm7") -> 
         inbound_path=inbound_path,
         inbound_username=r.str("inbound_username", d.inbound_username),
         inbound_password=r.str("inbound_password", d.inbound_password),
+        embedded_mmsc=r.bool("embedded_mmsc", d.embedded_mmsc),
+        embedded_report_delay=r.duration(
+            "embedded_report_delay", d.embedded_report_delay, min=0, max=3600
+        ),
     )
     if config.username and not config.password:
         r.problem("password", "is required with username (HTTP Basic towards the MMSC)")

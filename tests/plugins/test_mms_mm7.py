@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 
 from adapters.mm7 import RELEASES, Status
+from gateway.model import ContactRequest
+from gateway.testing import open_gateway, wait_until
 from gateway.testing.mmsc import MmscAnswer, open_fake_mmsc
 from plugins.mms_mm7.compose import image_size
 from tests.adapters.mm7.mm7_schema import email_parts, validate_envelope
-from tests.plugins.mms_harness import INBOUND, open_mms_gateway, png
+from tests.plugins.mms_harness import INBOUND, Recorder, open_mms_gateway, png
 
 
 async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
@@ -321,3 +323,26 @@ async def test_reload_applies_to_the_next_submit(tmp_path):
             if p.get_content_maintype() == "image"
         ]
         assert image_size(picture[0].get_payload(decode=True)) == (160, 120)
+
+
+async def test_embedded_mmsc_for_the_demo(tmp_path):
+    """embedded_mmsc = true (demo): MMS go to an in-process fake MMSC that reports them retrieved."""
+    toml = '[plugins.mms_mm7]\nembedded_mmsc = true\nembedded_report_delay = "0.05s"\n'
+    async with open_gateway(tmp_path / "gw", toml) as handle:
+        recorder = Recorder()
+        handle.daemon.pm.register(recorder, name="recorder")
+        channel = handle.gateway.channels["mms"]
+        await wait_until(lambda: channel.queue is not None)
+        assert channel.config.url.startswith("http://127.0.0.1:")
+        control = handle.gateway.contact_control
+        decision = await control.decide(
+            ContactRequest(
+                contact_id="d1",
+                msisdn="8613800000001",
+                campaign_id="demo",
+                channel="mms",
+                content={"text": "hi"},
+            )
+        )
+        assert await handle.gateway.outbox.enqueue(decision)
+        await wait_until(lambda: recorder.states("d1") == ["submitted", "delivered"])
