@@ -323,3 +323,55 @@ def test_local_errors():
         encode_envelope(
             SubmitReq(transaction_id="t", vasp_id="v", vas_id="v", recipients=(), content_id="c")
         )
+
+
+def test_deliver_req_as_another_mmsc_writes_it():
+    """A DeliverReq written the way other MMSCs do (LF line ends, prefixed namespace, the MM
+    as multipart/mixed referenced by Content-Location, quoted-printable text) is read."""
+    body = (
+        "--outer\n"
+        "Content-Type: text/xml; charset=utf-8\n"
+        "Content-ID: <env>\n"
+        "\n"
+        '<?xml version="1.0"?>\n'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">\n'
+        " <soap:Header>\n"
+        '  <mm7:TransactionID xmlns:mm7="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/'
+        'schema/REL-5-MM7-1-2" soap:mustUnderstand="1">mo-77</mm7:TransactionID>\n'
+        " </soap:Header>\n"
+        " <soap:Body>\n"
+        '  <mm7:DeliverReq xmlns:mm7="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/'
+        'schema/REL-5-MM7-1-2">\n'
+        "   <mm7:MM7Version>5.3.0</mm7:MM7Version>\n"
+        "   <mm7:Sender><mm7:Number>+8613800000009/TYPE=PLMN</mm7:Number></mm7:Sender>\n"
+        "   <mm7:Recipients><mm7:To><mm7:ShortCode>10658000</mm7:ShortCode></mm7:To>"
+        "</mm7:Recipients>\n"
+        "   <mm7:Subject>re: offer</mm7:Subject>\n"
+        '   <mm7:Content href="mm.mime"/>\n'
+        "  </mm7:DeliverReq>\n"
+        " </soap:Body>\n"
+        "</soap:Envelope>\n"
+        "--outer\n"
+        'Content-Type: multipart/mixed; boundary="inner"\n'
+        "Content-Location: mm.mime\n"
+        "\n"
+        "--inner\n"
+        "Content-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: quoted-printable\n"
+        "\n"
+        "Y =E8=AE=A2=E8=B4=AD\n"
+        "--inner\n"
+        "Content-Type: image/png\n"
+        "Content-Transfer-Encoding: base64\n"
+        "\n" + base64.encodebytes(PNG).decode() + "--inner--\n"
+        "--outer--\n"
+    ).encode("utf-8")
+    decoded = decode_request('multipart/related; boundary=outer; type="text/xml"', body)
+    message = decoded.message
+    assert isinstance(message, DeliverReq) and message.transaction_id == "mo-77"
+    assert message.sender == Address(value="+8613800000009/TYPE=PLMN")
+    assert message.recipients == (Address(kind="ShortCode", value="10658000"),)
+    assert decoded.namespace.endswith("REL-5-MM7-1-2") and message.subject == "re: offer"
+    assert decoded.content is not None
+    assert content_text(decoded.content) == "Y 订购"
+    assert [p.body for p in content_parts(decoded.content) if p.media_type == "image/png"] == [PNG]
