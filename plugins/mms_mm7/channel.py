@@ -7,9 +7,13 @@ fitted to the MMSC profile; a message that cannot fit is ``rejected`` with the r
 ``mark_sending`` the ones composed, POST each, and report:
 
 - status 1xxx: ``submitted`` with the MMSC's MessageID (mapped for the delivery report);
-- a temporary failure (a 3xxx server error, 4006 service unavailable, a timeout, a refused
-  connection, HTTP 401/403 from the MMSC, which is a configuration to fix, not a reason to drop
-  the campaign): ``queue.retry``, and the final state it returns once attempts run out;
+- a temporary failure of this message (a 3xxx server error, 4006 service unavailable, no
+  answer within ``timeout``, an unreadable answer): ``queue.retry``, and the final state it
+  returns once attempts run out;
+- the MMSC cannot be used at all (connection refused, HTTP 401/403: credentials to fix, any
+  answer that is not MM7 such as a proxy's 502 or 503 page): the message goes back to the queue without using an attempt
+  and the channel pauses with a doubling backoff, so an outage or a configuration error does
+  not use up the campaign's messages;
 - a final refusal (2xxx, 3002-3004, other 4xxx): ``rejected`` with the status code and text.
 
 The TransactionID is the contact id, so an MMSC that deduplicates on it drops a message
@@ -49,6 +53,20 @@ from gateway.model import Delivery, DeliveryState
 from plugins.mms_mm7.compose import ComposeError, Composer
 from plugins.mms_mm7.config import MmsConfig
 
+#: Media types of an MM7 answer; any other answer is the MMSC (or a proxy) being unavailable.
+MM7_MEDIA_TYPES = ("text/xml", "application/xml", "application/soap+xml", "multipart/related")
+#: Pause of the channel while the MMSC is unavailable: doubles from PAUSE_MIN to PAUSE_MAX.
+PAUSE_MIN = 0.5
+PAUSE_MAX = 60.0
+
+
+@attrs.frozen
+class Unavailable:
+    """The SubmitReq never reached the MMSC (connection refused, connect timeout)."""
+
+    reason: str
+
+
 #: Delivery reports kept while their SubmitRsp is still being recorded (bounded, 5 minutes).
 MAX_ORPHANS = 10_000
 ORPHAN_AGE = 300.0
@@ -79,6 +97,7 @@ class MmsChannel:
                 "retried",
                 "timeouts",
                 "auth_refused",
+                "unavailable",
                 "content_rejected",
                 "receipts",
                 "receipts_unmatched",
@@ -93,6 +112,8 @@ class MmsChannel:
     _orphans: OrderedDict[str, tuple[Any, float]] = attrs.field(factory=OrderedDict)
     _in_flight: int = 0
     _draining: bool = False
+    _backoff: float = 0.0  # seconds of the current pause while the MMSC is unavailable
+    _paused_until: float = 0.0  # Trio time
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -121,8 +142,9 @@ class MmsChannel:
         self.config = config
         self.composer = self._composer(config)
 
-    def statistics(self) -> dict[str, int]:
-        return {**self.stats, **self.composer.stats}
+    def statistics(self) -> dict[str, Any]:
+        paused = max(0.0, self._paused_until - trio.current_time()) if self.queue else 0.0
+        return {**self.stats, **self.composer.stats, "paused_s": round(paused, 1)}
 
     @property
     def release(self) -> Any:
@@ -150,6 +172,9 @@ class MmsChannel:
                     log.info("mms.ready", mmsc=self.config.url, release=self.config.release)
                     task_status.started()
                     while True:
+                        # MMSC unavailable: wait (the deadline may move while we sleep).
+                        while trio.current_time() < self._paused_until:  # noqa: ASYNC110
+                            await trio.sleep_until(self._paused_until)
                         # Take only what can go out now, so nothing leased waits for a slot.
                         async with pending, slots:
                             free = min(slots.value, pending.value) + 1
@@ -285,11 +310,13 @@ class MmsChannel:
                 auth=auth,
                 timeout=self.config.timeout,  # per request: a reload applies at once
             )
-        except httpx.TimeoutException:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return Unavailable(reason=f"MMSC unreachable: {type(exc).__name__}: {exc}")
+        except httpx.TimeoutException:  # sent: the MMSC may have it, so an attempt is used
             self.stats["timeouts"] += 1
             return f"no answer from the MMSC in {self.config.timeout}s"
-        except httpx.HTTPError as exc:  # refused connection, reset, DNS
-            return f"MMSC unreachable: {type(exc).__name__}: {exc}"
+        except httpx.HTTPError as exc:  # reset mid-answer, a broken answer
+            return f"MMSC answer lost: {type(exc).__name__}: {exc}"
 
     async def _record(self, queue: Any, message: Any, answer: httpx.Response | str) -> None:
         """Report what the MMSC's answer means for the message (see the module docstring)."""
@@ -299,17 +326,23 @@ class MmsChannel:
         if isinstance(answer, str):
             await self._retry(queue, message, answer)
             return
-        if answer.status_code in (401, 403):
-            self.stats["auth_refused"] += 1
-            log.error(
-                "mms.auth_refused",
-                status=answer.status_code,
-                hint="check [plugins.mms_mm7] username and password",
-            )
-            await self._retry(
-                queue, message, f"MMSC refused our credentials (HTTP {answer.status_code})"
-            )
+        if isinstance(answer, Unavailable):
+            await self._unavailable(queue, message, answer.reason)
             return
+        media_type = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if answer.status_code in (401, 403) or media_type not in MM7_MEDIA_TYPES:
+            # Not an MM7 answer: credentials refused, or a proxy's or server's own error page.
+            if answer.status_code in (401, 403):
+                self.stats["auth_refused"] += 1
+                log.error(
+                    "mms.auth_refused",
+                    status=answer.status_code,
+                    hint="check [plugins.mms_mm7] username and password",
+                )
+            reason = f"HTTP {answer.status_code} from the MMSC"
+            await self._unavailable(queue, message, reason)
+            return
+        self._backoff = 0.0  # the MMSC answers
         try:
             response = decode_request(
                 answer.headers.get("content-type", ""), answer.content
@@ -349,6 +382,28 @@ class MmsChannel:
             self.stats["refused"] += 1
             log.warning("mms.refused", status=code, status_text=response.status.text)
             await self._report(message, DeliveryState.REJECTED, error=error)
+
+    async def _unavailable(self, queue: Any, message: Any, reason: str) -> None:
+        """The MMSC cannot be used now (down, refusing our credentials, overloaded without an
+        MM7 answer): the message goes back to the queue (after the outbox's retry backoff)
+        without using an attempt, and the
+        channel pauses (doubling from PAUSE_MIN to PAUSE_MAX), as the SMS channel keeps its
+        messages while no SMSC bind is up. They expire after ``[outbox] expiry``."""
+        self.stats["unavailable"] += 1
+        state = await queue.retry(message.contact_id, reason, count_attempt=False)
+        if state in ("rejected", "expired"):  # its time ran out meanwhile
+            await self._report(message, DeliveryState(state), error=reason)
+        self._backoff = min(max(PAUSE_MIN, self._backoff * 2), PAUSE_MAX)
+        until = trio.current_time() + self._backoff
+        if until > self._paused_until:
+            self._paused_until = until
+            structlog.get_logger().warning(
+                "mms.mmsc_unavailable",
+                plugin="mms_mm7",
+                channel=self.name,
+                reason=reason,
+                pause_s=self._backoff,
+            )
 
     async def _retry(self, queue: Any, message: Any, error: str) -> None:
         self.stats["retried"] += 1

@@ -4,12 +4,15 @@ read replies and MO MMS inbound, HTTP Basic refused both ways, picture size limi
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+import trio
 
 from adapters.mm7 import RELEASES, Status
 from gateway.model import ContactRequest
 from gateway.testing import open_gateway, wait_until
-from gateway.testing.mmsc import MmscAnswer, open_fake_mmsc
+from gateway.testing.mmsc import FakeMmsc, MmscAnswer, open_fake_mmsc
 from plugins.mms_mm7.compose import image_size
 from tests.adapters.mm7.mm7_schema import email_parts, validate_envelope
 from tests.plugins.mms_harness import INBOUND, Recorder, open_mms_gateway, png
@@ -80,12 +83,12 @@ async def test_submit_carries_the_mm_and_a_delivery_report_delivers(tmp_path):
         ([MmscAnswer(status=3002, fault=True)], ["rejected"], "refused"),
         ([MmscAnswer(status=4006, fault=True), MmscAnswer()], ["submitted"], "retried"),
         ([MmscAnswer(status=4007)], ["rejected"], "refused"),
-        ([MmscAnswer(http_status=503), MmscAnswer()], ["submitted"], "retried"),
+        ([MmscAnswer(http_status=503), MmscAnswer()], ["submitted"], "unavailable"),
     ],
     ids=["1100", "2002", "2004-fault", "3001-retry", "3002-fault", "4006-retry", "4007", "http503"],
 )
 async def test_status_classes(tmp_path, answers, states, stat):
-    """1xxx submits; 2xxx, 3002 and 4007 reject at once; 3001, 4006 and HTTP 503 are retried."""
+    """1xxx submits; 2xxx, 3002 and 4007 reject at once; 3001, 4006 retry; HTTP 503 pauses."""
     async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
         mmsc.answers.extend(answers)
         await gw.send("c1")
@@ -122,15 +125,37 @@ async def test_retries_run_out(tmp_path):
 
 
 async def test_mmsc_refuses_our_credentials(tmp_path):
-    """HTTP 401 from the MMSC: nothing submitted, counted, retried (a configuration to fix)."""
-    async with open_fake_mmsc(password="other") as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
-        # The gateway's config was written with mmsc.password; change it after: wrong creds.
-        mmsc.password = "changed"
+    """HTTP 401 from the MMSC: nothing sent, no attempt used, the channel pauses; once the
+    credentials match again the message goes out."""
+    async with open_fake_mmsc() as mmsc, open_mms_gateway(tmp_path, mmsc) as gw:
+        right, mmsc.password = mmsc.password, "changed"  # the gateway keeps the old one
         await gw.send("c1")
-        await gw.wait_state("c1", "rejected")  # max_attempts = 3, all refused
-        assert mmsc.submits == [] and mmsc.auth_refused == 3
-        assert gw.channel.statistics()["auth_refused"] == 3
-        assert "credentials" in (await gw.gateway.outbox.show("c1"))["error"]
+        await wait_until(lambda: mmsc.auth_refused >= 2, within=20)
+        assert mmsc.submits == [] and gw.recorder.states("c1") == []
+        shown = await gw.gateway.outbox.show("c1")
+        assert shown["attempts"] == 0 and "HTTP 401" in shown["error"]
+        stats = gw.channel.statistics()
+        assert stats["auth_refused"] >= 2 and stats["unavailable"] >= 2
+        mmsc.password = right
+        await gw.wait_state("c1", "submitted")
+        assert (await gw.gateway.outbox.show("c1"))["attempts"] == 0
+
+
+async def test_mmsc_down_then_up_loses_nothing(tmp_path):
+    """Connection refused: the message waits without using attempts and goes out once the MMSC
+    listens (an outage does not use up the campaign's messages)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mmsc = FakeMmsc(port=port)  # not listening yet
+    async with open_mms_gateway(tmp_path, mmsc) as gw, trio.open_nursery() as nursery:
+        await gw.send("c1")
+        await wait_until(lambda: gw.channel.statistics()["unavailable"] >= 3, within=20)
+        assert (await gw.gateway.outbox.show("c1"))["attempts"] == 0
+        await nursery.start(mmsc.serve, "127.0.0.1", port)
+        await gw.wait_state("c1", "submitted")
+        assert len(mmsc.submits) == 1
+        nursery.cancel_scope.cancel()
 
 
 async def test_we_refuse_an_mmsc_without_credentials(tmp_path):
