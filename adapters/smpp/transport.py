@@ -296,12 +296,27 @@ class _BindConnection:
         status = event.status
         if status == p.ESME_ROK:
             account.throttle_streak = 0
+            account.accepted += 1
             self.state.submitted += 1
             job.message_ids[index] = event.message_id
             job.remaining -= 1
             if job.remaining == 0:
                 job.done = True
                 self._finish(job)
+            return
+        if status == p.ESME_RMSGQFUL:
+            if account.queue_full((job, index)):
+                h.on_event(
+                    "smpp.queue_full_retry",
+                    smsc=account.name,
+                    key=job.key,
+                    destination_addr=job.segments[index].get("destination_addr", ""),
+                    attempt=job.queue_full,
+                )
+                return
+            job.status = status
+            job.done = True
+            self._finish(job)
             return
         if status in p.THROTTLE_STATUSES:
             streak = account.throttle_streak
@@ -314,6 +329,7 @@ class _BindConnection:
                     bind=self.state.name,
                     status=p.status_name(status),
                     pause_s=round(delay, 3),
+                    rate_per_s=round(account.effective_rate, 2),
                 )
             return
         if status in p.TRANSIENT_STATUSES and job.attempts + 1 < account.settings.max_attempts:
