@@ -144,6 +144,8 @@ class SmscAccount:
     max_pending: int = 1000  # segments queued here before submit() waits
     config: Any = None  # the owner's settings for this SMSC (routing, encoding), opaque here
     binds: list[BindState] = attrs.field(factory=list)
+    # bound connections that may send requests (transmitter, transceiver): for query_sm
+    senders: list[Any] = attrs.field(factory=list)
     bucket: TokenBucket = attrs.field(init=False)
     paused_until: float = 0.0
     throttle_streak: int = 0
@@ -203,6 +205,34 @@ class SmscAccount:
         self._n += 1
         heapq.heappush(self._retry, (at, self._n, item))
         self._have_items.unpark_all()
+
+    async def query(
+        self,
+        message_id: str,
+        *,
+        source_addr: str = "",
+        source_addr_ton: int = 0,
+        source_addr_npi: int = 0,
+    ) -> Any:
+        """query_sm on a bound sender: its :class:`~adapters.smpp.protocol.QueryResponse`, or
+        None when no bind is up or none answered within ``request_timeout``."""
+        for conn in list(self.senders):
+            try:
+                return await conn.query(
+                    message_id,
+                    source_addr=source_addr,
+                    source_addr_ton=source_addr_ton,
+                    source_addr_npi=source_addr_npi,
+                )
+            except (
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                OSError,
+                p.LocalProtocolError,
+            ):
+                continue
+        return None
 
     # -- consumer side (binds) -------------------------------------------------------------------
 
