@@ -2,9 +2,12 @@
 """Benchmark of the SMPP client: submit_sm/s through one bind against the bundled simulator.
 
 Usage: bench_smpp.py [--messages N] [--quick] [--cap RATE] [--cap-seconds S]
+                    [--host H --port P --system-id ID --password PW]
 
 The simulator runs in its own process (``scripts/smsc_simulator.py``, no receipts), so client
-and SMSC each have a core. Variants, measured in the same run:
+and SMSC each have a core. With ``--host`` the benchmark targets that SMSC instead (an
+independent one, or a test SMSC of the operator: mind its contract, use ``--cap``); the
+``simulator_ceiling`` variant is then skipped. Variants, measured in the same run:
 
 - ``window_1``, ``window_10``, ``window_64``: one transceiver bind, uncapped, N messages of
   one segment each (default 50,000; --quick: 5,000); submit_sm/s from the first submit to
@@ -20,7 +23,8 @@ and SMSC each have a core. Variants, measured in the same run:
   window figures are known to measure the client, not the simulator.
 
 ``speedup_vs_window_1`` compares window 64 to window 1. ``submit_sm_per_cpu_s`` divides by this
-process's CPU time: the client's cost, robust to other processes sharing the machine. The last line of stdout is one JSON object.
+process's CPU time, and ``cpu_us_per_message`` is its inverse: the client's cost, robust to other
+processes sharing the machine. The last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class CountingHandler:
         self.failed = 0
         self.finished = trio.Event()
         self.last = 0.0
+        self.refused = ""
 
     async def before_send(self, jobs) -> None:
         return None
@@ -70,6 +75,9 @@ class CountingHandler:
         return 0
 
     def on_event(self, event, **fields) -> None:
+        if event == "smpp.bind_failed":  # wrong credentials: stop rather than retry forever
+            self.refused = str(fields.get("status", ""))
+            self.finished.set()
         if event not in ("smpp.bind_ok", "smpp.unbound"):
             print(
                 json.dumps({"event": event, **{k: str(v) for k, v in fields.items()}}),
@@ -96,7 +104,12 @@ def start_simulator() -> tuple[subprocess.Popen, int]:
 
 
 async def run_client(
-    port: int, *, window: int, messages: int, rate: float = 0.0, seconds: float | None = None
+    smsc: dict,
+    *,
+    window: int,
+    messages: int,
+    rate: float = 0.0,
+    seconds: float | None = None,
 ) -> dict:
     fields = dict(
         source_addr="10086",
@@ -109,10 +122,7 @@ async def run_client(
     )
     handler = CountingHandler(messages)
     settings = BindSettings(
-        host="127.0.0.1",
-        port=port,
-        system_id="gateway",
-        password="secret",
+        **smsc,
         window=window,
         enquire_link_interval=0,
         request_timeout=30,
@@ -130,8 +140,14 @@ async def run_client(
                 await account.submit(SubmitJob(key=str(i), segments=[fields]))
 
         nursery.start_soon(feed)
+        if handler.refused:
+            raise SystemExit(f"bind refused by {smsc['host']}:{smsc['port']}: {handler.refused}")
         if seconds is None:
             await handler.finished.wait()
+            if handler.refused:
+                raise SystemExit(
+                    f"bind refused by {smsc['host']}:{smsc['port']}: {handler.refused}"
+                )
             elapsed = handler.last - t0
             done = handler.done
         else:
@@ -149,6 +165,7 @@ async def run_client(
         "failed": handler.failed,
         "client_cpu_s": round(cpu, 3),
         "submit_sm_per_cpu_s": round(done / cpu, 1) if cpu else None,
+        "cpu_us_per_message": round(1e6 * cpu / done, 1) if done else None,
     }
     if rate:
         out["cap_per_s"] = rate
@@ -156,7 +173,7 @@ async def run_client(
     return out
 
 
-async def run_through_outbox(port: int, messages: int) -> dict:
+async def run_through_outbox(smsc: dict, messages: int) -> dict:
     import tempfile
     from types import SimpleNamespace
 
@@ -183,10 +200,7 @@ async def run_through_outbox(port: int, messages: int) -> dict:
             "smsc": [
                 {
                     "name": "sim",
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "system_id": "gateway",
-                    "password": "secret",
+                    **smsc,
                     "window": 64,
                     "registered_delivery": 0,
                     "enquire_link_interval": 0,
@@ -239,7 +253,7 @@ async def run_through_outbox(port: int, messages: int) -> dict:
 
 def simulator_ceiling(port: int, messages: int, in_flight: int = 1000) -> dict:
     """Blast pre-encoded submit_sm PDUs over a plain socket and count the answers."""
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port))  # the bundled simulator only
     sock.sendall(p.encode_pdu("bind_transceiver", 1, system_id="gateway", password="secret"))
     sock.recv(4096)
     fields = dict(
@@ -282,33 +296,46 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="5,000 messages per variant, 3 s capped")
     ap.add_argument("--cap", type=float, default=2000.0)
     ap.add_argument("--cap-seconds", type=float)
+    ap.add_argument("--host", help="an external SMSC (default: start the bundled simulator)")
+    ap.add_argument("--port", type=int, default=2775, help="with --host (default 2775)")
+    ap.add_argument("--system-id", default="gateway", help="bind system_id (default gateway)")
+    ap.add_argument("--password", default="secret", help="bind password (default secret)")
     args = ap.parse_args()
     messages = args.messages or (5_000 if args.quick else 50_000)
     cap_seconds = args.cap_seconds or (3.0 if args.quick else 10.0)
-    proc, port = start_simulator()
+    proc = None
+    if args.host:
+        host, port = args.host, args.port
+    else:
+        proc, port = start_simulator()
+        host = "127.0.0.1"
+    smsc = {"host": host, "port": port, "system_id": args.system_id, "password": args.password}
     result: dict = {
         "quick": args.quick,
         "messages_per_variant": messages,
         "cpu_count": os.cpu_count(),
+        "smsc": "bundled simulator" if proc else f"{host}:{port}",
     }
     try:
         for window in (1, 10, 64):
             n = messages if window > 1 else max(messages // 5, 1000)
             result[f"window_{window}"] = trio.run(
-                lambda w=window, n=n: run_client(port, window=w, messages=n)
+                lambda w=window, n=n: run_client(smsc, window=w, messages=n)
             )
             print(json.dumps({f"window_{window}": result[f"window_{window}"]}), flush=True)
         result["capped"] = trio.run(
-            lambda: run_client(port, window=64, messages=10**9, rate=args.cap, seconds=cap_seconds)
+            lambda: run_client(smsc, window=64, messages=10**9, rate=args.cap, seconds=cap_seconds)
         )
         print(json.dumps({"capped": result["capped"]}), flush=True)
         n_outbox = max(messages // 2, 1000)
-        result["through_outbox"] = trio.run(lambda: run_through_outbox(port, n_outbox))
+        result["through_outbox"] = trio.run(lambda: run_through_outbox(smsc, n_outbox))
         print(json.dumps({"through_outbox": result["through_outbox"]}), flush=True)
-        result["simulator_ceiling"] = simulator_ceiling(port, messages * 2)
+        if proc is not None:
+            result["simulator_ceiling"] = simulator_ceiling(port, messages * 2)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
     w64 = result["window_64"]["submit_sm_per_s"]
     result["speedup_vs_window_1"] = round(w64 / result["window_1"]["submit_sm_per_s"], 1)
     result["target_submit_sm_per_s"] = 5000

@@ -426,6 +426,8 @@ class SmsChannel(InboundMixin):
             "gsm_packed",
             "long_message",
             "receipt_id",
+            "receipt_timeout",
+            "query_sm",
         )
         new_by_name = {c.name: c for c in new.smsc}
         for name in set(new_by_name) ^ set(self.accounts):
