@@ -463,6 +463,9 @@ class SmsChannel(InboundMixin):
                 "bind_rate": c.bind_rate,
                 "queued_segments": a.queued,
                 "throttled_answers": a.throttled_answers,
+                "queue_full_answers": a.queue_full_answers,
+                # below `rate` while the SMSC's throttling holds the account back (AIMD)
+                "rate_now": round(a.effective_rate, 2),
                 "paused_s": max(0.0, round(a.paused_until - trio.current_time(), 3)),
                 "binds": [
                     {
@@ -483,5 +486,6 @@ class SmsChannel(InboundMixin):
             "channel": self.name,
             "outbox_depth": outbox.depth(self.name) if outbox else None,
             "stats": dict(self.stats),
+            "awaiting_receipts": len(self._awaited),  # watched for receipt_timeout
             "smsc": smscs,
         }

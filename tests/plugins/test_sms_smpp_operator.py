@@ -31,6 +31,7 @@ async def test_withheld_receipt_becomes_unknown_after_receipt_timeout(tmp_path):
         assert _states(h, "w0") == ["submitted", "unknown"]
         assert h.channel.stats["receipt_timeouts"] == 5
         assert sim.stats["query_sm"] == 0
+        assert h.channel.snapshot()["awaiting_receipts"] == 0
         assert (await h.outbox.show("w0"))["state"] == "unknown"
 
 
@@ -91,6 +92,8 @@ async def test_queue_full_for_one_destination_is_retried_bounded_and_rejected(tm
             error = [d.error for d in h.observed.deliveries if d.contact_id == "full"][-1]
             assert "ESME_RMSGQFUL" in error and "2 retries" in error
             assert h.channel.accounts["main"].paused_until == 0.0  # the account never paused
+            smsc = h.channel.snapshot()["smsc"]["main"]
+            assert smsc["queue_full_answers"] == 3 and smsc["rate_now"] == smsc["rate"]
 
 
 async def test_separate_transmitter_and_receiver_binds(tmp_path):
