@@ -18,6 +18,9 @@ independent one, or a test SMSC of the operator: mind its contract, use ``--cap`
 - ``through_outbox``: the whole channel: N messages enqueued in the durable outbox (SQLite in a
   temporary directory, ``synchronous=normal``), taken, marked sending, submitted over one bind
   with window 64, and recorded as submitted: messages/s end to end, and commits per message.
+- ``codec``: microseconds per PDU for the hot PDUs, smpplib (the reference) against our fast
+  path (``adapters/smpp/fastpdu.py``) in the same run: submit_sm encoding, deliver_sm (a
+  receipt) decoding into our event; ``speedup_vs_smpplib`` for each.
 - ``simulator_ceiling``: a raw client that blasts pre-encoded submit_sm PDUs (1,000 in flight)
   at the same simulator and counts answers: the most the simulator can take, so that the
   window figures are known to measure the client, not the simulator.
@@ -45,6 +48,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapters.smpp import fastpdu  # noqa: E402
 from adapters.smpp import protocol as p  # noqa: E402
 from adapters.smpp.messages import encode_text  # noqa: E402
 from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind  # noqa: E402
@@ -290,6 +294,61 @@ def simulator_ceiling(port: int, messages: int, in_flight: int = 1000) -> dict:
     }
 
 
+def codec_micro(n: int) -> dict:
+    """µs per PDU: smpplib vs the fast path, for the PDUs every message costs."""
+    fields = dict(
+        source_addr="10086",
+        source_addr_ton=5,
+        destination_addr="8613800000000",
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        registered_delivery=1,
+        **encode_text("Your bill for November is ready.")[0].pdu_fields(),
+    )
+    receipt = fastpdu.encode_deliver_sm(
+        7,
+        dict(
+            source_addr="8613800000000",
+            destination_addr="10086",
+            esm_class=4,
+            short_message=b"id:00000A1B2C sub:001 dlvr:001 submit date:2611300300 "
+            b"done date:2611300300 stat:DELIVRD err:000 text:",
+            receipted_message_id="00000A1B2C",
+            message_state=2,
+        ),
+    )
+
+    def slow_receipt():
+        pdu = p.decode_pdu(receipt)
+        return p.deliver_event(lambda name: getattr(pdu, name, None), 7)
+
+    cases = {
+        "submit_sm_encode": (
+            lambda: p.encode_pdu("submit_sm", 5, **fields),
+            lambda: fastpdu.encode_submit_sm(5, fields),
+        ),
+        "deliver_sm_decode": (
+            slow_receipt,
+            lambda: p.deliver_event(fastpdu.parse_sm_fields(receipt).get, 7),
+        ),
+    }
+    out = {}
+    for name, (slow, fast) in cases.items():
+        assert slow() == fast()
+        times = {}
+        for label, fn in (("smpplib", slow), ("fast", fast)):
+            t0 = time.process_time()
+            for _ in range(n):
+                fn()
+            times[label] = (time.process_time() - t0) / n * 1e6
+        out[name] = {
+            "smpplib_us": round(times["smpplib"], 2),
+            "fast_us": round(times["fast"], 2),
+            "speedup_vs_smpplib": round(times["smpplib"] / times["fast"], 1),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int)
@@ -332,6 +391,7 @@ def main() -> None:
         print(json.dumps({"through_outbox": result["through_outbox"]}), flush=True)
         if proc is not None:
             result["simulator_ceiling"] = simulator_ceiling(port, messages * 2)
+        result["codec"] = codec_micro(messages)
     finally:
         if proc is not None:
             proc.terminate()

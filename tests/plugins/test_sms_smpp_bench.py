@@ -38,6 +38,7 @@ def test_bench_targets_an_external_smsc_with_its_credentials():
     assert result["window_64"]["messages"] == 1000 and result["window_64"]["failed"] == 0
     assert result["window_64"]["cpu_us_per_message"] > 0
     assert result["through_outbox"]["messages"] == 1000
+    assert set(result["codec"]) == {"submit_sm_encode", "deliver_sm_decode"}
 
 
 def test_bench_refused_credentials_do_not_pass_silently():
