@@ -313,8 +313,12 @@ class SmscAccount:
         return True
 
     def _accepted_rate(self, now: float) -> float:
+        """submit_sm/s the SMSC accepted lately: over the last one to two seconds, or since the
+        last mark when the account was idle before (an hour-old mark would read as ~0/s)."""
         t, n = self._accepted_prev
-        return (self.accepted - n) / (now - t) if now > t else 0.0
+        if now - t > 2.5:
+            t, n = self._accepted_mark
+        return (self.accepted - n) / max(now - t, 0.05)
 
     def _decrease(self, now: float) -> None:
         current = self.effective_rate

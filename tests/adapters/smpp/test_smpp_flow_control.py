@@ -85,3 +85,20 @@ async def test_queue_full_that_clears_delivers_on_retry(autojump_clock):
         await wait_for(lambda: h.results, limit=30)
         assert h.results[0].status is None and h.results[0].queue_full == 1
         assert sim.stats["queue_full"] == 1 and len(sim.submitted) == 1
+
+
+async def test_throttled_after_idle_starts_from_the_recent_rate(autojump_clock):
+    """An uncapped account idle for an hour, then throttled, starts from what the SMSC took just
+    now, not from an hour's average (which would crawl at 1/s)."""
+    cfg = SimulatorConfig(receipt_delay=None, max_rate=50)
+    async with simulator_and_account(cfg, window=10) as (sim, account, h, _):
+        await account.submit(job(0))
+        await wait_for(lambda: h.results)
+        await trio.sleep(3600)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_feed, account, 5000)
+            await wait_for(lambda: sim.stats["throttled"] > 0, limit=30)
+            assert account.effective_rate >= 20
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+        assert len(sim.submitted) >= 30 * 35
