@@ -356,11 +356,6 @@ class EsmeSession:
 
     # -- timeouts -------------------------------------------------------------------------
 
-    def oldest_sent_at(self) -> float | None:
-        if not self.outstanding:
-            return None
-        return next(iter(self.outstanding.values())).sent_at  # dicts keep insertion order
-
     def pop_timed_out(self, now: float, timeout: float) -> list[Pending]:
         """Forget requests older than ``timeout``; the caller decides (retry, reconnect)."""
         expired = []

@@ -109,9 +109,8 @@ async def test_bind_refused_retries_with_backoff():
     async with simulator_and_account(password="wrong") as (sim, account, h, _):
         await wait_for(lambda: sim.stats["bind_refused"] >= 3)
         assert "smpp.bind_failed" in h.names()
-        assert (
-            account.binds[0].state in ("backoff", "connecting") and account.binds[0].reconnects >= 2
-        )
+        # never bound; between two attempts it may be caught idle (closing), in backoff or connecting
+        assert account.binds[0].state != "bound" and account.binds[0].reconnects >= 2
 
 
 async def test_request_timeout_resends():
