@@ -1,4 +1,5 @@
-"""scripts/bench_smpp.py against an external SMSC (here the simulator in its own process)."""
+"""scripts/bench_smpp.py against an external SMSC (here the simulator in its own process), and
+the standalone simulator's options for the behaviours an operator meets."""
 
 from __future__ import annotations
 
@@ -65,3 +66,19 @@ def test_bench_refused_credentials_do_not_pass_silently():
         sim.wait(10)
     assert proc.returncode != 0
     assert "bind refused by 127.0.0.1" in err and "RINVPASWD" in err
+
+
+def test_standalone_simulator_options_for_operator_behaviour():
+    """--max-rate, --queue-full and --no-query-sm reach the simulator's configuration."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import smsc_simulator
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    args = smsc_simulator.parse_args(
+        ["--max-rate", "5", "--queue-full", "86139", "--queue-full", "86138:2", "--no-query-sm"]
+    )
+    config = smsc_simulator.build(args).config
+    assert config.max_rate == 5 and config.queue_full == {"86139": -1, "86138": 2}
+    assert config.query_sm is False
+    assert smsc_simulator.build(smsc_simulator.parse_args([])).config.query_sm is True
