@@ -49,22 +49,22 @@ class _Spec:
                 self.mandatory.append((name, "str", p.max))
             else:
                 self.mandatory.append((name, "ostr", 0))
-        # TLVs smpplib writes, in its order; str TLVs are left to smpplib (rarely used).
-        self.tlvs: list[tuple[str, int, Any]] = []
+        # TLVs smpplib writes, in its order: (name, tag, kind, struct for int / max for str)
+        self.tlvs: list[tuple[str, int, str, Any]] = []
         self.tlv_kinds: dict[str, tuple[str, int]] = {}
         for name in order[cut:]:
             p = cls.params[name]
             code = consts.OPTIONAL_PARAMS[name]
             if p.type is int:
-                self.tlvs.append((name, code, _INT_FORMATS[p.size]))
+                self.tlvs.append((name, code, "int", _INT_FORMATS[p.size]))
                 self.tlv_kinds[name] = ("int", p.size)
             elif p.type is ostr:
-                self.tlvs.append((name, code, None))
+                self.tlvs.append((name, code, "ostr", None))
                 self.tlv_kinds[name] = ("ostr", 0)
-            elif p.type is str:
+            elif p.type is str and not hasattr(p, "size"):
+                self.tlvs.append((name, code, "str", p.max))
                 self.tlv_kinds[name] = ("str", 0)
-        self.params = frozenset(cls.params)
-        self.encodable = frozenset(n for n, _c, _f in self.tlvs) | frozenset(
+        self.encodable = frozenset(t[0] for t in self.tlvs) | frozenset(
             n for n, _k, _s in self.mandatory
         )
 
@@ -113,15 +113,23 @@ def _encode_sm(spec: _Spec, fields: Mapping[str, Any]) -> bytes:
             if type(short) is not bytes or get("message_payload"):
                 raise _Unsupported
             out += short
-    for name, code, fmt in spec.tlvs:
+    for name, code, kind, extra in spec.tlvs:
         value = get(name)
-        if fmt is not None:
+        if kind == "int":
             if value is not None:
-                out += fmt.pack(code, fmt.size - 4, value)
-        elif value:
+                out += extra.pack(code, extra.size - 4, value)
+        elif not value:
+            continue
+        elif kind == "ostr":
             if type(value) is not bytes:
                 raise _Unsupported
             out += _TLV_HEAD.pack(code, len(value)) + value
+        else:  # str: smpplib cuts at max (to max - 1), NUL-terminates, and counts characters
+            if type(value) is not str or not value.isascii():
+                raise _Unsupported
+            if len(value) > extra:
+                value = value[: extra - 1]
+            out += _TLV_HEAD.pack(code, len(value) + 1) + value.encode() + _NUL
     return bytes(out)
 
 
