@@ -51,7 +51,7 @@ class BindSettings:
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     bind_rate: float = 0.0  # submit_sm/s per bind, 0 = no per-bind cap
-    throttle_delay: float = 1.0  # pause when ESME_RTHROTTLED persists (doubles while it does)
+    throttle_delay: float = 0.5  # pause after ESME_RTHROTTLED (doubles while it persists)
     throttle_delay_max: float = 30.0
     throttle_decrease: float = 0.85  # rate factor per throttling episode (AIMD)
     throttle_increase: float = 0.02  # per second: this share of the rate at the last throttle

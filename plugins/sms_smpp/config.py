@@ -36,7 +36,7 @@ class SmscConfig:
     request_timeout: float = 10.0
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
-    throttle_delay: float = 1.0
+    throttle_delay: float = 0.5
     queue_full_retries: int = 3  # ESME_RMSGQFUL: retries of one message before it is rejected
     queue_full_delay: float = 30.0  # seconds before each of those retries
     receipt_timeout: float = 0.0  # seconds without a receipt before query_sm / unknown; 0 = wait
