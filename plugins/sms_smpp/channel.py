@@ -354,10 +354,17 @@ class SmsChannel(InboundMixin):
                 # message ids are unique per SMSC only: the map keys them by account
                 account = job.context_account
                 keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
-                async with trio.open_nursery() as nursery:  # one group commit for both
-                    nursery.start_soon(self._queue.map_message_ids, job.key, keys)
-                    nursery.start_soon(self._final, message, DeliveryState.SUBMITTED, None, ids[0])
+                # watched before the ids are mapped: a receipt matched from then on ends the watch
                 self._await_receipt(job, ids)
+                try:
+                    async with trio.open_nursery() as nursery:  # one group commit for both
+                        nursery.start_soon(self._queue.map_message_ids, job.key, keys)
+                        nursery.start_soon(
+                            self._final, message, DeliveryState.SUBMITTED, None, ids[0]
+                        )
+                except BaseException:
+                    self._awaited.pop(job.key, None)
+                    raise
                 for key in keys:  # receipts that overtook this submit answer
                     early = self._orphans.pop(key, None)
                     if early is not None:

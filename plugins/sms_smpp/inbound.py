@@ -47,6 +47,7 @@ class Awaited:
     message_ids: tuple[str, ...]  # as the submit answers gave them
     source: tuple[str, int, int]  # source_addr, ton, npi: query_sm must repeat them
     timeout: float
+    deadline: float
 
 
 class InboundMixin:
@@ -186,6 +187,7 @@ class InboundMixin:
             self.stats["receipt_watch_full"] = self.stats.get("receipt_watch_full", 0) + 1
             return
         timeout = smsc.config.receipt_timeout
+        deadline = trio.current_time() + timeout
         self._awaited[job.key] = Awaited(
             message=job.context,
             account=job.context_account,
@@ -196,11 +198,15 @@ class InboundMixin:
                 int(fields.get("source_addr_npi") or 0),
             ),
             timeout=timeout,
+            deadline=deadline,
         )
-        deadline = trio.current_time() + timeout
         if not self._deadlines or deadline < self._deadlines[0][0]:
             self._watch_wakeup.set()
         heapq.heappush(self._deadlines, (deadline, job.key))
+        if len(self._deadlines) > 2 * len(self._awaited) + 10_000:
+            # most receipts came: drop their deadlines rather than hold them until they pass
+            self._deadlines = [(w.deadline, key) for key, w in self._awaited.items()]
+            heapq.heapify(self._deadlines)
 
     async def _watch_receipts(self) -> None:
         """Hand each message whose receipt is overdue to :meth:`_receipt_overdue`."""

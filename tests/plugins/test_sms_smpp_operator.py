@@ -158,3 +158,17 @@ def test_bind_mode_and_receipt_settings_are_checked(table, error):
 
     with pytest.raises(ConfigError, match=error):
         parse_sms_config({"smsc": [{"name": "a", "system_id": "gw", **table}]})
+
+
+async def test_receipt_watch_memory_follows_the_messages_awaited(tmp_path):
+    """With prompt receipts and a long receipt_timeout, the watch holds about what is awaited,
+    not one deadline per message sent during the timeout."""
+    async with (
+        running_simulator(receipt_delay=0.0) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port, receipt_timeout="1h", window=50)]) as h,
+    ):
+        await h.outbox.enqueue_many([allowed(f"m{i}", f"8613{i:09d}") for i in range(12_000)])
+        await wait_for(lambda: len(h.observed.final()) == 12_000, limit=60)
+        assert set(h.observed.final().values()) == {"delivered"}
+        assert len(h.channel._awaited) == 0
+        assert len(h.channel._deadlines) <= 10_000
