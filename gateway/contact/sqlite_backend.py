@@ -253,20 +253,42 @@ class SqliteContactControl(ContactControlBase):
     async def _transition(
         self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
     ) -> bool:
+        row = self._transition_row(contact_id, event, reason, now, only_reserved)
+        if row is None:
+            return False
+        if self.ledger is not None:
+            await self.ledger.durable(self.ledger.append(row))
+        return True
+
+    def stage_delivery(self, delivery: Any) -> bool:
+        step = self._delivery_step(delivery)
+        if step is not None:
+            event, reason, only_reserved = step
+            row = self._transition_row(
+                delivery.contact_id, event, reason, self.clock(), only_reserved
+            )
+            if row is not None and self.ledger is not None:
+                self.ledger.append(row)
+        return True
+
+    def _transition_row(
+        self, contact_id: str, event: str, reason: str, now: float, only_reserved: bool
+    ) -> tuple[Any, ...] | None:
+        """Change the record in memory; the ledger row to write, or None if nothing changed."""
         rec = self._records.get(contact_id)
         if rec is None:
             structlog.get_logger().warning(
                 "contact.unknown_reservation", contact_id=contact_id, transition=event
             )
-            return False
+            return None
         if event == "committed":
             if rec[STATE] == COMMITTED:
-                return False
+                return None
             if rec[STATE] == ENDED:  # released or pre-empted: the outbox withdrew it
                 structlog.get_logger().warning(
                     "contact.commit_after_release", contact_id=contact_id
                 )
-                return False
+                return None
             if rec[STATE] == EXPIRED:  # sent after its reservation expired: a contact all the same
                 reason = reason or "late"
                 if contact_id not in self._history.get(rec[MSISDN]):
@@ -274,12 +296,10 @@ class SqliteContactControl(ContactControlBase):
             self._records[contact_id] = rec = with_state(rec, COMMITTED)
         else:
             if not is_live(rec, now) or (only_reserved and rec[STATE] != RESERVED):
-                return False
+                return None
             self._records[contact_id] = rec = with_state(rec, ENDED)
         self._open.pop(contact_id, None)
-        if self.ledger is not None:
-            await self.ledger.durable(self.ledger.append(_event_row(rec, now, event, reason)))
-        return True
+        return _event_row(rec, now, event, reason)
 
     # -- housekeeping -------------------------------------------------------------------------
 

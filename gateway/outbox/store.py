@@ -384,6 +384,14 @@ def insert_deferred(
     )
 
 
+def insert_deferred_many(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
+    """Hold (contact_id, channel, request, not_before) rows; a newer one replaces an older."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO outbox_deferred (contact_id, channel, request, not_before) VALUES (?,?,?,?)",
+        rows,
+    )
+
+
 def due_deferred(conn: sqlite3.Connection, now: float, limit: int = 1000) -> list[ContactRequest]:
     """Deferred requests due now. They stay stored until :func:`delete_deferred`, after their
     new decision is durable: a crash or a failed decision in between must not drop them."""
