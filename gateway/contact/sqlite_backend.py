@@ -52,7 +52,7 @@ from gateway.contact.engine import (
     record_dict,
     with_state,
 )
-from gateway.contact.ledger import Ledger, load_counter_rows
+from gateway.contact.ledger import Ledger, ledger_row_from_outbox, load_counter_rows
 from gateway.contact.lists import ListStore
 from gateway.model import ContactRequest
 
@@ -271,6 +271,30 @@ class SqliteContactControl(ContactControlBase):
                 self.ledger.append(row)
         return True
 
+    def receipt_recorder(self) -> Any:
+        """For the outbox's receipt transaction: ``fn(conn, contact_id, final, now)`` writes the
+        ledger row of the final state's reconciliation (runs in the writer thread: SQL only).
+        The memory follows with :meth:`apply_recorded` once that transaction committed."""
+        steps = {}
+        for state in ("delivered", "undeliverable", "expired", "rejected", "unknown"):
+            step = self._delivery_step(_FinalOnly(state))
+            # only_reserved: a receipt follows a submit, the contact is committed: nothing to do
+            if step is not None and not step[2]:
+                steps[state] = step[:2]
+
+        def record(conn: sqlite3.Connection, contact_id: str, final: str, now: float) -> None:
+            step = steps.get(final)
+            if step is not None:
+                ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
+
+        return record
+
+    def apply_recorded(self, delivery: Any) -> None:
+        """The memory side of a reconciliation whose ledger row is already durable."""
+        step = self._delivery_step(delivery)
+        if step is not None:
+            self._transition_row(delivery.contact_id, step[0], step[1], self.clock(), step[2])
+
     def _transition_row(
         self, contact_id: str, event: str, reason: str, now: float, only_reserved: bool
     ) -> tuple[Any, ...] | None:
@@ -355,6 +379,15 @@ class SqliteContactControl(ContactControlBase):
         now = self.clock()
         recs = (self._records.get(c) for c in self._history.get(msisdn))
         return [record_dict(r) for r in recs if is_live(r, now)]
+
+
+class _FinalOnly:
+    """A stand-in delivery with only a final state (what ``_delivery_step`` reads)."""
+
+    def __init__(self, state: str) -> None:
+        from gateway.model import DeliveryState
+
+        self.state = DeliveryState(state)
 
 
 def _event_row(rec: Record, now: float, event: str, reason: str) -> tuple[Any, ...]:

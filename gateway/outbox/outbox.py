@@ -420,6 +420,54 @@ class OutboxQueue:
         """Remember the peer's ids of a message's parts, for receipts (survives restarts)."""
         await self.outbox._call(store.map_message_ids, self.channel, contact_id, list(message_ids))
 
+    async def settle_receipt(
+        self,
+        message_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        msisdn: str | None = None,
+        receipt_id: str | None = None,
+    ) -> tuple[str, str | None] | None:
+        """A receipt for one part, and once every part has one, the message's final state,
+        its reconciliation in contact control and the ``gateway_delivery_report`` observers:
+        the receipt and the reconciliation are one transaction when contact control keeps its
+        ledger on the outbox's writer. ``error`` is kept for a final state other than
+        delivered. Returns what :meth:`apply_receipt` returns."""
+        ob = self.outbox
+        gw = ob.gateway
+        control = getattr(gw, "contact_control", None)
+        recorder = None
+        if (
+            control is not None
+            and getattr(getattr(control, "ledger", None), "writer", None) is ob.writer
+            and hasattr(control, "receipt_recorder")
+        ):
+            recorder = control.receipt_recorder()
+        now = ob.clock()
+        result = await ob.writer.call(
+            store.settle_receipt, self.channel, message_id, state, now, error, recorder
+        )
+        ob.stats["receipts" if result else "receipts_unmatched"] += 1
+        if result is None or result[1] is None:
+            return result
+        contact_id, final = result
+        delivery = Delivery(
+            contact_id=contact_id,
+            channel=self.channel,
+            state=DeliveryState(final),
+            at=now,
+            message_id=receipt_id,
+            error=None if final == "delivered" else error,
+            msisdn=msisdn,
+        )
+        if recorder is not None:
+            control.apply_recorded(delivery)
+            gw.hook.gateway_delivery_report(delivery=delivery)
+        else:  # a remote backend (Redis), or no gateway: the ordinary report
+            await ob._report(delivery)
+        return result
+
     async def apply_receipt(self, message_id: str, state: str) -> tuple[str, str | None] | None:
         """A receipt for one part: ``(contact_id, final state once every part has one)`` or None."""
         result = await self.outbox._call(store.apply_receipt, self.channel, message_id, state)

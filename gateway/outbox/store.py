@@ -292,6 +292,27 @@ def apply_receipt(
     return contact_id, max(states, key=lambda s: _STATE_RANK.get(s, 1))
 
 
+def settle_receipt(
+    conn: sqlite3.Connection,
+    channel: str,
+    message_id: str,
+    state: str,
+    now: float,
+    error: str | None,
+    record_ledger: Callable[[sqlite3.Connection, str, str, float], None] | None,
+) -> tuple[str, str | None] | None:
+    """:func:`apply_receipt`; once the message has its final state, store it on the entry and
+    (``record_ledger``) reconcile the contact in the ledger: all in the caller's transaction."""
+    result = apply_receipt(conn, channel, message_id, state)
+    if result is None or result[1] is None:
+        return result
+    contact_id, final = result
+    record_state(conn, contact_id, final, None, None if final == "delivered" else error, now)
+    if record_ledger is not None:
+        record_ledger(conn, contact_id, final, now)
+    return result
+
+
 def cancel(conn: sqlite3.Connection, contact_id: str, reason: str, now: float) -> bool:
     cur = conn.execute(
         "UPDATE outbox_entries SET state = 'cancelled', error = ?, updated_at = ?"

@@ -16,7 +16,7 @@ import structlog
 from adapters.smpp import protocol as p
 from adapters.smpp.messages import Concat, decode_user_data
 from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
-from gateway.model import Delivery, DeliveryState, MoMessage
+from gateway.model import MoMessage
 
 
 class InboundMixin:
@@ -89,23 +89,17 @@ class InboundMixin:
         return message_id
 
     async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
-        result = await self._queue.apply_receipt(key, receipt.state)
+        # the receipt, the final state and its reconciliation: one transaction (the outbox's)
+        result = await self._queue.settle_receipt(
+            key,
+            receipt.state,
+            error=f"{receipt.stat} err:{receipt.err}",
+            msisdn=msisdn,
+            receipt_id=receipt.message_id,
+        )
         if result is None:
             return False
         self.stats["receipts"] += 1
-        contact_id, final = result
-        if final is not None:
-            await self.gateway.report_delivery(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=self.name,
-                    state=DeliveryState(final),
-                    at=time.time(),
-                    message_id=receipt.message_id,
-                    error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
-                    msisdn=msisdn,
-                )
-            )
         return True
 
     def _on_mo(self, event: p.DeliverSm) -> int:

@@ -68,3 +68,30 @@ async def test_a_submit_result_and_its_commit_are_one_transaction(open_stack) ->
         assert [r["event"] for r in rows] == ["committed", "allowed"]
         assert (await s.control.current_contacts("8613800000000"))[0]["state"] == "committed"
         assert [d.state for d in s.reported] == [DeliveryState.SUBMITTED]
+
+
+async def test_a_receipt_and_its_reconciliation_are_one_transaction(open_stack) -> None:
+    """settle_receipt stores the final state and refunds the contact in one commit, durably."""
+    async with open_stack(CAP1, run_scheduler=False) as s:
+        await s.control.decide_and_queue([request("m")], s.outbox)
+        async with s.outbox.open_queue("sms") as q:
+            await q.take(1)
+            await q.mark_sending(["m"])
+            await q.map_message_ids("m", ["id1"])
+            await s.gateway.report_delivery(
+                Delivery(contact_id="m", channel="sms", state=DeliveryState.SUBMITTED, at=1.0)
+            )
+            writer = s.outbox.writer
+            before = writer.commits
+            result = await q.settle_receipt("id1", "undeliverable", error="UNDELIV err:1")
+            assert result == ("m", "undeliverable")
+            assert writer.commits - before == 1
+        assert (await s.outbox.counts("sms")) == {"undeliverable": 1}
+        rows = await s.control.ledger.query(contact_id="m")
+        assert [(r["event"], r["reason"]) for r in rows][0] == ("refunded", "refund.undeliverable")
+        assert await s.control.current_contacts("8613800000000") == []  # refunded in memory too
+        assert [d.state for d in s.reported][-1] is DeliveryState.UNDELIVERABLE
+        assert s.reported[-1].error == "UNDELIV err:1"
+    # and after a restart the ledger gives the same answer
+    async with open_stack(CAP1, run_scheduler=False) as s:
+        assert await s.control.current_contacts("8613800000000") == []
