@@ -88,7 +88,7 @@ async def test_a_receipt_and_its_reconciliation_are_one_transaction(open_stack) 
             assert writer.commits - before == 1
         assert (await s.outbox.counts("sms")) == {"undeliverable": 1}
         rows = await s.control.ledger.query(contact_id="m")
-        assert [(r["event"], r["reason"]) for r in rows][0] == ("refunded", "refund.undeliverable")
+        assert (rows[0]["event"], rows[0]["reason"]) == ("refunded", "refund.undeliverable")
         assert await s.control.current_contacts("8613800000000") == []  # refunded in memory too
         assert [d.state for d in s.reported][-1] is DeliveryState.UNDELIVERABLE
         assert s.reported[-1].error == "UNDELIV err:1"
