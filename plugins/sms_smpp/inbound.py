@@ -110,7 +110,14 @@ class InboundMixin:
         return smsc.config.receipt_id if smsc is not None else "as_is"
 
     async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
-        result = await self._queue.apply_receipt(key, receipt.state)
+        # the receipt, the final state and its reconciliation: one transaction (the outbox's)
+        result = await self._queue.settle_receipt(
+            key,
+            receipt.state,
+            error=f"{receipt.stat} err:{receipt.err}",
+            msisdn=msisdn,
+            receipt_id=receipt.message_id,
+        )
         if result is None:
             return False
         self.stats["receipts"] += 1
@@ -118,17 +125,6 @@ class InboundMixin:
         if final is not None:
             if self._awaited.pop(contact_id, None) is None and self._unknown.pop(contact_id, None):
                 self.stats["receipts_after_unknown"] += 1
-            await self.gateway.report_delivery(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=self.name,
-                    state=DeliveryState(final),
-                    at=time.time(),
-                    message_id=receipt.message_id,
-                    error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
-                    msisdn=msisdn,
-                )
-            )
         return True
 
     def _on_mo(self, event: p.DeliverSm) -> int:
