@@ -23,6 +23,7 @@ import struct
 from adapters.sigtran import bssap, ranap, sccp
 from adapters.sigtran.bssap import COMPLETE_LAYER3
 from adapters.sigtran.correlate import Connection, Correlator
+from adapters.sigtran.digits import IdentityError
 from adapters.sigtran.link import (
     IP4,
     IP6,
@@ -96,6 +97,7 @@ class Decoder:
         corr = self.correlator
         for conn in list(corr.conns.values()):
             corr.release(conn)
+        corr.end_handed_over()
         return self.drain()
 
     #: For callers that find a problem outside the frame path (a file that is not a capture).
@@ -345,12 +347,15 @@ class Decoder:
         self.messages += 1
         try:
             msg = bssap.decode(data)
+        except IdentityError:
+            self._error("bssap", "bad_identity")
+            msg = None
         except _BAD:
             self._error("bssap", "malformed")
             msg = None
         else:
-            if msg is None:
-                self._skip("bssap", "not_bssap")
+            if msg is None:  # the discriminator is neither BSSMAP nor DTAP
+                self._error("bssap", "bad_discriminator")
             else:
                 try:
                     self.correlator.message(ts, conn, msg)
@@ -386,7 +391,11 @@ class Decoder:
                 if t == sccp.RLSD:
                     conn = None
         elif t != sccp.UDT and t != sccp.XUDT:
-            self._skip("sccp", sccp.NAMES.get(t, "unknown_type"))
+            name = sccp.NAMES.get(t)
+            if name is None:  # not a message type of Q.713 4.1: malformed, not uninteresting
+                self._error("sccp", "unknown_type")
+            else:
+                self._skip("sccp", name)
             return
         msg = self._user_data(ts, conn, called, data) if data else None
         if self.trace is not None:
@@ -415,11 +424,14 @@ class Decoder:
         else:
             try:
                 msg = (ranap.decode if kind == "ranap" else bssap.decode)(data)
+            except IdentityError:
+                self._error(kind, "bad_identity")
+                return None
             except _BAD:
                 self._error(kind, "malformed")
                 return None
-            if msg is None:
-                self._skip("bssap", "not_bssap")
+            if msg is None:  # on the BSSAP subsystem, a discriminator of neither part
+                self._error("bssap", "bad_discriminator")
                 return None
         try:
             if conn is not None:
