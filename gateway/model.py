@@ -70,7 +70,6 @@ class SsOperation(enum.StrEnum):
     ERASE = "erase"  # eraseSS
     ACTIVATE = "activate"  # activateSS
     DEACTIVATE = "deactivate"  # deactivateSS
-    INTERROGATE = "interrogate"  # interrogateSS (a query: no change, still reported)
 
 
 @attrs.frozen(kw_only=True, slots=True)
