@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A-interface captures whose BSSAP payloads come from an independent encoder (pycrate).
 
-Usage: independent_capture.py OUT.pcap [--seed N] [--procedures N] [--packets N]
+Usage: independent_capture.py OUT.pcap [--seed N] [--subscribers N] [--procedures N] [--packets N]
 
 Our own encoder (:mod:`adapters.sigtran.build`) only writes what our decoder expects; a
 defect shared by both hides. Here every BSSMAP message (TS 48.008) and every layer 3 message
@@ -770,10 +770,20 @@ def packets(messages) -> list[tuple[float, bytes]]:
     return list(frames(messages, "m3ua"))
 
 
-def write(path: Path, pkts: list[tuple[float, bytes]]) -> None:
+def write(path: Path, pkts: list[tuple[float, bytes]], total: int = 0) -> int:
+    """Write a pcap; with ``total``, the block repeats (shifted in time) up to that many
+    packets (a benchmark's size without pycrate's encoding time). Returns the packet count."""
+    total = total or len(pkts)
+    span = pkts[-1][0] - pkts[0][0] + 1.0
+    written, shift = 0, 0.0
     with path.open("wb") as f:
         f.write(write_pcap_header(1))
-        f.write(b"".join(pcap_record(ts, frame) for ts, frame in pkts))
+        while written < total:
+            part = pkts[: total - written]
+            f.write(b"".join(pcap_record(ts + shift, frame) for ts, frame in part))
+            written += len(part)
+            shift += span
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -782,11 +792,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--subscribers", type=int, default=12)
     parser.add_argument("--procedures", type=int, default=60)
+    parser.add_argument(
+        "--packets", type=int, default=0, help="repeat the corpus (shifted in time) to this size"
+    )
     args = parser.parse_args(argv)
     corpus = Corpus(args.seed, args.subscribers).run(args.procedures)
-    write(args.out, packets(corpus.messages))
+    n = write(args.out, packets(corpus.messages), args.packets)
     print(
-        f"{len(corpus.messages)} messages, {len(corpus.expected)} expected events", file=sys.stderr
+        f"{len(corpus.messages)} messages, {len(corpus.expected)} expected events, "
+        f"{n} packets written",
+        file=sys.stderr,
     )
     return 0
 

@@ -42,6 +42,23 @@ from adapters.sigtran.ss import SS_CODES, SS_OPERATIONS
 
 imei_from_imeisv = lru_cache(maxsize=4096)(_imei_from_imeisv)
 
+_HANDOVER_STEPS = frozenset((B.HANDOVER_COMMAND, B.HANDOVER_COMPLETE, B.HANDOVER_PERFORMED))
+_CC_CLEARING = frozenset((B.CC_DISCONNECT, B.CC_RELEASE, B.CC_RELEASE_COMPLETE))
+_CC_USED = _CC_CLEARING | {B.CC_SETUP, B.CC_CONNECT}
+_MM_USED = frozenset(
+    (
+        B.MM_LU_REQUEST,
+        B.MM_LU_ACCEPT,
+        B.MM_LU_REJECT,
+        B.MM_IMSI_DETACH,
+        B.MM_CM_SERVICE_REQUEST,
+        B.MM_IDENTITY_RESPONSE,
+        B.MM_TMSI_REALLOC_COMMAND,
+    )
+)
+#: Message keys that make a message matter to the correlator whatever its type.
+_INFORMATIVE = frozenset(("imsi", "tmsi", "lac", "ci", "imei", "imeisv", "rp", "ussd", "ss_op"))
+
 _LU_KIND = {
     B.LU_NORMAL: "location_update",
     B.LU_PERIODIC: "periodic_update",
@@ -258,19 +275,35 @@ class Correlator:
         if msg.get("bssmap") == B.PAGING and "imsi" in msg and "tmsi" in msg:
             self.learn_tmsi(msg["tmsi"], msg["imsi"], ts)
 
+    @staticmethod
+    def inert(msg: dict) -> bool:
+        """True when :meth:`message` would only note the time on the connection: no identity,
+        no cell, and a message type that changes nothing (Clear Complete, CC Alerting, CP-ACK,
+        TMSI Reallocation Complete...). The decoder skips the call for these (hot path)."""
+        if not msg.keys().isdisjoint(_INFORMATIVE):
+            return False
+        if len(msg) == 1:
+            return msg.get("bssmap") not in _HANDOVER_STEPS
+        cc, mm = msg.get("cc"), msg.get("mm")
+        if cc is not None:
+            return cc not in _CC_USED
+        if mm is not None:
+            return mm not in _MM_USED
+        return "cp" in msg or "ss" in msg
+
     def message(self, ts: float, conn: Connection, msg: dict) -> None:
         """One BSSAP message on ``conn``."""
         conn.last = ts
         if len(msg) == 1:  # a BSSMAP message without identity or cell (the fast skip)
             bssmap = msg.get("bssmap")
+            if bssmap not in _HANDOVER_STEPS:
+                return
             if bssmap == B.HANDOVER_COMMAND:
                 conn.ho_out = True
             elif bssmap == B.HANDOVER_COMPLETE:
                 conn.ho_done = True
                 if conn.imsi is not None:
                     self._take_call(conn)
-            elif bssmap != B.HANDOVER_PERFORMED:
-                return
         if "imsi" in msg or "tmsi" in msg:
             self._identify(conn, msg, ts)
         if "lac" in msg or "ci" in msg:
@@ -383,6 +416,8 @@ class Correlator:
                 self.forget_tmsi(conn.tmsi, conn.imsi)
 
     def _cc(self, ts: float, conn: Connection, cc: int, msg: dict) -> None:
+        if cc not in _CC_USED:
+            return  # Alerting, Call Proceeding, Connect Acknowledge...: nothing to note
         if cc == B.CC_SETUP:
             conn.call_start, conn.call_answer, conn.call_ended = ts, None, False
             called, calling = msg.get("called"), msg.get("calling")
@@ -400,7 +435,7 @@ class Correlator:
         elif cc == B.CC_CONNECT:
             if conn.call_answer is None:
                 conn.call_answer = ts
-        elif cc in (B.CC_DISCONNECT, B.CC_RELEASE, B.CC_RELEASE_COMPLETE):
+        elif cc in _CC_CLEARING:
             if conn.call_ended:
                 return
             if conn.call_start is None:

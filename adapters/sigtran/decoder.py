@@ -49,6 +49,7 @@ _M3UA = struct.Struct("!BxBBI").unpack_from  # version, class, type, length
 _TAG = struct.Struct("!HH").unpack_from
 _PROTO_DATA = struct.Struct("!IIB").unpack_from  # OPC, DPC, SI
 _LABEL = struct.Struct("<I").unpack_from
+_CACHE_SIZE = 4096  # decoded BSSAP payloads kept (see Decoder._dt1_bssap)
 PPID_M3UA, PPID_M2PA = 3, 5
 PORT_M3UA, PORT_M2PA = 2905, 3565
 SI_SCCP = 3
@@ -78,6 +79,8 @@ class Decoder:
         self.frames = 0
         self.last_ts = 0.0  # capture time of the last frame
         self.messages = 0  # SCCP messages decoded
+        # BSSAP payload -> (its message dict, Correlator.inert(it)), bounded
+        self._decoded: dict[bytes, tuple[dict, bool]] = {}
         self._links = LINKS
         self._ip4_frags = Ipv4Reassembler()
         self._sctp_frags = SctpReassembler(
@@ -144,7 +147,19 @@ class Decoder:
                     if tag == 0x0210 and plen >= 17 and q + plen <= end:
                         opc, dpc, si = _PROTO_DATA(f, q + 4)
                         if si == SI_SCCP:
-                            self._sccp(ts, f[q + 16 : q + plen], opc, dpc)
+                            # a DT1 on a connection known to carry BSSAP (two packets in
+                            # three), read in place; anything else, or any doubt: _sccp
+                            s = q + 16
+                            if f[s] == DT1 and plen >= 24 and f[s + 5]:
+                                start = s + 5 + f[s + 5]
+                                stop = start + 1 + f[start] if start < q + plen else end + 1
+                                if start + 1 < stop <= q + plen:
+                                    dlr = f[s + 1] | (f[s + 2] << 8) | (f[s + 3] << 16)
+                                    conn = self.correlator.conns.get((dpc << 24) | dlr)
+                                    if conn is not None and conn.bssap is True:
+                                        self._dt1_bssap(ts, conn, dlr, f[start + 1 : stop])
+                                        return
+                            self._sccp(ts, f[s : q + plen], opc, dpc)
                             return
                     self._m3ua_data(ts, f, 70, 62 + mlen)
                     return
@@ -345,17 +360,30 @@ class Decoder:
     def _dt1_bssap(self, ts: float, conn: Connection, dlr: int, data: bytes) -> None:
         """The hot path: data on a connection known to carry BSSAP."""
         self.messages += 1
-        try:
-            msg = bssap.decode(data)
-        except IdentityError:
-            self._error("bssap", "bad_identity")
-            msg = None
-        except _BAD:
-            self._error("bssap", "malformed")
-            msg = None
-        else:
-            if msg is None:  # the discriminator is neither BSSMAP nor DTAP
-                self._error("bssap", "bad_discriminator")
+        # Many messages are byte-identical (Clear Complete, Cipher Mode Command, CC Alerting
+        # ...): their decoded dict is kept (bounded) and shared, nothing downstream changes
+        # it, with whether the correlator has anything to do with it (most of these: no).
+        cache = self._decoded
+        entry = cache.get(data)
+        msg: dict | None = None
+        if entry is None:
+            try:
+                msg = bssap.decode(data)
+            except IdentityError:
+                self._error("bssap", "bad_identity")
+            except _BAD:
+                self._error("bssap", "malformed")
+            else:
+                if msg is None:  # the discriminator is neither BSSMAP nor DTAP
+                    self._error("bssap", "bad_discriminator")
+                else:
+                    if len(cache) >= _CACHE_SIZE:
+                        cache.clear()
+                    entry = cache[data] = (msg, Correlator.inert(msg))
+        if entry is not None:
+            msg, inert = entry
+            if inert:
+                conn.last = ts
             else:
                 try:
                     self.correlator.message(ts, conn, msg)
