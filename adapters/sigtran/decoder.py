@@ -44,7 +44,9 @@ _DATA = struct.Struct("!BBHIHHI").unpack_from  # type, flags, length, TSN, strea
 _PORTS = struct.Struct("!HH").unpack_from
 # Ethernet type; IPv4 version/IHL, total length, flags/fragment, protocol; first SCTP chunk's
 # type, flags, length, PPID; M3UA version, class, type, length (70 octets from the frame start)
-_FAST = struct.Struct("!12xHBxHxxHxB10x12xBBH8xIBxBBI").unpack_from
+# and, where a routing context comes first (the usual layout), the next parameter's tag and
+# length and the protocol data's OPC, DPC and SI (91 octets from the frame start)
+_FAST = struct.Struct("!12xHBxHxxHxB10x12xBBH8xIBxBBIHH4xHHIIB").unpack_from
 _M3UA = struct.Struct("!BxBBI").unpack_from  # version, class, type, length
 _TAG = struct.Struct("!HH").unpack_from
 _PROTO_DATA = struct.Struct("!IIB").unpack_from  # OPC, DPC, SI
@@ -124,7 +126,7 @@ class Decoder:
         if linktype == 1:
             try:
                 (etype, vihl, total, frag, proto, ctype, flags, clen, ppid, version, mclass,
-                 mtype, mlen) = _FAST(f)
+                 mtype, mlen, tag, plen, tag2, plen2, opc, dpc, si) = _FAST(f)
             except struct.error:
                 pass
             else:
@@ -138,14 +140,18 @@ class Decoder:
                     and 62 + mlen <= 46 + clen  # which holds the whole M3UA message
                 ):
                     # usually a routing context, then the protocol data: no loop needed
-                    q, tag, plen, end = 70, 0, 0, 62 + mlen
-                    if end >= 74:
-                        tag, plen = _TAG(f, 70)
-                        if tag == 0x0006 and plen == 8 and end >= 82:
-                            q = 78
-                            tag, plen = _TAG(f, 78)
+                    end = 62 + mlen
+                    if tag == 0x0006 and plen == 8 and tag2 == 0x0210 and end >= 91:
+                        q, tag, plen = 78, tag2, plen2  # OPC, DPC, SI came with the rest
+                    else:
+                        q, tag, plen = 70, 0, 0
+                        if end >= 74:
+                            tag, plen = _TAG(f, 70)
+                        if tag == 0x0210 and plen >= 17 and 70 + plen <= end:
+                            opc, dpc, si = _PROTO_DATA(f, 74)
+                        else:
+                            tag = 0
                     if tag == 0x0210 and plen >= 17 and q + plen <= end:
-                        opc, dpc, si = _PROTO_DATA(f, q + 4)
                         if si == SI_SCCP:
                             # a DT1 on a connection known to carry BSSAP (two packets in
                             # three), read in place; anything else, or any doubt: _sccp
