@@ -269,3 +269,13 @@ def test_defect6_every_broken_frame_is_an_error_not_a_skip():
         decoder.feed(ts, 1, frame)
         assert sum(decoder.errors.values()) == errors + 1, name
         assert decoder.skipped == skipped, name
+
+
+def test_bssmap_tv_table_agrees_with_pycrate():
+    """Our TS 48.008 TV table (no length octet) equals pycrate's fixed-length IEs, both ways."""
+    from pycrate_mobile.TS48008_BSSMAP import BSSMAPElm_dict
+
+    from adapters.sigtran.bssap import _FIXED
+
+    theirs = {iei: size for iei, (_name, size, _cls) in BSSMAPElm_dict.items() if size >= 0}
+    assert _FIXED == theirs
