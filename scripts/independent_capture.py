@@ -145,6 +145,9 @@ class Corpus:
             for i in range(subscribers)
         ]
         self.seen: set[str] = set()
+        #: how an inter-BSC handover's new leg names the subscriber: "imsi" (in the Handover
+        #: Request), "common_id" (a Common ID after Handover Complete), "lost" (not captured)
+        self.ho_mode = "imsi"
         self._radio_loss = itertools.cycle((True, False))  # every other failure: radio
 
     # -- plumbing -------------------------------------------------------------------------
@@ -366,6 +369,10 @@ class Corpus:
                 conn = self._intra_bsc_handover(sub, conn)
             elif handover == "inter":
                 conn, bsc_pc = self._inter_bsc_handover(sub, conn), BSC2_PC
+                if self.ho_mode == "lost":  # the call ends, as far as seen, at the old leg's RLSD
+                    fields["duration"] = round(self.messages[-2][0] - answered, 6)
+                    self.expected.append({"kind": "call_end", "imsi": sub.imsi, **fields})
+                    return
             self._tick(5, 20)
             self._clear_call(conn, ti, mo, self.rng.random() < 0.5, 16, bsc_pc)
             fields["duration"] = round(self._ended - answered, 6)
@@ -451,10 +458,14 @@ class Corpus:
                 (0x04, b"\x0c", OPT),  # cause
                 (0x31, b"\x09", OPT),  # current channel type 1
                 (0x40, b"\x21", OPT),  # speech version (used)
-                (0x08, mobile_identity(1, sub.imsi)),  # IMSI (optional in the spec; present)
+                *([(0x08, mobile_identity(1, sub.imsi))] if self.ho_mode == "imsi" else []),
             ],
             rng,
         )
+        if self.ho_mode == "lost":  # the new leg is not captured (another link, another probe)
+            self._down(old, bssmap(0x13, [(0x17, b"\x06\x2b\x00\x00")], rng))
+            self._close(old, cause=0x0B)
+            return old
         self._send(MSC_PC, BSC2_PC, W.sccp_cr(msc, request, calling=W.party(254, MSC_PC)))
         ack = bssmap(
             0x12, [(0x17, b"\x06\x2b\x00\x00"), (0x21, b"\x09", OPT), (0x2C, b"\x02", OPT)], rng
@@ -463,6 +474,12 @@ class Corpus:
         self._down(old, bssmap(0x13, [(0x17, b"\x06\x2b\x00\x00")], rng))
         self._send(BSC2_PC, MSC_PC, W.sccp_dt1(msc, bssmap(0x1B, [])))
         self._send(BSC2_PC, MSC_PC, W.sccp_dt1(msc, bssmap(0x14, [(0x15, b"\x00", OPT)], rng)))
+        if self.ho_mode == "common_id":  # no IMSI in the request: the MSC names it afterwards
+            self._send(
+                MSC_PC,
+                BSC2_PC,
+                W.sccp_dt1(bsc2, bssmap(0x2F, [(0x08, mobile_identity(1, sub.imsi))])),
+            )
         self._close(old, cause=0x0B)  # "handover successful"
         self._expect("handover", sub, lac=new_cell[0], ci=new_cell[1])
         # on the new leg, uplink DT1s name the MSC's reference and downlink the BSC's

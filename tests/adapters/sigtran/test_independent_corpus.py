@@ -58,9 +58,10 @@ def corpus(tmp_path_factory):
     return played, path
 
 
-def _single(procedure, *, seed: int = 5):
+def _single(procedure, *, seed: int = 5, ho_mode: str = "imsi"):
     """A corpus of one subscriber: attached, then ``procedure(corpus, sub)``."""
     played = IC.Corpus(seed, subscribers=1)
+    played.ho_mode = ho_mode
     sub = played.subs[0]
     played.attach(sub, 2)
     procedure(played, sub)
@@ -202,9 +203,12 @@ def test_defect1_handovers_with_speech_version_and_channel_type_decode():
     assert len(got) == 1 and (got[0]["lac"], got[0]["ci"]) == (want[0]["lac"], want[0]["ci"])
 
 
-def test_defect2_inter_bsc_handover_is_one_call_with_the_whole_talk_time():
+@pytest.mark.parametrize("ho_mode", ["imsi", "common_id"])
+def test_defect2_inter_bsc_handover_is_one_call_with_the_whole_talk_time(ho_mode):
     """An inter-BSC handover gives one call_start, one call_end (whole talk time), one handover."""
-    played, events, decoder = _single(lambda c, s: c.mt_call(s, "answered", handover="inter"))
+    played, events, decoder = _single(
+        lambda c, s: c.mt_call(s, "answered", handover="inter"), ho_mode=ho_mode
+    )
     calls = [e for e in events if e["kind"] in ("call_start", "call_end", "handover")]
     assert [e["kind"] for e in calls] == ["call_start", "handover", "call_end"]
     want_end = next(e for e in played.expected if e["kind"] == "call_end")
@@ -216,6 +220,19 @@ def test_defect2_inter_bsc_handover_is_one_call_with_the_whole_talk_time():
     assert (handover["lac"], handover["ci"]) == (want_ho["lac"], want_ho["ci"])
     assert (end["lac"], end["ci"]) == (want_ho["lac"], want_ho["ci"])  # the call ends there
     assert decoder.errors == {}
+
+
+def test_a_handed_over_call_whose_new_leg_is_never_seen_ends_once_at_the_old_leg():
+    """No new leg takes the handed-over call: it ends once, at its old leg's release, answered."""
+    played, events, decoder = _single(
+        lambda c, s: c.mo_call(s, "answered", handover="inter"), ho_mode="lost"
+    )
+    ends = [e for e in events if e["kind"] == "call_end"]
+    want = next(e for e in played.expected if e["kind"] == "call_end")
+    assert len(ends) == 1 and ends[0]["outcome"] == "answered"
+    assert abs(ends[0]["duration"] - want["duration"]) < 1e-3
+    assert decoder.skipped[("correlation", "handover_not_completed")] == 1
+    assert not [e for e in events if e["kind"] == "handover"]
 
 
 def test_defect3_a_call_on_an_unknown_connection_emits_nothing():
