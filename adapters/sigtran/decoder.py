@@ -34,7 +34,7 @@ from adapters.sigtran.link import (
     ipv6_payload,
 )
 from adapters.sigtran.pcap import CaptureReader
-from adapters.sigtran.sccp import DT1
+from adapters.sigtran.sccp import CC, DT1, RLC, RLSD
 from adapters.sigtran.sctp import SctpReassembler
 
 _BAD = (IndexError, ValueError, struct.error, KeyError, TypeError)
@@ -51,6 +51,7 @@ _M3UA = struct.Struct("!BxBBI").unpack_from  # version, class, type, length
 _TAG = struct.Struct("!HH").unpack_from
 _PROTO_DATA = struct.Struct("!IIB").unpack_from  # OPC, DPC, SI
 _LABEL = struct.Struct("<I").unpack_from
+_CC_RLSD = (CC, RLSD)
 _CACHE_SIZE = 4096  # decoded BSSAP payloads kept (see Decoder._dt1_bssap)
 PPID_M3UA, PPID_M2PA = 3, 5
 PORT_M3UA, PORT_M2PA = 2905, 3565
@@ -356,6 +357,11 @@ class Decoder:
                     self._dt1_bssap(ts, conn, dlr, data)
                     return
                 t, slr, called, calling = DT1, None, None, None
+            elif (len(d) == 7 and d[0] == RLC) or (len(d) == 9 and d[0] in _CC_RLSD and not d[8]):
+                # RLC, or CC / RLSD without an optional part: two references (Q.713 4.3-4.5)
+                t, data, called, calling = d[0], None, None, None
+                dlr = d[1] | (d[2] << 8) | (d[3] << 16)
+                slr = d[4] | (d[5] << 8) | (d[6] << 16)
             else:
                 t, dlr, slr, data, called, calling = sccp.parse(d)
         except _BAD:
