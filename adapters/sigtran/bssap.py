@@ -56,7 +56,8 @@ MESSAGE_TYPES = frozenset(
         *range(0x10, 0x23),  # handover family, VGCS/VBS assignment, uplink request; clear
         *range(0x25, 0x30),  # SAPI n reject, confusion, suspend, resume, LSA, location, common ID
         *range(0x30, 0x33),  # reset, reset acknowledge, overload
-        *range(0x34, 0x3D),  # reset circuit, traces, MS registration enquiry response, ...
+        *range(0x34, 0x39),  # reset circuit (+ ack), MSC/BSS invoke trace, MS reg. enquiry resp.
+        *range(0x3A, 0x3D),  # connectionless information, VGCS/VBS assignment status, cell info
         *range(0x3D, 0x50),  # reset IP resource, MS registration enquiry, blocking, circuits
         *range(0x50, 0x5B),  # resource, paging, cipher mode, classmark, queuing, complete L3
         *range(0x60, 0x64),  # VGCS additional information, SMS, notification, uplink app data

@@ -296,3 +296,13 @@ def test_bssmap_tv_table_agrees_with_pycrate():
 
     theirs = {iei: size for iei, (_name, size, _cls) in BSSMAPElm_dict.items() if size >= 0}
     assert _FIXED == theirs
+
+
+def test_bssmap_message_types_agree_with_pycrate():
+    """Our defined BSSMAP types are pycrate's, plus 0x2A (connection oriented information,
+    obsolete but allocated: tshark knows it, pycrate does not)."""
+    from pycrate_mobile.TS48008_BSSMAP import _BSSMAPType_dict
+
+    from adapters.sigtran.bssap import MESSAGE_TYPES
+
+    assert set(MESSAGE_TYPES) == set(_BSSMAPType_dict) | {0x2A}
