@@ -65,6 +65,10 @@ def event_to_json(event: SignalEvent) -> dict[str, Any]:
         "peer",
         "cause",
         "duration",
+        "direction",
+        "outcome",
+        "service_code",
+        "ss_operation",
         "source",
     ):
         value = getattr(event, field)
