@@ -35,6 +35,9 @@ class EventKind(enum.StrEnum):
     CALL_START = "call_start"  # CC Setup / Connect
     CALL_END = "call_end"  # CC Release / Release Complete, with cause and duration
     MO_SMS = "mo_sms"  # subscriber sent an SMS (RP-DATA MS->network), peer = destination
+    MT_SMS = "mt_sms"  # subscriber received an SMS (RP-DATA network->MS), peer = originator
+    USSD = "ussd"  # USSD session started (e.g. *139#), peer = the service code
+    SS_CHANGE = "ss_change"  # supplementary service changed (call forwarding and the like)
     HANDSET_CHANGE = "handset_change"  # IMEI differs from the last one seen for this IMSI
     ROAMING_IN = "roaming_in"  # IMSI's MCC/MNC is not the home network's
 
@@ -61,6 +64,9 @@ class SignalEvent:
     peer: str | None = None  # called number (call), destination (MO SMS)
     cause: int | None = None  # CC release cause value (TS 24.008 10.5.4.11)
     duration: float | None = None  # seconds, for CALL_END when the start was seen
+    direction: str | None = None  # calls: "mo" (subscriber called) or "mt" (was called)
+    #: CALL_END: answered | rejected | no_answer | busy | unallocated_number | network_failure
+    outcome: str | None = None
     source: str = ""  # name of the signal source that produced it
 
 
