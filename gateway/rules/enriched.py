@@ -159,7 +159,6 @@ class PeerRegion:
     cities: frozenset[str]
     negate: bool = False
     stateful = False
-    tracks = ("call_start",)  # a call_end's number is its call_start's
 
     def test(self, ctx: MatchContext) -> bool:
         enrich = ctx.enrich
@@ -178,7 +177,6 @@ class LongDistance:
 
     scope: str = "city"
     stateful = False
-    tracks = ("call_start",)
 
     def test(self, ctx: MatchContext) -> bool:
         enrich = ctx.enrich

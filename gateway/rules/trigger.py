@@ -44,10 +44,8 @@ class Trigger:
         return packed_cell in self.cells or (packed_cell >> 16) in self.lacs
 
     def tracked_kinds(self) -> set[str]:
-        """Event kinds whose last time (and peer) sequence and call-region conditions read."""
-        return {c.after for c in self.conditions if hasattr(c, "after")} | {
-            kind for c in self.conditions for kind in getattr(c, "tracks", ())
-        }
+        """Event kinds whose last time sequence conditions read."""
+        return {c.after for c in self.conditions if hasattr(c, "after")}
 
 
 def parse_trigger(
