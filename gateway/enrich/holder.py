@@ -64,19 +64,25 @@ class Enrichment:
         return scope == "city" and bool(self.local_city) and peer.city != self.local_city
 
     def describe(
-        self, event: SignalEvent, msisdn: str | None = None, *, last_imei: str | None = None
+        self,
+        event: SignalEvent,
+        msisdn: str | None = None,
+        *,
+        last_imei: str | None = None,
+        call_peer: str | None = None,
     ) -> dict[str, Any]:
-        """The enrichment of one event as flat fields (``decode.py --enrich``, templates).
+        """The enrichment of one event as flat fields (``decode.py --enrich``).
 
         ``msisdn`` is the subscriber's E.164 number (from the profile, else the event's);
-        ``last_imei`` the handset seen last when the event carries none.
+        ``last_imei`` the handset seen last when the event carries none; ``call_peer`` the
+        number of the call's set-up for a ``call_end`` that carries none.
         """
         out: dict[str, Any] = {}
         home = self.segments.region_of(msisdn or event.msisdn)
         if home is not None:
             out["home_province"], out["home_city"] = home.province, home.city
             out["visitor"] = self.is_visitor(home)
-        peer = self.segments.region_of_dialled(event.peer)
+        peer = self.segments.region_of_dialled(event.peer or call_peer)
         if peer is not None:
             out["peer_province"], out["peer_city"] = peer.province, peer.city
             if event.direction != "mt":

@@ -151,10 +151,9 @@ class EnrichmentComponent:
                     for what in ("segments", "tac")
                     if result.get(f"{what}_ok") is False
                 ]
-                text = (
-                    "reloaded" if not errors else "kept the tables in force; " + "; ".join(errors)
-                )
-                return AdminReply(data={**result, **stats}, text=text)
+                if errors:  # exit status 1 for scripts; the tables in force stay
+                    raise AdminCommandError("kept the tables in force; " + "; ".join(errors))
+                return AdminReply(data={**result, **stats}, text="reloaded")
             if action == "number" and len(args) == 2:
                 try:
                     e164 = active_plan().normalise(args[1])

@@ -1,0 +1,81 @@
+"""The [enrichment] section and ``gatewayctl enrichment`` against a real gatewayd."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.enrich.plugin import parse_enrichment_config
+from gateway.errors import ConfigError
+from tests.fakes.daemon_process import run_ctl
+
+ETC = Path(__file__).resolve().parents[3] / "etc" / "enrich"
+
+
+def test_section_is_strict():
+    """Unknown keys are refused; segments without a local province is refused (visitor and
+    long_distance would compare with nothing)."""
+    with pytest.raises(ConfigError, match="enrichment.segment_file"):
+        parse_enrichment_config({"segment_file": "x.csv"})
+    with pytest.raises(ConfigError, match="enrichment.local_province: needed with segments_file"):
+        parse_enrichment_config({"segments_file": "x.csv"})
+    with pytest.raises(ConfigError, match="enrichment.local_city: needs local_province"):
+        parse_enrichment_config({"local_city": "beijing"})
+    config = parse_enrichment_config({"segments_file": "s.csv", "local_province": "beijing"})
+    assert config.builtin_area_codes and config.local_city == ""
+
+
+def test_gatewayctl_enrichment_show_lookup_and_reload(short_tmp, gateway_config, gatewayd):
+    """The daemon loads both tables at start; lookups answer from them; a bad file on reload
+    exits 1 naming file and line and keeps the table; a fixed file is taken on SIGHUP reload."""
+    segments = short_tmp / "segments.csv"
+    segments.write_bytes((ETC / "segments.csv").read_bytes())
+    config = gateway_config(
+        f"""
+[enrichment]
+segments_file = "{segments}"
+tac_file = "{ETC / "tac.csv"}"
+local_province = "beijing"
+local_city = "beijing"
+"""
+    )
+    proc = gatewayd(config)
+    proc.wait_ready()
+    ctl = ["--socket", str(proc.socket_path)]
+
+    show = run_ctl(*ctl, "--json", "enrichment", "show")
+    assert show.returncode == 0, show.stderr
+    stats = json.loads(show.stdout)
+    assert stats["segments"]["segments"] == 17 and stats["tac"]["tacs"] == 10
+    assert stats["local"] == {"province": "beijing", "city": "beijing"}
+
+    number = run_ctl(*ctl, "enrichment", "number", "139 2100 1234")
+    assert number.returncode == 0 and "shanghai / shanghai" in number.stdout
+    imei = run_ctl(*ctl, "enrichment", "imei", "356938031234567")
+    assert imei.returncode == 0 and "nokia n95: 3g, mms, wap" in imei.stdout
+    assert "unknown TAC" in run_ctl(*ctl, "enrichment", "imei", "999999991234567").stdout
+
+    segments.write_text("prefix,province,city\n1390100,beijing,beijing\n139210,sh,sh\n")
+    os.utime(segments, ns=(1, 1))
+    bad = run_ctl(*ctl, "enrichment", "reload")
+    assert bad.returncode == 1, (bad.stdout, bad.stderr)
+    assert f"{segments}:3: a number segment has 7 digits" in bad.stderr
+    assert "shanghai" in run_ctl(*ctl, "enrichment", "number", "13921001234").stdout
+
+    segments.write_text("prefix,province,city\n1390100,beijing,beijing\n1392100,sh,pudong\n")
+    os.utime(segments, ns=(2, 2))
+    assert run_ctl(*ctl, "reload").returncode == 0  # the SIGHUP path
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = run_ctl(*ctl, "enrichment", "number", "13921001234").stdout
+        if "sh / pudong" in answer:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the reload did not take the fixed file: {answer!r}")
+    status = run_ctl(*ctl, "--json", "enrichment", "show")
+    assert json.loads(status.stdout)["segments"]["last_error"] is None
