@@ -19,11 +19,11 @@ ETC = Path(__file__).resolve().parents[3] / "etc" / "enrich"
 def test_section_is_strict():
     """Unknown keys are refused; segments without a local province is refused (visitor and
     long_distance would compare with nothing)."""
-    with pytest.raises(ConfigError, match="enrichment.segment_file"):
+    with pytest.raises(ConfigError, match=r"enrichment\.segment_file"):
         parse_enrichment_config({"segment_file": "x.csv"})
-    with pytest.raises(ConfigError, match="enrichment.local_province: needed with segments_file"):
+    with pytest.raises(ConfigError, match=r"enrichment\.local_province: needed with segments_file"):
         parse_enrichment_config({"segments_file": "x.csv"})
-    with pytest.raises(ConfigError, match="enrichment.local_city: needs local_province"):
+    with pytest.raises(ConfigError, match=r"enrichment\.local_city: needs local_province"):
         parse_enrichment_config({"local_city": "beijing"})
     config = parse_enrichment_config({"segments_file": "s.csv", "local_province": "beijing"})
     assert config.builtin_area_codes and config.local_city == ""
