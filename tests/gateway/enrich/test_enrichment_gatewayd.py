@@ -79,3 +79,61 @@ local_city = "beijing"
         pytest.fail(f"the reload did not take the fixed file: {answer!r}")
     status = run_ctl(*ctl, "--json", "enrichment", "show")
     assert json.loads(status.stdout)["segments"]["last_error"] is None
+
+
+def test_preview_in_gatewayd_uses_the_tables(short_tmp, gateway_config, gatewayd):
+    """`gatewayctl preview` of the visitor and long-distance examples in a real gatewayd matches
+    through the loaded tables: one Shanghai visitor, one call to Shanghai (by a subscriber
+    with a profile: the example needs one for lacks_product)."""
+    campaigns = short_tmp / "campaigns"
+    campaigns.mkdir()
+    for name in ("visitor_welcome.toml", "long_distance_12593.toml"):
+        (campaigns / name).write_bytes((ETC.parent / "campaigns" / name).read_bytes())
+    events = short_tmp / "events.jsonl"
+    t = 1_772_416_800.0  # 2026-03-02 10:00 Beijing
+    lines = [
+        {"kind": "power_on", "timestamp": t, "imsi": "460009999999991", "msisdn": "8613921001234"},
+        {"kind": "power_on", "timestamp": t, "imsi": "460009999999992", "msisdn": "8613901001234"},
+        {
+            "kind": "call_start",
+            "timestamp": t,
+            "imsi": "460009999999992",
+            "msisdn": "8613901001234",
+            "peer": "02112345678",
+            "direction": "mo",
+        },
+        {
+            "kind": "call_end",
+            "timestamp": t + 60,
+            "imsi": "460009999999992",
+            "msisdn": "8613901001234",
+            "direction": "mo",
+            "outcome": "answered",
+            "duration": 60.0,
+        },
+    ]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    profiles = short_tmp / "profiles.csv"
+    profiles.write_text("msisdn,imsi,products\n8613901001234,460009999999992,music\n")
+    config = gateway_config(
+        f"""
+[campaigns]
+directory = "{campaigns}"
+[profiles]
+file = "{profiles}"
+[enrichment]
+segments_file = "{ETC / "segments.csv"}"
+tac_file = "{ETC / "tac.csv"}"
+local_province = "beijing"
+local_city = "beijing"
+"""
+    )
+    proc = gatewayd(config)
+    proc.wait_ready()
+    ctl = ["--socket", str(proc.socket_path), "--json"]
+    for campaign in ("visitor-welcome", "long-distance-12593"):
+        done = run_ctl(*ctl, "preview", campaign, "--events", str(events))
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["contact_requests"] == 1, (campaign, result)
+        assert result["distinct_subscribers"] == 1, (campaign, result)
