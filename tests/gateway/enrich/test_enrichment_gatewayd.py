@@ -137,3 +137,41 @@ local_city = "beijing"
         result = json.loads(done.stdout)
         assert result["contact_requests"] == 1, (campaign, result)
         assert result["distinct_subscribers"] == 1, (campaign, result)
+
+
+async def test_the_daemons_pipeline_reads_the_tables(tmp_path):
+    """In a running daemon the enrichment component opens before the pipeline, which matches
+    the visitor example through the loaded segments."""
+    from gateway.model import EventKind, SignalEvent
+    from gateway.testing.gateway import open_gateway
+
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    name = "visitor_welcome.toml"
+    (campaigns / name).write_bytes((ETC.parent / "campaigns" / name).read_bytes())
+    extra = f"""
+[campaigns]
+directory = "{campaigns}"
+[enrichment]
+segments_file = "{ETC / "segments.csv"}"
+local_province = "beijing"
+"""
+    async with open_gateway(tmp_path / "gw", extra) as handle:
+        gateway = handle.gateway
+        assert gateway.enrichment is not None and gateway.pipeline.enrichment is gateway.enrichment
+        visitor = SignalEvent(
+            kind=EventKind.POWER_ON,
+            timestamp=1_772_416_800.0,
+            imsi="4600099",
+            msisdn="8613921001234",
+        )
+        local = SignalEvent(
+            kind=EventKind.POWER_ON,
+            timestamp=1_772_416_800.0,
+            imsi="4600098",
+            msisdn="8613901001234",
+        )
+        requests = gateway.pipeline.match_batch([visitor, local])
+        assert [r.msisdn for r in requests] == ["8613921001234"]
+        reply = await handle.command("enrichment", "show")
+        assert reply.data["segments"]["segments"] == 17 and reply.data["tac"]["tacs"] == 0
