@@ -22,13 +22,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
 
-from gateway.campaigns.config import resolve
 from gateway.config_reader import TableReader
 from gateway.contracts import AdminCommand, AdminReply, SectionSpec
 from gateway.enrich.holder import Enrichment
@@ -70,6 +70,17 @@ def parse_enrichment_config(table: Mapping[str, Any], key: str = "enrichment") -
         )
     r.finish()
     return config
+
+
+def resolve(gateway: Any, value: str) -> Path | None:
+    """``value`` as a path relative to gateway.toml's directory; None when empty."""
+    if not value:
+        return None
+    path = Path(value)
+    base = getattr(gateway.config, "path", None)
+    if not path.is_absolute() and base is not None:
+        path = Path(base).resolve().parent / path
+    return path
 
 
 class EnrichmentComponent:

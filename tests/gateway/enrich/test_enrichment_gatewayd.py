@@ -141,7 +141,7 @@ local_city = "beijing"
 
 async def test_the_daemons_pipeline_reads_the_tables(tmp_path):
     """In a running daemon the enrichment component opens before the pipeline, which matches
-    the visitor example through the loaded segments."""
+    the visitor example through the segments loaded from a path relative to gateway.toml."""
     from gateway.model import EventKind, SignalEvent
     from gateway.testing.gateway import open_gateway
 
@@ -149,11 +149,14 @@ async def test_the_daemons_pipeline_reads_the_tables(tmp_path):
     campaigns.mkdir()
     name = "visitor_welcome.toml"
     (campaigns / name).write_bytes((ETC.parent / "campaigns" / name).read_bytes())
+    tables = tmp_path / "gw" / "tables"
+    tables.mkdir(parents=True)
+    (tables / "segments.csv").write_bytes((ETC / "segments.csv").read_bytes())
     extra = f"""
 [campaigns]
 directory = "{campaigns}"
 [enrichment]
-segments_file = "{ETC / "segments.csv"}"
+segments_file = "tables/segments.csv"  # relative to gateway.toml
 local_province = "beijing"
 """
     async with open_gateway(tmp_path / "gw", extra) as handle:
