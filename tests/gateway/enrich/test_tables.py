@@ -232,3 +232,43 @@ def test_describe_lists_regions_and_handsets():
         "peer_city": "shanghai",
         "long_distance": True,
     }
+
+
+_CELLS = st.sampled_from(
+    [
+        "prefix",
+        "province",
+        "city",
+        "tac",
+        "brand",
+        "model",
+        "capabilities",
+        "1390100",
+        "0755",
+        "35693803",
+        "mms|wap",
+        "beijing",
+        "",
+        " ",
+        '"',
+        "#",
+        "0",
+        "1" * 9,
+        "北京",
+        "\ufeff",
+    ]
+)
+
+
+@given(st.lists(st.lists(_CELLS, max_size=5), max_size=6), st.binary(max_size=8))
+def test_any_file_loads_or_is_refused_with_table_file_error(tmp_path_factory, rows, noise):
+    """Whatever the bytes, a loader returns a table or raises TableFileError (nothing else)."""
+    path = tmp_path_factory.mktemp("fuzz") / "t.csv"
+    path.write_bytes("\n".join(",".join(row) for row in rows).encode() + noise)
+    for load in (load_segments, load_tac):
+        try:
+            table = load(path)
+        except TableFileError as exc:
+            assert str(path) in str(exc)
+        else:
+            assert len(table) > 0 or load is load_segments
