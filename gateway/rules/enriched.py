@@ -14,19 +14,13 @@ import attrs
 
 from gateway.enrich.segments import Region
 from gateway.enrich.tac import Handset
-from gateway.model import EventKind
+from gateway.model import CallDirection, EventKind
+from gateway.model import CallOutcome as CallOutcomes
 from gateway.rules.conditions import MatchContext
 
-#: ``call_end`` outcomes (from the CC and BSSMAP causes; see the signaling decoder).
-CALL_OUTCOMES = (
-    "answered",
-    "rejected",
-    "no_answer",
-    "busy",
-    "unallocated_number",
-    "network_failure",
-)
-CALL_DIRECTIONS = ("mo", "mt")
+#: ``call_end`` outcomes and call directions (from the CC and BSSMAP causes: the decoder).
+CALL_OUTCOMES = tuple(o.value for o in CallOutcomes)
+CALL_DIRECTIONS = tuple(d.value for d in CallDirection)
 #: How far back a ``call_end`` without a number looks for its ``call_start``'s number.
 LONGEST_CALL_S = 4 * 3600.0
 #: Content-template fields filled from the enrichment tables (see :func:`enriched_field`).
@@ -41,7 +35,7 @@ ENRICHED_FIELDS = (
 
 
 @attrs.frozen
-class Direction:
+class DirectionIn:
     """The call (``call_start``/``call_end``) was mobile-originated or mobile-terminated."""
 
     values: frozenset[str]
@@ -52,7 +46,7 @@ class Direction:
 
 
 @attrs.frozen
-class CallOutcome:
+class OutcomeIn:
     """The ``call_end`` outcome is one of these (answered, rejected, busy, ...)."""
 
     values: frozenset[str]

@@ -67,6 +67,8 @@ def event_to_json(event: SignalEvent) -> dict[str, Any]:
         "duration",
         "direction",
         "outcome",
+        "service_code",
+        "ss_operation",
         "source",
     ):
         value = getattr(event, field)
