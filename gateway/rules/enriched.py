@@ -69,6 +69,22 @@ class TalkTime:
         return duration is not None and self.low <= duration <= self.high
 
 
+@attrs.frozen
+class ServiceCode:
+    """The ``ussd`` string or the ``ss_change`` service code is one of these (``*139#``,
+    ``cfu``), or starts with one of ``prefixes``."""
+
+    codes: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+    stateful = False
+
+    def test(self, ctx: MatchContext) -> bool:
+        code = ctx.event.service_code
+        if not code:
+            return False
+        return code in self.codes or (bool(self.prefixes) and code.startswith(self.prefixes))
+
+
 def subscriber_number(ctx: MatchContext) -> str | None:
     """The subscriber's E.164 number: the profile's, else the event's."""
     if ctx.row >= 0:

@@ -37,6 +37,7 @@ from gateway.rules.enriched import (
     LongDistance,
     OutcomeIn,
     PeerRegion,
+    ServiceCode,
     TalkTime,
     Visitor,
 )
@@ -217,6 +218,17 @@ def _choices_parser(
     return parse
 
 
+def parse_service_code(r: TableReader, pc: ParseContext, n: int) -> Any:
+    codes = r.str_list("codes", ())
+    prefixes = r.str_list("prefixes", ())
+    if codes is None or prefixes is None:
+        return None
+    if not codes and not prefixes:
+        r.problem("", 'service_code needs codes (e.g. ["*139#"]) or prefixes')
+        return None
+    return ServiceCode(frozenset(c.strip() for c in codes), tuple(p.strip() for p in prefixes))
+
+
 def parse_talk_time(r: TableReader, pc: ParseContext, n: int) -> Any:
     low = r.duration("at_least", 0.0)
     high = r.duration("at_most", float("inf"))
@@ -290,6 +302,7 @@ CONDITION_TYPES: Mapping[str, Parser] = {
     "direction": _choices_parser("values", CALL_DIRECTIONS, DirectionIn),
     "outcome": _choices_parser("values", CALL_OUTCOMES, OutcomeIn),
     "talk_time": parse_talk_time,
+    "service_code": parse_service_code,
     "visitor": parse_visitor,
     "home_region": _region_parser(HomeRegion),
     "peer_region": _region_parser(PeerRegion),

@@ -318,3 +318,23 @@ text = "{{home_city|?}}>{{peer_city|?}} {{handset_brand|?}} {{handset_model|?}}"
         ]
     )
     assert [r.content["text"] for r in requests] == ["shanghai>shenzhen nokia n95", "beijing>? ? ?"]
+
+
+async def test_service_code_of_ussd_and_ss_change(tmp_path):
+    """service_code holds for a USSD string or an SS code listed or with a listed prefix."""
+    body = """[trigger]
+events = ["ussd", "ss_change"]
+[[trigger.conditions]]
+type = "service_code"
+codes = ["*139#", "cfu"]
+prefixes = ["*100"]
+"""
+    p = await pipeline(tmp_path, body)
+    events = [
+        ev(K.USSD, imsi=IMSI1, service_code="*139#"),
+        ev(K.USSD, imsi=IMSI2, service_code="*100*1#"),
+        ev(K.SS_CHANGE, imsi=IMSI3, service_code="cfu", ss_operation="register"),
+        ev(K.USSD, imsi=IMSI4, service_code="*138#"),
+        ev(K.USSD, imsi=IMSI4, ts=T0 + 1),
+    ]
+    assert who(p, events) == ["8613800000001", "8613800000002", "8613800000003"]

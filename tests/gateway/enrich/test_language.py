@@ -46,6 +46,7 @@ def problems(tmp_path, condition: str, events: str = '["call_end"]') -> list[str
             "trigger.conditions[0].at_most: must not be smaller than at_least",
         ),
         ('type = "capability"', "trigger.conditions[0].name: is required"),
+        ('type = "service_code"', "trigger.conditions[0]: service_code needs codes"),
     ],
 )
 def test_bad_condition_values(tmp_path, condition, expected):
