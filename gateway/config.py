@@ -341,6 +341,30 @@ def _parse_section(
     return _MISSING
 
 
+def check_named_files(config: GatewayConfig, plugin_manager: Any) -> list[ConfigProblem]:
+    """Read and parse the files a valid configuration names (``gatewayd --check-config``).
+
+    Start-up and reload do this themselves, refusing one bad campaign file and keeping the
+    others; the check reports every problem at once, each naming its file. A section's parsed
+    object takes part by offering ``check_files(base, hook) -> list[ConfigProblem]`` (``base``:
+    the directory relative paths are resolved against).
+    """
+    base = config.path.resolve().parent if config.path is not None else None
+    file = str(config.path) if config.path is not None else "<config>"
+    problems: list[ConfigProblem] = []
+    named = [*config.sections.items(), *((f"plugins.{k}", v) for k, v in config.plugins.items())]
+    for key, section in named:
+        check = getattr(section, "check_files", None)
+        if check is None:
+            continue
+        try:
+            found = check(base, getattr(plugin_manager, "hook", None))
+        except Exception as exc:  # a checker bug must still name where it happened
+            found = [ConfigProblem(key, f"file check failed: {type(exc).__name__}: {exc}")]
+        problems.extend(p.with_file(file) for p in found)
+    return problems
+
+
 def load_config(path: Path | str, plugin_manager: Any) -> GatewayConfig:
     """Read and validate ``path``; raises ConfigError listing every problem (file + key)."""
     path = Path(path)

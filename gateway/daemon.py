@@ -58,6 +58,7 @@ from gateway import logging as gateway_logging
 from gateway.app import Gateway
 from gateway.config import (
     GatewayConfig,
+    check_named_files,
     format_problem,
     load_config,
     parse_config,
@@ -556,9 +557,15 @@ def demo_config_path() -> Path:
 
 
 def check_config(path: Path) -> int:
-    """``gatewayd --check-config``: print every problem (exit 1) or "config ok" (exit 0)."""
+    """``gatewayd --check-config``: print every problem (exit 1) or "config ok" (exit 0).
+
+    Besides the file itself, the files it names (areas, campaigns, profiles) are read and parsed.
+    """
     try:
-        Daemon.from_file(path)
+        daemon = Daemon.from_file(path)
+        named_file_problems = check_named_files(daemon.config, daemon.pm)
+        if named_file_problems:
+            raise ConfigError(named_file_problems)
     except ConfigError as exc:
         for problem in exc.problems:
             print(format_problem(problem), file=sys.stderr)

@@ -4,8 +4,8 @@
 MSISDN, and learn last cell / IMEI / seen), *match* (the compiled rule index of the running
 campaigns, then any plugin matchers from ``gateway_matchers``), build the
 :class:`~gateway.model.ContactRequest` of each match, then for the whole batch ask contact
-control (``decide_many``) and hand ALLOWED decisions to the outbox (``enqueue_many``) and
-DEFERRED ones to ``outbox.defer``. A bad event is counted and skipped; ``send`` never raises
+control and the outbox in one call (``decide_and_queue``: the decisions, their ledger rows,
+the ALLOWED ones' outbox entries and the DEFERRED ones held, in one transaction). A bad event is counted and skipped; ``send`` never raises
 because of one.
 
 Idempotency: ``contact_id`` is a hash of campaign, MSISDN and the trigger: the policy period
@@ -307,23 +307,31 @@ class Pipeline:
     # -- decisions -------------------------------------------------------------------------
 
     async def submit(self, requests: list[ContactRequest]) -> list[ContactDecision]:
-        """Contact control for a batch, then the outbox; per-campaign outcome counters."""
+        """Contact control and the outbox for a batch, in one transaction; per-campaign counters."""
         gw = self.gateway
         log = structlog.get_logger()
+        decide_and_queue = getattr(gw.contact_control, "decide_and_queue", None)
         try:
-            decisions = await gw.contact_control.decide_many(requests)
-        except Exception as exc:  # backend down: counted and logged, the feed goes on
+            if decide_and_queue is not None:
+                # decisions, their ledger rows and the ALLOWED ones' outbox entries commit
+                # together: no "decided but not queued" gap
+                decisions = await decide_and_queue(requests, gw.outbox)
+            else:
+                decisions = await gw.contact_control.decide_many(requests)
+        except Exception as exc:  # backend down, disk full: counted and logged, the feed goes on
             self._decide_failed.value += len(requests)
             log.error("pipeline.decide_failed", error=repr(exc), requests=len(requests))
             self._settle_triggers(requests, decided=False)
             return []
         self._settle_triggers(requests, decided=True)
-        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         count = self.campaigns.count
         for d in decisions:
             count(
                 d.request.campaign_id, "duplicate" if d.reason == "duplicate" else d.outcome.value
             )
+        if decide_and_queue is not None:
+            return decisions
+        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         try:
             if allowed:
                 await gw.outbox.enqueue_many(allowed)

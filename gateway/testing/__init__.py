@@ -16,6 +16,8 @@ which gives the fixtures ``smsc_simulator``, ``fake_clock`` and ``open_test_gate
 - :class:`FakeClock`: a wall clock (``time.time`` stand-in) that moves only when told, or
   follows Trio's clock so that ``autojump_clock`` drives it too.
 - :func:`wait_until`: poll a condition with a deadline instead of sleeping a fixed time.
+- :func:`gateway.testing.resp.encode_reply`: RESP2 replies as bytes, for a fake Redis peer
+  (moved out of the production codec, which only parses replies).
 
 This package is test support, not part of the running core: it is the one place under
 ``gateway/`` that imports an adapter (the bundled SMSC simulator of ``adapters.smpp``).
