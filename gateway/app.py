@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gateway.campaigns.store import CampaignStore
     from gateway.config import GatewayConfig
     from gateway.contact.ledger import Ledger
+    from gateway.enrich.holder import Enrichment
     from gateway.profiles.holder import ProfileHolder
 
 
@@ -47,6 +48,8 @@ class Gateway:
     profiles: ProfileHolder | None = None
     campaigns: CampaignStore | None = None
     ledger: Ledger | None = None
+    #: Number-segment and TAC tables (set by the enrichment component before the pipeline opens).
+    enrichment: Enrichment | None = None
     #: The EventSink given to signal sources (``gateway.pipeline.Pipeline``, set by the
     #: pipeline component); None means events are counted and dropped.
     pipeline: EventSink | None = None

@@ -119,7 +119,13 @@ async def run_preview(
         overlay_index(gateway.profiles.index) if gateway.profiles is not None else None
     )
     campaigns = _PreviewCampaigns(cdef)
-    pipeline = Pipeline(preview_gw, profiles=holder, campaigns=campaigns, timezone=timezone)
+    pipeline = Pipeline(
+        preview_gw,
+        profiles=holder,
+        campaigns=campaigns,
+        timezone=timezone,
+        enrichment=getattr(gateway, "enrichment", None),  # the tables in force
+    )
     check = checker or gateway.contact_control.check
     read = bad = 0
     subscribers: set[str] = set()
