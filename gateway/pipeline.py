@@ -253,7 +253,11 @@ class Pipeline:
         )
 
     def _channel(self, cdef: CampaignDef, index: Any, row: int) -> str | None:
-        """The first of the campaign's channels the subscriber's terminal supports."""
+        """The first of the campaign's channels the subscriber's terminal supports.
+
+        Each channel passed over for this reason is counted as ``handset_unfit.<channel>``
+        in the campaign's counters (shown by ``campaign report``).
+        """
         for channel in cdef.campaign.channels:
             # What the handset must support is the channel's own declaration (Channel.requires).
             needed = declaration_of(self.gateway.channels.get(channel)).requires
@@ -264,6 +268,7 @@ class Pipeline:
                 column.masks[column.codes[row]] & column.bits.get(n, 0) for n in needed
             ):
                 return channel
+            self.campaigns.count(cdef.campaign.id, f"handset_unfit.{channel}")
         return None
 
     # -- trigger-policy marks of undecided requests -----------------------------------------

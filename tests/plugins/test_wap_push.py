@@ -1,0 +1,211 @@
+"""The WAP Push channel end to end: campaign -> real contact control -> outbox -> wap_push
+channel -> SMSC simulator over TCP (binary submit_sm) -> decoded back; the tracking link
+redirects and its click is counted in ``campaign report``; a handset without WAP gets the
+campaign's next channel and the reason is counted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from adapters.wap import push
+from adapters.wap.wbxml import ServiceIndication, ServiceLoading
+from gateway import hookimpl
+from gateway.config import read_toml
+from gateway.errors import ConfigError
+from gateway.model import ContactRequest, EventKind, Outcome, SignalEvent
+from gateway.testing import open_gateway, open_smsc_simulator, wait_until
+from plugins.wap_push.config import parse_wap_push_config
+
+PROFILES = """msisdn,imsi,brand,capabilities
+8613800000001,460001234567801,gotone,mms|wap
+8613800000002,460001234567802,mzone,mms
+"""
+CAMPAIGN = """
+id = "spring-wap"
+name = "Spring offer by WAP Push"
+channels = ["wap_push", "sms"]
+initial_state = "running"
+
+[content.wap_push]
+text = "Spring offer for {brand}"
+href = "https://shop.example.com/spring?b={brand}"
+
+[content.sms]
+text = "Spring offer for {brand}: reply Y"
+
+[trigger]
+events = ["power_on"]
+"""
+
+
+def gateway_toml(tmp_path: Path, smsc, *, extra: str = "") -> str:
+    (tmp_path / "campaigns").mkdir(exist_ok=True)
+    (tmp_path / "campaigns" / "spring.toml").write_text(CAMPAIGN, encoding="utf-8")
+    (tmp_path / "profiles.csv").write_text(PROFILES, encoding="utf-8")
+    system_id, password = next(iter(smsc.credentials.items()))
+    return f"""
+        [campaigns]
+        directory = "{tmp_path / "campaigns"}"
+
+        [profiles]
+        file = "{tmp_path / "profiles.csv"}"
+
+        [http]
+        listen = "127.0.0.1:0"
+
+        [plugins.wap_push]
+        track_clicks = true
+        tracking_url = "http://gw.example.test/w"
+        si_expires_after = "2d"
+        {extra}
+
+        [plugins.wap_push.smsc]
+        host = "127.0.0.1"
+        port = {smsc.port}
+        system_id = "{system_id}"
+        password = "{password}"
+        source_addr = "10086"
+        reconnect_min = "0.05s"
+        """
+
+
+async def http_get(port: int, target: str) -> tuple[int, dict[str, str]]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(
+            f"GET {target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}
+
+
+def http_port(gw) -> int:
+    (entry,) = [t for t in gw.daemon.supervisor.tasks if t.name == "http"]
+    return entry.obj.port
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, str]] = []
+
+    @hookimpl
+    def gateway_delivery_report(self, delivery):
+        self.reports.append((delivery.contact_id, delivery.state.value))
+
+
+async def test_wap_campaign_end_to_end_click_counted(tmp_path):
+    """Campaign -> contact control -> outbox -> binary submit_sm at the SMSC -> SI decodes back;
+    the tracking link 302s to the real href and the click is counted once in the report."""
+    async with open_smsc_simulator() as smsc:
+        async with open_gateway(tmp_path / "gw", gateway_toml(tmp_path, smsc)) as gw:
+            recorder = Recorder()
+            gw.daemon.pm.register(recorder, name="recorder")
+            now = time.time()
+            await gw.gateway.pipeline.send(
+                [
+                    SignalEvent(kind=EventKind.POWER_ON, timestamp=now, imsi="460001234567801"),
+                    SignalEvent(kind=EventKind.POWER_ON, timestamp=now, imsi="460001234567802"),
+                ]
+            )
+            await wait_until(lambda: any(s == "delivered" for _, s in recorder.reports))
+            subs = smsc.simulator.submitted
+            assert {s.destination_addr for s in subs} == {"8613800000001"}  # only the WAP handset
+            assert all(s.esm_class & 0x40 and s.data_coding == 0x04 for s in subs)
+            decoded = push.decode([s.short_message for s in subs])
+            assert (decoded.dest_port, decoded.src_port) == (2948, 9200)
+            si = decoded.document
+            assert isinstance(si, ServiceIndication)
+            assert si.text == "Spring offer for gotone"
+            assert si.href.startswith("http://gw.example.test/w?t=")
+            assert si.si_id.startswith("rt-") and si.action.value == "signal-medium"
+            assert si.created is not None and si.expires is not None
+            assert (si.expires - si.created).total_seconds() == 2 * 86400
+
+            # the non-WAP handset: passed over for wap_push, its contact goes to the sms queue
+            counts = await gw.gateway.outbox.counts("sms")
+            assert sum(counts.values()) == 1
+
+            target = si.href.removeprefix("http://gw.example.test")
+            port = http_port(gw)
+            status, headers = await http_get(port, target)
+            assert status == 302
+            assert headers["location"] == "https://shop.example.com/spring?b=gotone"
+            status, _ = await http_get(port, target)  # a second click: same redirect
+            assert status == 302
+            assert (await http_get(port, "/w?t=nosuchtoken"))[0] == 404
+
+            report = (await gw.command("campaign", "report", "spring-wap")).data
+            assert report["clicked"] == 1  # one contact clicked (twice)
+            assert report["handset_unfit"] == {"wap_push": 1}
+            assert report["matched"] == 2 and report["delivered"] == 1
+            why = await gw.gateway.ledger.query(contact_id=si.si_id)
+            assert [r["event"] for r in why if r["event"] == "clicked"] == ["clicked"]
+            status = (await gw.command("status")).data["plugins"]["wap_push"]["status"]
+            assert status["submitted"] == 1 and status["link_clicks"] == 2
+
+
+async def test_long_sl_two_sms_and_bad_content(tmp_path):
+    """An SL whose href needs two SMS goes as two concatenated binary parts; a contact without
+    href is rejected (reported, never sent)."""
+    async with open_smsc_simulator() as smsc:
+        toml = gateway_toml(tmp_path, smsc, extra='document = "sl"\nsl_action = "execute-high"')
+        toml = toml.replace("track_clicks = true", "track_clicks = false")
+        async with open_gateway(tmp_path / "gw", toml) as gw:
+            recorder = Recorder()
+            gw.daemon.pm.register(recorder, name="recorder")
+            long_href = "https://www.example.org/" + "p" * 150
+            control, outbox = gw.gateway.contact_control, gw.gateway.outbox
+            for cid, content in (("long", {"href": long_href}), ("nohref", {"text": "hi"})):
+                decision = await control.decide(
+                    ContactRequest(
+                        contact_id=cid,
+                        msisdn="8613800000001",
+                        campaign_id="manual",
+                        channel="wap_push",
+                        content=content,
+                        created_at=time.time(),
+                    )
+                )
+                assert decision.outcome is Outcome.ALLOWED
+                assert await outbox.enqueue(decision)
+            await wait_until(lambda: ("long", "delivered") in recorder.reports)
+            await wait_until(lambda: ("nohref", "rejected") in recorder.reports)
+            parts = [s.short_message for s in smsc.simulator.submitted]
+            assert len(parts) == 2 and all(len(p) <= 140 for p in parts)
+            doc = push.decode(parts).document
+            assert doc == ServiceLoading(href=long_href, action="execute-high")
+            shown = await outbox.show("nohref")
+            assert shown["state"] == "rejected" and "href" in shown["error"]
+            assert ("nohref", "submitted") not in recorder.reports
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"document": "mms"}, "document"),
+        ({"track_clicks": True}, "tracking_url"),
+        ({"track_clicks": True, "tracking_url": "http://x/w?a=1"}, "no query"),
+        ({"smsc": {"system_id": "x", "colour": 1}}, "colour"),
+        ({"si_action": "loud"}, "si_action"),
+    ],
+)
+def test_config_errors_name_the_key(table, message):
+    """A bad [plugins.wap_push] is refused with the dotted key."""
+    with pytest.raises(ConfigError, match=message):
+        parse_wap_push_config(table)
+
+
+def test_reference_config_section_parses():
+    """etc/gateway.toml's [plugins.wap_push] section is valid."""
+    root = Path(__file__).resolve().parents[2]
+    table = read_toml(root / "etc" / "gateway.toml")["plugins"]["wap_push"]
+    section = parse_wap_push_config(table)
+    assert section.channel == "wap_push" and section.smsc is None  # off until an SMSC is set
