@@ -15,6 +15,7 @@ WDP parts (``adapters.wap``) -> one submit_sm per part, esm_class UDHI (0x40), d
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import math
 import random
@@ -30,7 +31,7 @@ from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
 from adapters.smpp.transport import BindSettings, BindState, SmscAccount, SubmitJob, run_bind
 from adapters.wap import push as wap
 from adapters.wap.wbxml import ServiceIndication, ServiceLoading
-from gateway.content import Content, ContentKind
+from gateway.content import Content, ContentKind, declaration_of
 from gateway.model import Delivery, DeliveryState
 from plugins.wap_push.config import WapPushConfig, WapSmscConfig
 from plugins.wap_push.tracking import LinkTracker
@@ -100,6 +101,10 @@ class WapPushChannel:
     _reference: int = attrs.field(factory=lambda: random.randrange(65536))
     _tid: int = attrs.field(factory=lambda: random.randrange(256))
     _draining: bool = False
+    #: receipts that overtook the recording of their submit answer: key -> (state, since)
+    _early: collections.OrderedDict[str, tuple[str, float]] = attrs.field(
+        factory=collections.OrderedDict
+    )
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -184,6 +189,9 @@ class WapPushChannel:
             content = Content.from_fields(message.request.content)
         except ValueError as exc:
             raise BadContent(str(exc)) from None
+        refusals = declaration_of(self).refusals(content)
+        if refusals:
+            raise BadContent("; ".join(refusals))
         if not content.href:
             raise BadContent("a WAP Push needs content.href")
         href = content.href
@@ -285,8 +293,13 @@ class WapPushChannel:
             if job.status is None:
                 self.stats["submitted"] += 1
                 ids = [m or "" for m in job.message_ids]
-                await self._queue.map_message_ids(job.key, [f"wap/{m}" for m in ids])
+                keys = [f"wap/{m}" for m in ids]
+                await self._queue.map_message_ids(job.key, keys)
                 await self._report(message, DeliveryState.SUBMITTED, None, ids[0])
+                for key in keys:  # receipts that arrived before this answer was recorded
+                    early = self._early.pop(key, None)
+                    if early is not None:
+                        await self._apply_receipt(key, early[0])
                 return
             error = p.status_name(job.status)
             final = DeliveryState.REJECTED
@@ -318,10 +331,23 @@ class WapPushChannel:
             return p.ESME_ROK
         if receipt.state == "submitted":
             return p.ESME_ROK
-        result = await self._queue.apply_receipt(f"wap/{receipt.message_id}", receipt.state)
+        key = f"wap/{receipt.message_id}"
+        if not await self._apply_receipt(key, receipt.state):
+            # the submit answer may still be on its way to the database: keep it a while
+            now = time.monotonic()
+            while self._early and (
+                len(self._early) >= 10_000 or now - next(iter(self._early.values()))[1] > 300
+            ):
+                self._early.popitem(last=False)
+                self.stats["receipts_unmatched"] += 1
+            self._early[key] = (receipt.state, now)
+        return p.ESME_ROK
+
+    async def _apply_receipt(self, key: str, state: str) -> bool:
+        """Apply a receipt's final state; False when no message has this SMSC id (yet)."""
+        result = await self._queue.apply_receipt(key, state)
         if result is None:
-            self.stats["receipts_unmatched"] += 1
-            return p.ESME_ROK
+            return False
         self.stats["receipts"] += 1
         contact_id, final = result
         if final is not None:
@@ -331,10 +357,10 @@ class WapPushChannel:
                     channel=self.name,
                     state=DeliveryState(final),
                     at=time.time(),
-                    message_id=receipt.message_id,
+                    message_id=key.partition("/")[2],
                 )
             )
-        return p.ESME_ROK
+        return True
 
     def on_event(self, event: str, **fields: Any) -> None:
         log = structlog.get_logger().bind(plugin="wap_push", channel=self.name)

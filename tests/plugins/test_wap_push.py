@@ -209,3 +209,49 @@ def test_reference_config_section_parses():
     table = read_toml(root / "etc" / "gateway.toml")["plugins"]["wap_push"]
     section = parse_wap_push_config(table)
     assert section.channel == "wap_push" and section.smsc is None  # off until an SMSC is set
+
+
+async def test_receipt_overtaking_submit_answer_is_applied(tmp_path):
+    """A receipt that arrives before the submit_sm_resp (SMSC answers late) still delivers."""
+    async with open_smsc_simulator(response_delay=0.3, receipt_delay=0.0) as smsc:
+        toml = gateway_toml(tmp_path, smsc).replace("track_clicks = true", "track_clicks = false")
+        async with open_gateway(tmp_path / "gw", toml) as gw:
+            recorder = Recorder()
+            gw.daemon.pm.register(recorder, name="recorder")
+            control, outbox = gw.gateway.contact_control, gw.gateway.outbox
+            decision = await control.decide(
+                ContactRequest(
+                    contact_id="early",
+                    msisdn="8613800000001",
+                    campaign_id="manual",
+                    channel="wap_push",
+                    content={"href": "http://www.example.com/", "text": "Hi"},
+                    created_at=time.time(),
+                )
+            )
+            assert await outbox.enqueue(decision)
+            await wait_until(lambda: ("early", "delivered") in recorder.reports)
+            assert (await outbox.show("early"))["state"] == "delivered"
+
+
+async def test_content_the_channel_does_not_carry_is_rejected(tmp_path):
+    """A picture attachment on a WAP Push contact is rejected with the reason, never sent."""
+    async with open_smsc_simulator() as smsc:
+        toml = gateway_toml(tmp_path, smsc).replace("track_clicks = true", "track_clicks = false")
+        async with open_gateway(tmp_path / "gw", toml) as gw:
+            recorder = Recorder()
+            gw.daemon.pm.register(recorder, name="recorder")
+            decision = await gw.gateway.contact_control.decide(
+                ContactRequest(
+                    contact_id="pic",
+                    msisdn="8613800000001",
+                    campaign_id="manual",
+                    channel="wap_push",
+                    content={"href": "http://x/", "attachment.pic": "image/jpeg /srv/a.jpg"},
+                    created_at=time.time(),
+                )
+            )
+            assert await gw.gateway.outbox.enqueue(decision)
+            await wait_until(lambda: ("pic", "rejected") in recorder.reports)
+            assert "attachments" in (await gw.gateway.outbox.show("pic"))["error"]
+            assert smsc.simulator.submitted == []
