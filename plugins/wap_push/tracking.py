@@ -38,17 +38,20 @@ CREATE TABLE IF NOT EXISTS wap_push_links (
 TOKEN_BYTES = 6  # 8 URL-safe characters, 48 random bits: not guessable, short in the SMS
 
 
-def _link(conn: sqlite3.Connection, row: tuple[Any, ...]) -> str:
-    conn.execute(
+def _links(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[str]:
+    conn.executemany(
         "INSERT OR IGNORE INTO wap_push_links"
         " (token, contact_id, msisdn, campaign_id, channel, href, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        row,
+        rows,
     )
-    (token,) = conn.execute(
-        "SELECT token FROM wap_push_links WHERE contact_id = ?", (row[1],)
-    ).fetchone()
-    return str(token)
+    out = []
+    for row in rows:  # the stored token: a resend after a crash reuses the first one
+        (token,) = conn.execute(
+            "SELECT token FROM wap_push_links WHERE contact_id = ?", (row[1],)
+        ).fetchone()
+        out.append(str(token))
+    return out
 
 
 def _click(conn: sqlite3.Connection, token: str, now: float) -> tuple[Any, ...] | None:
@@ -89,21 +92,28 @@ class LinkTracker:
             await self._writer().setup(lambda conn: conn.executescript(SCHEMA))
             self._ready = True
 
-    async def link_for(self, message: Any, href: str) -> str:
-        """The tracking URL of ``message`` (durable before it returns)."""
+    async def links_for(self, pairs: list[tuple[Any, str]]) -> list[str]:
+        """The tracking URLs of ``(message, href)`` pairs, durable before this returns (one
+        group commit for the whole batch)."""
+        if not pairs:
+            return []
         await self.open()
-        row = (
-            secrets.token_urlsafe(TOKEN_BYTES),
-            message.contact_id,
-            message.msisdn,
-            message.campaign_id,
-            message.channel,
-            href,
-            time.time(),
-        )
-        token = await self._writer().call(_link, row)
-        self.stats["links"] += 1
-        return f"{self.base_url}?t={quote(token)}"
+        now = time.time()
+        rows = [
+            (
+                secrets.token_urlsafe(TOKEN_BYTES),
+                m.contact_id,
+                m.msisdn,
+                m.campaign_id,
+                m.channel,
+                href,
+                now,
+            )
+            for m, href in pairs
+        ]
+        tokens = await self._writer().call(_links, rows)
+        self.stats["links"] += len(tokens)
+        return [f"{self.base_url}?t={quote(t)}" for t in tokens]
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """GET <tracking path>?t=TOKEN: record the click, 302 to the real href."""

@@ -18,6 +18,7 @@ from gateway.config import read_toml
 from gateway.errors import ConfigError
 from gateway.model import ContactRequest, EventKind, Outcome, SignalEvent
 from gateway.testing import open_gateway, open_smsc_simulator, wait_until
+from plugins.wap_push.channel import si_id_for
 from plugins.wap_push.config import parse_wap_push_config
 
 PROFILES = """msisdn,imsi,brand,capabilities
@@ -125,7 +126,12 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
             assert isinstance(si, ServiceIndication)
             assert si.text == "Spring offer for gotone"
             assert si.href.startswith("http://gw.example.test/w?t=")
-            assert si.si_id.startswith("rt-") and si.action.value == "signal-medium"
+            [contact] = [
+                r["contact_id"]
+                for r in await gw.gateway.ledger.query(campaign_id="spring-wap")
+                if r["event"] == "allowed" and r["channel"] == "wap_push"
+            ]
+            assert si.si_id == si_id_for(contact) and si.action.value == "signal-medium"
             assert si.created is not None and si.expires is not None
             assert (si.expires - si.created).total_seconds() == 2 * 86400
 
@@ -146,7 +152,7 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
             assert report["clicked"] == 1  # one contact clicked (twice)
             assert report["handset_unfit"] == {"wap_push": 1}
             assert report["matched"] == 2 and report["delivered"] == 1
-            why = await gw.gateway.ledger.query(contact_id=si.si_id)
+            why = await gw.gateway.ledger.query(contact_id=contact)
             assert [r["event"] for r in why if r["event"] == "clicked"] == ["clicked"]
             status = (await gw.command("status")).data["plugins"]["wap_push"]["status"]
             assert status["submitted"] == 1 and status["link_clicks"] == 2
