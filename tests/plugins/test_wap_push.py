@@ -21,31 +21,18 @@ from gateway.testing import open_gateway, open_smsc_simulator, wait_until
 from plugins.wap_push.channel import si_id_for
 from plugins.wap_push.config import parse_wap_push_config
 
-PROFILES = """msisdn,imsi,brand,capabilities
-8613800000001,460001234567801,gotone,mms|wap
-8613800000002,460001234567802,mzone,mms
-"""
-CAMPAIGN = """
-id = "spring-wap"
-name = "Spring offer by WAP Push"
-channels = ["wap_push", "sms"]
-initial_state = "running"
-
-[content.wap_push]
-text = "Spring offer for {brand}"
-href = "https://shop.example.com/spring?b={brand}"
-
-[content.sms]
-text = "Spring offer for {brand}: reply Y"
-
-[trigger]
-events = ["power_on"]
+ROOT = Path(__file__).resolve().parents[2]
+#: The example campaign of etc/campaigns: wap_push first, sms for handsets without WAP.
+CAMPAIGN = ROOT / "etc" / "campaigns" / "data_pack_wap_push.toml"
+PROFILES = """msisdn,imsi,brand,products,capabilities
+8613800000001,460001234567801,gotone,,mms|wap
+8613800000002,460001234567802,mzone,,mms
 """
 
 
 def gateway_toml(tmp_path: Path, smsc, *, extra: str = "") -> str:
     (tmp_path / "campaigns").mkdir(exist_ok=True)
-    (tmp_path / "campaigns" / "spring.toml").write_text(CAMPAIGN, encoding="utf-8")
+    (tmp_path / "campaigns" / CAMPAIGN.name).write_bytes(CAMPAIGN.read_bytes())
     (tmp_path / "profiles.csv").write_text(PROFILES, encoding="utf-8")
     system_id, password = next(iter(smsc.credentials.items()))
     return f"""
@@ -109,11 +96,19 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
         async with open_gateway(tmp_path / "gw", gateway_toml(tmp_path, smsc)) as gw:
             recorder = Recorder()
             gw.daemon.pm.register(recorder, name="recorder")
+            for action in ("approve", "start"):  # the example starts pending approval
+                await gw.command("campaigns", action, "data-pack-wap")
             now = time.time()
             await gw.gateway.pipeline.send(
                 [
-                    SignalEvent(kind=EventKind.POWER_ON, timestamp=now, imsi="460001234567801"),
-                    SignalEvent(kind=EventKind.POWER_ON, timestamp=now, imsi="460001234567802"),
+                    SignalEvent(
+                        kind=EventKind.HANDSET_CHANGE,
+                        timestamp=now,
+                        imsi=f"46000123456780{n}",
+                        imei=f"3520990000000{n}0",
+                        previous_imei=f"3520990000001{n}0",
+                    )
+                    for n in (1, 2)
                 ]
             )
             await wait_until(lambda: any(s == "delivered" for _, s in recorder.reports))
@@ -124,11 +119,11 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
             assert (decoded.dest_port, decoded.src_port) == (2948, 9200)
             si = decoded.document
             assert isinstance(si, ServiceIndication)
-            assert si.text == "Spring offer for gotone"
+            assert si.text == "2 GB for 10 yuan on your new phone"
             assert si.href.startswith("http://gw.example.test/w?t=")
             [contact] = [
                 r["contact_id"]
-                for r in await gw.gateway.ledger.query(campaign_id="spring-wap")
+                for r in await gw.gateway.ledger.query(campaign_id="data-pack-wap")
                 if r["event"] == "allowed" and r["channel"] == "wap_push"
             ]
             assert si.si_id == si_id_for(contact) and si.action.value == "signal-medium"
@@ -143,12 +138,12 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
             port = http_port(gw)
             status, headers = await http_get(port, target)
             assert status == 302
-            assert headers["location"] == "https://shop.example.com/spring?b=gotone"
+            assert headers["location"] == "http://wap.example.com/offers/data2g?b=gotone"
             status, _ = await http_get(port, target)  # a second click: same redirect
             assert status == 302
             assert (await http_get(port, "/w?t=nosuchtoken"))[0] == 404
 
-            report = (await gw.command("campaign", "report", "spring-wap")).data
+            report = (await gw.command("campaign", "report", "data-pack-wap")).data
             assert report["clicked"] == 1  # one contact clicked (twice)
             assert report["handset_unfit"] == {"wap_push": 1}
             assert report["matched"] == 2 and report["delivered"] == 1
@@ -211,8 +206,7 @@ def test_config_errors_name_the_key(table, message):
 
 def test_reference_config_section_parses():
     """etc/gateway.toml's [plugins.wap_push] section is valid."""
-    root = Path(__file__).resolve().parents[2]
-    table = read_toml(root / "etc" / "gateway.toml")["plugins"]["wap_push"]
+    table = read_toml(ROOT / "etc" / "gateway.toml")["plugins"]["wap_push"]
     section = parse_wap_push_config(table)
     assert section.channel == "wap_push" and section.smsc is None  # off until an SMSC is set
 
