@@ -4,7 +4,9 @@ Registered through the entry point ``wap_push = "plugins.wap_push"``. The codecs
 :mod:`adapters.wap` (SI/SL, WSP, WDP) and the SMPP client in :mod:`adapters.smpp`; the
 channel (:mod:`.channel`) opens its own binds with ``[plugins.wap_push.smsc]``. With
 ``track_clicks``, the href in each push is a short link served on the core's HTTP host
-(``[http] listen``) under the path of ``tracking_url`` (:mod:`.tracking`).
+(``[http] listen``) under the path of ``tracking_url`` (:mod:`.tracking`). With
+``transport = "ppg"`` pushes go to a Push Proxy Gateway by PAP 2.0 (:mod:`.ppg`), whose result
+notifications are served under the path of ``[plugins.wap_push.ppg] notify_url``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def gateway_config_sections():
 @hookimpl
 def gateway_channels(gateway):
     config: WapPushConfig = gateway.plugin_config(NAME)
-    if config.smsc is None:
+    if not config.enabled:
         return []
     tracker = LinkTracker(gateway, base_url=config.tracking_url) if config.track_clicks else None
     return [WapPushChannel(gateway, config, tracker=tracker)]
@@ -45,16 +47,28 @@ def gateway_channels(gateway):
 @hookimpl
 def gateway_http_routes(gateway):
     config: WapPushConfig = gateway.plugin_config(NAME)
-    if not config.track_clicks or config.smsc is None:
+    if not config.enabled:
         return []
+    routes = []
+    if config.track_clicks:
 
-    async def handler(request):
-        channel = _channel(gateway)
-        if channel is None or channel.tracker is None:
-            return HttpResponse(status=503, body=b"WAP Push channel not running\n")
-        return await channel.tracker.handle(request)
+        async def click(request):
+            channel = _channel(gateway)
+            if channel is None or channel.tracker is None:
+                return HttpResponse(status=503, body=b"WAP Push channel not running\n")
+            return await channel.tracker.handle(request)
 
-    return [HttpRoute(method="GET", path=config.tracking_path, handler=handler)]
+        routes.append(HttpRoute(method="GET", path=config.tracking_path, handler=click))
+    if config.transport == "ppg" and config.ppg is not None and config.ppg.notify_url:
+
+        async def notification(request):
+            channel = _channel(gateway)
+            if channel is None or channel.ppg is None:
+                return HttpResponse(status=503, body=b"WAP Push channel not running\n")
+            return await channel.ppg.handle_notification(request)
+
+        routes.append(HttpRoute(method="POST", path=config.ppg.notify_path, handler=notification))
+    return routes
 
 
 @hookimpl

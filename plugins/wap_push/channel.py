@@ -1,6 +1,7 @@
 """The WAP Push channel: outbox queue -> SI/SL -> binary SMS over SMPP; receipts back.
 
-Design choice (issue 14, item 3): the channel opens **its own SMPP binds** through
+Transports: ``smpp`` (below) or ``ppg``, PAP 2.0 to an external Push Proxy Gateway
+(:mod:`.ppg`). Design choice (issue 14, item 3): with ``smpp`` the channel opens **its own SMPP binds** through
 ``adapters.smpp`` (:class:`~adapters.smpp.transport.SmscAccount` and ``run_bind``: window,
 rate, reconnect, enquire_link) with its own ``[plugins.wap_push.smsc]`` settings, rather than
 a core seam into the SMS channel. Operators usually get a separate SMSC account for WAP Push
@@ -36,6 +37,7 @@ from adapters.wap.wbxml import ServiceIndication, ServiceLoading
 from gateway.content import Content, ContentKind, declaration_of
 from gateway.model import Delivery, DeliveryState
 from plugins.wap_push.config import WapPushConfig, WapSmscConfig
+from plugins.wap_push.ppg import PpgSender
 from plugins.wap_push.tracking import LinkTracker
 
 ESM_UDHI = 0x40
@@ -116,13 +118,19 @@ class WapPushChannel:
         factory=collections.OrderedDict
     )
 
+    ppg: PpgSender | None = None
+
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
+        if self.config.transport == "ppg" and self.config.ppg is not None:
+            self.ppg = PpgSender(self, self.config.ppg)
 
     def statistics(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.stats)
         if self.tracker is not None:
             out.update({f"link_{k}": v for k, v in self.tracker.stats.items()})
+        if self.ppg is not None:
+            out.update(self.ppg.stats, ppg_in_flight=self.ppg.in_flight)
         if self.account is not None:
             out["binds_bound"] = sum(b.state == "bound" for b in self.account.binds)
         return out
@@ -132,15 +140,21 @@ class WapPushChannel:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         log = structlog.get_logger().bind(plugin="wap_push", channel=self.name)
         outbox = self.gateway.outbox
-        smsc = self.config.smsc
-        if outbox is None or smsc is None:
-            raise RuntimeError("the wap_push channel needs the outbox and [plugins.wap_push.smsc]")
+        if outbox is None or not self.config.enabled:
+            raise RuntimeError("the wap_push channel needs the outbox and its transport's table")
         self._draining = False
         async with outbox.open_queue(self.name) as queue, trio.open_nursery() as nursery:
             self._queue = queue
             await queue.recover()
             if self.tracker is not None:
                 await self.tracker.open()
+            if self.ppg is not None:
+                nursery.start_soon(self.ppg.run, nursery, queue)
+                log.info("wap_push.channel_started", document=self.config.document, via="ppg")
+                task_status.started()
+                return
+            smsc = self.config.smsc
+            assert smsc is not None
             send, receive = trio.open_memory_channel[SubmitJob](math.inf)
             self._results = send
             nursery.start_soon(self._reporter, receive)
@@ -157,18 +171,23 @@ class WapPushChannel:
                 self.account.binds.append(state)
                 await nursery.start(run_bind, self.account, state)
             nursery.start_soon(self._feeder, queue)
-            log.info("wap_push.channel_started", document=self.config.document)
+            log.info("wap_push.channel_started", document=self.config.document, via="smpp")
             task_status.started()
 
     async def drain(self) -> None:
-        """Stop taking messages; wait for the answers of those handed to the binds."""
+        """Stop taking messages; wait for the answers of those already handed on."""
         self._draining = True
-        account = self.account
-        if account is None:
-            return
-        while (  # noqa: ASYNC110 - polls bind counters
-            account.queued and any(b.state == "bound" for b in account.binds)
-        ) or any(b.outstanding or b.unsettled for b in account.binds):
+        account, ppg = self.account, self.ppg
+        while (  # noqa: ASYNC110 - polls counters
+            (ppg is not None and ppg.in_flight)
+            or (
+                account is not None
+                and (
+                    (account.queued and any(b.state == "bound" for b in account.binds))
+                    or any(b.outstanding or b.unsettled for b in account.binds)
+                )
+            )
+        ):
             await trio.sleep(0.05)
 
     # -- outbound ----------------------------------------------------------------------------
@@ -204,13 +223,14 @@ class WapPushChannel:
             raise BadContent("; ".join(refusals))
         if not content.href:
             raise BadContent("a WAP Push needs content.href")
+        for field, value in (("href", content.href), ("text", content.text or "")):
+            if any(ord(c) < 0x20 and c not in "\t\n\r" for c in value):
+                raise BadContent(f"content.{field} holds a control character")
         return content
 
-    def build_job(self, message: Any, content: Content, href: str) -> SubmitJob:
+    def build_job(self, message: Any, doc: ServiceIndication | ServiceLoading) -> SubmitJob:
         """The submit_sm fields of each part of ``message``'s push; raises BadContent."""
-        now = time.time()
         try:
-            doc = self.document(content, href, message.contact_id, now)
             self._reference = (self._reference + 1) & 0xFFFF
             self._tid = (self._tid + 1) & 0xFF
             parts = wap.encode(
@@ -238,6 +258,32 @@ class WapPushChannel:
         segments = [{**common, "short_message": ud} for ud in parts]
         return SubmitJob(key=message.contact_id, segments=segments, context=message)
 
+    async def take_ready(
+        self, queue: Any, limit: int
+    ) -> list[tuple[Any, ServiceIndication | ServiceLoading]]:
+        """Take up to ``limit`` messages and make their documents (tracking links included);
+        those that cannot be a WAP Push are reported rejected here."""
+        log = structlog.get_logger().bind(plugin="wap_push", channel=self.name)
+        good: list[tuple[Any, Content]] = []
+        for message in await queue.take(limit, max_wait=1.0):
+            try:
+                good.append((message, self.read_content(message)))
+            except BadContent as exc:
+                await self._bad(log, message, exc)
+        hrefs = [str(content.href) for _, content in good]
+        if self.tracker is not None and good:  # one commit for the links of the whole batch
+            hrefs = await self.tracker.links_for(
+                [(m, h) for (m, _), h in zip(good, hrefs, strict=True)]
+            )
+        now = time.time()
+        ready = []
+        for (message, content), href in zip(good, hrefs, strict=True):
+            try:
+                ready.append((message, self.document(content, href, message.contact_id, now)))
+            except ValueError as exc:  # a NUL in the text
+                await self._bad(log, message, exc)
+        return ready
+
     async def _feeder(self, queue: Any) -> None:
         log = structlog.get_logger().bind(plugin="wap_push", channel=self.name)
         account = self.account
@@ -247,20 +293,9 @@ class WapPushChannel:
             if room <= 0:
                 await trio.sleep(0.005)
                 continue
-            good: list[tuple[Any, Content]] = []
-            for message in await queue.take(min(room, 256), max_wait=1.0):
+            for message, doc in await self.take_ready(queue, min(room, 256)):
                 try:
-                    good.append((message, self.read_content(message)))
-                except BadContent as exc:
-                    await self._bad(log, message, exc)
-            hrefs = [str(content.href) for _, content in good]
-            if self.tracker is not None:  # one commit for the links of the whole batch
-                hrefs = await self.tracker.links_for(
-                    [(m, h) for (m, _), h in zip(good, hrefs, strict=True)]
-                )
-            for (message, content), href in zip(good, hrefs, strict=True):
-                try:
-                    job = self.build_job(message, content, href)
+                    job = self.build_job(message, doc)
                 except BadContent as exc:
                     await self._bad(log, message, exc)
                     continue

@@ -16,6 +16,7 @@ from adapters.wap.wbxml import SiAction, SlAction
 from gateway.config_reader import TableReader
 
 DOCUMENTS = ("si", "sl")
+TRANSPORTS = ("smpp", "ppg")
 CONCATENATION = ("udh8", "udh16")
 
 
@@ -43,6 +44,24 @@ class WapSmscConfig:
 
 
 @attrs.frozen(kw_only=True)
+class PpgConfig:
+    """An external Push Proxy Gateway reached with PAP 2.0 over HTTP (transport = "ppg")."""
+
+    url: str = ""  # the PPG's PAP endpoint, e.g. "http://ppg.example.com:8080/pap"
+    username: str = ""  # HTTP Basic authentication ("" = none)
+    password: str = attrs.field(default="", repr=False)  # never logged
+    address_domain: str = ""  # ppg-specifier after "@" in client addresses ("" = none)
+    timeout: float = 10.0  # one HTTP exchange
+    max_in_flight: int = 16  # push submissions at once
+    deliver_within: float = 0.0  # deliver-before-timestamp this long after sending, 0 = none
+    notify_url: str = ""  # public URL for the PPG's result notifications ("" = not asked)
+
+    @property
+    def notify_path(self) -> str:
+        return urlsplit(self.notify_url).path or "/"
+
+
+@attrs.frozen(kw_only=True)
 class WapPushConfig:
     channel: str = "wap_push"
     document: str = "si"  # si: the handset shows the text and offers the link; sl: loads it
@@ -52,7 +71,14 @@ class WapPushConfig:
     concatenation: str = "udh8"  # reference size of the concatenation element
     track_clicks: bool = False
     tracking_url: str = ""  # public URL of the tracking route, e.g. "https://gw.example.com/w"
+    transport: str = "smpp"  # smpp: own SMPP binds | ppg: PAP 2.0 to a Push Proxy Gateway
     smsc: WapSmscConfig | None = None
+    ppg: PpgConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the channel runs: its transport's table is configured."""
+        return (self.smsc if self.transport == "smpp" else self.ppg) is not None
 
     @property
     def tracking_path(self) -> str:
@@ -69,7 +95,9 @@ RESTART_KEYS = (
     "concatenation",
     "track_clicks",
     "tracking_url",
+    "transport",
     "smsc",
+    "ppg",
 )
 
 
@@ -106,6 +134,32 @@ def _smsc(r: TableReader) -> WapSmscConfig:
     return WapSmscConfig(**values) if r.ok else d
 
 
+def _http_url(r: TableReader, key: str, value: str) -> None:
+    url = urlsplit(value or "")
+    if url.scheme not in ("http", "https") or not url.netloc:
+        r.problem(key, f"must be an http(s) URL, got {value!r}")
+
+
+def _ppg(r: TableReader) -> PpgConfig:
+    d = PpgConfig()
+    values: dict[str, Any] = dict(
+        url=r.str("url"),
+        username=r.str("username", ""),
+        password=r.str("password", ""),
+        address_domain=r.str("address_domain", ""),
+        timeout=r.duration("timeout", d.timeout, min=0.1),
+        max_in_flight=r.int("max_in_flight", d.max_in_flight, min=1, max=1000),
+        deliver_within=r.duration("deliver_within", 0.0, min=0),
+        notify_url=r.str("notify_url", ""),
+    )
+    if values["url"] is not None:
+        _http_url(r, "url", values["url"])
+    if values["notify_url"]:
+        _http_url(r, "notify_url", values["notify_url"])
+    r.check_unknown()
+    return PpgConfig(**values) if r.ok else d
+
+
 def parse_wap_push_config(table: Mapping[str, Any], key: str = "plugins.wap_push") -> WapPushConfig:
     r = TableReader(table, key)
     d = WapPushConfig()
@@ -117,7 +171,15 @@ def parse_wap_push_config(table: Mapping[str, Any], key: str = "plugins.wap_push
     concatenation = r.str("concatenation", d.concatenation, choices=CONCATENATION)
     track = r.bool("track_clicks", False)
     tracking_url = r.str("tracking_url", "")
+    transport = r.str("transport", d.transport, choices=TRANSPORTS)
     smsc = _smsc(r.table("smsc")) if r.has("smsc") else None
+    ppg = _ppg(r.table("ppg")) if r.has("ppg") else None
+    if transport == "ppg" and ppg is None:
+        r.problem("ppg", 'transport = "ppg" needs a [plugins.wap_push.ppg] table with url')
+    if transport == "ppg" and smsc is not None:
+        r.problem("smsc", 'not used with transport = "ppg": remove it or set transport = "smpp"')
+    if transport == "smpp" and ppg is not None:
+        r.problem("ppg", 'not used with transport = "smpp": set transport = "ppg" to use it')
     if track:
         url = urlsplit(tracking_url or "")
         if url.scheme not in ("http", "https") or not url.netloc:
@@ -138,5 +200,7 @@ def parse_wap_push_config(table: Mapping[str, Any], key: str = "plugins.wap_push
         concatenation=concatenation,
         track_clicks=track,
         tracking_url=tracking_url,
+        transport=transport,
         smsc=smsc,
+        ppg=ppg,
     )

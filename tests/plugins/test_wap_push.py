@@ -196,6 +196,12 @@ async def test_long_sl_two_sms_and_bad_content(tmp_path):
         ({"track_clicks": True, "tracking_url": "http://x/w?a=1"}, "no query"),
         ({"smsc": {"system_id": "x", "colour": 1}}, "colour"),
         ({"si_action": "loud"}, "si_action"),
+        ({"transport": "ppg"}, "ppg"),
+        ({"transport": "ppg", "ppg": {"url": "ftp://x"}}, "url"),
+        ({"transport": "ppg", "ppg": {"url": "http://p/pap", "notify_url": "x"}}, "notify_url"),
+        ({"ppg": {"url": "http://ppg/pap"}}, "not used"),
+        ({"transport": "ppg", "ppg": {"url": "http://p/"}, "smsc": {"system_id": "a"}}, "not used"),
+        ({"transport": "mm7"}, "transport"),
     ],
 )
 def test_config_errors_name_the_key(table, message):
