@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trio
@@ -261,3 +262,23 @@ async def test_content_the_channel_does_not_carry_is_rejected(tmp_path):
             await wait_until(lambda: ("pic", "rejected") in recorder.reports)
             assert "attachments" in (await gw.gateway.outbox.show("pic"))["error"]
             assert smsc.simulator.submitted == []
+
+
+async def test_tracking_link_reused_and_location_encoded(tmp_path):
+    """A resent contact gets the same tracking link; a non-ASCII href is percent-encoded in the
+    302 Location; a click on a link of a contact not in the ledger still redirects."""
+    async with open_smsc_simulator() as smsc:
+        async with open_gateway(tmp_path / "gw", gateway_toml(tmp_path, smsc)) as gw:
+            tracker = gw.gateway.channels["wap_push"].tracker
+            message = SimpleNamespace(
+                contact_id="c-x", msisdn="8613800000009", campaign_id="k", channel="wap_push"
+            )
+            (first,) = await tracker.links_for([(message, "http://例子.cn/优惠?x=1")])
+            (again,) = await tracker.links_for([(message, "http://other/")])
+            assert first == again and len(first.rpartition("t=")[2]) == 8
+            status, headers = await http_get(
+                http_port(gw), first.removeprefix("http://gw.example.test")
+            )
+            assert status == 302
+            assert headers["location"] == "http://%E4%BE%8B%E5%AD%90.cn/%E4%BC%98%E6%83%A0?x=1"
+            assert (await http_get(http_port(gw), "/w"))[0] == 400
