@@ -122,6 +122,8 @@ class WapPushChannel:
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
+        if self.config.document == "sl":  # an SL has no text: a text would be lost, say so
+            self.carries = frozenset({ContentKind.HREF})
         if self.config.transport == "ppg" and self.config.ppg is not None:
             self.ppg = PpgSender(self, self.config.ppg)
 

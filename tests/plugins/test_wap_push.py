@@ -156,7 +156,7 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
 
 async def test_long_sl_two_sms_and_bad_content(tmp_path):
     """An SL whose href needs two SMS goes as two concatenated binary parts; a contact without
-    href is rejected (reported, never sent)."""
+    href, or with a text an SL cannot show, is rejected (reported, never sent)."""
     async with open_smsc_simulator() as smsc:
         toml = gateway_toml(tmp_path, smsc, extra='document = "sl"\nsl_action = "execute-high"')
         toml = toml.replace("track_clicks = true", "track_clicks = false")
@@ -165,7 +165,11 @@ async def test_long_sl_two_sms_and_bad_content(tmp_path):
             gw.daemon.pm.register(recorder, name="recorder")
             long_href = "https://www.example.org/" + "p" * 150
             control, outbox = gw.gateway.contact_control, gw.gateway.outbox
-            for cid, content in (("long", {"href": long_href}), ("nohref", {"text": "hi"})):
+            for cid, content in (
+                ("long", {"href": long_href}),
+                ("nohref", {}),
+                ("sltext", {"href": "http://x/", "text": "an SL cannot show this"}),
+            ):
                 decision = await control.decide(
                     ContactRequest(
                         contact_id=cid,
@@ -180,6 +184,8 @@ async def test_long_sl_two_sms_and_bad_content(tmp_path):
                 assert await outbox.enqueue(decision)
             await wait_until(lambda: ("long", "delivered") in recorder.reports)
             await wait_until(lambda: ("nohref", "rejected") in recorder.reports)
+            await wait_until(lambda: ("sltext", "rejected") in recorder.reports)
+            assert "does not carry text" in (await outbox.show("sltext"))["error"]
             parts = [s.short_message for s in smsc.simulator.submitted]
             assert len(parts) == 2 and all(len(p) <= 140 for p in parts)
             doc = push.decode(parts).document
