@@ -288,3 +288,32 @@ async def test_tracking_link_reused_and_location_encoded(tmp_path):
             assert status == 302
             assert headers["location"] == "http://%E4%BE%8B%E5%AD%90.cn/%E4%BC%98%E6%83%A0?x=1"
             assert (await http_get(http_port(gw), "/w"))[0] == 400
+
+
+async def test_preview_counts_handset_unfit_apart(tmp_path):
+    """``preview`` of the WAP campaign: two requests (one falls back to SMS), the passed-over
+    channel under handset_unfit, not in not_requested or in the matched total."""
+    import json
+
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "kind": "handset_change",
+                    "timestamp": time.time(),
+                    "imsi": f"46000123456780{n}",
+                    "imei": f"3520990000000{n}0",
+                }
+            )
+            + "\n"
+            for n in (1, 2)
+        ),
+        encoding="utf-8",
+    )
+    async with open_smsc_simulator() as smsc:
+        async with open_gateway(tmp_path / "gw", gateway_toml(tmp_path, smsc)) as gw:
+            result = (await gw.command("preview", "data-pack-wap", "--events", str(events))).data
+    assert result["contact_requests"] == 2 and result["events_matched"] == 2
+    assert result["handset_unfit"] == {"wap_push": 1}
+    assert "handset_unfit.wap_push" not in result["not_requested"]
