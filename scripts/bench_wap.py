@@ -16,6 +16,8 @@ Variants, measured in the same run:
   submitted: pushes/s end to end and commits per push.
 - ``through_channel_tracked``: the same with click tracking on (one link row per push,
   written in the batch's group commit before sending).
+- ``through_ppg``: ``transport = "ppg"``: the same pushes submitted as PAP 2.0 push-messages
+  over HTTP (httpx, 16 in flight) to a minimal PPG in this process that answers 1001.
 
 The last line of stdout is one JSON object.
 """
@@ -92,7 +94,40 @@ def start_simulator() -> tuple[subprocess.Popen, int]:
     return proc, json.loads(proc.stdout.readline())["port"]
 
 
-async def through_channel(port: int, pushes: int, *, tracked: bool) -> dict:
+async def serve_fake_ppg(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """A keep-alive HTTP/1.1 server answering every push-message with PAP 1001."""
+    reply = (
+        b'<?xml version="1.0"?><pap><push-response push-id="x">'
+        b'<response-result code="1001" desc="Accepted for processing"/></push-response></pap>'
+    )
+    response = (
+        b"HTTP/1.1 202 Accepted\r\nContent-Type: application/xml\r\n"
+        + f"Content-Length: {len(reply)}\r\n\r\n".encode()
+        + reply
+    )
+
+    async def connection(stream) -> None:
+        buffer = b""
+        async with stream:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                while len(buffer) < length:
+                    buffer += await stream.receive_some(65536)
+                buffer = buffer[length:]
+                await stream.send_all(response)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(connection, listeners)
+
+
+async def through_channel(port: int, pushes: int, *, tracked: bool, ppg: bool = False) -> dict:
     from gateway.app import Gateway
     from gateway.model import ContactDecision, ContactRequest, Outcome
     from gateway.outbox import OutboxConfig, open_outbox
@@ -124,6 +159,12 @@ async def through_channel(port: int, pushes: int, *, tracked: bool) -> dict:
     }
     if tracked:
         table |= {"track_clicks": True, "tracking_url": "https://gw.example.com/w"}
+    if ppg:
+        table = {
+            "transport": "ppg",
+            "si_expires_after": "2d",
+            "ppg": {"url": f"http://127.0.0.1:{port}/pap", "max_in_flight": 16},
+        }
     config = parse_wap_push_config(table)
     with tempfile.TemporaryDirectory() as tmp:
         gw = Gateway(
@@ -168,8 +209,16 @@ async def through_channel(port: int, pushes: int, *, tracked: bool) -> dict:
         "seconds": round(elapsed, 3),
         "pushes_per_s": round(pushes / elapsed, 1),
         "commits_per_push": round(commits / pushes, 3),
-        "submitted": channel.stats["submitted"],
+        "submitted": channel.stats["submitted"] or channel.statistics().get("ppg_accepted", 0),
     }
+
+
+async def through_ppg(pushes: int) -> dict:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_fake_ppg)
+        result = await through_channel(port, pushes, tracked=False, ppg=True)
+        nursery.cancel_scope.cancel()
+    return result
 
 
 def main() -> None:
@@ -189,9 +238,13 @@ def main() -> None:
         result["through_channel_tracked"] = trio.run(
             lambda: through_channel(port, pushes, tracked=True)
         )
+        print(
+            json.dumps({"through_channel_tracked": result["through_channel_tracked"]}), flush=True
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    result["through_ppg"] = trio.run(through_ppg, pushes)
     print(json.dumps(result))
 
 
