@@ -1,10 +1,10 @@
 """The WAP Push channel: outbox queue -> SI/SL -> binary SMS over SMPP; receipts back.
 
 Transports: ``smpp`` (below) or ``ppg``, PAP 2.0 to an external Push Proxy Gateway
-(:mod:`.ppg`). Design choice (issue 14, item 3): with ``smpp`` the channel opens **its own SMPP binds** through
-``adapters.smpp`` (:class:`~adapters.smpp.transport.SmscAccount` and ``run_bind``: window,
-rate, reconnect, enquire_link) with its own ``[plugins.wap_push.smsc]`` settings, rather than
-a core seam into the SMS channel. Operators usually get a separate SMSC account for WAP Push
+(:mod:`.ppg`). Design choice (issue 14, item 3): with ``smpp`` the channel opens **its own
+SMPP binds** through ``adapters.smpp`` (:class:`~adapters.smpp.transport.SmscAccount` and
+``run_bind``: window, rate, reconnect, enquire_link) with its own ``[plugins.wap_push.smsc]``
+settings, rather than a core seam into the SMS channel. Operators usually get a separate SMSC account for WAP Push
 (its own source address and tariff); the shared part, the SMPP client, is already a reusable
 adapter, so what this module adds is small: building the binary segments and reporting.
 
@@ -70,8 +70,8 @@ def bind_settings(c: WapSmscConfig) -> BindSettings:
 
 def si_id_for(contact_id: str) -> str:
     """The SI's si-id: 8 characters derived from the contact id. A resend of the same contact
-    carries the same si-id, so the handset replaces it instead of showing it twice (WAP-167
-    6.2); the whole contact id would cost 20 more octets, often a second SMS."""
+    carries the same si-id, so the handset replaces it instead of showing it twice (WAP-167,
+    si-id); the whole contact id would cost 20 more octets, often a second SMS."""
     digest = hashlib.blake2b(contact_id.encode(), digest_size=6).digest()
     return base64.urlsafe_b64encode(digest).decode()
 
@@ -126,6 +126,11 @@ class WapPushChannel:
             self.carries = frozenset({ContentKind.HREF})
         if self.config.transport == "ppg" and self.config.ppg is not None:
             self.ppg = PpgSender(self, self.config.ppg)
+
+    @property
+    def draining(self) -> bool:
+        """Set by :meth:`drain`: take no more messages."""
+        return self._draining
 
     def statistics(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.stats)

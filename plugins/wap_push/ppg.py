@@ -48,7 +48,7 @@ class PpgSender:
         async with httpx.AsyncClient(timeout=self.config.timeout, auth=auth) as client:
             self._client = client
             channel = self.channel
-            while not channel._draining:
+            while not channel.draining:
                 if self._limiter.available_tokens == 0:
                     await trio.sleep(0.005)
                     continue
