@@ -112,7 +112,7 @@ async def test_wap_campaign_end_to_end_click_counted(tmp_path):
                     for n in (1, 2)
                 ]
             )
-            await wait_until(lambda: any(s == "delivered" for _, s in recorder.reports))
+            await wait_until(lambda: any(s == "delivered" for _, s in recorder.reports), within=30)
             subs = smsc.simulator.submitted
             assert {s.destination_addr for s in subs} == {"8613800000001"}  # only the WAP handset
             assert all(s.esm_class & 0x40 and s.data_coding == 0x04 for s in subs)
@@ -182,9 +182,9 @@ async def test_long_sl_two_sms_and_bad_content(tmp_path):
                 )
                 assert decision.outcome is Outcome.ALLOWED
                 assert await outbox.enqueue(decision)
-            await wait_until(lambda: ("long", "delivered") in recorder.reports)
-            await wait_until(lambda: ("nohref", "rejected") in recorder.reports)
-            await wait_until(lambda: ("sltext", "rejected") in recorder.reports)
+            await wait_until(lambda: ("long", "delivered") in recorder.reports, within=30)
+            await wait_until(lambda: ("nohref", "rejected") in recorder.reports, within=30)
+            await wait_until(lambda: ("sltext", "rejected") in recorder.reports, within=30)
             assert "does not carry text" in (await outbox.show("sltext"))["error"]
             parts = [s.short_message for s in smsc.simulator.submitted]
             assert len(parts) == 2 and all(len(p) <= 140 for p in parts)
@@ -243,7 +243,7 @@ async def test_receipt_overtaking_submit_answer_is_applied(tmp_path):
                 )
             )
             assert await outbox.enqueue(decision)
-            await wait_until(lambda: ("early", "delivered") in recorder.reports)
+            await wait_until(lambda: ("early", "delivered") in recorder.reports, within=30)
             assert (await outbox.show("early"))["state"] == "delivered"
 
 
@@ -265,7 +265,7 @@ async def test_content_the_channel_does_not_carry_is_rejected(tmp_path):
                 )
             )
             assert await gw.gateway.outbox.enqueue(decision)
-            await wait_until(lambda: ("pic", "rejected") in recorder.reports)
+            await wait_until(lambda: ("pic", "rejected") in recorder.reports, within=30)
             assert "attachments" in (await gw.gateway.outbox.show("pic"))["error"]
             assert smsc.simulator.submitted == []
 

@@ -181,7 +181,7 @@ async def test_ppg_push_message_accepted_then_delivered(tmp_path, nursery):
         recorder = Recorder()
         gw.daemon.pm.register(recorder, name="recorder")
         await enqueue(gw, "c-ok", "8613800000001")
-        await wait_until(lambda: "submitted" in recorder.states("c-ok"))
+        await wait_until(lambda: "submitted" in recorder.states("c-ok"), within=30)
         (req,) = ppg.requests
         assert req["address"] == "WAPPUSH=+8613800000001/TYPE=PLMN@ppg.test"
         assert req["push"]["push-id"] == "c-ok"
@@ -225,7 +225,7 @@ async def test_ppg_result_codes(tmp_path, nursery, script, states, error):
         recorder = Recorder()
         gw.daemon.pm.register(recorder, name="recorder")
         await enqueue(gw, "c1", "8613800000002")
-        await wait_until(lambda: recorder.states("c1"))
+        await wait_until(lambda: recorder.states("c1"), within=30)
         assert recorder.states("c1") == states
         errors = [e for c, _, e in recorder.reports if c == "c1"]
         if error is not None:
@@ -242,7 +242,7 @@ async def test_ppg_wrong_credentials_rejected(tmp_path, nursery):
         recorder = Recorder()
         gw.daemon.pm.register(recorder, name="recorder")
         await enqueue(gw, "c401", "8613800000003")
-        await wait_until(lambda: recorder.states("c401"))
+        await wait_until(lambda: recorder.states("c401"), within=30)
         assert recorder.reports == [("c401", "rejected", "PPG HTTP 401")]
 
 
