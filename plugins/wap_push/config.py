@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -54,11 +54,18 @@ class PpgConfig:
     timeout: float = 10.0  # one HTTP exchange
     max_in_flight: int = 16  # push submissions at once
     deliver_within: float = 0.0  # deliver-before-timestamp this long after sending, 0 = none
-    notify_url: str = ""  # public URL for the PPG's result notifications ("" = not asked)
+    #: public URL for the PPG's result notifications ("" = not asked); a query in it
+    #: (``?key=SECRET``) must come back with each notification, or it is refused (403)
+    notify_url: str = attrs.field(default="", repr=False)
 
     @property
     def notify_path(self) -> str:
         return urlsplit(self.notify_url).path or "/"
+
+    @property
+    def notify_query(self) -> dict[str, str]:
+        """The query of ``notify_url`` (e.g. ``?key=SECRET``): a notification must carry it."""
+        return dict(parse_qsl(urlsplit(self.notify_url).query))
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,8 @@ as submitted, not delivered twice. Result codes: 1000/1001 (and 2007) -> ``submi
 transient 3000/3008-3010/4000/4001, HTTP 5xx and network errors -> the outbox's retry with
 back-off; every other 2xxx/3xxx code and HTTP 4xx -> ``rejected`` with the code and its
 description. With ``notify_url`` the PPG is asked for result notifications, served on the
-core's HTTP host under that URL's path: ``delivered``, ``undeliverable``, ``expired``... end
+core's HTTP host under that URL's path (a query in the URL, ``?key=SECRET``, must come back
+with each one: the HTTP host has no authentication of its own): ``delivered``, ``undeliverable``, ``expired``... end
 the contact like an SMS receipt.
 
 HTTP client: httpx on Trio (httpcore's Trio backend), one connection pool per channel run.
@@ -17,6 +18,7 @@ HTTP client: httpx on Trio (httpcore's Trio backend), one connection pool per ch
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import secrets
 import time
 from typing import Any
@@ -128,6 +130,12 @@ class PpgSender:
     async def handle_notification(self, request: HttpRequest) -> HttpResponse:
         """POST from the PPG: a result notification ends the contact (like an SMS receipt)."""
         log = structlog.get_logger().bind(plugin="wap_push", channel=self.channel.name)
+        expected = self.config.notify_query
+        if expected and not all(
+            hmac.compare_digest(request.query.get(k, ""), v) for k, v in expected.items()
+        ):
+            log.warning("wap_push.ppg_notification_refused", reason="query key mismatch")
+            return HttpResponse(status=403, body=b"forbidden\n")
         try:
             note = pap.parse_result_notification(request.body)
         except pap.PapError as exc:

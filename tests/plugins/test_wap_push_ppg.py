@@ -130,7 +130,7 @@ def toml(ppg: FakePpg, extra: str = "") -> str:
         password = "s3cret"
         address_domain = "ppg.test"
         deliver_within = "2h"
-        notify_url = "http://gw.example.test/wap/notify"
+        notify_url = "http://gw.example.test/wap/notify?key=n0tify"
         {extra}
         """
 
@@ -165,6 +165,9 @@ async def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
     return int(head.split()[1]), rest
 
 
+NOTIFY = "/wap/notify?key=n0tify"
+
+
 def notification(push_id: str, state: str, code: int = 1000) -> bytes:
     return (
         '<?xml version="1.0"?><pap><resultnotification-message push-id="'
@@ -174,7 +177,8 @@ def notification(push_id: str, state: str, code: int = 1000) -> bytes:
 
 async def test_ppg_push_message_accepted_then_delivered(tmp_path, nursery):
     """A push goes to the PPG as PAP 2.0 (Basic auth, address, push-id, SI XML); 1001 ->
-    submitted; the PPG's result notification 'delivered' ends the contact delivered."""
+    submitted; the PPG's result notification 'delivered' ends the contact delivered; a
+    notification without the notify_url's key is refused (403)."""
     ppg = FakePpg()
     await nursery.start(ppg.serve)
     async with open_gateway(tmp_path / "gw", toml(ppg)) as gw:
@@ -185,7 +189,9 @@ async def test_ppg_push_message_accepted_then_delivered(tmp_path, nursery):
         (req,) = ppg.requests
         assert req["address"] == "WAPPUSH=+8613800000001/TYPE=PLMN@ppg.test"
         assert req["push"]["push-id"] == "c-ok"
-        assert req["push"]["ppg-notify-requested-to"] == "http://gw.example.test/wap/notify"
+        assert (
+            req["push"]["ppg-notify-requested-to"] == "http://gw.example.test/wap/notify?key=n0tify"
+        )
         assert req["push"]["deliver-before-timestamp"].endswith("Z")
         assert req["qos"]["bearer"] == "SMS" and req["type_param"] == "application/xml"
         assert req["content_type"] == "text/vnd.wap.si"
@@ -193,14 +199,18 @@ async def test_ppg_push_message_accepted_then_delivered(tmp_path, nursery):
         assert si.get("href") == "http://www.example.com/o" and si.text == "Offer ä"
         assert si.get("si-expires") and si.get("created")
         (entry,) = [t for t in gw.daemon.supervisor.tasks if t.name == "http"]
-        status, body = await post(entry.obj.port, "/wap/notify", notification("c-ok", "delivered"))
+        forged = notification("c-ok", "undeliverable")
+        assert (await post(entry.obj.port, "/wap/notify", forged))[0] == 403  # no key
+        assert (await post(entry.obj.port, "/wap/notify?key=guess", forged))[0] == 403
+        assert recorder.states("c-ok") == ["submitted"]
+        status, body = await post(entry.obj.port, NOTIFY, notification("c-ok", "delivered"))
         assert status == 200
         assert ET.fromstring(body).find(".//response-result").get("code") == "1000"
         assert recorder.states("c-ok") == ["submitted", "delivered"]
         assert (await gw.gateway.outbox.show("c-ok"))["state"] == "delivered"
-        status, body = await post(entry.obj.port, "/wap/notify", notification("nope", "delivered"))
+        status, body = await post(entry.obj.port, NOTIFY, notification("nope", "delivered"))
         assert ET.fromstring(body).find(".//response-result").get("code") == "2004"
-        assert (await post(entry.obj.port, "/wap/notify", b"<not-pap/>"))[0] == 400
+        assert (await post(entry.obj.port, NOTIFY, b"<not-pap/>"))[0] == 400
 
 
 @pytest.mark.parametrize(
