@@ -35,6 +35,7 @@ REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
+    302: "Found",  # redirects (the WAP Push tracking links)
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",

@@ -146,18 +146,17 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             "sent": sent,
             "delivered": deliveries.get("delivered", 0),
             "outbox_states": deliveries,
-            # Channels skipped because the handset lacks what they require (e.g. mms): the
-            # contact went to the campaign's next channel (or, if none fits, no_capable_channel).
-            "channel_fallback": {
-                k.removeprefix("fallback_from_"): v
-                for k, v in counts.items()
-                if k.startswith("fallback_from_")
-            },
             "not_requested": {
                 k: counts[k]
                 for k in ("repeat", "outside_schedule", "no_msisdn", "no_capable_channel")
                 if k in counts
             },
+            # channels passed over because the handset lacks what they require (WAP, MMS)
+            "handset_unfit": {
+                k.partition(".")[2]: v for k, v in counts.items() if k.startswith("handset_unfit.")
+            },
+            # responses recorded in the ledger: first click of a tracked link per contact
+            "clicked": ledger["outcomes"].get("clicked", 0),
         }
         lines = [f"{k}: {v}" for k, v in data.items()]
         return AdminReply(data=data, text="\n".join(lines))

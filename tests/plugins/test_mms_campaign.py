@@ -116,7 +116,7 @@ password = "secret"
             rows = await gw.gateway.ledger.query(contact_id=contact, limit=100)
             report = (await gw.handle.command("campaign", "report", "spring-mms-offer")).data
             # 02 (wap only) and 03 (no capabilities) got the SMS because their handset lacks mms.
-            assert report["channel_fallback"] == {"mms": 2}
+            assert report["handset_unfit"] == {"mms": 2}
             assert report["matched"] == 4 and report["sent"] == 4
             # The decision and the submit are in the ledger, on the mms channel.
             assert {(r["event"], r["channel"]) for r in rows} == {
