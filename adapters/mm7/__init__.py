@@ -1,6 +1,6 @@
 """MM7 (3GPP TS 23.140) as a VASP: the SOAP messages, their multipart bodies, status codes.
 
-Sans-IO codecs: :mod:`.soap` (envelopes), :mod:`.mime` (multipart/related framing),
+Sans-IO codecs: :mod:`.model` (the message values), :mod:`.soap` (envelopes), :mod:`.mime` (multipart/related framing),
 :mod:`.message` (the HTTP body of a request, the MM with its SMIL), :mod:`.status` (what a
 status code means for a message). The HTTP transport is the MMS channel's (plugins.mms_mm7).
 """
@@ -16,7 +16,7 @@ from adapters.mm7.message import (
     encode_request,
 )
 from adapters.mm7.mime import Part, encode_multipart, parse_multipart
-from adapters.mm7.soap import (
+from adapters.mm7.model import (
     RELEASES,
     Address,
     DeliverReq,
@@ -26,11 +26,9 @@ from adapters.mm7.soap import (
     Response,
     Status,
     SubmitReq,
-    decode_envelope,
-    encode_envelope,
-    encode_fault,
     response_to,
 )
+from adapters.mm7.soap import decode_envelope, encode_envelope, encode_fault
 from adapters.mm7.status import Verdict, status_text, verdict
 
 __all__ = [

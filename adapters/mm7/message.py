@@ -18,7 +18,8 @@ import attrs
 
 from adapters.mm7.errors import LocalMM7Error, RemoteMM7Error
 from adapters.mm7.mime import Part, encode_multipart, parse_content_type, parse_multipart
-from adapters.mm7.soap import RELEASES, Message, Release, decode_envelope, encode_envelope
+from adapters.mm7.model import RELEASES, Message, Release
+from adapters.mm7.soap import decode_envelope, encode_envelope
 
 ENVELOPE_ID = "mm7-envelope"
 CONTENT_ID = "mm7-content"
