@@ -242,7 +242,7 @@ class SftpDirectory:
 
     @property
     def label(self) -> str:
-        return f"sftp://{self.user}@{self.host}:{self.port}/{self.directory}"
+        return f"sftp://{self.user}@{self.host}:{self.port}/{self.directory.lstrip('/')}"
 
     def _path(self, name: str) -> str:
         return str(PurePosixPath(self.directory) / _safe(name))

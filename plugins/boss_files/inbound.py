@@ -129,9 +129,10 @@ class Feed:
     async def poll_once(self, now: float | None = None) -> list[tuple[str, str]]:
         """One pass over the source; ``[(file name, outcome)]`` for the files taken."""
         async with self._lock:
-            done = await self._poll(trio.current_time() if now is None else now)
-            self.counts["polls"] += 1
-            return done
+            try:
+                return await self._poll(trio.current_time() if now is None else now)
+            finally:
+                self.counts["polls"] += 1
 
     async def _poll(self, now: float) -> list[tuple[str, str]]:
         done: list[tuple[str, str]] = []

@@ -24,6 +24,8 @@ class Server:
     host: str
     port: int
     root: Path
+    #: SFTP: a known_hosts file naming the server's host key.
+    known_hosts: Path | None = None
 
 
 @contextlib.contextmanager
@@ -71,8 +73,9 @@ def sftp_server(root: Path) -> Iterator[Server]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
+    key = asyncssh.generate_private_key("ssh-ed25519")
+
     async def start() -> Any:
-        key = asyncssh.generate_private_key("ssh-ed25519")
         return await asyncssh.listen(
             "127.0.0.1",
             0,
@@ -84,8 +87,10 @@ def sftp_server(root: Path) -> Iterator[Server]:
 
     listener = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     port = listener.get_port()
+    known_hosts = root.parent / f"known_hosts-{port}"
+    known_hosts.write_bytes(f"[127.0.0.1]:{port} ".encode() + key.export_public_key())
     try:
-        yield Server("127.0.0.1", port, root)
+        yield Server("127.0.0.1", port, root, known_hosts)
     finally:
 
         async def stop() -> None:
