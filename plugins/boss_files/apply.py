@@ -119,6 +119,19 @@ def _profile_error(exc: ProfileFileError, snapshot: Path, name: str, shift: int)
     return _LINE.sub(lambda m: f"line {int(m.group(1)) - shift}", text)
 
 
+def _every_bad_line(feed: FeedConfig, path: Path) -> list[str]:
+    """On a rejected profile file: every line with a wrong field count or a bad MSISDN.
+
+    The core's loader stops at the first problem (it is built for speed); this second pass,
+    only on the failure path, gives the quarantine report all of them. Empty when the
+    problem is of another kind (a duplicate number, an IMSI): the loader's message says it.
+    """
+    plan = active_plan()
+    checks = {"msisdn": validators(plan, op=False)["msisdn"]}
+    _, errors = split_records(path.read_bytes(), feed.layout, checks)
+    return _report(errors)
+
+
 def transcode_snapshot(feed: FeedConfig, data_path: Path, target: Path) -> None:
     """Write ``data_path`` as a UTF-8 snapshot with a header line naming ``feed``'s columns."""
     layout = feed.layout
@@ -240,7 +253,10 @@ class Applier:
             try:
                 return load_profiles(tmp, delimiter=feed.layout.separator)
             except ProfileFileError as exc:
-                raise Rejected([_profile_error(exc, tmp, path.name, shift)]) from None
+                reasons = _every_bad_line(feed, path) or [
+                    _profile_error(exc, tmp, path.name, shift)
+                ]
+                raise Rejected(reasons) from None
 
         index = await self._thread(load)
         final = self.snapshots / f"snapshot-{int(time.time() * 1000)}-{checksum[:12]}.csv"

@@ -194,8 +194,6 @@ def _feed(name: str, r: TableReader) -> FeedConfig | None:
         )
     except (ValueError, LookupError) as exc:
         r.problem("columns" if "column" in str(exc) else "encoding", str(exc))
-    if encoding and encoding.lower().replace("_", "-") not in ENCODINGS and layout is None:
-        pass  # already reported
     needs_op = kind in DELTA_KINDS
     if needs_op and "op" not in columns:
         r.problem("columns", f"a {kind} feed needs an 'op' column (A/U add or update, D delete)")

@@ -252,15 +252,21 @@ async def test_profile_delta_without_full_is_quarantined(tmp_path: Path, inbox: 
         assert (await feed(gw, "delta").poll_once())[0][1] == "quarantined"
 
 
-async def test_bad_profile_line_named_in_report(tmp_path: Path, inbox: Path) -> None:
-    """A profile file with a bad MSISDN on line 2 is rejected, the report names line 2 of the data file."""
+async def test_bad_profile_lines_named_in_report(tmp_path: Path, inbox: Path) -> None:
+    """A profile file with bad lines is rejected; the report names every bad line of the data file."""
     async with boss_gateway(tmp_path, profile_feed(inbox, encoding="utf-8")) as gw:
-        deliver(inbox, "PROFILE_1.txt", ["13800138000||a|b", "notanumber||a|b"])
+        deliver(
+            inbox,
+            "PROFILE_1.txt",
+            ["13800138000||a|b", "notanumber||a|b", "13800138001||a", "139||a|b"],
+        )
         assert (await feed(gw, "profiles").poll_once())[0][1] == "quarantined"
         report = (
             tmp_path / "work" / "quarantine" / "profiles" / "PROFILE_1.txt.report.txt"
         ).read_text()
-        assert "PROFILE_1.txt: line 2: column 'msisdn'" in report
+        assert "line 2: column 'msisdn'" in report
+        assert "line 3: expected 4 fields, got 3" in report
+        assert "line 4: column 'msisdn'" in report
 
 
 async def test_catalogue_and_subscriptions_queryable(tmp_path: Path, inbox: Path) -> None:
@@ -289,3 +295,14 @@ columns = ["msisdn", "product_id", "since"]
         ]
         subs = (await gw.command("bossfiles", "subscriptions", "013800138000")).data
         assert subs == [{"msisdn": "8613800138000", "product_id": "P10", "since": "20260101"}]
+
+
+async def test_duplicate_subscriber_in_profile_file(tmp_path: Path, inbox: Path) -> None:
+    """One subscriber on two lines (written two ways) rejects the file with the loader's reason."""
+    async with boss_gateway(tmp_path, profile_feed(inbox, encoding="utf-8")) as gw:
+        deliver(inbox, "PROFILE_1.txt", ["13800138000||a|b", "+8613800138000||c|d"])
+        assert (await feed(gw, "profiles").poll_once())[0][1] == "quarantined"
+        report = (
+            tmp_path / "work" / "quarantine" / "profiles" / "PROFILE_1.txt.report.txt"
+        ).read_text()
+        assert "8613800138000 appears on more than one line" in report

@@ -151,3 +151,30 @@ def test_header_is_checked() -> None:
     assert errors and errors[0].line == 1
     rows, errors = split_records(b"A|B\r\n1|2\r\n", RecordLayout(columns=("a", "b"), header=True))
     assert errors == [] and rows == [{"a": "1", "b": "2"}]
+
+
+@given(st.binary(max_size=400), st.sampled_from(["utf-8", "gbk", "gb18030"]))
+def test_split_records_any_bytes(data: bytes, encoding: str) -> None:
+    """Any bytes give rows and errors (never an exception); every line is a row or an error, once."""
+    layout = RecordLayout(columns=("a", "b"), encoding=encoding)
+    rows, errors = split_records(data, layout)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    assert len(rows) + len({e.line for e in errors}) == len(lines)
+
+
+_FIELD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="|\r\n"),
+    max_size=8,
+).map(str.strip)
+
+
+@given(st.lists(st.tuples(_FIELD, _FIELD), max_size=20), st.sampled_from(["utf-8", "gb18030"]))
+def test_split_records_round_trip(rows: list[tuple[str, str]], encoding: str) -> None:
+    """Rows joined with the separator and encoded come back as the same rows."""
+    rows = [r for r in rows if any(r)]  # an all-empty line would be blank
+    data = "".join(f"{a}|{b}\n" for a, b in rows).encode(encoding)
+    got, errors = split_records(data, RecordLayout(columns=("a", "b"), encoding=encoding))
+    assert errors == []
+    assert got == [{"a": a, "b": b} for a, b in rows]
