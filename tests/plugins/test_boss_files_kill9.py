@@ -79,7 +79,9 @@ columns = ["msisdn", "brand"]
     assert applied_rows(work) == [("PROFILE_1.txt", LINES, 1)]
     status = second.request("status")["data"]
     assert status["plugins"]["boss_files"]["status"]["feeds"]["profiles"]["quarantined"] == 0
-    assert status["plugins"]["gateway.campaigns.plugin"]["status"]["profiles"]["subscribers"] == LINES
+    assert (
+        status["plugins"]["gateway.campaigns.plugin"]["status"]["profiles"]["subscribers"] == LINES
+    )
     archived = sorted(p.name for p in (work / "archive" / "profiles").rglob("*") if p.is_file())
     assert archived == ["PROFILE_1.txt", "PROFILE_1.txt.chk"]
     assert not (inbox / "PROFILE_1.txt").exists()
