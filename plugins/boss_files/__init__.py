@@ -80,11 +80,17 @@ class BossFiles:
             task_status.started()
             async with trio.open_nursery() as nursery:
                 for feed in self.feeds:
-                    nursery.start_soon(feed.serve, self.config.poll_interval)
+                    nursery.start_soon(feed.serve, lambda: self.config.poll_interval)
                 if self.report is not None and self.config.report.enabled:
                     nursery.start_soon(self.report.serve)
         finally:
             self.state.close()
+
+    def reconfigure(self, config: BossFilesConfig) -> None:
+        """A reload: the poll interval and settle time take effect at the next poll."""
+        self.config = config
+        for feed in self.feeds:
+            feed.settle_time = config.settle_time
 
     def status(self) -> dict[str, Any]:
         return {
@@ -107,7 +113,23 @@ def _running(gateway: Any) -> BossFiles:
 
 @hookimpl
 def gateway_config_sections():
-    return [SectionSpec(name=NAME, parse=parse_boss_files_config, optional=True)]
+    # Feeds, their sources and the report are built at start; poll_interval and settle_time
+    # are applied by gateway_reload.
+    return [
+        SectionSpec(
+            name=NAME,
+            parse=parse_boss_files_config,
+            optional=True,
+            restart_keys=("work_dir", "feeds", "report"),
+        )
+    ]
+
+
+@hookimpl
+def gateway_reload(gateway):
+    running = _RUNNING.get(gateway)
+    if running is not None:
+        running.reconfigure(gateway.plugin_config(NAME))
 
 
 @hookimpl

@@ -23,6 +23,7 @@ import fnmatch
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,16 @@ class Feed:
             return Path(self.config.source.path)
         return self.work_dir / "incoming" / self.config.name
 
-    def _is_data(self, name: str, listing: dict[str, int]) -> bool:
-        if not fnmatch.fnmatchcase(name, self.config.pattern) or name.endswith(".report.txt"):
-            return False
-        return not any(self.config.check_for(other) == name for other in listing)
+    def _data_files(self, listing: dict[str, int]) -> list[str]:
+        """The data files of a listing, in name order (check files are not data files)."""
+        checks = {self.config.check_for(n) for n in listing}
+        return sorted(
+            n
+            for n in listing
+            if fnmatch.fnmatchcase(n, self.config.pattern)
+            and n not in checks
+            and not n.endswith(".report.txt")
+        )
 
     def _ready(self, name: str, listing: dict[str, int], now: float) -> bool:
         if self.config.check_for(name) not in listing:
@@ -140,7 +147,7 @@ class Feed:
             self.incoming.mkdir(parents=True, exist_ok=True)
             done += await self._process_incoming()  # left by a crash, or just fetched
         listing = await self.source.list()
-        names = sorted(n for n in listing if self._is_data(n, listing))
+        names = self._data_files(listing)
         self._sightings = {n: s for n, s in self._sightings.items() if n in listing}
         waiting = 0
         for name in names:
@@ -164,8 +171,8 @@ class Feed:
     async def _process_incoming(self) -> list[tuple[str, str]]:
         files = {p.name: 0 for p in self.incoming.iterdir() if p.is_file()}
         out = []
-        for name in sorted(files):
-            if self._is_data(name, files) and self.config.check_for(name) in files:
+        for name in self._data_files(files):
+            if self.config.check_for(name) in files:
                 check = self.incoming / self.config.check_for(name)
                 out.append((name, await self.process(self.incoming / name, check)))
         return out
@@ -248,7 +255,7 @@ class Feed:
         log.warning("boss_files.quarantined", reasons=reasons[:5], bad_records=len(reasons))
         return "quarantined"
 
-    async def serve(self, interval: float) -> None:
+    async def serve(self, interval: Callable[[], float]) -> None:
         """Poll forever; an unreachable server or a failing apply is logged and retried."""
         log = self.log.bind(feed=self.config.name)
         while True:
@@ -256,7 +263,7 @@ class Feed:
                 await self.poll_once()
             except Exception as exc:
                 log.error("boss_files.poll_failed", error=str(exc), source=self.config.source.label)
-            await trio.sleep(interval)
+            await trio.sleep(interval())
 
 
 def _fsync(folder: Path) -> None:

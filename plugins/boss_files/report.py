@@ -81,6 +81,7 @@ class ReportWriter:
     work_dir: Path
     limiter: trio.CapacityLimiter
     answers: collections.Counter[tuple[str, str, str]] = attrs.field(factory=collections.Counter)
+    failed_attempts: int = 0
 
     @property
     def outgoing(self) -> Path:

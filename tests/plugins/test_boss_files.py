@@ -306,3 +306,25 @@ async def test_duplicate_subscriber_in_profile_file(tmp_path: Path, inbox: Path)
             tmp_path / "work" / "quarantine" / "profiles" / "PROFILE_1.txt.report.txt"
         ).read_text()
         assert "8613800138000 appears on more than one line" in report
+
+
+async def test_reload_applies_settle_time_and_lists_restart_keys(
+    tmp_path: Path, inbox: Path
+) -> None:
+    """SIGHUP's reload applies a new settle_time to running feeds; a changed feed table is reported as needing a restart."""
+    async with boss_gateway(tmp_path, list_feed(inbox), settle="5s") as gw:
+        f = feed(gw, "list")
+        assert f.settle_time == 5.0
+        text = gw.config_path.read_text()
+        text = text.replace('settle_time = "5s"', 'settle_time = "0s"').replace(
+            'category = "blacklist"', 'category = "greylist"'
+        )
+        gw.config_path.write_text(text)
+        assert gw.daemon.reload() is None
+        assert f.settle_time == 0.0
+        assert "plugins.boss_files.feeds" in gw.daemon.restart_required
+        deliver(inbox, "LIST_1.txt", ["13800138000|a"])
+        assert await f.poll_once() == [("LIST_1.txt", "applied")]
+        assert (
+            gw.gateway.contact_control.lists.size("blacklist") == 1
+        )  # the running feed's category

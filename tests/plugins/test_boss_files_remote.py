@@ -177,3 +177,68 @@ limit = 1
             tally.feed(data)
             assert compare(check, tally, name) == []
             assert await report.push_pending() == 0  # pushed once
+
+
+async def test_report_push_retries_then_succeeds_later(tmp_path: Path) -> None:
+    """A destination that refuses connections gets every retry, the report stays pending, and goes out once the server is up."""
+    import socket
+
+    with socket.socket() as probe:  # a free port, nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dest = tmp_path / "dest"
+    (dest / "in").mkdir(parents=True)
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD)
+    toml = f"""
+[plugins.boss_files.report]
+enabled = true
+timezone = "UTC"
+retries = 2
+backoff = "0.01s"
+
+[[plugins.boss_files.report.destinations]]
+target = "ftp://{USER}@127.0.0.1:{port}/in"
+password_file = "{pw}"
+timeout = "2s"
+"""
+    async with boss_gateway(tmp_path / "gw", toml) as gw:
+        report = running(gw).report
+        name = (await gw.command("bossfiles", "report", "20261129")).data["file"]
+        assert await report.push_pending() == 0
+        assert report.failed_attempts == 3  # the first try and two retries
+        import threading
+
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(USER, PASSWORD, str(dest), perm="elradfmwMT")
+        handler = type("H", (FTPHandler,), {"authorizer": authorizer})
+        server = FTPServer(("127.0.0.1", port), handler)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"timeout": 0.05}, daemon=True
+        )
+        thread.start()
+        try:
+            assert await report.push_pending() == 1
+        finally:
+            server.close_all()
+            thread.join(5)
+        assert (dest / "in" / name).exists() and (dest / "in" / f"{name}.chk").exists()
+
+
+def test_report_time_is_the_next_occurrence() -> None:
+    """The report is due at the configured local time today if still ahead, else tomorrow."""
+    import datetime as dt
+
+    from plugins.boss_files.config import ReportConfig
+    from plugins.boss_files.report import ReportWriter
+
+    writer = ReportWriter(
+        None, ReportConfig(at="01:00", timezone="UTC"), None, Path("/nonexistent"), None
+    )  # type: ignore[arg-type]
+    now = dt.datetime(2026, 11, 30, 0, 30, tzinfo=dt.UTC)
+    assert writer._next_run(now) == dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
+    assert writer._next_run(now.replace(hour=1)) == dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
