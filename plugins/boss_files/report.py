@@ -173,6 +173,7 @@ class ReportWriter:
                 await directory.put(self.outgoing / name, name)
                 await directory.put(self.outgoing / (name + ".chk"), name + ".chk")
             except Exception as exc:
+                self.failed_attempts += 1  # retried below, then left for the next round
                 log.warning("boss_files.push_failed", attempt=attempt + 1, error=str(exc))
                 if attempt == self.config.retries:
                     return False
