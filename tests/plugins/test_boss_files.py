@@ -328,3 +328,30 @@ async def test_reload_applies_settle_time_and_lists_restart_keys(
         assert (
             gw.gateway.contact_control.lists.size("blacklist") == 1
         )  # the running feed's category
+
+
+async def test_complaint_list_feed_suppresses_contacts(tmp_path: Path, inbox: Path) -> None:
+    """A complaint list delivered by file puts its subscribers on the complaint-sensitive list: contact control suppresses them."""
+    from gateway.model import ContactRequest, Outcome
+
+    toml = f"""
+[plugins.boss_files.feeds.complaints]
+kind = "list_delta"
+source = "{inbox}"
+pattern = "COMPLAINT_*.txt"
+category = "complaint_sensitive"
+columns = ["op", "msisdn", "reason"]
+"""
+    async with boss_gateway(tmp_path, toml) as gw:
+        deliver(inbox, "COMPLAINT_1.txt", ["A|13800138000|投诉营销短信"])
+        assert (await feed(gw, "complaints").poll_once())[0][1] == "applied"
+        control = gw.gateway.contact_control
+        hit = await control.decide(
+            ContactRequest(contact_id="a", msisdn="8613800138000", campaign_id="c", channel="sms")
+        )
+        other = await control.decide(
+            ContactRequest(contact_id="b", msisdn="8613800138001", campaign_id="c", channel="sms")
+        )
+        assert hit.outcome == Outcome.SUPPRESSED, hit
+        assert "complaint_sensitive" in hit.reason, hit.reason
+        assert other.outcome == Outcome.ALLOWED
