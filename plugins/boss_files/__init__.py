@@ -72,6 +72,14 @@ class BossFiles:
         log = self.gateway.logger(plugin=NAME)
         await trio.to_thread.run_sync(self.open)
         assert self.state is not None
+        core_file = getattr(self.gateway.config.sections.get("profiles"), "file", "")
+        if core_file and any(f.kind == "profiles" for f in self.config.feeds):
+            # Both would replace the one index: the [profiles] file at start and on SIGHUP.
+            log.warning(
+                "boss_files.profiles_file_also_configured",
+                file=core_file,
+                hint="remove [profiles] file: the profiles feed keeps the index",
+            )
         try:
             if self.gateway.profiles is not None and self.applier is not None:
                 self.restored = await self.applier.restore_profiles()

@@ -169,7 +169,10 @@ class Feed:
         return done
 
     async def _process_incoming(self) -> list[tuple[str, str]]:
-        files = {p.name: 0 for p in self.incoming.iterdir() if p.is_file()}
+        files = await trio.to_thread.run_sync(
+            lambda: {p.name: 0 for p in self.incoming.iterdir() if p.is_file()},
+            limiter=self.limiter,
+        )
         out = []
         for name in self._data_files(files):
             if self.config.check_for(name) in files:
@@ -181,9 +184,14 @@ class Feed:
         """Verify and apply one local pair; returns the outcome."""
         log = self.log.bind(feed=self.config.name, file=data.name)
         cfg = self.config
+
+        def read_check() -> bytes:
+            with open(check_path, "rb") as handle:
+                return handle.read(MAX_CHECK_BYTES + 1)
+
         try:
             check = CheckFile.parse(
-                check_path.read_bytes()[: MAX_CHECK_BYTES + 1],
+                await trio.to_thread.run_sync(read_check, limiter=self.limiter),
                 algorithm=cfg.checksum,
                 separator=cfg.check_separator,
             )
