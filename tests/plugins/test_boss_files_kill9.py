@@ -88,4 +88,6 @@ columns = ["msisdn", "brand"]
     snapshots = list((work / "profiles").glob("snapshot-*.csv"))
     assert len(snapshots) == 1
     assert sum(1 for _ in snapshots[0].open("rb")) == LINES + 1  # header + every line
+    reply = second.request("bossfiles", "applied")  # over the control socket, as gatewayctl
+    assert reply["ok"] and [r["name"] for r in reply["data"]] == ["PROFILE_1.txt"]
     second.kill()
