@@ -8,7 +8,9 @@ transcoded), validated and loaded by the core's profile loader, applied-files ro
 index swapped into a :class:`ProfileHolder`, pair archived. The budget is 30 s per file.
 
 Prints one JSON object on the last line: per encoding ``seconds``, ``lines_per_s``,
-``within_30s``; the sizes used (``--quick`` shrinks them to 50,000 lines).
+``within_30s``; the sizes used (``--quick`` shrinks them to 50,000 lines). ``list_gbk``: the
+same number of lines as a full complaint list (GBK) replacing the list through contact
+control's list API in a real SQLite state database.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.contact.config import parse_contact_config  # noqa: E402
+from gateway.contact.control import open_local_database  # noqa: E402
+from gateway.contact.lists import ListStore  # noqa: E402
 from gateway.profiles.holder import ProfileHolder  # noqa: E402
 from plugins.boss_files.apply import Applier  # noqa: E402
 from plugins.boss_files.config import parse_boss_files_config  # noqa: E402
@@ -37,6 +42,13 @@ from plugins.boss_files.state import FilesState  # noqa: E402
 BRANDS = ("全球通", "动感地带", "神州行")
 REGIONS = ("北京", "上海", "广州", "深圳", "杭州", "成都")
 BUDGET_S = 30.0
+
+
+def write_list(folder: Path, name: str, lines: int) -> None:
+    data = "".join(f"{13800000000 + i}|投诉\n" for i in range(lines)).encode("gbk")
+    (folder / name).write_bytes(data)
+    digest = hashlib.md5(data).hexdigest()
+    (folder / f"{name}.chk").write_bytes(f"{name}|{lines}|{len(data)}|{digest}\n".encode())
 
 
 def write_pair(folder: Path, name: str, lines: int, encoding: str) -> None:
@@ -111,6 +123,59 @@ async def run_one(lines: int, encoding: str) -> dict[str, Any]:
         }
 
 
+class BenchControl:
+    def __init__(self, lists: ListStore) -> None:
+        self.lists = lists
+
+
+async def run_list(lines: int) -> dict[str, Any]:
+    """A full complaint list (GBK) replacing the list in the real SQLite state database."""
+    with tempfile.TemporaryDirectory(prefix="bench-ifile-") as tmp:
+        folder, work = Path(tmp) / "in", Path(tmp) / "work"
+        folder.mkdir()
+        work.mkdir()
+        write_list(folder, "COMPLAINT_1.txt", lines)
+        config = parse_boss_files_config(
+            {
+                "settle_time": 0,
+                "feeds": {
+                    "complaints": {
+                        "kind": "list",
+                        "source": str(folder),
+                        "pattern": "COMPLAINT_*.txt",
+                        "encoding": "gbk",
+                        "category": "complaint_sensitive",
+                        "columns": ["msisdn", "reason"],
+                    }
+                },
+            },
+            "plugins.boss_files",
+        )
+        gateway = BenchGateway(Path(tmp))
+        contact = parse_contact_config({})
+        async with open_local_database(contact, Path(tmp) / "state.sqlite") as writer:
+            lists = ListStore(writer)
+            gateway.contact_control = BenchControl(lists)  # type: ignore[assignment]
+            state = FilesState(work / "boss_files.sqlite")
+            fc = config.feeds[0]
+            feed = Feed(
+                config=fc,
+                source=open_directory(fc.source, trio.CapacityLimiter(2)),
+                work_dir=work,
+                state=state,
+                applier=Applier(gateway, state, work),
+                settle_time=0.0,
+                log=gateway.logger(),
+            )
+            started = time.perf_counter()
+            outcome = await feed.poll_once()
+            seconds = time.perf_counter() - started
+            state.close()
+            assert outcome == [("COMPLAINT_1.txt", "applied")], outcome
+            assert lists.size("complaint_sensitive") == lines
+        return {"seconds": round(seconds, 2), "lines_per_s": round(lines / seconds)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -121,6 +186,7 @@ def main() -> None:
     result: dict[str, Any] = {"lines": lines, "quick": args.quick, "budget_s": BUDGET_S}
     for encoding in ("gbk", "utf-8"):
         result[encoding.replace("-", "")] = trio.run(run_one, lines, encoding)
+    result["list_gbk"] = trio.run(run_list, lines)
     print(json.dumps(result))
 
 
