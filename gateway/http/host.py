@@ -13,6 +13,7 @@ A handler that raises gets a 500 and a ``http.handler_failed`` log line; the hos
 from __future__ import annotations
 
 import json
+import math
 import ssl
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ from gateway.supervisor import describe
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 RECEIVE_SIZE = 65536
+_REASONS = {int(status): status.phrase.encode() for status in HTTPStatus}
 
 
 class _Refusal(Exception):
@@ -210,13 +212,14 @@ class HttpHost:
                 self._per_peer[peer] = left
             else:
                 del self._per_peer[peer]
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                try:
-                    await transport.aclose()
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-            await trio.aclose_forcefully(stream)
+            if transport is not stream:  # TLS: send close_notify, briefly
+                with trio.move_on_after(1) as cleanup:
+                    cleanup.shield = True
+                    try:
+                        await transport.aclose()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+            stream.socket.close()  # no await: nothing to wait for on a plain socket
 
     async def _refuse_connection(self, stream: trio.SocketStream, reason: str) -> None:
         body = f"{reason}\n".encode()
@@ -254,39 +257,42 @@ class HttpHost:
     async def _serve_http(self, stream: trio.abc.Stream, peer: str) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
         while True:
-            # The timeout covers the client (sending its request, reading our answer), not the
-            # handler, which runs outside it.
-            received: tuple[HttpRequest, _Target] | None = None
-            with trio.move_on_after(self.config.idle_timeout):
-                try:
-                    received = await self._receive_request(conn, stream, peer)
-                except _Refusal as refusal:
-                    keep = self._can_keep_alive(conn, refusal.status)
-                    response = self._refusal_response(refusal)
-                    await self._send(conn, stream, response, close=not keep)
-                    if not keep or conn.our_state is not h11.DONE:
-                        await self._linger(stream)
-                        return
-                    conn.start_next_cycle()
-                    continue
-                except h11.RemoteProtocolError as exc:
-                    status = exc.error_status_hint
-                    response = HttpResponse(status=status, body=f"{exc}\n".encode())
-                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                        await self._send(conn, stream, response, close=True)
-                        await self._linger(stream)
-                    return
-            if received is None:
-                return
-            request, target = received
-            response = await self._call(target.handler, request)
+            # One deadline per exchange for the client (sending its request, reading our
+            # answer), lifted while the handler runs.
             with trio.move_on_after(self.config.idle_timeout) as scope:
-                await self._send(conn, stream, response, close=False, request=request)
-            if scope.cancelled_caught or conn.our_state is not h11.DONE:
-                return
-            if conn.their_state is not h11.DONE:
+                if not await self._exchange(conn, stream, peer, scope):
+                    return
+            if scope.cancelled_caught:
                 return
             conn.start_next_cycle()
+
+    async def _exchange(
+        self, conn: h11.Connection, stream: trio.abc.Stream, peer: str, scope: trio.CancelScope
+    ) -> bool:
+        """Read one request and answer it; whether the connection can carry the next one."""
+        try:
+            received = await self._receive_request(conn, stream, peer)
+        except _Refusal as refusal:
+            keep = self._can_keep_alive(conn, refusal.status)
+            await self._send(conn, stream, self._refusal_response(refusal), close=not keep)
+            if keep and conn.our_state is h11.DONE:
+                return True
+            await self._linger(stream)
+            return False
+        except h11.RemoteProtocolError as exc:
+            response = HttpResponse(status=exc.error_status_hint, body=f"{exc}\n".encode())
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await self._send(conn, stream, response, close=True)
+                await self._linger(stream)
+            return False
+        if received is None:
+            return False
+        request, target = received
+        scope.deadline = math.inf
+        response = await self._call(target.handler, request)
+        scope.deadline = trio.current_time() + self.config.idle_timeout
+        await self._send(conn, stream, response, close=False, request=request)
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     @staticmethod
     def _can_keep_alive(conn: h11.Connection, status: int) -> bool:
@@ -441,10 +447,7 @@ class HttpHost:
         headers["content-length"] = str(len(response.body))
         if close:
             headers["connection"] = "close"
-        try:
-            reason = HTTPStatus(response.status).phrase.encode()
-        except ValueError:
-            reason = b""
+        reason = _REASONS.get(response.status, b"")
         return h11.Response(
             status_code=response.status, headers=_encode_headers(headers), reason=reason
         )
