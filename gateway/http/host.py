@@ -28,7 +28,7 @@ import trio
 
 from gateway.contracts import HTTP_AUTH_MODES, HttpRequest, HttpResponse, HttpRoute
 from gateway.errors import ConfigError, ConfigProblem, PluginError
-from gateway.http.auth import Authenticator, AuthRefused, ReplayCache
+from gateway.http.auth import API_KEY_HEADER, Authenticator, AuthRefused, ReplayCache
 from gateway.http.config import HttpConfig
 from gateway.http.openapi import openapi_document
 from gateway.supervisor import describe
@@ -192,7 +192,7 @@ class HttpHost:
                 transport = trio.SSLStream(
                     stream, self.ssl_context, server_side=True, https_compatible=True
                 )
-                with trio.move_on_after(self.config.idle_timeout):
+                with trio.move_on_after(self.config.idle_timeout) as handshake:
                     try:
                         await transport.do_handshake()
                     except trio.BrokenResourceError as exc:
@@ -200,6 +200,8 @@ class HttpHost:
                             "http.tls_refused", peer=peer, error=describe(exc.__cause__ or exc)
                         )
                         return
+                if handshake.cancelled_caught:
+                    return
             await self._serve_http(transport, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
@@ -373,6 +375,7 @@ class HttpHost:
                 return None
         if signed:
             client = self._authenticate(auth, method, raw_target, headers, bytes(body), peer)
+        headers.pop(API_KEY_HEADER, None)  # the handler needs the client's name, not its key
         request = HttpRequest(
             method=method,
             path=url.path,

@@ -136,3 +136,14 @@ def test_unloadable_certificate_is_a_config_error(tmp_path, pki):
     config = HttpConfig(listen="127.0.0.1:0", tls_cert=bad, tls_key=files["key"])
     with pytest.raises(ConfigError, match=r"http\.tls_cert: cannot load"):
         HttpHost(config, [])
+
+
+async def test_stalled_handshake_is_cut_after_idle_timeout(
+    gateway_config, nursery, captured_logs, pki
+):
+    """A client that connects and never starts the TLS handshake is closed after idle_timeout."""
+    host = await start(gateway_config, nursery, pki, 'idle_timeout = "0.5s"')
+    stream = await trio.open_tcp_stream("127.0.0.1", host.port)
+    async with stream:
+        with trio.fail_after(10):
+            assert await stream.receive_some(100) == b""
