@@ -139,7 +139,8 @@ class HttpHost:
         return bool(self.config.listen)
 
     def statistics(self) -> dict[str, Any]:
-        """Connections open now, requests answered, refusals (for ``gatewayctl status``)."""
+        """Connections open now, requests answered, refusals (the bench and tests read it;
+        ``gatewayctl status`` does not show it yet: the host is not a registered object)."""
         return {"connections": self._active, **self._counts}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -7,6 +7,8 @@ import os
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import hookimpl
 from gateway.config import load_config
@@ -210,3 +212,38 @@ def test_clients_file_is_read_and_must_not_be_world_readable(tmp_path):
     text = str(short.value)
     assert "http.clients.x.api_key: must be at least 16" in text
     assert "http.clients.y: needs an api_key, an hmac_secret, or both" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT"]),
+    target=st.text(alphabet="/abcxyz?=&%0123456789", min_size=1, max_size=40),
+    body=st.binary(max_size=200),
+    flip=st.integers(min_value=0, max_value=10_000),
+    part=st.sampled_from(["method", "target", "body", "timestamp", "signature"]),
+)
+def test_signature_verifies_and_any_change_breaks_it(method, target, body, flip, part):
+    """A request signed as documented verifies once; changing the method, target, body,
+    timestamp or signature makes it fail."""
+    now = 1_700_000_000
+    auth = Authenticator(
+        {"crm": HttpClient(name="crm", hmac_secret=CRM_SECRET)}, clock=lambda: float(now)
+    )
+    headers = {k.lower(): v for k, v in signed(method, target, body, at=now).items()}
+    changed = dict(headers)
+    args = {"method": method, "target": target, "body": body}
+    if part == "method":
+        args["method"] = "DELETE"
+    elif part == "target":
+        args["target"] = target + "x"
+    elif part == "body":
+        args["body"] = body + b"\0" if not body else bytes([body[0] ^ 1]) + body[1:]
+    elif part == "timestamp":
+        changed["x-timestamp"] = str(now - 1 - flip % 299)
+    else:
+        sig = headers["x-signature"]
+        i = flip % len(sig)
+        changed["x-signature"] = sig[:i] + ("0" if sig[i] != "0" else "1") + sig[i + 1 :]
+    with pytest.raises(AuthRefused, match="bad signature"):
+        auth.check("hmac", args["method"], args["target"], changed, args["body"])
+    assert auth.check("hmac", method, target, headers, body) == "crm"
