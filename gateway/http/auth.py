@@ -4,7 +4,8 @@ Two ways for a configured client (``[http.clients.NAME]``) to prove itself:
 
 - **API key**: header ``X-Api-Key: <key>``. Every configured key is compared in constant time
   (``hmac.compare_digest``, all of them, no early exit), so the answer time does not tell how
-  much of a guess was right.
+  much of a guess was right. Peers that only speak HTTP Basic authentication (MMS centres) may
+  send ``Authorization: Basic base64(<client name>:<key>)`` instead.
 - **Signed request**: headers ``X-Client: <name>``, ``X-Timestamp: <unix seconds>`` and
   ``X-Signature: <hex>``, the HMAC-SHA256 (RFC 2104) with the client's secret over
 
@@ -21,6 +22,7 @@ Pure logic, no I/O: the host calls :meth:`Authenticator.check` with the request'
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import heapq
 import hmac
@@ -32,6 +34,7 @@ import attrs
 from gateway.http.config import HttpClient
 
 API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
 CLIENT_HEADER = "x-client"
 TIMESTAMP_HEADER = "x-timestamp"
 SIGNATURE_HEADER = "x-signature"
@@ -117,10 +120,12 @@ class Authenticator:
         raise AuthRefused(401, f"unknown auth mode {mode!r}")  # routes are checked at start
 
     def check_key(self, headers: Mapping[str, str]) -> str:
-        """The client whose API key is in ``X-Api-Key``; raises AuthRefused."""
+        """The client whose API key is in ``X-Api-Key``, or in HTTP Basic credentials
+        (``Authorization: Basic base64(name:api_key)``, RFC 7617, for peers such as MMS
+        centres that only speak that); raises AuthRefused."""
         given = headers.get(API_KEY_HEADER)
         if given is None:
-            raise AuthRefused(401, "credentials required: X-Api-Key or a signed request")
+            return self._check_basic(headers.get(AUTHORIZATION_HEADER, ""))
         given_bytes = given.encode("latin-1", "replace")
         found = ""
         for key, name in self._keys:  # all of them: the time does not depend on which matched
@@ -129,6 +134,23 @@ class Authenticator:
         if not found:
             raise AuthRefused(401, "unknown API key")
         return found
+
+    def _check_basic(self, authorization: str) -> str:
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise AuthRefused(401, "credentials required: X-Api-Key or a signed request")
+        try:
+            name, sep, key = (
+                base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise AuthRefused(401, "malformed Basic credentials") from None
+        client = self.clients.get(name)
+        expected = client.api_key.encode() if client is not None and client.api_key else b"\0"
+        # Compared even for an unknown name, so that the time does not tell which names exist.
+        if not (hmac.compare_digest(expected, key.encode()) and sep and client is not None):
+            raise AuthRefused(401, "unknown client or API key", client=name)
+        return name
 
     def check_signature(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes

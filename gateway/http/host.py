@@ -28,7 +28,13 @@ import trio
 
 from gateway.contracts import HTTP_AUTH_MODES, HttpRequest, HttpResponse, HttpRoute
 from gateway.errors import ConfigError, ConfigProblem, PluginError
-from gateway.http.auth import API_KEY_HEADER, Authenticator, AuthRefused, ReplayCache
+from gateway.http.auth import (
+    API_KEY_HEADER,
+    AUTHORIZATION_HEADER,
+    Authenticator,
+    AuthRefused,
+    ReplayCache,
+)
 from gateway.http.config import HttpConfig
 from gateway.http.openapi import openapi_document
 from gateway.supervisor import describe
@@ -376,7 +382,10 @@ class HttpHost:
                 return None
         if signed:
             client = self._authenticate(auth, method, raw_target, headers, bytes(body), peer)
-        headers.pop(API_KEY_HEADER, None)  # the handler needs the client's name, not its key
+        if auth != "none":  # the handler needs the client's name, not its key
+            headers.pop(API_KEY_HEADER, None)
+            if headers.get(AUTHORIZATION_HEADER, "")[:6].lower() == "basic ":
+                del headers[AUTHORIZATION_HEADER]
         request = HttpRequest(
             method=method,
             path=url.path,

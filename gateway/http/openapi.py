@@ -17,8 +17,8 @@ from gateway.contracts import HttpRoute
 OPENAPI_VERSION = "3.1.0"
 
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "any": [{"apiKey": []}, {"signedRequest": []}],
-    "key": [{"apiKey": []}],
+    "any": [{"apiKey": []}, {"basic": []}, {"signedRequest": []}],
+    "key": [{"apiKey": []}, {"basic": []}],
     "hmac": [{"signedRequest": []}],
     "none": [],
 }
@@ -29,6 +29,11 @@ _SCHEMES: dict[str, dict[str, str]] = {
         "in": "header",
         "name": "X-Api-Key",
         "description": "The client's API key from [http.clients.NAME] api_key.",
+    },
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The client's name and api_key as HTTP Basic credentials (RFC 7617).",
     },
     "signedRequest": {
         "type": "apiKey",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -30,7 +31,7 @@ async def _whoami(request):
             {
                 "client": request.client,
                 "bytes": len(request.body),
-                "key_passed_on": "x-api-key" in request.headers,
+                "key_passed_on": bool({"x-api-key", "authorization"} & set(request.headers)),
             }
         ).encode(),
     )
@@ -117,6 +118,26 @@ async def test_api_key_names_the_client_and_is_never_logged(host, captured_logs)
         "unknown API key",
     ]
     assert all(CRM_KEY[:10] not in line for line in captured_logs.getvalue().splitlines())
+
+
+async def test_http_basic_credentials_carry_the_key(host, captured_logs):
+    """Authorization: Basic with a client's name and API key is accepted (and not passed on);
+    a wrong key, an unknown name or malformed credentials get 401."""
+
+    def basic(text: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(text.encode()).decode()}
+
+    status, body = await call(host, "POST", "/crm/feedback", basic(f"crm:{CRM_KEY}"), b"{}")
+    assert status == 200
+    assert json.loads(body) == {"client": "crm", "bytes": 2, "key_passed_on": False}
+    assert (await call(host, "GET", "/crm/keyed", basic(f"oa:{OA_KEY}")))[0] == 200
+    for bad in (basic(f"crm:{OA_KEY}"), basic(f"nobody:{CRM_KEY}"), basic(CRM_KEY)):
+        assert (await call(host, "GET", "/crm/keyed", bad))[0] == 401
+    malformed = {"Authorization": "Basic !!!"}
+    assert await call(host, "GET", "/crm/keyed", malformed) == (
+        401,
+        b"malformed Basic credentials\n",
+    )
 
 
 async def test_signed_requests_bad_and_replayed_signatures_are_refused(host, captured_logs):

@@ -119,14 +119,14 @@ def test_document_matches_the_routes():
     listed = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     assert listed == {(r.path, r.method) for r in routes()}
     post = document["paths"]["/crm/feedback"]["post"]
-    assert post["security"] == [{"apiKey": []}, {"signedRequest": []}]
+    assert post["security"] == [{"apiKey": []}, {"basic": []}, {"signedRequest": []}]
     assert post["requestBody"]["content"]["application/json"]["schema"] == FEEDBACK_SCHEMA
     assert post["responses"]["201"]["content"]["application/json"]["schema"] == ANSWER_SCHEMA
     assert post["summary"] == "An offer accepted or refused at a counter"
-    assert document["paths"]["/crm/feedback"]["get"]["security"] == [{"apiKey": []}]
+    assert document["paths"]["/crm/feedback"]["get"]["security"] == [{"apiKey": []}, {"basic": []}]
     click = document["paths"]["/wap/click"]["get"]
     assert click["security"] == [] and "401" not in click["responses"]
-    assert set(document["components"]["securitySchemes"]) == {"apiKey", "signedRequest"}
+    assert set(document["components"]["securitySchemes"]) == {"apiKey", "basic", "signedRequest"}
 
 
 async def test_document_is_served_without_credentials(gateway_config, nursery, captured_logs):
