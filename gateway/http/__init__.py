@@ -9,13 +9,15 @@ The HTTP/1.1 framing is h11's (sans-IO), the I/O Trio's.
 - :mod:`gateway.http.config`: the ``[http]`` table;
 - :mod:`gateway.http.auth`: API keys, signatures, the replay memory;
 - :mod:`gateway.http.openapi`: the document;
+- :mod:`gateway.http.tls`: the TLS context;
 - :mod:`gateway.http.host`: the server loop.
 """
 
 from gateway.http.auth import Authenticator, AuthRefused, ReplayCache, signature
 from gateway.http.config import HttpClient, HttpConfig, parse_http
-from gateway.http.host import HttpHost, server_ssl_context
+from gateway.http.host import HttpHost
 from gateway.http.openapi import openapi_document
+from gateway.http.tls import server_ssl_context
 
 __all__ = [
     "AuthRefused",

@@ -132,6 +132,10 @@ def parse_http(
     for name in ("tls_cert", "tls_key", "tls_client_ca", "clients_file"):
         value = r.str(name, "")
         files[name] = _resolve(base, value) if value else None
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = files[name]
+        if path is not None and not path.is_file():
+            r.problem(name, f"no such file: {path}")
     client_auth = r.str("tls_client_auth", d.tls_client_auth, choices=TLS_CLIENT_AUTH)
     if (files["tls_cert"] is None) != (files["tls_key"] is None):
         r.problem("tls_key", "tls_cert and tls_key go together")

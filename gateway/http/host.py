@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import ssl
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,7 +28,7 @@ import structlog
 import trio
 
 from gateway.contracts import HTTP_AUTH_MODES, HttpRequest, HttpResponse, HttpRoute
-from gateway.errors import ConfigError, ConfigProblem, PluginError
+from gateway.errors import PluginError
 from gateway.http.auth import (
     API_KEY_HEADER,
     AUTHORIZATION_HEADER,
@@ -37,6 +38,7 @@ from gateway.http.auth import (
 )
 from gateway.http.config import HttpConfig
 from gateway.http.openapi import openapi_document
+from gateway.http.tls import server_ssl_context
 from gateway.supervisor import describe
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -57,30 +59,6 @@ class _Refusal(Exception):
 class _Target:
     route: HttpRoute
     handler: Handler
-
-
-def server_ssl_context(config: HttpConfig) -> ssl.SSLContext:
-    """The TLS context of ``[http] tls_*``; raises ConfigError naming the key at fault."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    assert config.tls_cert is not None and config.tls_key is not None
-    try:
-        context.load_cert_chain(config.tls_cert, config.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            [ConfigProblem("http.tls_cert", f"cannot load {config.tls_cert}: {exc}")]
-        ) from exc
-    if config.tls_client_ca is not None:
-        try:
-            context.load_verify_locations(cafile=config.tls_client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                [ConfigProblem("http.tls_client_ca", f"cannot load {config.tls_client_ca}: {exc}")]
-            ) from exc
-        context.verify_mode = (
-            ssl.CERT_REQUIRED if config.tls_client_auth == "required" else ssl.CERT_OPTIONAL
-        )
-    return context
 
 
 def _encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
@@ -109,6 +87,12 @@ class HttpHost:
             if key in owners:
                 raise PluginError(
                     plugin, f"HTTP route {key[0]} {key[1]} is already registered by {owners[key]}"
+                )
+            if not route.path.startswith("/") or not route.method.isalpha():
+                raise PluginError(
+                    plugin,
+                    f"HTTP route {route.method!r} {route.path!r}: the method must be a word "
+                    'such as "POST" and the path start with "/"',
                 )
             if route.auth not in HTTP_AUTH_MODES:
                 raise PluginError(
@@ -139,6 +123,7 @@ class HttpHost:
         self._active = 0
         self._per_peer: dict[str, int] = {}
         self._counts = {"requests": 0, "refused_connections": 0, "auth_refused": 0}
+        self._date_second, self._date_text = 0, ""
 
     @property
     def enabled(self) -> bool:
@@ -452,12 +437,20 @@ class HttpHost:
         )
         return response
 
+    def _date(self) -> str:
+        """The Date header (RFC 9110 6.6.1), formatted once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date_text = now, formatdate(now, usegmt=True)
+        return self._date_text
+
     def _h11_response(self, response: HttpResponse, *, close: bool) -> h11.Response:
         headers = {k.lower(): v for k, v in response.headers.items()}
         for framing in ("content-length", "transfer-encoding", "connection"):
             headers.pop(framing, None)
         headers.setdefault("content-type", "text/plain; charset=utf-8")
         headers["content-length"] = str(len(response.body))
+        headers["date"] = self._date()
         if close:
             headers["connection"] = "close"
         reason = _REASONS.get(response.status, b"")

@@ -116,6 +116,7 @@ async def test_routes_keep_alive_and_errors(host, captured_logs):
     assert responses[0].endswith(b"\r\n\r\ngot hello") and b"content-type: text/xml" in responses[0]
     assert responses[1].endswith(b"hello ann 1")
     assert b"allow: POST" in responses[3]
+    assert all(b"\r\ndate: " in r and b" GMT\r\n" in r for r in responses)  # RFC 9110 6.6.1
     assert captured_logs.events("http.handler_failed")[0]["error"] == "RuntimeError: handler bug"
 
 
@@ -293,11 +294,23 @@ async def test_duplicate_route_is_a_startup_error(gateway_config, captured_logs)
         await daemon.run()
 
 
-def test_unknown_auth_mode_is_refused():
-    """A route asking for an auth mode the host does not know stops start-up."""
-    route = HttpRoute(method="GET", path="/x", handler=_hello, auth="basic")
-    with pytest.raises(PluginError, match="auth must be one of any, key, hmac, none"):
-        HttpHost(HttpConfig(listen="127.0.0.1:0"), [("p", route)])
+def test_bad_routes_are_refused():
+    """A route with an auth mode the host does not know, a path not starting with "/", or a
+    method that is not a word stops start-up; so does one on the OpenAPI document's path."""
+    for route, message in [
+        (
+            HttpRoute(method="GET", path="/x", handler=_hello, auth="basic"),
+            "auth must be one of any, key, hmac, none",
+        ),
+        (HttpRoute(method="GET", path="x", handler=_hello), 'path start with "/"'),
+        (HttpRoute(method="GE T", path="/x", handler=_hello), "method must be a word"),
+        (
+            HttpRoute(method="GET", path="/openapi.json", handler=_hello),
+            "already registered by core",
+        ),
+    ]:
+        with pytest.raises(PluginError, match=message):
+            HttpHost(HttpConfig(listen="127.0.0.1:0"), [("p", route)])
 
 
 async def _serve_bytes(pieces: list[bytes]) -> bytes:

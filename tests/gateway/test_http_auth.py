@@ -268,3 +268,19 @@ def test_signature_verifies_and_any_change_breaks_it(method, target, body, flip,
     with pytest.raises(AuthRefused, match="bad signature"):
         auth.check("hmac", args["method"], args["target"], changed, args["body"])
     assert auth.check("hmac", method, target, headers, body) == "crm"
+
+
+async def test_authenticated_routes_without_clients_are_refused_and_logged(
+    gateway_config, nursery, captured_logs
+):
+    """With no [http.clients], the start logs http.no_clients and authenticated routes answer
+    401 (fail closed), while public ones are served."""
+    toml = '\n[http]\nlisten = "127.0.0.1:0"\n'
+    daemon = Daemon.from_file(gateway_config(toml), extra_plugins=(("crm", SecuredRoutes()),))
+    nursery.start_soon(daemon.run)
+    await daemon.control_ready.wait()
+    (entry,) = [t for t in daemon.supervisor.tasks if t.name == "http"]
+    assert captured_logs.events("http.no_clients")
+    assert (await call(entry.obj, "POST", "/crm/feedback", {"X-Api-Key": CRM_KEY}, b"{}"))[0] == 401
+    assert (await call(entry.obj, "GET", "/click"))[0] == 200
+    daemon.request_stop()

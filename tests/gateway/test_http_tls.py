@@ -147,3 +147,22 @@ async def test_stalled_handshake_is_cut_after_idle_timeout(
     async with stream:
         with trio.fail_after(10):
             assert await stream.receive_some(100) == b""
+
+
+def test_missing_tls_files_are_named_by_the_config_check(tmp_path):
+    """A TLS file that does not exist, or a client CA without TLS, is a configuration problem
+    naming its key (gatewayd --check-config sees it before a start)."""
+    from gateway.config import load_config
+    from gateway.plugin_manager import make_plugin_manager
+
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'[gateway]\nstate_dir = "{tmp_path}/state"\n[http]\ntls_cert = "nope.pem"\n'
+        'tls_key = "nope.key"\ntls_client_auth = "required"\n'
+    )
+    with pytest.raises(ConfigError) as problems:
+        load_config(path, make_plugin_manager())
+    text = str(problems.value)
+    assert f"http.tls_cert: no such file: {tmp_path / 'nope.pem'}" in text
+    assert "http.tls_key: no such file" in text
+    assert "http.tls_client_auth:" in text
