@@ -173,6 +173,14 @@ class ContactControl(Protocol):
         """Decide a batch in order (as if ``decide`` were called for each), faster."""
         ...
 
+    async def decide_and_queue(
+        self, requests: Sequence[ContactRequest], outbox: Outbox
+    ) -> list[ContactDecision]:
+        """``decide_many``, with the ALLOWED decisions queued in ``outbox`` and the DEFERRED
+        ones held there, in the same transaction as the decisions' records (when both live in
+        the state database): no "decided but not queued" gap. Returns once all is durable."""
+        ...
+
     async def commit(self, contact_id: str) -> None:
         """The channel handed the contact to the network: the reservation becomes a contact."""
         ...

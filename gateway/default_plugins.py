@@ -13,6 +13,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
     "gateway.campaigns.plugin:CampaignsPlugin",
+    "gateway.enrich.plugin:EnrichmentPlugin",  # before the pipeline, which reads its tables
     # After campaigns: its store reads the campaigns store and profiles opened above.
     "gateway.pipeline_plugin",
 )

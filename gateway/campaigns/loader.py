@@ -21,12 +21,13 @@ from gateway.model import Campaign, CampaignKind, CampaignState
 from gateway.numbers import NumberError, active_plan, mask
 from gateway.profiles.columns import ALL_ATTRIBUTES
 from gateway.rules.areas import Area, load_areas
+from gateway.rules.enriched import ENRICHED_FIELDS
 from gateway.rules.parsers import clock_seconds, clock_window
 from gateway.rules.template import Template, TemplateError
 from gateway.rules.trigger import parse_trigger
 
 #: Fields a content template may use besides the subscriber's profile attributes.
-EVENT_FIELDS = ("peer", "cell", "lac", "ci", "campaign_name", "event_kind")
+EVENT_FIELDS = ("peer", "cell", "lac", "ci", "campaign_name", "event_kind", *ENRICHED_FIELDS)
 TEMPLATE_FIELDS = frozenset(ALL_ATTRIBUTES + EVENT_FIELDS)
 INITIAL_STATES = ("draft", "pending_approval", "approved", "running")
 
