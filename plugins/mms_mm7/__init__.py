@@ -54,9 +54,13 @@ def gateway_http_routes(gateway):
     config: MmsConfig = gateway.plugin_config(NAME)
     if not (config.url or config.embedded_mmsc) or not config.inbound_path:
         return []
+    # The handler checks the MMSC's HTTP Basic credentials (inbound_username) itself.
     return [
         HttpRoute(
-            method="POST", path=config.inbound_path, handler=make_handler(lambda: _channel(gateway))
+            method="POST",
+            path=config.inbound_path,
+            handler=make_handler(lambda: _channel(gateway)),
+            auth="none",
         )
     ]
 
