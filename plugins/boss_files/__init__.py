@@ -1,6 +1,7 @@
 """BOSS/CRM interface files: ``[plugins.boss_files]``, the ``bossfiles`` admin command.
 
-Registered through the entry point ``boss_files = "plugins.boss_files"``. Inbound feeds
+Registered through the entry point ``boss_files = "plugins.boss_files:BossFilesPlugin"``: the
+core makes one :class:`BossFilesPlugin` per plugin manager, which holds its running part. Inbound feeds
 (:mod:`.inbound`, applied by :mod:`.apply`) bring subscriber profiles, lists, products and
 campaign target lists from a local directory, FTP or SFTP; the daily execution report
 (:mod:`.report`) goes out to the analytics system. The file formats live in
@@ -9,7 +10,6 @@ campaign target lists from a local directory, FTP or SFTP; the daily execution r
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -107,110 +107,104 @@ class BossFiles:
         }
 
 
-# Gateway objects are attrs slots classes; the running part of this plugin is found by its
-# gateway here (weakly: a test's gateway and its plugin go away together).
-_RUNNING: weakref.WeakKeyDictionary[Any, BossFiles] = weakref.WeakKeyDictionary()
+class BossFilesPlugin:
+    """The plugin object: one per plugin manager (so per gateway), holding its running part."""
 
+    def __init__(self) -> None:
+        self.running: BossFiles | None = None
 
-def _running(gateway: Any) -> BossFiles:
-    running = _RUNNING.get(gateway)
-    if running is None or running.state is None:
-        raise AdminCommandError("boss_files is not running")
-    return running
+    def _running(self) -> BossFiles:
+        running = self.running
+        if running is None or running.state is None:
+            raise AdminCommandError("boss_files is not running")
+        return running
 
+    @hookimpl
+    def gateway_config_sections(self) -> list[SectionSpec]:
+        # Feeds, their sources and the report are built at start; poll_interval and settle_time
+        # are applied by gateway_reload.
+        return [
+            SectionSpec(
+                name=NAME,
+                parse=parse_boss_files_config,
+                optional=True,
+                restart_keys=("work_dir", "feeds", "report"),
+            )
+        ]
 
-@hookimpl
-def gateway_config_sections():
-    # Feeds, their sources and the report are built at start; poll_interval and settle_time
-    # are applied by gateway_reload.
-    return [
-        SectionSpec(
-            name=NAME,
-            parse=parse_boss_files_config,
-            optional=True,
-            restart_keys=("work_dir", "feeds", "report"),
-        )
-    ]
+    @hookimpl
+    def gateway_reload(self, gateway: Any) -> None:
+        if self.running is not None:
+            self.running.reconfigure(gateway.plugin_config(NAME))
 
+    @hookimpl
+    def gateway_services(self, gateway: Any) -> list[BossFiles]:
+        config: BossFilesConfig = gateway.plugin_config(NAME)
+        if not config.feeds and not config.report.enabled:
+            return []
+        self.running = BossFiles(gateway, config)
+        return [self.running]
 
-@hookimpl
-def gateway_reload(gateway):
-    running = _RUNNING.get(gateway)
-    if running is not None:
-        running.reconfigure(gateway.plugin_config(NAME))
+    @hookimpl
+    def gateway_mo_message(self, message: Any) -> None:
+        if self.running is not None and self.running.report is not None:
+            self.running.report.observe(message)
 
+    @hookimpl
+    def gateway_status(self, gateway: Any) -> dict[str, Any] | None:
+        return None if self.running is None else self.running.status()
 
-@hookimpl
-def gateway_services(gateway):
-    config: BossFilesConfig = gateway.plugin_config(NAME)
-    if not config.feeds and not config.report.enabled:
-        return []
-    running = BossFiles(gateway, config)
-    _RUNNING[gateway] = running
-    return [running]
+    async def _command(self, argv: list[str]) -> AdminReply:
+        return await _command(self._running(), argv)
 
-
-@hookimpl
-def gateway_mo_message(message):
-    for running in list(_RUNNING.values()):
-        if running.report is not None:
-            running.report.observe(message)
-
-
-@hookimpl
-def gateway_status(gateway):
-    running = _RUNNING.get(gateway)
-    return None if running is None else running.status()
+    @hookimpl
+    def gateway_admin_commands(self, gateway: Any) -> list[AdminCommand]:
+        return [
+            AdminCommand(
+                name="bossfiles",
+                help="BOSS interface files: applied, quarantine, products, subscriptions, report",
+                handler=self._command,
+                usage=USAGE,
+            )
+        ]
 
 
 USAGE = "applied|quarantine|poll|products [PRODUCT_ID]|subscriptions MSISDN|report [YYYYMMDD]"
 
 
-@hookimpl
-def gateway_admin_commands(gateway):
-    async def handler(argv: list[str]) -> AdminReply:
-        running = _running(gateway)
-        state = running.state
-        assert state is not None
-        what = argv[0] if argv else "applied"
-        if what == "applied":
-            rows = await state.history()
-            return AdminReply(
-                data=rows,
-                text="\n".join(f"{r['feed']:<16} {r['name']} records={r['records']}" for r in rows)
-                or "no files applied yet",
-            )
-        if what == "quarantine":
-            rows = await state.quarantine_log()
-            return AdminReply(
-                data=rows,
-                text="\n".join(f"{r['feed']:<16} {r['name']}: {r['reasons'][0]}" for r in rows)
-                or "nothing in quarantine",
-            )
-        if what == "poll":
-            out = {f.config.name: await f.poll_once() for f in running.feeds}
-            return AdminReply(data=out)
-        if what == "products":
-            rows = await state.product(argv[1] if len(argv) > 1 else None)
-            return AdminReply(data=rows, text="\n".join(str(r) for r in rows) or "no products")
-        if what == "subscriptions" and len(argv) == 2:
-            try:
-                msisdn = active_plan().normalise(argv[1])
-            except NumberError as exc:
-                raise AdminCommandError(f"not a usable MSISDN: {exc}") from None
-            rows = await state.subscriptions(msisdn)
-            return AdminReply(data=rows, text="\n".join(str(r) for r in rows) or "no subscriptions")
-        if what == "report" and running.report is not None:
-            day = argv[1] if len(argv) > 1 else None
-            name = await running.report.write(day)
-            return AdminReply(data={"file": name}, text=f"written {name}")
-        raise AdminCommandError(f"usage: bossfiles {USAGE}")
-
-    return [
-        AdminCommand(
-            name="bossfiles",
-            help="BOSS interface files: applied, quarantine, products, subscriptions, report",
-            handler=handler,
-            usage=USAGE,
+async def _command(running: BossFiles, argv: list[str]) -> AdminReply:
+    state = running.state
+    assert state is not None
+    what = argv[0] if argv else "applied"
+    if what == "applied":
+        rows = await state.history()
+        return AdminReply(
+            data=rows,
+            text="\n".join(f"{r['feed']:<16} {r['name']} records={r['records']}" for r in rows)
+            or "no files applied yet",
         )
-    ]
+    if what == "quarantine":
+        rows = await state.quarantine_log()
+        return AdminReply(
+            data=rows,
+            text="\n".join(f"{r['feed']:<16} {r['name']}: {r['reasons'][0]}" for r in rows)
+            or "nothing in quarantine",
+        )
+    if what == "poll":
+        out = {f.config.name: await f.poll_once() for f in running.feeds}
+        return AdminReply(data=out)
+    if what == "products":
+        rows = await state.product(argv[1] if len(argv) > 1 else None)
+        return AdminReply(data=rows, text="\n".join(str(r) for r in rows) or "no products")
+    if what == "subscriptions" and len(argv) == 2:
+        try:
+            msisdn = active_plan().normalise(argv[1])
+        except NumberError as exc:
+            raise AdminCommandError(f"not a usable MSISDN: {exc}") from None
+        rows = await state.subscriptions(msisdn)
+        return AdminReply(data=rows, text="\n".join(str(r) for r in rows) or "no subscriptions")
+    if what == "report" and running.report is not None:
+        day = argv[1] if len(argv) > 1 else None
+        name = await running.report.write(day)
+        return AdminReply(data={"file": name}, text=f"written {name}")
+    raise AdminCommandError(f"usage: bossfiles {USAGE}")

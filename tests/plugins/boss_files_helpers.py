@@ -40,9 +40,8 @@ def deliver(
 
 
 def running(handle: GatewayHandle) -> Any:
-    from plugins.boss_files import _RUNNING
-
-    return _RUNNING[handle.gateway]
+    """The plugin's running part, held by the plugin object the gateway's plugin manager made."""
+    return handle.daemon.pm.get_plugin("boss_files").running
 
 
 def feed(handle: GatewayHandle, name: str) -> Any:
