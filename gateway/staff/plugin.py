@@ -118,6 +118,7 @@ class StaffComponent:
         try:
             self.directory = await StaffDirectory.open(worker, self.config().roles)
             gateway.staff = self.directory
+            await self.sync_full()  # before the approval chains of stored campaigns are chosen
             try:
                 yield
             finally:
@@ -159,7 +160,6 @@ class StaffComponent:
         return result
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.sync_full()
         task_status.started()
         while True:
             self.synced.set()

@@ -1,0 +1,62 @@
+"""The campaigns store's gate: the one place where approval is enforced.
+
+:class:`gateway.campaigns.store.CampaignStore` asks its gates before a transition and before
+storing a new or changed definition. A transition to approved or running needs an approved
+approval of the campaign's *current* definition (its hash); a new definition that would be
+active at once (``initial_state`` approved or running) or a changed definition of an active
+campaign is held, and an approval of it is opened; once approved, the component stores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from gateway.approval.book import ApprovalBook, definition_hash
+from gateway.campaigns.model import LifecycleError
+from gateway.model import CampaignState
+
+if TYPE_CHECKING:
+    from gateway.campaigns.model import CampaignDef
+
+ACTIVE = frozenset({CampaignState.APPROVED, CampaignState.RUNNING, CampaignState.PAUSED})
+GATED_TARGETS = frozenset({CampaignState.APPROVED, CampaignState.RUNNING})
+
+
+class ApprovalGate:
+    """``open_for(cdef, kind)`` opens the approval of a held definition."""
+
+    def __init__(
+        self, book: ApprovalBook, open_for: Callable[[CampaignDef, str], Awaitable[object]]
+    ) -> None:
+        self.book = book
+        self._open_for = open_for
+
+    async def admit(self, old: CampaignDef | None, new: CampaignDef) -> bool:
+        """True to store ``new`` now; False holds it until its approval completes."""
+        state = old.campaign.state if old is not None else new.initial_state
+        if state not in ACTIVE:
+            return True
+        if self.book.is_approved(new.id, definition_hash(new.raw)):
+            return True
+        kind = "change" if old is not None else "start"
+        approval = await self._open_for(new, kind)
+        structlog.get_logger().warning(
+            "approval.definition_held",
+            campaign=new.id,
+            kind=kind,
+            approval=getattr(approval, "id", None),
+        )
+        return False
+
+    async def check_transition(self, cdef: CampaignDef, action: str, target: CampaignState) -> None:
+        """LifecycleError unless this definition of the campaign is approved."""
+        if target not in GATED_TARGETS:
+            return
+        if not self.book.is_approved(cdef.id, definition_hash(cdef.raw)):
+            raise LifecycleError(
+                f"cannot {action} campaign {cdef.id!r}: its definition has not been through "
+                "its approval chain (see 'gatewayctl approvals pending')"
+            )
