@@ -7,6 +7,8 @@ import email
 import email.policy
 import smtplib
 import socket
+import ssl
+import subprocess
 from email.message import EmailMessage
 
 import attrs
@@ -174,3 +176,57 @@ async def test_reject_by_email_returns_campaign_to_draft(tmp_path, relay):
         assert (await reply(port, "City2@Corp.example", "不同意", token_of(notice)))[0] == 250
         assert approval.state.value == "rejected"
         assert gw.gateway.campaigns.get("c1").campaign.state.value == "draft"
+
+
+def self_signed(tmp_path):
+    """A throwaway certificate for 127.0.0.1 (openssl, as scripts/test.sh installs it)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_starttls_when_a_certificate_is_configured(tmp_path, relay):
+    """With tls_cert/tls_key the listener offers STARTTLS and a reply over TLS is accepted."""
+    handler, relay_port = relay
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    extra = config(tmp_path, relay_port, port) + f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
+    async with open_gateway(tmp_path, extra) as gw:
+        await wait_until(lambda: len(handler.messages) >= 2)
+        notice = next(m for m in handler.messages if str(m["To"]) == "city1@corp.example")
+        token = token_of(notice)
+
+        def over_tls():
+            context = ssl.create_default_context(cafile=str(cert))
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                smtp.ehlo()
+                assert smtp.has_extn("starttls")
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                message = EmailMessage()
+                message["From"] = "city1@corp.example"
+                message["Subject"] = "Re: approval"
+                message.set_content(f"approve\n\n{token}\n")
+                smtp.send_message(message, to_addrs=["approvals@gw.example"])
+
+        await trio.to_thread.run_sync(over_tls)
+        (approval,) = gw.gateway.approvals.pending()
+        assert [(s.actor, s.via) for s in approval.signs] == [("city1", "email")]
+
+
+async def test_listener_binds_to_loopback_by_default():
+    """The default listen address is loopback; without a secret the section is refused."""
+    from gateway.errors import ConfigError
+    from plugins.email_approval import parse_email_approval_config
+
+    assert parse_email_approval_config({}, "plugins.email_approval").listen.startswith("127.0.0.1:")
+    with pytest.raises(ConfigError, match="secret"):
+        parse_email_approval_config({"from_address": "a@b"}, "plugins.email_approval")
