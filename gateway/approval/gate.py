@@ -2,7 +2,8 @@
 
 :class:`gateway.campaigns.store.CampaignStore` asks its gates before a transition and before
 storing a new or changed definition. A transition to approved or running needs an approved
-approval of the campaign's *current* definition (its hash); a new definition that would be
+approval of the campaign's *current* definition (its hash), and pause, resume, cancel and
+submit need a staff account holding the permission; a new definition that would be
 active at once (``initial_state`` approved or running) or a changed definition of an active
 campaign is held, and an approval of it is opened; once approved, the component stores it.
 """
@@ -17,12 +18,20 @@ import structlog
 from gateway.approval.book import ApprovalBook, definition_hash
 from gateway.campaigns.model import LifecycleError
 from gateway.model import CampaignState
+from gateway.staff.model import Permission, PermissionDenied
 
 if TYPE_CHECKING:
     from gateway.campaigns.model import CampaignDef
 
 ACTIVE = frozenset({CampaignState.APPROVED, CampaignState.RUNNING, CampaignState.PAUSED})
 GATED_TARGETS = frozenset({CampaignState.APPROVED, CampaignState.RUNNING})
+#: lifecycle actions people take, and the permission each needs
+PERSONAL_ACTIONS = {
+    "pause": Permission.PAUSE_CAMPAIGN,
+    "resume": Permission.PAUSE_CAMPAIGN,
+    "cancel": Permission.CANCEL_CAMPAIGN,
+    "submit": Permission.CREATE_CAMPAIGN,
+}
 
 
 class ApprovalGate:
@@ -51,8 +60,22 @@ class ApprovalGate:
         )
         return False
 
-    async def check_transition(self, cdef: CampaignDef, action: str, target: CampaignState) -> None:
-        """LifecycleError unless this definition of the campaign is approved."""
+    async def check_transition(
+        self, cdef: CampaignDef, action: str, target: CampaignState, *, actor: str = ""
+    ) -> None:
+        """LifecycleError unless this definition of the campaign is approved, and, for the
+        actions people take (pause, resume, cancel, submit), unless ``actor`` is a staff
+        account holding the permission. Actors with a ``kind:`` prefix (``approval:ID``,
+        ``file:PATH``, ``boss:...``) and ``scheduler`` are the gateway's own and pass."""
+        permission = PERSONAL_ACTIONS.get(action)
+        if permission is not None and actor != "scheduler" and ":" not in actor:
+            directory = self.book.directory
+            try:
+                directory.require(actor, permission)
+            except PermissionDenied as exc:
+                await directory.audit(actor, f"campaigns.{action}", cdef.id, outcome="denied")
+                raise LifecycleError(f"{exc} (name your 4A account with --by ACCOUNT)") from None
+            await directory.audit(actor, f"campaigns.{action}", cdef.id)
         if target not in GATED_TARGETS:
             return
         if not self.book.is_approved(cdef.id, definition_hash(cdef.raw)):

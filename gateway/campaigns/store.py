@@ -81,7 +81,7 @@ class CampaignStore:
         self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
         #: Approval gates (``gateway.approval.gate.ApprovalGate``): ``await gate.admit(old, new)``
         #: may hold a new or changed definition; ``await gate.check_transition(cdef, action,
-        #: target)`` raises LifecycleError to refuse a transition.
+        #: target, actor=actor)`` raises LifecycleError to refuse a transition.
         self.gates: list[Any] = []
 
     @classmethod
@@ -195,7 +195,7 @@ class CampaignStore:
         current = cdef.campaign.state
         target = next_state(action, current)
         for gate in self.gates:
-            await gate.check_transition(cdef, action, target)
+            await gate.check_transition(cdef, action, target, actor=actor)
         now = time.time()
 
         def write(conn: Any) -> None:

@@ -145,3 +145,38 @@ def approval_decision():
     from gateway.approval.model import Decision
 
     return Decision.APPROVE
+
+
+async def test_people_act_on_campaigns_as_permitted_staff(tmp_path):
+    """Pause, resume and cancel by hand need a 4A account with the permission, audited."""
+    write_campaign(tmp_path)
+    async with open_gateway(tmp_path, config(tmp_path)) as gw:
+        (approval,) = await wait_until(lambda: gw.gateway.approvals.pending())
+        await gw.command("approvals", "approve", approval.id, "--as", "city1")
+        await gw.command(
+            "approvals",
+            "confirm",
+            approval.id,
+            "--count",
+            "0",
+            "--start-date",
+            "-",
+            "--end-date",
+            "-",
+            "--as",
+            "chan",
+        )
+        store = gw.gateway.campaigns
+        await store.activate_due(1e10 - 1)
+        with pytest.raises(AdminCommandError, match="no staff account 'gatewayctl'"):
+            await gw.command("campaigns", "pause", "c1")
+        with pytest.raises(AdminCommandError, match="lacks the permission"):
+            await gw.command("campaigns", "pause", "c1", "--by", "author")
+        await gw.command("campaigns", "cancel", "c1", "--by", "city2")
+        assert store.get("c1").campaign.state is CampaignState.CANCELLED
+        trail = await gw.gateway.staff.audit_trail(subject="c1")
+        assert [(t["actor"], t["action"], t["outcome"]) for t in trail] == [
+            ("gatewayctl", "campaigns.pause", "denied"),
+            ("author", "campaigns.pause", "denied"),
+            ("city2", "campaigns.cancel", "ok"),
+        ]

@@ -72,7 +72,7 @@ STAFF_TOML = """
 full_file = "{full_file}"
 [staff.roles]
 marketing = ["campaign.create", "campaign.test_send"]
-approver = ["campaign.approve"]
+approver = ["campaign.approve", "campaign.pause", "campaign.cancel"]
 channel_owner = ["channel.confirm"]
 filing = ["template.file"]
 admin = ["staff.read"]
