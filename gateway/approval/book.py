@@ -300,8 +300,28 @@ class ApprovalBook:
                 ),
             )
 
-        await self._worker.transaction(write)
+        superseded = [
+            a
+            for a in self.approvals.values()
+            if a.campaign_id == campaign_id and a.state is ApprovalState.PENDING
+        ]
+
+        def write_all(conn: Any) -> None:
+            write(conn)
+            for old in superseded:  # approvers must not sign a definition that is gone
+                conn.execute(
+                    "UPDATE approvals SET state=?, updated_at=? WHERE id=?",
+                    (ApprovalState.WITHDRAWN.value, now, old.id),
+                )
+
+        await self._worker.transaction(write_all)
         self.approvals[approval.id] = approval
+        for old in superseded:
+            old.state, old.updated_at = ApprovalState.WITHDRAWN, now
+            structlog.get_logger().info(
+                "approval.withdrawn", approval=old.id, campaign=campaign_id, by=approval.id
+            )
+            self._emit(ApprovalEvent(kind="closed", approval=old, step=old.step))
         structlog.get_logger().info(
             "approval.opened",
             approval=approval.id,

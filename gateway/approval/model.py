@@ -22,6 +22,7 @@ class ApprovalState(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     RETURNED = "returned"  # sent back to the author with comments
+    WITHDRAWN = "withdrawn"  # superseded by a newer definition of the same campaign
 
 
 class Decision(enum.StrEnum):

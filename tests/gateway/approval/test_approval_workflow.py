@@ -211,3 +211,25 @@ async def test_watchers_hear_waiting_and_closed(tmp_path):
         ("closed", 0, ()),
         ("waiting", 1, ("chan",)),
     ]
+
+
+async def test_a_new_definition_withdraws_the_pending_approval(tmp_path):
+    """Opening an approval for a new definition withdraws the pending one of the old definition."""
+    staff, book = await open_parts(tmp_path)
+    events = []
+    book.subscribe(lambda e: events.append((e.kind, e.approval.id)))
+    old = await open_county_approval(staff, book)
+    new = await book.open_approval(
+        campaign_id="c1",
+        kind="start",
+        definition={"id": "c1", "text": "changed"},
+        origin="t",
+        steps=old.steps,
+        summary=SUMMARY,
+    )
+    assert old.state is ApprovalState.WITHDRAWN and new.state is ApprovalState.PENDING
+    assert ("closed", old.id) in events
+    with pytest.raises(ApprovalError, match="withdrawn, not waiting"):
+        await book.decide(old.id, "city1", Decision.APPROVE)
+    _, reopened = await open_parts(tmp_path, sync=False)
+    assert reopened.get(old.id).state is ApprovalState.WITHDRAWN
