@@ -25,6 +25,7 @@ import attrs
 PREFIX = "GWA1"
 TOKEN_RE = re.compile(r"GWA1\.([A-Za-z0-9_-]{8,400})\.([0-9a-f]{32})")
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "agree", "同意", "批准"})
+WORD_END = re.compile("[\\s,.;:!?\uff0c\u3002\uff1b\uff1a\uff01\uff1f\u3001]+")
 REJECT_WORDS = frozenset({"reject", "rejected", "no", "disagree", "不同意", "驳回"})
 
 
@@ -99,8 +100,9 @@ def read_reply(data: bytes) -> Reply:
 
 def decision_word(first_line: str) -> str | None:
     """``approve``, ``reject`` or None, from the first line (its first word, or the whole line)."""
-    line = first_line.strip().strip(".!\u3002\uff01").lower()  # also the full-width stops
-    candidates = [line, *line.split()[:1]]
+    line = first_line.strip().lower()
+    # the first word ends at a space or punctuation, full-width (Chinese) punctuation included
+    candidates = [line, *WORD_END.split(line)[:1]]
     for word in candidates:
         if word in REJECT_WORDS:  # before approve: 不同意 contains 同意
             return "reject"
