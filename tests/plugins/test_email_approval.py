@@ -230,3 +230,23 @@ async def test_listener_binds_to_loopback_by_default():
     assert parse_email_approval_config({}, "plugins.email_approval").listen.startswith("127.0.0.1:")
     with pytest.raises(ConfigError, match="secret"):
         parse_email_approval_config({"from_address": "a@b"}, "plugins.email_approval")
+
+
+async def test_rate_limit_per_peer(tmp_path, relay):
+    """Past rate_per_minute replies from one peer, the listener answers 451 and decides nothing."""
+    handler, relay_port = relay
+    port = free_port()
+    extra = config(tmp_path, relay_port, port).replace(
+        "max_message_bytes = 4096", "max_message_bytes = 4096\nrate_per_minute = 2"
+    )
+    async with open_gateway(tmp_path, extra) as gw:
+        await wait_until(lambda: len(handler.messages) >= 2)
+        notice = next(m for m in handler.messages if str(m["To"]) == "city1@corp.example")
+        token = token_of(notice)
+        assert (await reply(port, "x@corp.example", "approve", "no token"))[0] == 250
+        assert (await reply(port, "y@corp.example", "approve", "no token"))[0] == 250
+        assert (await reply(port, "city1@corp.example", "approve", token))[0] == 451
+        (approval,) = gw.gateway.approvals.pending()
+        assert approval.signs == []
+        service = gw.daemon.pm.get_plugin("email_approval").service
+        assert service.refusals["rate"] == 1
