@@ -143,6 +143,11 @@ class ApprovalBook:
         """``watcher(event)`` for every step that starts waiting or closes (return at once)."""
         self._watchers.append(watcher)
 
+    def unsubscribe(self, watcher: Watcher) -> None:
+        """Stop telling ``watcher`` (a service that stops or restarts)."""
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
     def _emit(self, event: ApprovalEvent) -> None:
         for watcher in self._watchers:
             try:

@@ -131,6 +131,7 @@ class EmailApprovalService:
                         for account in event.approvers:
                             await self._notify(event, account)
         finally:
+            book.unsubscribe(self._send_channel.send_nowait)
             with trio.CancelScope(shield=True):
                 await self._db.aclose()
 

@@ -87,19 +87,22 @@ class OaService:
         if book is None:
             raise RuntimeError("the approval book is not open")
         book.subscribe(self._watch)
-        for approval in book.pending():  # after a restart: OA treats a known todo_id as a no-op
-            self._watch(
-                ApprovalEvent(
-                    kind="waiting",
-                    approval=approval,
-                    step=approval.step,
-                    approvers=tuple(book.approvers(approval)),
+        try:
+            for approval in book.pending():  # after a restart: OA treats a known todo_id as a no-op
+                self._watch(
+                    ApprovalEvent(
+                        kind="waiting",
+                        approval=approval,
+                        step=approval.step,
+                        approvers=tuple(book.approvers(approval)),
+                    )
                 )
-            )
-        async with httpx.AsyncClient(timeout=self.config.timeout) as client:
-            task_status.started()
-            async for event in self._receive:
-                await self._handle(client, event)
+            async with httpx.AsyncClient(timeout=self.config.timeout) as client:
+                task_status.started()
+                async for event in self._receive:
+                    await self._handle(client, event)
+        finally:
+            book.unsubscribe(self._watch)
 
     async def _handle(self, client: httpx.AsyncClient, event: ApprovalEvent) -> None:
         approval = event.approval
