@@ -134,6 +134,7 @@ class StaffDirectory:
         self.orgs: dict[str, Organisation] = {}
         self.accounts: dict[str, Account] = {}
         self.last_full_sync: float | None = None
+        self._units: dict[str, str] = {}  # org id -> its unit; cleared when organisations change
 
     @classmethod
     async def open(
@@ -194,15 +195,21 @@ class StaffDirectory:
         """Enabled accounts holding ``permission`` (in ``org`` or one of its departments)."""
         out = []
         for account in self.accounts.values():
-            if permission not in account.permissions(self.roles):
-                continue
             if org is not None and self.unit_of(account.org) != org:
+                continue  # the cheap test first: most accounts are in other units
+            if permission not in account.permissions(self.roles):
                 continue
             out.append(account)
         return sorted(out, key=lambda a: a.id)
 
     def unit_of(self, org_id: str) -> str:
         """The province, city or county organisation that ``org_id`` is (or is a department of)."""
+        unit = self._units.get(org_id)
+        if unit is None:
+            unit = self._units[org_id] = self._find_unit(org_id)
+        return unit
+
+    def _find_unit(self, org_id: str) -> str:
         seen = set()
         org = self.orgs.get(org_id)
         while org is not None and org.level is OrgLevel.DEPARTMENT and org.parent:
@@ -247,6 +254,7 @@ class StaffDirectory:
 
         await self._worker.transaction(write)
         self.orgs = {o.id: o for o in orgs}
+        self._units.clear()
         for account in accounts + gone:
             self.accounts[account.id] = account
         self.last_full_sync = now
@@ -273,6 +281,7 @@ class StaffDirectory:
 
         await self._worker.transaction(write)
         self.orgs[org.id] = org
+        self._units.clear()
 
     async def delete_organisation(self, org_id: str, *, actor: str) -> None:
         now = time.time()
@@ -283,6 +292,7 @@ class StaffDirectory:
 
         await self._worker.transaction(write)
         self.orgs.pop(org_id, None)
+        self._units.clear()
 
     # -- audit ---------------------------------------------------------------------------------
 
