@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.approval.book import ApprovalBook, definition_hash
+from gateway.approval.model import ApprovalState
 from gateway.campaigns.model import LifecycleError
 from gateway.model import CampaignState
 from gateway.staff.model import Permission, PermissionDenied
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 ACTIVE = frozenset({CampaignState.APPROVED, CampaignState.RUNNING, CampaignState.PAUSED})
 GATED_TARGETS = frozenset({CampaignState.APPROVED, CampaignState.RUNNING})
+REFUSED = frozenset({ApprovalState.REJECTED, ApprovalState.RETURNED})
 #: lifecycle actions people take, and the permission each needs
 PERSONAL_ACTIONS = {
     "pause": Permission.PAUSE_CAMPAIGN,
@@ -48,8 +50,15 @@ class ApprovalGate:
         state = old.campaign.state if old is not None else new.initial_state
         if state not in ACTIVE:
             return True
-        if self.book.is_approved(new.id, definition_hash(new.raw)):
+        dhash = definition_hash(new.raw)
+        if self.book.is_approved(new.id, dhash):
             return True
+        refused = [a for a in self.book.find(new.id, dhash) if a.state in REFUSED]
+        if refused:  # asked and refused: a file reload does not ask again; a new definition does
+            structlog.get_logger().warning(
+                "approval.definition_refused", campaign=new.id, approval=refused[-1].id
+            )
+            return False
         kind = "change" if old is not None else "start"
         approval = await self._open_for(new, kind)
         structlog.get_logger().warning(

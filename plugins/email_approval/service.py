@@ -77,6 +77,7 @@ class EmailApprovalService:
         self._recent: dict[str, collections.deque[float]] = {}
         self.port: int | None = None
         self.sent = 0
+        self.already_notified = 0
         self.accepted = 0
         self.refused = 0
         #: refusals by reason code (for ``gatewayctl status`` and tests)
@@ -144,6 +145,16 @@ class EmailApprovalService:
         if account is None or not account.email or db is None:
             return
         approval, now = event.approval, time.time()
+        outstanding = await db.run(
+            lambda c: c.execute(
+                "SELECT 1 FROM email_tokens WHERE approval_id=? AND step=? AND account=? "
+                "AND used_at IS NULL AND expires_at > ?",
+                (approval.id, event.step, account_id, now),
+            ).fetchone()
+        )
+        if outstanding is not None:  # already notified (before a restart): no second email
+            self.already_notified += 1
+            return
         claims = Claims(
             approval=approval.id,
             step=event.step,

@@ -250,3 +250,17 @@ async def test_rate_limit_per_peer(tmp_path, relay):
         assert approval.signs == []
         service = gw.daemon.pm.get_plugin("email_approval").service
         assert service.refusals["rate"] == 1
+
+
+async def test_restart_sends_no_second_notification(tmp_path, relay):
+    """After a restart, approvers holding an unused, unexpired token get no second email."""
+    handler, relay_port = relay
+    port = free_port()
+    async with open_gateway(tmp_path, config(tmp_path, relay_port, port)):
+        await wait_until(lambda: len(handler.messages) >= 2)
+    (tmp_path / "campaigns" / "c1.toml").unlink()  # config() writes it again
+    (tmp_path / "campaigns").rmdir()
+    async with open_gateway(tmp_path, config(tmp_path, relay_port, port)) as gw:
+        service = gw.daemon.pm.get_plugin("email_approval").service
+        await wait_until(lambda: service.already_notified == 2)
+        assert len(handler.messages) == 2 and service.sent == 0

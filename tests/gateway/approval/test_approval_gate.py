@@ -180,3 +180,26 @@ async def test_people_act_on_campaigns_as_permitted_staff(tmp_path):
             ("author", "campaigns.pause", "denied"),
             ("city2", "campaigns.cancel", "ok"),
         ]
+
+
+async def test_a_refused_change_is_not_asked_again_on_reload(tmp_path):
+    """A rejected change stays held through reloads without a new approval; a newer one asks."""
+    write_campaign(tmp_path, extra='initial_state = "running"')
+    async with open_gateway(tmp_path, config(tmp_path)) as gw:
+        store, book = gw.gateway.campaigns, gw.gateway.approvals
+        (approval,) = book.pending()
+        await book.decide(approval.id, "city1", approval_decision())
+        done = {"count": 0, "start_date": None, "end_date": None}
+        await book.decide(approval.id, "chan", approval_decision(), detail=done)
+        write_campaign(tmp_path, extra='initial_state = "running"', text="changed")
+        await gw.command("campaigns", "reload")
+        (change,) = book.pending()
+        from gateway.approval.model import Decision
+
+        await book.decide(change.id, "city2", Decision.REJECT, comment="no")
+        assert (await gw.command("campaigns", "reload")).data["held"] == 1
+        assert book.pending() == []
+        assert store.get("c1").raw["content"]["sms"]["text"] == "hello"
+        write_campaign(tmp_path, extra='initial_state = "running"', text="changed again")
+        await gw.command("campaigns", "reload")
+        assert len(book.pending()) == 1
