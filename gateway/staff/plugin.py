@@ -227,7 +227,7 @@ class StaffComponent:
                 for a in sorted(directory.accounts.values(), key=lambda a: a.id)
             ]
             lines = [
-                f"{r['id']:<16} {'enabled ' if r['enabled'] else 'DISABLED'} {r['org']:<12} {r['roles']}"
+                f"{r['id']:<16} {'enabled ' if r['enabled'] else 'DISABLED'} {r['org']:<12} {','.join(r['roles'])}"
                 for r in rows
             ]
             return AdminReply(data={"accounts": rows}, text="\n".join(lines) or "(no accounts)")
