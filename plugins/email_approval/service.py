@@ -29,7 +29,7 @@ import structlog
 import trio
 
 from gateway.approval.book import ApprovalError
-from gateway.approval.model import ApprovalEvent, Decision
+from gateway.approval.model import ApprovalEvent, Decision, StepKind
 from gateway.store import SqliteWorker, open_sqlite
 from plugins.email_approval.server import serve_smtp, tls_context
 from plugins.email_approval.token import (
@@ -78,6 +78,7 @@ class EmailApprovalService:
         self.port: int | None = None
         self.sent = 0
         self.already_notified = 0
+        self.not_by_email = 0
         self.accepted = 0
         self.refused = 0
         #: refusals by reason code (for ``gatewayctl status`` and tests)
@@ -145,6 +146,10 @@ class EmailApprovalService:
         if account is None or not account.email or db is None:
             return
         approval, now = event.approval, time.time()
+        if approval.steps[event.step].kind is not StepKind.APPROVE:
+            # a filing needs its reference, a channel confirmation its figures: not by email
+            self.not_by_email += 1
+            return
         outstanding = await db.run(
             lambda c: c.execute(
                 "SELECT 1 FROM email_tokens WHERE approval_id=? AND step=? AND account=? "

@@ -264,3 +264,21 @@ async def test_restart_sends_no_second_notification(tmp_path, relay):
         service = gw.daemon.pm.get_plugin("email_approval").service
         await wait_until(lambda: service.already_notified == 2)
         assert len(handler.messages) == 2 and service.sent == 0
+
+
+async def test_channel_confirmation_is_not_offered_by_email(tmp_path, relay):
+    """After the approval step, the channel owner gets no email token (it needs the figures)."""
+    handler, relay_port = relay
+    port = free_port()
+    extra = (
+        config(tmp_path, relay_port, port)
+        .replace("channel_confirmation = false", "channel_confirmation = true")
+        .replace("countersign = { marketing = 2 }", "")
+    )
+    async with open_gateway(tmp_path, extra) as gw:
+        await wait_until(lambda: len(handler.messages) >= 2)
+        notice = next(m for m in handler.messages if str(m["To"]) == "city1@corp.example")
+        assert (await reply(port, "city1@corp.example", "同意", token_of(notice)))[0] == 250
+        service = gw.daemon.pm.get_plugin("email_approval").service
+        await wait_until(lambda: service.not_by_email == 1)
+        assert len(handler.messages) == 2 and gw.gateway.approvals.pending()[0].step == 1
