@@ -11,6 +11,7 @@ missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v xml2wbxml >/dev/null 2>&1 || missing+=(libwbxml2-utils)  # WAP Push WBXML checks
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # a throwaway certificate for the STARTTLS test
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: installing ${missing[*]}" >&2
