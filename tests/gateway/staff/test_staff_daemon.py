@@ -34,11 +34,19 @@ async def test_spml_push_over_http_and_full_sync(tmp_path):
     answered with status=failure; a new full file is applied by 'staff sync'."""
     full = write_full_file(tmp_path / "4a.json")
     port = free_port()
-    extra = STAFF_TOML.format(full_file=full) + f'[http]\nlisten = "127.0.0.1:{port}"\n'
+    extra = STAFF_TOML.format(full_file=full) + (
+        f'[http]\nlisten = "127.0.0.1:{port}"\n'
+        '[http.clients.foura]\napi_key = "4a-platform-key-0123456789"\n'
+    )
     async with open_gateway(tmp_path, extra) as gw:
         staff = gw.gateway.staff
         assert staff.accounts["city1"].enabled
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient() as anonymous:  # the 4A platform is an HTTP client of ours
+            refused = await anonymous.post(
+                f"http://127.0.0.1:{port}/4a/spml", content=DISABLE_CITY1
+            )
+        assert refused.status_code == 401 and staff.accounts["city1"].enabled
+        async with httpx.AsyncClient(headers={"X-Api-Key": "4a-platform-key-0123456789"}) as client:
             response = await client.post(f"http://127.0.0.1:{port}/4a/spml", content=DISABLE_CITY1)
             missing = await client.post(
                 f"http://127.0.0.1:{port}/4a/spml",
