@@ -109,6 +109,15 @@ def gateway_http_routes(gateway: Any):
 
 
 @hookimpl
+def gateway_reload(gateway: Any):
+    """Apply the keys that are not restart keys (limits, touchpoint settings, fetch roots)."""
+    ws = RUNNING.service
+    if ws is None or ws.gateway is not gateway:
+        return
+    ws.reconfigure(gateway.plugin_config(NAME))
+
+
+@hookimpl
 def gateway_status(gateway: Any):
     ws = RUNNING.service
     if ws is None or ws.gateway is not gateway:

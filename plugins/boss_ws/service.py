@@ -56,9 +56,14 @@ class BossWebservices:
     ready: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
-        local = LocalFileFetcher(self.config.fetch_roots)
-        self.fetchers.setdefault("file", local)
-        self.fetchers.setdefault("", local)
+        self.reconfigure(self.config)
+
+    def reconfigure(self, config: BossWsConfig) -> None:
+        """Take a reloaded section (its restart keys keep their running values)."""
+        self.config = config
+        local = LocalFileFetcher(config.fetch_roots)
+        self.fetchers["file"] = local
+        self.fetchers[""] = local
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
