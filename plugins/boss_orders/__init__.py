@@ -36,6 +36,7 @@ RESTART_KEYS = (
     "breaker_failures",
     "breaker_reset",
     "order_retry_max",
+    "concurrency",
     "status_cache_ttl",
     "max_answer_bytes",
     "products",

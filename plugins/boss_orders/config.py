@@ -11,6 +11,7 @@
     breaker_failures = 5             # consecutive failed calls that open the circuit breaker
     breaker_reset = "30s"            # open this long, then one trial call
     order_retry_max = "5m"           # a pending order waits at most this long between rounds
+    concurrency = 8                  # orders in flight at once
     status_cache_ttl = "10m"         # how long a subscriber status answer is reused
     max_answer_bytes = 1048576
 
@@ -85,6 +86,7 @@ class BossOrdersConfig:
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     order_retry_max: float = 300.0
+    concurrency: int = 8
     status_cache_ttl: float = 600.0
     max_answer_bytes: int = 1024 * 1024
     products: Mapping[str, str] = attrs.field(factory=dict)
@@ -184,6 +186,7 @@ def parse_boss_orders_config(table: Mapping[str, Any], key: str) -> BossOrdersCo
         breaker_failures=r.int("breaker_failures", d.breaker_failures, min=1, max=1000),
         breaker_reset=r.duration("breaker_reset", d.breaker_reset, min=0.01),
         order_retry_max=r.duration("order_retry_max", d.order_retry_max, min=0.01),
+        concurrency=r.int("concurrency", d.concurrency, min=1, max=256),
         status_cache_ttl=r.duration("status_cache_ttl", d.status_cache_ttl, min=0.0),
         max_answer_bytes=r.int("max_answer_bytes", d.max_answer_bytes, min=1024),
         products=dict(products),

@@ -54,10 +54,12 @@ class OrderService:
     _lookups_send: Any = None
     _lookups_receive: Any = None
     _wake: trio.Event = attrs.field(factory=trio.Event)
+    _in_flight: trio.CapacityLimiter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[Acceptance](INTAKE)
         self._lookups_send, self._lookups_receive = trio.open_memory_channel[str](INTAKE)
+        self._in_flight = trio.CapacityLimiter(self.config.concurrency)
         self.status_cache.ttl = self.config.status_cache_ttl
         self.status_cache.request = self.request_status
 
@@ -135,8 +137,9 @@ class OrderService:
         assert book is not None
         while True:
             due = await book.due(self.clock(), ROUND)
-            for order in due:
-                await self._work(order)
+            async with trio.open_nursery() as nursery:
+                for order in due:
+                    nursery.start_soon(self._work_limited, order)
             if len(due) == ROUND:
                 continue
             self._wake = trio.Event()
@@ -144,6 +147,10 @@ class OrderService:
             wait = math.inf if nxt is None else max(0.05, nxt - self.clock())
             with trio.move_on_after(min(wait, self.config.order_retry_max)):
                 await self._wake.wait()
+
+    async def _work_limited(self, order: Order) -> None:
+        async with self._in_flight:
+            await self._work(order)
 
     async def _work(self, order: Order) -> None:
         assert self.book is not None and self.client is not None
