@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,12 +51,17 @@ async def _targets_inline(ws: BossWebservices, cid: str, numbers: Any) -> tuple[
             "must come as targets_file"
         )
     plan = active_plan()
-    normal = []
-    for i, text in enumerate(numbers):
-        try:
-            normal.append(plan.normalise(text))
-        except NumberError as exc:
-            raise BadRequest(f"targets[{i}]: not a usable MSISDN {mask(text)}: {exc}") from None
+
+    def normalise() -> list[str]:
+        normal = []
+        for i, text in enumerate(numbers):
+            try:
+                normal.append(plan.normalise(text))
+            except NumberError as exc:
+                raise BadRequest(f"targets[{i}]: not a usable MSISDN {mask(text)}: {exc}") from None
+        return normal
+
+    normal = await trio.to_thread.run_sync(normalise, limiter=ws.parse_limiter)
     data = "".join(f"{n}\n" for n in normal).encode()
     digest = hashlib.sha256(data).hexdigest()
     path = ws.directory / "targets" / f"{cid}-{digest[:16]}.txt"
@@ -127,11 +133,16 @@ async def dispatch(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
         target["list"] = str(path)
         table["target"] = target
     try:
-        cdef = parse_campaign(
-            table,
-            origin=f"webservice:{work_order}",
-            areas=campaigns.areas,
-            plugin_types=campaigns.plugin_types,
+        # off the event loop: the target list may hold hundreds of thousands of numbers
+        cdef = await trio.to_thread.run_sync(
+            partial(
+                parse_campaign,
+                table,
+                origin=f"webservice:{work_order}",
+                areas=campaigns.areas,
+                plugin_types=campaigns.plugin_types,
+            ),
+            limiter=ws.parse_limiter,
         )
     except ConfigError as exc:
         return reply(400, {"error": "invalid campaign", "problems": [str(p) for p in exc.problems]})

@@ -54,6 +54,8 @@ class BossWebservices:
     counters: dict[str, int] = attrs.field(factory=dict)
     crm_wake: trio.Event = attrs.field(factory=trio.Event)
     ready: trio.Event = attrs.field(factory=trio.Event)
+    #: one campaign parsed at a time (reading a large target list is CPU and I/O)
+    parse_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
 
     def __attrs_post_init__(self) -> None:
         self.reconfigure(self.config)
