@@ -291,3 +291,21 @@ backoff = "0.01s"
             assert "HTTP 500" in row["last_error"]
             assert list(inbox.iterdir()) == []
             assert crm.requests == 3
+
+
+async def test_reload_applies_limits_and_keeps_restart_keys(tmp_path):
+    """A reload takes a new max_inline_targets at once; a new path_prefix waits for a restart."""
+    async with open_gateway(tmp_path / "gw", ws_config(tmp_path)) as gw:
+        url = f"http://127.0.0.1:{http_port(gw)}/boss"
+        text = gw.config_path.read_text()
+        gw.config_path.write_text(
+            text.replace("max_inline_targets = 3", "max_inline_targets = 1").replace(
+                "enabled = true", 'enabled = true\npath_prefix = "/other"'
+            )
+        )
+        assert gw.daemon.reload() is None
+        assert "plugins.boss_ws.path_prefix" in gw.daemon.restart_required
+        async with httpx.AsyncClient() as http:
+            body = {"work_order": "W", "campaign": campaign("spring"), "targets": [A, B]}
+            r = await http.post(f"{url}/campaigns", json=body)
+            assert r.status_code == 400 and "more than 1" in r.json()["error"]
