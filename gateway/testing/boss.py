@@ -14,6 +14,7 @@ have a BOSS that refuses connections; open a new one on the same ``port`` to bri
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -116,9 +117,19 @@ class FakeBoss(_HttpPeer):
     #: product codes the BOSS refuses (result code 2001)
     refused_products: set[str] = attrs.field(factory=set)
     soap_actions: list[str] = attrs.field(factory=list)
+    #: HTTP Basic credentials required when set (401 otherwise)
+    username: str = ""
+    password: str = ""
+    auth_refused: int = 0
 
     def handle(self, request: h11.Request, body: bytes) -> tuple[int, str, bytes]:
         target = request.target.decode()
+        if self.username:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            sent = dict((k.lower(), v.decode("latin-1")) for k, v in request.headers)
+            if sent.get(b"authorization") != f"Basic {token}":
+                self.auth_refused += 1
+                return 401, "text/plain", b"unauthorized\n"
         if self.protocol == "json":
             try:
                 data = json.loads(body)

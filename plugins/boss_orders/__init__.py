@@ -30,6 +30,9 @@ NAME = "boss_orders"
 RESTART_KEYS = (
     "url",
     "protocol",
+    "username",
+    "password",
+    "headers",
     "timeout",
     "attempts",
     "backoff",

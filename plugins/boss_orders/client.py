@@ -4,8 +4,9 @@
 answer. It raises :class:`BossUnavailable` when the BOSS could not be reached or failed on its
 side (connection refused, timeout, HTTP 5xx, a SOAP Server fault, an unreadable answer) after
 ``attempts`` tries, or at once while the circuit breaker is open: the caller keeps the work
-and tries later. :class:`BossRejected` is final (HTTP 4xx, a SOAP Client fault): the same
-request would be refused again.
+and tries later. :class:`BossRejected` is final (HTTP 4xx other than 401/403, a SOAP Client
+fault): the same request would be refused again. Refused credentials (401, 403) are our
+configuration's fault, not the order's: they count as unavailable, so no order is lost to them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ class BossClient:
         self.breaker = CircuitBreaker(
             failure_threshold=config.breaker_failures, reset_after=config.breaker_reset
         )
-        self._http = http or httpx.AsyncClient(timeout=config.timeout)
+        auth = httpx.BasicAuth(config.username, config.password) if config.username else None
+        self._http = http or httpx.AsyncClient(
+            timeout=config.timeout, auth=auth, headers=dict(config.headers)
+        )
         self.calls = 0
         self.failures = 0
         self.refused_open = 0
@@ -113,6 +117,9 @@ class BossClient:
         except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
             raise BossUnavailable(f"{type(exc).__name__}: {exc}") from None
         answer = b"".join(chunks)
+        if status in (401, 403):
+            # our credentials, not the order: keep the work until the operator fixes them
+            raise BossUnavailable(f"HTTP {status}: check [plugins.boss_orders] username/password")
         parse = parse_soap if self.config.protocol == "soap" else parse_json
         try:
             fields = parse(answer, op.fields)

@@ -5,6 +5,9 @@
     [plugins.boss_orders]
     url = "http://boss.example.com:8080/services/OrderService"
     protocol = "soap"                # soap (SOAP 1.1, WSDL-described) | json
+    username = ""                    # HTTP Basic authentication ("" = none)
+    password = ""
+    headers = { }                    # extra request headers (an API key the BOSS wants)
     timeout = "5s"                   # one HTTP exchange
     attempts = 3                     # tries of one call before it counts as failed
     backoff = "0.5s"                 # first pause between tries, doubled each time
@@ -80,6 +83,9 @@ class ResultSms:
 class BossOrdersConfig:
     url: str = ""
     protocol: str = "soap"
+    username: str = ""
+    password: str = attrs.field(default="", repr=False)  # never logged
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
     timeout: float = 5.0
     attempts: int = 3
     backoff: float = 0.5
@@ -165,6 +171,12 @@ def parse_boss_orders_config(table: Mapping[str, Any], key: str) -> BossOrdersCo
     if not isinstance(products, Mapping) or not all(isinstance(v, str) for v in products.values()):
         r.problem("products", "expected a table of campaign id = product code")
         products = {}
+    headers = r.raw("headers", {})
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        r.problem("headers", "expected a table of header name = value")
+        headers = {}
     order = _operation(r, "order", protocol)
     status = _operation(r, "status", protocol)
     sms = r.table("result_sms")
@@ -180,6 +192,9 @@ def parse_boss_orders_config(table: Mapping[str, Any], key: str) -> BossOrdersCo
     config = BossOrdersConfig(
         url=r.str("url", ""),
         protocol=protocol,
+        username=r.str("username", ""),
+        password=r.str("password", ""),
+        headers=dict(headers),
         timeout=r.duration("timeout", d.timeout, min=0.01),
         attempts=r.int("attempts", d.attempts, min=1, max=20),
         backoff=r.duration("backoff", d.backoff, min=0.0),

@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 
 from gateway.config_reader import TableReader
+from gateway.contracts import HttpRoute
 
 INITIAL = ("draft", "pending_approval")
 
@@ -81,10 +82,14 @@ def parse_boss_ws_config(table: Mapping[str, Any], key: str) -> BossWsConfig:
             backoff=c.duration("backoff", 1.0, min=0.0),
         )
         c.check_unknown()
+    auth = r.str("auth", d.auth)
+    if auth and "auth" not in attrs.fields_dict(HttpRoute):
+        # accepted and ignored would leave the routes open while the file says otherwise
+        r.problem("auth", "this build's HTTP host has no per-route authentication; leave it empty")
     config = BossWsConfig(
         enabled=r.bool("enabled", d.enabled),
         path_prefix=prefix or d.path_prefix,
-        auth=r.str("auth", d.auth),
+        auth=auth,
         initial_state=r.str("initial_state", d.initial_state, choices=INITIAL),
         max_inline_targets=r.int("max_inline_targets", d.max_inline_targets, min=1),
         fetch_roots=roots,

@@ -150,3 +150,21 @@ async def test_timeout_counts_as_unavailable_and_client_fault_is_final(clock):
             await client.call(config.order, {})
         assert client.breaker.state is BreakerState.CLOSED
         await client.aclose()
+
+
+async def test_credentials_are_sent_and_a_refusal_keeps_the_work(clock):
+    """Configured Basic credentials are accepted; wrong ones (401) are 'unavailable' (the
+    order waits for the operator), never a final refusal of the order."""
+    async with open_fake_boss("soap", username="gw", password="s3cret") as boss:
+        values = {"contact_id": "c1", "msisdn": "8613800000001", "product": "P"}
+        good = config_of(SOAP_ORDER.format(port=boss.port), username="gw", password="s3cret")
+        assert "s3cret" not in repr(good)
+        client = BossClient(good)
+        assert (await client.call(good.order, values))["code"] == "0"
+        await client.aclose()
+        bad = config_of(SOAP_ORDER.format(port=boss.port), username="gw", password="wrong")
+        client = BossClient(bad)
+        with pytest.raises(BossUnavailable, match="401"):
+            await client.call(bad.order, values)
+        await client.aclose()
+        assert boss.auth_refused == bad.attempts and len(boss.orders) == 1

@@ -309,3 +309,19 @@ async def test_reload_applies_limits_and_keeps_restart_keys(tmp_path):
             body = {"work_order": "W", "campaign": campaign("spring"), "targets": [A, B]}
             r = await http.post(f"{url}/campaigns", json=body)
             assert r.status_code == 400 and "more than 1" in r.json()["error"]
+
+
+def test_auth_is_refused_where_the_host_cannot_enforce_it():
+    """``auth`` is a config error while HttpRoute has no auth field (never silently open)."""
+    import attrs
+
+    from gateway.contracts import HttpRoute
+    from gateway.errors import ConfigError
+    from plugins.boss_ws.config import parse_boss_ws_config
+
+    if "auth" in attrs.fields_dict(HttpRoute):
+        config = parse_boss_ws_config({"enabled": True, "auth": "boss"}, "plugins.boss_ws")
+        assert config.auth == "boss"
+    else:
+        with pytest.raises(ConfigError, match="per-route authentication"):
+            parse_boss_ws_config({"enabled": True, "auth": "boss"}, "plugins.boss_ws")
