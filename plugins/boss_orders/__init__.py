@@ -30,6 +30,7 @@ NAME = "boss_orders"
 RESTART_KEYS = (
     "url",
     "protocol",
+    "wsdl",
     "username",
     "password",
     "headers",

@@ -3,8 +3,9 @@
 ::
 
     [plugins.boss_orders]
-    url = "http://boss.example.com:8080/services/OrderService"
+    url = "http://boss.example.com:8080/services/OrderService"  # default: the WSDL's address
     protocol = "soap"                # soap (SOAP 1.1, WSDL-described) | json
+    wsdl = "/etc/gateway/boss/order_service.wsdl"  # optional: SOAPActions and address from it
     username = ""                    # HTTP Basic authentication ("" = none)
     password = ""
     headers = { }                    # extra request headers (an API key the BOSS wants)
@@ -22,6 +23,7 @@
     "spring-mms-offer" = "DATA1G10"
 
     [plugins.boss_orders.order]      # the product order operation
+    operation = "PlaceOrder"         # its name in the WSDL (gives soap_action), or:
     soap_action = "urn:boss:order#PlaceOrder"
     body = '<o:PlaceOrder xmlns:o="urn:boss:order"><o:orderId>{contact_id}</o:orderId>...'
     # json = { orderId = "{contact_id}", msisdn = "{msisdn}", product = "{product}" }
@@ -47,12 +49,14 @@ in requests; in the SMS also every name of the order's ``fields``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from gateway.config_reader import TableReader
 from gateway.rules.template import Template, TemplateError
+from plugins.boss_orders.wsdl import WsdlError, WsdlService, read_wsdl
 
 PROTOCOLS = ("soap", "json")
 REQUEST_FIELDS = ("contact_id", "msisdn", "campaign_id", "product", "answer")
@@ -130,10 +134,24 @@ def _json_document(r: TableReader, name: str, node: Any, known: tuple[str, ...])
     return node
 
 
-def _operation(r: TableReader, name: str, protocol: str) -> Operation | None:
+def _operation(
+    r: TableReader, name: str, protocol: str, wsdl: WsdlService | None
+) -> Operation | None:
     if not r.has(name):
         return None
     t = r.table(name)
+    soap_action = t.str("soap_action", None)
+    operation = t.str("operation", None)
+    if operation is not None:
+        if wsdl is None:
+            t.problem("operation", "names a WSDL operation: set [plugins.boss_orders] wsdl")
+        elif operation not in wsdl.actions:
+            t.problem(
+                "operation",
+                f"no operation {operation!r} in the WSDL (it has: {', '.join(sorted(wsdl.actions))})",
+            )
+        elif soap_action is None:
+            soap_action = wsdl.actions[operation]
     body = _template(t, "body", REQUEST_FIELDS)
     document = t.raw("json", None)
     if document is not None and not isinstance(document, Mapping):
@@ -152,7 +170,7 @@ def _operation(r: TableReader, name: str, protocol: str) -> Operation | None:
         t.problem("fields", 'needs "code" (where the answer says success or failure)')
     op = Operation(
         name=name,
-        soap_action=t.str("soap_action", ""),
+        soap_action=soap_action or "",
         body=body,
         json=json_doc,
         url=t.str("url", ""),
@@ -177,8 +195,15 @@ def parse_boss_orders_config(table: Mapping[str, Any], key: str) -> BossOrdersCo
     ):
         r.problem("headers", "expected a table of header name = value")
         headers = {}
-    order = _operation(r, "order", protocol)
-    status = _operation(r, "status", protocol)
+    wsdl = None
+    wsdl_path = r.str("wsdl", "")
+    if wsdl_path:
+        try:
+            wsdl = read_wsdl(Path(wsdl_path))
+        except WsdlError as exc:
+            r.problem("wsdl", str(exc))
+    order = _operation(r, "order", protocol, wsdl)
+    status = _operation(r, "status", protocol, wsdl)
     sms = r.table("result_sms")
     order_fields = tuple(order.fields) if order else ()
     known = (*REQUEST_FIELDS, *order_fields)
@@ -190,7 +215,7 @@ def parse_boss_orders_config(table: Mapping[str, Any], key: str) -> BossOrdersCo
     )
     sms.check_unknown()
     config = BossOrdersConfig(
-        url=r.str("url", ""),
+        url=r.str("url", "") or (wsdl.address if wsdl is not None else ""),
         protocol=protocol,
         username=r.str("username", ""),
         password=r.str("password", ""),

@@ -82,3 +82,23 @@ def test_fake_boss_answers_are_valid_for_the_wsdl(operations):
         element = body_element(answer)
         _action, _inp, out = operations[body_element(request_body).tag]
         out.validate(element)
+
+
+def test_wsdl_gives_soap_actions_and_address():
+    """With ``wsdl``, an operation named by ``operation`` takes its SOAPAction from the
+    binding and the url defaults to the service address; an unknown operation is refused."""
+    from gateway.errors import ConfigError
+
+    table = tomllib.loads(SOAP_ORDER.format(port=1))["plugins"]["boss_orders"]
+    del table["url"]
+    table["wsdl"] = str(WSDL)
+    for name, operation in (("order", "PlaceOrder"), ("status", "QuerySubscriber")):
+        del table[name]["soap_action"]
+        table[name]["operation"] = operation
+    config = parse_boss_orders_config(table, "plugins.boss_orders")
+    assert config.url == "http://127.0.0.1/services/OrderService"
+    assert config.order.soap_action == "urn:example:boss:order#PlaceOrder"
+    assert config.status.soap_action == "urn:example:boss:order#QuerySubscriber"
+    table["order"]["operation"] = "CancelOrder"
+    with pytest.raises(ConfigError, match="no operation 'CancelOrder' in the WSDL"):
+        parse_boss_orders_config(table, "plugins.boss_orders")
