@@ -325,3 +325,43 @@ def test_auth_is_refused_where_the_host_cannot_enforce_it():
     else:
         with pytest.raises(ConfigError, match="per-route authentication"):
             parse_boss_ws_config({"enabled": True, "auth": "boss"}, "plugins.boss_ws")
+
+
+async def test_crm_dispatch_interrupted_by_a_restart_is_finished_after_it(tmp_path):
+    """A dispatch whose file is written but whose call has not succeeded when the gateway
+    stops is resumed at the next start: the same file, one successful call."""
+    from gateway.testing.boss import open_fake_crm
+
+    async with open_fake_crm() as crm:
+        crm.fail_next = 1000
+        inbox = tmp_path / "crm-inbox"
+        extra = f"""
+[plugins.boss_ws.crm]
+url = "http://127.0.0.1:{crm.port}/pool"
+drop_dir = "{inbox}"
+attempts = 20
+backoff = "1s"
+"""
+        async with open_gateway(tmp_path / "gw", ws_config(tmp_path, extra)) as gw:
+            url = f"http://127.0.0.1:{http_port(gw)}/boss"
+            async with httpx.AsyncClient() as http:
+                body = {"work_order": "W", "campaign": campaign("spring"), "targets": [A, B]}
+                assert (await http.post(f"{url}/campaigns", json=body)).status_code == 201
+                r = await http.post(f"{url}/crm/dispatch", json={"campaign_id": "spring"})
+                did = r.json()["dispatch_id"]
+                await wait_until(lambda: crm.requests >= 1)
+                r = await http.get(f"{url}/crm/dispatch", params={"id": did})
+                assert r.json()["state"] == "file_written"
+        assert [p.name for p in inbox.iterdir()] == [f"{did}.txt"]
+        crm.fail_next = 0
+        async with open_gateway(tmp_path / "gw", ws_config(tmp_path, extra)) as gw:
+            url = f"http://127.0.0.1:{http_port(gw)}/boss"
+            async with httpx.AsyncClient() as http:
+
+                async def done():
+                    r = await http.get(f"{url}/crm/dispatch", params={"id": did})
+                    return r.json()["state"] == "done"
+
+                await wait_until(done)
+        assert [c["dispatch_id"] for _, c in crm.calls] == [did]
+        assert (inbox / f"{did}.txt").read_text().split() == [A, B]
