@@ -87,6 +87,26 @@ def gateway_services(gateway: Any):
 
 
 @hookimpl
+def gateway_start(gateway: Any):
+    """Say so when campaigns ask for the BOSS status that nobody will look up."""
+    config: BossOrdersConfig = gateway.plugin_config(NAME)
+    if (config.enabled and config.status is not None) or gateway.campaigns is None:
+        return
+    asking = sorted(
+        cdef.id
+        for cdef in gateway.campaigns.list()
+        if cdef.trigger is not None
+        and any(getattr(c, "name", None) == "boss_status" for c in cdef.trigger.conditions)
+    )
+    if asking:
+        gateway.logger(plugin=NAME).error(
+            "boss.status_not_configured",
+            campaigns=asking,
+            hint="these campaigns contact nobody: configure [plugins.boss_orders] url and [status]",
+        )
+
+
+@hookimpl
 def gateway_condition_types():
     return {"boss_status": condition_factory(RUNNING.cache)}
 

@@ -85,3 +85,19 @@ async def test_boss_down_does_not_stall_the_pipeline(tmp_path):
             client = RUNNING.service.client
             await wait_until(lambda: client.failures >= 1)
             assert smsc.texts() == []
+
+
+async def test_campaign_asking_for_status_without_a_status_operation_is_reported(tmp_path):
+    """A campaign with a boss_status condition while no status lookup is configured is named
+    in a boss.status_not_configured error at start (it would otherwise contact nobody)."""
+    import structlog
+
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    (campaigns / "care.toml").write_text(CAMPAIGN)
+    config = f'[campaigns]\ndirectory = "{campaigns}"\n'
+    with structlog.testing.capture_logs() as logs:
+        async with open_gateway(tmp_path / "gw", config):
+            pass
+    (entry,) = [e for e in logs if e["event"] == "boss.status_not_configured"]
+    assert entry["campaigns"] == ["care"]
