@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -92,7 +93,8 @@ async def touchpoint(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
         (c for c in gw.campaigns.list() if c.campaign.state is CampaignState.RUNNING),
         key=lambda c: (-c.campaign.priority, c.id),
     )
-    offers, refused = [], {}
+    offers: list[dict[str, Any]] = []
+    refused: dict[str, str] = {}
     for cdef in running:
         if len(offers) >= limit:
             break
@@ -119,7 +121,9 @@ async def touchpoint(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
                 refused[campaign.id] = decision.reason or decision.outcome.value
                 continue
             await control.commit(contact.contact_id)
-        content = cdef.content.get(channel) or next(iter(cdef.content.values()), {})
+        content: Mapping[str, Any] = cdef.content.get(channel) or next(
+            iter(cdef.content.values()), {}
+        )
 
         def lookup(name: str) -> Any:
             return index.attribute(name, row) if index is not None and row >= 0 else None
@@ -175,6 +179,7 @@ async def feedback(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
             "complaint_sensitive", msisdn, source="crm", reason=note or "complaint at the CRM"
         )
     elif kind == "accepted":
+        assert isinstance(contact_id, str) and isinstance(campaign_id, str)
         gw.hook.gateway_offer_accepted(
             acceptance=Acceptance(
                 contact_id=contact_id,
