@@ -198,7 +198,10 @@ class OrderService:
                 self.placed += 1
             else:
                 self.failed += 1
-            log.info("boss.order_" + state, code=fields.get("code"))
+            log.info(
+                "boss.order_placed" if state == "placed" else "boss.order_failed",
+                code=fields.get("code"),
+            )
             order = attrs.evolve(order, state=state, result=json.dumps(fields))
         await self._result_sms(order)
 
