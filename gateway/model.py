@@ -244,3 +244,20 @@ class MoMessage:
     channel: str
     received_at: float
     message_id: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Acceptance:
+    """A subscriber accepted an offer: a "Y" reply to a campaign's SMS, or a CRM counter.
+
+    ``contact_id`` is the contact whose offer was accepted (the idempotency key of whatever
+    the acceptance sets off, such as the product order); ``channel`` is where the answer came
+    from (``sms``, ``crm``); ``answer`` the subscriber's words ("Y"); ``at`` epoch seconds.
+    """
+
+    contact_id: str
+    campaign_id: str
+    msisdn: str
+    channel: str
+    answer: str
+    at: float

@@ -113,6 +113,10 @@ class Recorder:
     def gateway_mo_message(self, message):
         self.calls.append(f"gateway_mo_message:{message.text}")
 
+    @hookspecs.hookimpl
+    def gateway_offer_accepted(self, acceptance):
+        self.calls.append(f"gateway_offer_accepted:{acceptance.campaign_id}")
+
 
 def test_recorder_implements_every_hook():
     """The recorder below covers the whole contract, so the next test checks every hook."""
@@ -145,6 +149,14 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
             port = {smsc.port}
             system_id = "gateway"
             password = "secret"
+
+            [http]
+            listen = "127.0.0.1:0"
+            [http.clients.crm]
+            api_key = "boss-crm-test-key-0123456789"
+
+            [plugins.boss_ws]
+            enabled = true
             """
         async with open_gateway(tmp_path / "gw", config, plugins=(("recorder", recorder),)) as gw:
             await gw.command("status")
@@ -166,6 +178,19 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
             await wait_until(lambda: "gateway_delivery_report:delivered" in recorder.calls)
             await smsc.simulator.send_mo("8613800000001", "10086", "Y")
             await wait_until(lambda: "gateway_mo_message:Y" in recorder.calls)
+            # an acceptance registered at a CRM counter (the boss_ws feedback webservice)
+            import httpx
+
+            (http,) = [t.obj for t in gw.daemon.supervisor.tasks if t.name == "http"]
+            async with httpx.AsyncClient(
+                headers={"X-Api-Key": "boss-crm-test-key-0123456789"}
+            ) as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{http.port}/boss/feedback",
+                    json={"kind": "accepted", "msisdn": "8613800000001", "campaign_id": "welcome"},
+                )
+            assert answer.status_code == 200
+            assert "gateway_offer_accepted:welcome" in recorder.calls
     fired = {call.partition(":")[0] for call in recorder.calls}
     assert fired == set(HOOKS), f"never called: {sorted(set(HOOKS) - fired)}"
     assert recorder.calls.index("gateway_delivery_report:submitted") < recorder.calls.index(
