@@ -116,9 +116,43 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             return AdminReply(data=cdef.summary(), text=f"{cid}: {cdef.campaign.state.value}")
         raise AdminCommandError(f"usage: campaigns {USAGE}")
 
+    async def progress(cid: str) -> AdminReply:
+        cdef = find(cid)
+        source = store().progress_source
+        execution = await source(cid) if source is not None else None
+        if execution is None:
+            raise AdminCommandError(
+                f"campaign {cid!r} ({cdef.campaign.kind.value}, {cdef.campaign.state.value})"
+                " has no batch progress: it is not a batch campaign or has not started"
+            )
+        ledger = await _ledger_counts(gateway, cid)
+        deliveries: dict[str, int] = {}
+        if gateway.outbox is not None and hasattr(gateway.outbox, "delivery_counts"):
+            deliveries = dict(await gateway.outbox.delivery_counts(cid))
+        data = {
+            "campaign": cid,
+            "campaign_state": cdef.campaign.state.value,
+            **execution,
+            "decided": ledger["outcomes"],
+            "suppressed_by_reason": ledger["suppressed_by_reason"],
+            "queued": deliveries.get("queued", 0) + deliveries.get("sending", 0),
+            "sent": sum(
+                v
+                for k, v in deliveries.items()
+                if k in ("submitted", "delivered", "undeliverable", "expired", "unknown")
+            ),
+            "delivered": deliveries.get("delivered", 0),
+            "outbox_states": deliveries,
+        }
+        if data.get("expected_end"):
+            data["expected_end_text"] = _when(data["expected_end"])
+        return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+
     async def campaign(args: list[str]) -> AdminReply:
+        if len(args) == 2 and args[0] == "progress":
+            return await progress(args[1])
         if len(args) != 2 or args[0] != "report":
-            raise AdminCommandError("usage: campaign report ID")
+            raise AdminCommandError("usage: campaign report ID | campaign progress ID")
         cid = args[1]
         cdef = find(cid)
         await store().flush_counts()
@@ -236,9 +270,10 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         ),
         AdminCommand(
             name="campaign",
-            help="campaign report: matched, allowed, suppressed by reason, sent, delivered, control group",
+            help="campaign report: matched, allowed, suppressed by reason, sent, delivered, control"
+            " group; campaign progress: a batch's targets, decided, queued, sent, rate, expected end",
             handler=campaign,
-            usage="report ID",
+            usage="report ID | progress ID",
         ),
         AdminCommand(
             name="preview",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.campaigns.model import CampaignDef, Schedule
+from gateway.campaigns.targets import TargetListError, read_targets
 from gateway.config import read_toml
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigError, ConfigProblem
@@ -130,6 +131,27 @@ def parse_campaign(
     once_per = policy.duration("once_per", 0.0)
     policy.check_unknown()
 
+    if kind == "periodic":
+        r.problem(
+            "kind",
+            'periodic campaigns are not executed by this gateway yet: use "batch" with a'
+            ' target list, or "realtime" with a trigger',
+        )
+    if kind == "batch" and channels is not None and len(channels) > 1:
+        r.problem(
+            "channels",
+            "a batch campaign sends on one channel (serial multichannel fallback is not"
+            " implemented yet): name exactly one",
+        )
+
+    batch_rate = 0.0
+    if r.has("batch"):
+        batch = r.table("batch")
+        if kind != "batch":
+            batch.problem("rate", 'only a campaign of kind = "batch" takes a [batch] table')
+        batch_rate = batch.float("rate", 0.0, min=0.0, max=1_000_000.0)
+        batch.check_unknown()
+
     target = r.table("target")
     group = target.str("group", "")
     list_name = target.str("list", None)
@@ -142,11 +164,20 @@ def parse_campaign(
             else (base_dir or Path.cwd()) / list_name
         )
         try:
-            members = read_target_list(list_path)
+            if kind == "batch":
+                # read and checked whole here (clear errors at load); the batch runner reads
+                # it again when the campaign starts and keeps a snapshot
+                read_targets(list_path)
+            else:
+                members = read_target_list(list_path)
+        except TargetListError as exc:
+            target.problem("list", str(exc))
         except (OSError, ValueError) as exc:
             target.problem(
                 "list", f"cannot use {list_path}: {getattr(exc, 'strerror', None) or exc}"
             )
+    elif kind == "batch":
+        target.problem("list", "a batch campaign needs a target list file")
     target.check_unknown()
 
     content: dict[str, dict[str, Template]] = {}
@@ -210,6 +241,7 @@ def parse_campaign(
         control_group_percent=control,
         defer_if_quiet=defer,
         trigger=trigger,
+        batch_rate=batch_rate,
         initial_state=CampaignState(initial),
         raw=raw,
     )

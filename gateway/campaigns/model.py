@@ -87,6 +87,8 @@ class CampaignDef:
     control_group_percent: float = 0.0
     defer_if_quiet: bool = False
     trigger: Trigger | None = None
+    #: batch campaigns: targets presented per second (0 = as fast as contact control takes them)
+    batch_rate: float = 0.0
     initial_state: CampaignState = CampaignState.PENDING_APPROVAL
     raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
 
