@@ -99,6 +99,10 @@ class ProgressStore:
     async def start(self, row: ProgressRow) -> None:
         await self.writer.call(_insert, row)
 
+    def stage(self, campaign_id: str, cursor: int, now: float) -> None:
+        """Queue a cursor move for the writer's next commit, without waiting for it."""
+        self.writer.append(_UPDATE, [(cursor, now, campaign_id)])
+
     async def advance(self, campaign_id: str, cursor: int, now: float) -> None:
         await self.writer.durable(self.writer.append(_UPDATE, [(cursor, now, campaign_id)]))
 
