@@ -18,4 +18,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.pipeline_plugin",
     # After contact control, the outbox and campaigns: it feeds their public APIs.
     "gateway.batch.plugin:BatchPlugin",
+    "gateway.twoway.plugin:TwowayPlugin",  # offers of batch and realtime contacts, replies
 )

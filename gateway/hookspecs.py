@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         Service,
         SignalSource,
     )
-    from gateway.model import ContactDecision, Delivery, MoMessage
+    from gateway.model import Acceptance, ContactDecision, Delivery, MoMessage
 
 PROJECT = "gateway"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -175,3 +175,12 @@ def gateway_delivery_report(delivery: Delivery) -> None:
 @hookspec
 def gateway_mo_message(message: MoMessage) -> None:
     """A subscriber sent a message to the gateway (e.g. "Y" to order the offered product)."""
+
+
+@hookspec
+def gateway_offer_accepted(acceptance: Acceptance) -> None:
+    """A subscriber accepted an offer (an SMS reply such as "Y", an IVR key, a WAP click).
+
+    Called once per acceptance, after it was recorded in the contact ledger (event
+    ``accepted``). The BOSS plugin places the order here; return quickly (queue the work).
+    """

@@ -244,3 +244,19 @@ class MoMessage:
     channel: str
     received_at: float
     message_id: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Acceptance:
+    """A subscriber accepted an offer: an SMS reply "Y", an IVR key press, a WAP click.
+
+    ``contact_id`` is the offer's contact (the one the subscriber answered); ``answer`` is the
+    reply's text or the key pressed, as received. Fired as ``gateway_offer_accepted``.
+    """
+
+    contact_id: str
+    campaign_id: str
+    msisdn: str
+    channel: str
+    answer: str
+    at: float

@@ -185,14 +185,17 @@ class BatchRunner:
         index: Any = getattr(self.profiles, "index", None)
         now = self.clock
         personal = any(t.fields for t in templates.values())
-        fixed: Mapping[str, Any] = {
+        fixed: dict[str, Any] = {
             k: t.render(lambda name: campaign.name if name == "campaign_name" else None)
             for k, t in templates.items()
         }
 
+        reply: str | None = None
+        fixed_now: Mapping[str, Any] = fixed
+
         def content(msisdn: str) -> Mapping[str, Any]:
             if not personal:
-                return fixed
+                return fixed_now
             row = index.row_by_msisdn(msisdn) if index is not None else -1
 
             def lookup(name: str) -> Any:
@@ -202,9 +205,17 @@ class BatchRunner:
                     return index.attribute(name, row)
                 return msisdn if name == "msisdn" else None
 
-            return {k: t.render(lookup) for k, t in templates.items()}
+            out = {k: t.render(lookup) for k, t in templates.items()}
+            if reply:
+                out["source_addr"] = reply
+            return out
 
         def build(keys: array) -> list[ContactRequest]:
+            # two-way SMS: the reply address (service code + the campaign's sub-code) as sender
+            nonlocal reply, fixed_now
+            replies: Mapping[str, str] = getattr(self.campaigns, "reply_addresses", {})
+            reply = replies.get(cid)
+            fixed_now = {**fixed, "source_addr": reply} if reply else fixed
             at = now()
             out = []
             for key in keys:

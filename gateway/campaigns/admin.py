@@ -180,6 +180,10 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             "sent": sent,
             "delivered": deliveries.get("delivered", 0),
             "outbox_states": deliveries,
+            # answers to the offers (two-way SMS, IVR keys): ledger events
+            "accepted": ledger["outcomes"].get("accepted", 0),
+            "declined": ledger["outcomes"].get("declined", 0),
+            "opted_out": ledger["outcomes"].get("opted_out", 0),
             "not_requested": {
                 k: counts[k]
                 for k in ("repeat", "outside_schedule", "no_msisdn", "no_capable_channel")

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.campaigns.model import CampaignDef, Schedule
+from gateway.campaigns.keywords import fold
+from gateway.campaigns.model import (
+    DEFAULT_ACCEPT,
+    DEFAULT_DECLINE,
+    DEFAULT_OPT_OUT,
+    CampaignDef,
+    ReplyPolicy,
+    Schedule,
+)
 from gateway.campaigns.targets import TargetListError, read_targets
 from gateway.config import read_toml
 from gateway.config_reader import TableReader
@@ -152,6 +160,35 @@ def parse_campaign(
         batch_rate = batch.float("rate", 0.0, min=0.0, max=1_000_000.0)
         batch.check_unknown()
 
+    reply = None
+    if r.has("reply"):
+        rt = r.table("reply")
+        words: dict[str, frozenset[str]] = {}
+        for key, default in (
+            ("accept", DEFAULT_ACCEPT),
+            ("decline", DEFAULT_DECLINE),
+            ("opt_out", DEFAULT_OPT_OUT),
+        ):
+            given = rt.str_list(key, list(default)) or []
+            folded = frozenset(fold(w) for w in given)
+            if "" in folded:
+                rt.problem(key, "a keyword cannot be empty")
+            words[key] = folded
+        for a, b in (("accept", "decline"), ("accept", "opt_out"), ("decline", "opt_out")):
+            both = words[a] & words[b]
+            if both:
+                rt.problem(b, f"{', '.join(sorted(both))} is also an {a} keyword")
+        validity = rt.duration("validity", None, min=1.0) if rt.has("validity") else None
+        scope = rt.str("opt_out_scope", None, choices=["global", "class"])
+        rt.check_unknown()
+        reply = ReplyPolicy(
+            accept=words["accept"],
+            decline=words["decline"],
+            opt_out=words["opt_out"],
+            validity=validity,
+            opt_out_scope=scope,
+        )
+
     target = r.table("target")
     group = target.str("group", "")
     list_name = target.str("list", None)
@@ -242,6 +279,7 @@ def parse_campaign(
         defer_if_quiet=defer,
         trigger=trigger,
         batch_rate=batch_rate,
+        reply=reply,
         initial_state=CampaignState(initial),
         raw=raw,
     )

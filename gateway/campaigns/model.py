@@ -70,6 +70,23 @@ class Schedule:
         return False
 
 
+#: Default reply keywords (two-way SMS), compared after :func:`gateway.twoway.keywords.fold`.
+DEFAULT_ACCEPT = ("Y", "YES", "是", "1")
+DEFAULT_DECLINE = ("N", "NO", "否", "2")
+DEFAULT_OPT_OUT = ("TD", "T", "退订", "STOP", "0000")
+
+
+@attrs.frozen(kw_only=True)
+class ReplyPolicy:
+    """How a campaign's offers are answered by SMS (the ``[reply]`` table)."""
+
+    accept: frozenset[str]
+    decline: frozenset[str]
+    opt_out: frozenset[str]
+    validity: float | None = None  # seconds an offer stays open; None = [twoway] offer_validity
+    opt_out_scope: str | None = None  # "global" | "class"; None = [twoway] opt_out_scope
+
+
 @attrs.frozen(kw_only=True)
 class CampaignDef:
     """Everything the gateway knows about one campaign's definition (not its state)."""
@@ -89,6 +106,8 @@ class CampaignDef:
     trigger: Trigger | None = None
     #: batch campaigns: targets presented per second (0 = as fast as contact control takes them)
     batch_rate: float = 0.0
+    #: two-way SMS: the campaign's offers get a reply address and their answers are routed
+    reply: ReplyPolicy | None = None
     initial_state: CampaignState = CampaignState.PENDING_APPROVAL
     raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
 

@@ -79,6 +79,8 @@ class CampaignStore:
         self._unparsed_states: dict[str, CampaignState] = {}
         self._flushed: dict[tuple[str, str], int] = {}
         #: set by the batch component: campaign id -> its execution progress (or None)
+        #: set by the two-way component: campaign id -> reply address of its offers
+        self.reply_addresses: dict[str, str] = {}
         self.progress_source: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
         self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
 
