@@ -48,7 +48,10 @@ def _options(args: list[str], names: tuple[str, ...]) -> tuple[list[str], dict[s
 USAGE_TRIGGER = "trigger ID (MSISDN | --file PATH)"
 USAGE_TEST = "test-send ID [--to MSISDN]"
 USAGE_NEW = "new --scene NAME [--id ID]"
-CAMPAIGN_USAGE = f"report ID | progress ID | {USAGE_TRIGGER} | {USAGE_TEST} | {USAGE_NEW}"
+USAGE_CONVERT = "convert ID --file PATH"
+CAMPAIGN_USAGE = (
+    f"report ID | progress ID | {USAGE_TRIGGER} | {USAGE_TEST} | {USAGE_NEW} | {USAGE_CONVERT}"
+)
 _ID_LINE = re.compile(r'^id\s*=\s*"[^"\n]*"', re.M)
 _STATE_LINE = re.compile(r'^initial_state\s*=\s*"[^"\n]*"', re.M)
 
@@ -289,7 +292,28 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         )
         return AdminReply(data=data, text=f"wrote {target} from scene {scene}: {hint}")
 
+    async def convert(args: list[str]) -> AdminReply:
+        words, opts = _options(args, ("file",))
+        if len(words) != 1 or "file" not in opts:
+            raise AdminCommandError(f"usage: campaign {USAGE_CONVERT}")
+        cdef = find(words[0])
+        try:
+            keys = await trio.to_thread.run_sync(read_targets, Path(opts["file"]))
+        except TargetListError as exc:
+            raise AdminCommandError(str(exc)) from None
+        ledger = gateway.ledger
+        if ledger is None:
+            raise AdminCommandError("the contact ledger is not open")
+        rows = conversion_rows(cdef.id, [str(k) for k in keys], time.time())
+        await ledger.durable(ledger.extend(rows))
+        return AdminReply(
+            data={"campaign": cdef.id, "recorded": len(rows)},
+            text=f"{cdef.id}: {len(rows)} conversions recorded",
+        )
+
     async def campaign(args: list[str]) -> AdminReply:
+        if args and args[0] == "convert":
+            return await convert(args[1:])
         if args and args[0] == "trigger":
             return await trigger(args[1:])
         if args and args[0] == "test-send":
@@ -331,6 +355,7 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             "accepted": ledger["outcomes"].get("accepted", 0),
             "declined": ledger["outcomes"].get("declined", 0),
             "opted_out": ledger["outcomes"].get("opted_out", 0),
+            "evaluation": await evaluation(gateway, cid),
             "not_requested": {
                 k: counts[k]
                 for k in ("repeat", "outside_schedule", "no_msisdn", "no_capable_channel")
@@ -425,7 +450,7 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             " control group, uplift); progress (a batch's targets, decided, queued, sent, rate,"
             " expected end); trigger (by hand, through contact control); test-send (to the test"
             " numbers, outside caps, not counted, before approval too); new --scene (a file from"
-            " a template)",
+            " a template); convert --file (subscribers who took the product, for the uplift)",
             handler=campaign,
             usage=CAMPAIGN_USAGE,
         ),
@@ -459,3 +484,68 @@ async def _ledger_counts(gateway: Any, campaign_id: str) -> dict[str, Any]:
         if event == "suppressed":
             out["suppressed_by_reason"][reason or "unknown"] = n
     return out
+
+
+_GROUPS_SQL = """
+SELECT
+  (SELECT COUNT(DISTINCT msisdn) FROM contact_ledger WHERE campaign_id = ?1 AND event = 'allowed'),
+  (SELECT COUNT(DISTINCT msisdn) FROM contact_ledger WHERE campaign_id = ?1 AND event = 'control'),
+  (SELECT COUNT(DISTINCT c.msisdn) FROM contact_ledger c WHERE c.campaign_id = ?1
+     AND c.event IN ('accepted', 'converted')
+     AND c.msisdn IN (SELECT msisdn FROM contact_ledger WHERE campaign_id = ?1 AND event = 'allowed')),
+  (SELECT COUNT(DISTINCT c.msisdn) FROM contact_ledger c WHERE c.campaign_id = ?1
+     AND c.event = 'converted'
+     AND c.msisdn IN (SELECT msisdn FROM contact_ledger WHERE campaign_id = ?1 AND event = 'control'))
+"""
+
+
+async def evaluation(gateway: Any, campaign_id: str) -> dict[str, Any]:
+    """Conversion of the contacted group against the control group, and the uplift.
+
+    Contacted: subscribers allowed a contact; control: held out (outcome ``control``). A
+    subscriber converted when they accepted the offer (a reply, a key) or a conversion was
+    recorded for them (``campaign convert``: BOSS orders, whatever the channel). Uplift is the
+    difference of the two rates (in points) and its ratio to the control rate.
+    """
+    ledger = gateway.ledger
+    worker = getattr(ledger, "worker", None)
+    if worker is None:
+        return {}
+    contacted, control, conv_contacted, conv_control = await worker.run(
+        lambda c: c.execute(_GROUPS_SQL, (campaign_id,)).fetchone()
+    )
+    rate_c = conv_contacted / contacted if contacted else None
+    rate_k = conv_control / control if control else None
+    uplift = rate_c - rate_k if rate_c is not None and rate_k is not None else None
+    return {
+        "contacted": contacted,
+        "contacted_converted": conv_contacted,
+        "contacted_conversion": None if rate_c is None else round(rate_c, 6),
+        "control": control,
+        "control_converted": conv_control,
+        "control_conversion": None if rate_k is None else round(rate_k, 6),
+        "uplift_points": None if uplift is None else round(uplift * 100, 4),
+        "uplift_relative": (round(uplift / rate_k, 4) if uplift is not None and rate_k else None),
+    }
+
+
+def conversion_rows(campaign_id: str, msisdns: list[str], now: float) -> list[tuple[Any, ...]]:
+    """Ledger rows (event ``converted``) for subscribers who took the campaign's product."""
+    return [
+        (
+            now,
+            "converted",
+            f"cv-{campaign_id}-{m}",
+            m,
+            campaign_id,
+            None,
+            None,
+            None,
+            "conversion",
+            None,
+            None,
+            None,
+            None,
+        )
+        for m in msisdns
+    ]
