@@ -19,6 +19,7 @@ import attrs
 import structlog
 import trio
 
+from gateway.batch.fallback import Fallback
 from gateway.batch.progress import ProgressStore
 from gateway.batch.runner import BatchRunner, TokenBucket
 from gateway.campaigns.config import campaign_timezone
@@ -26,7 +27,7 @@ from gateway.campaigns.targets import Shard
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
-from gateway.model import CampaignKind, CampaignState
+from gateway.model import CampaignKind, CampaignState, ContactDecision, Delivery
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -79,6 +80,7 @@ class BatchComponent:
         self.runners: dict[str, BatchRunner] = {}
         self.channel_buckets: dict[str, TokenBucket] = {}
         self.clock = time.time
+        self.fallback = Fallback(gateway)
 
     def config(self) -> BatchConfig:
         config: BatchConfig | None = self.gateway.config.sections.get("batch")
@@ -97,6 +99,7 @@ class BatchComponent:
             return
         self.progress = ProgressStore(writer)
         await self.progress.create_schema()
+        await self.fallback.open(writer)
         store = self.gateway.campaigns
         if store is not None:
             store.progress_source = self.progress_of
@@ -145,6 +148,7 @@ class BatchComponent:
         if self.progress is None:
             return
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.fallback.run)
             while True:
                 config = self.config()
                 for cid in self._due():
@@ -192,7 +196,10 @@ class BatchComponent:
         }
 
     def status(self) -> dict[str, Any]:
-        return {cid: r.snapshot() for cid, r in self.runners.items()}
+        return {
+            "campaigns": {cid: r.snapshot() for cid, r in self.runners.items()},
+            "fallback": self.fallback.status(),
+        }
 
 
 class BatchPlugin:
@@ -221,4 +228,14 @@ class BatchPlugin:
     @hookimpl
     def gateway_status(self, gateway: Gateway) -> Mapping[str, Any] | None:
         component = self.component_of(gateway)
-        return component.status() if component.runners else None
+        return component.status() if component.progress is not None else None
+
+    @hookimpl
+    def gateway_contact_recorded(self, decision: ContactDecision) -> None:
+        if self.component is not None and self.component.progress is not None:
+            self.component.fallback.record(decision)
+
+    @hookimpl
+    def gateway_delivery_report(self, delivery: Delivery) -> None:
+        if self.component is not None and self.component.progress is not None:
+            self.component.fallback.delivery(delivery)

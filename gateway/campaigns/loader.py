@@ -18,7 +18,9 @@ from gateway.campaigns.model import (
     DEFAULT_ACCEPT,
     DEFAULT_DECLINE,
     DEFAULT_OPT_OUT,
+    FAILURE_STATES,
     CampaignDef,
+    FallbackPolicy,
     ReplyPolicy,
     Schedule,
 )
@@ -145,11 +147,25 @@ def parse_campaign(
             'periodic campaigns are not executed by this gateway yet: use "batch" with a'
             ' target list, or "realtime" with a trigger',
         )
-    if kind == "batch" and channels is not None and len(channels) > 1:
+    fallback = None
+    if r.has("fallback"):
+        ft = r.table("fallback")
+        if kind != "batch":
+            ft.problem("after", 'serial multichannel is for campaigns of kind = "batch"')
+        elif channels is not None and len(channels) < 2:
+            ft.problem("after", "needs at least two channels in `channels` to fall back to")
+        after = ft.duration("after", None, min=1.0) if ft.has("after") else None
+        on = ft.str_list("on", list(FAILURE_STATES)) or []
+        for i, state in enumerate(on):
+            if state not in FAILURE_STATES:
+                ft.problem(f"on[{i}]", f"use one of {', '.join(FAILURE_STATES)}, got {state!r}")
+        ft.check_unknown()
+        fallback = FallbackPolicy(after=after, on=frozenset(on))
+    elif kind == "batch" and channels is not None and len(channels) > 1:
         r.problem(
             "channels",
-            "a batch campaign sends on one channel (serial multichannel fallback is not"
-            " implemented yet): name exactly one",
+            "a batch campaign sends on one channel: name exactly one, or add a [fallback]"
+            " table to try them one after the other (serial multichannel)",
         )
 
     batch_rate = 0.0
@@ -280,6 +296,7 @@ def parse_campaign(
         trigger=trigger,
         batch_rate=batch_rate,
         reply=reply,
+        fallback=fallback,
         initial_state=CampaignState(initial),
         raw=raw,
     )

@@ -87,6 +87,20 @@ class ReplyPolicy:
     opt_out_scope: str | None = None  # "global" | "class"; None = [twoway] opt_out_scope
 
 
+#: Delivery states after which a serial multichannel campaign tries its next channel.
+FAILURE_STATES = ("undeliverable", "expired", "rejected", "unknown")
+
+
+@attrs.frozen(kw_only=True)
+class FallbackPolicy:
+    """Serial multichannel ("串行营销", the ``[fallback]`` table of a batch campaign): the
+    next channel of ``channels`` is tried when the previous one fails (``on``), or when the
+    subscriber has not answered within ``after`` (None: only on failure)."""
+
+    after: float | None = None
+    on: frozenset[str] = frozenset(FAILURE_STATES)
+
+
 @attrs.frozen(kw_only=True)
 class CampaignDef:
     """Everything the gateway knows about one campaign's definition (not its state)."""
@@ -108,6 +122,7 @@ class CampaignDef:
     batch_rate: float = 0.0
     #: two-way SMS: the campaign's offers get a reply address and their answers are routed
     reply: ReplyPolicy | None = None
+    fallback: FallbackPolicy | None = None
     initial_state: CampaignState = CampaignState.PENDING_APPROVAL
     raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
 

@@ -34,6 +34,7 @@ def test_batch_needs_one_channel_and_a_target_list(tmp_path):
         }
     )
     assert "channels: a batch campaign sends on one channel" in text
+    assert "add a [fallback]" in text
     assert "target.list: a batch campaign needs a target list" in problems(
         {**BASE, "kind": "batch"}
     )
