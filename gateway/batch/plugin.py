@@ -1,4 +1,4 @@
-"""Batch campaigns as a core component (see ``gateway.default_plugins``).
+"""Batch and periodic campaigns as a core component (see ``gateway.default_plugins``).
 
 Hooks: the ``[batch]`` section of gateway.toml (this node's shard, per-channel rates, the step
 interval); a store that creates the progress table in the state database (after contact
@@ -10,9 +10,13 @@ campaigns store is told where to ask for progress (``gatewayctl campaign progres
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
+import zoneinfo
+from array import array
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,9 +24,11 @@ import structlog
 import trio
 
 from gateway.batch.fallback import Fallback
+from gateway.batch.periodic import latest_due, select
 from gateway.batch.progress import ProgressStore
 from gateway.batch.runner import BatchRunner, TokenBucket
 from gateway.campaigns.config import campaign_timezone
+from gateway.campaigns.model import CampaignDef, PeriodicPolicy
 from gateway.campaigns.targets import Shard
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
@@ -66,6 +72,11 @@ def parse_batch_config(table: Mapping[str, Any], key: str = "batch") -> BatchCon
     )
     r.finish()
     return cfg
+
+
+def _select_now(holder: Any, policy: PeriodicPolicy, day: dt.date) -> array:
+    """The periodic run's targets from the profiles in force (blocking: a worker thread)."""
+    return select(getattr(holder, "index", None), policy, day)
 
 
 class BatchComponent:
@@ -121,17 +132,41 @@ class BatchComponent:
             )
         return bucket
 
-    def _due(self) -> list[str]:
+    def _due(self) -> list[tuple[str, CampaignDef, dict[str, Any]]]:
+        """(run key, campaign, runner options) of every run that should be going now."""
         store = self.gateway.campaigns
         if store is None:
             return []
-        return [
-            c.id
-            for c in store.list()
-            if c.campaign.kind is CampaignKind.BATCH
-            and c.campaign.state in (CampaignState.RUNNING, CampaignState.PAUSED)
-            and c.id not in self.runners
-        ]
+        out: list[tuple[str, CampaignDef, dict[str, Any]]] = []
+        tz = zoneinfo.ZoneInfo(campaign_timezone(self.gateway.config))
+        now = self.clock()
+        for c in store.list():
+            if c.campaign.state not in (CampaignState.RUNNING, CampaignState.PAUSED):
+                continue
+            if c.campaign.kind is CampaignKind.BATCH and c.id not in self.runners:
+                out.append((c.id, c, {}))
+            elif c.campaign.kind is CampaignKind.PERIODIC and c.periodic is not None:
+                period, scheduled = latest_due(c.periodic, now, tz)
+                key = f"{c.id}@{period}"
+                if key in self.runners or (
+                    c.schedule.start is not None and scheduled < c.schedule.start
+                ):
+                    continue
+                policy, holder = c.periodic, self.gateway.profiles
+                day = dt.date.fromisoformat(period)
+                out.append(
+                    (
+                        key,
+                        c,
+                        {
+                            "run_id": key,
+                            "contact_prefix": f"pd-{period}",
+                            "select_targets": partial(_select_now, holder, policy, day),
+                            "finish_campaign": False,
+                        },
+                    )
+                )
+        return out
 
     async def _run_one(self, runner: BatchRunner) -> None:
         try:
@@ -151,12 +186,9 @@ class BatchComponent:
             await nursery.start(self.fallback.run)
             while True:
                 config = self.config()
-                for cid in self._due():
-                    cdef = gateway.campaigns.get(cid) if gateway.campaigns else None
-                    if cdef is None:
-                        continue
+                for key, cdef, options in self._due():
                     runner = BatchRunner(
-                        campaign_id=cid,
+                        campaign_id=cdef.id,
                         campaigns=gateway.campaigns,
                         control=gateway.contact_control,
                         outbox=gateway.outbox,
@@ -166,19 +198,34 @@ class BatchComponent:
                         channel_bucket=self._bucket(cdef.campaign.channels[0]),
                         profiles=gateway.profiles,
                         timezone=campaign_timezone(gateway.config),
-                        clock=self.clock,
+                        clock=lambda: self.clock(),
                         poll=config.poll,
                         max_chunk=config.max_chunk,
+                        **options,
                     )
-                    self.runners[cid] = runner
+                    self._forget_older_runs(cdef.id, key)
+                    self.runners[key] = runner
                     nursery.start_soon(self._run_one, runner)
                 await trio.sleep(config.poll)
 
+    def _forget_older_runs(self, campaign_id: str, key: str) -> None:
+        """A periodic campaign keeps only its latest run in memory (the rest is in the DB)."""
+        for old in [k for k in self.runners if k.startswith(campaign_id + "@") and k != key]:
+            if self.runners[old].state in ("done", "failed"):
+                del self.runners[old]
+
+    def _runner_of(self, campaign_id: str) -> BatchRunner | None:
+        if campaign_id in self.runners:
+            return self.runners[campaign_id]
+        runs = sorted(k for k in self.runners if k.startswith(campaign_id + "@"))
+        return self.runners[runs[-1]] if runs else None
+
     async def progress_of(self, campaign_id: str) -> dict[str, Any] | None:
-        """What ``campaign progress`` shows of a batch campaign's execution, or None."""
-        runner = self.runners.get(campaign_id)
+        """What ``campaign progress`` shows of a batch campaign's execution (a periodic
+        campaign's latest run), or None."""
+        runner = self._runner_of(campaign_id)
         if runner is not None:
-            return runner.snapshot()
+            return {"run": runner.run_key, **runner.snapshot()}
         if self.progress is None:
             return None
         row = await self.progress.get(campaign_id)

@@ -42,10 +42,10 @@ from gateway.pipeline import in_control_group
 _STOPPED = (CampaignState.FINISHED, CampaignState.CANCELLED)
 
 
-def batch_contact_id(campaign_id: str, msisdn: str) -> str:
+def batch_contact_id(campaign_id: str, msisdn: str, prefix: str = "bt") -> str:
     """The contact id of one target: the same on every node and after every restart (a target
     is in a batch once, so campaign and number are its identity; a hash cost 1.5 us more)."""
-    return f"bt-{campaign_id}-{msisdn}"
+    return f"{prefix}-{campaign_id}-{msisdn}"
 
 
 @attrs.define(eq=False)
@@ -108,6 +108,12 @@ class BatchRunner:
     poll: float = 0.1
     max_chunk: int = 5000
     in_flight: int = 3  # steps decided while earlier ones commit
+    #: periodic runs: progress and snapshot under ``CAMPAIGN@PERIOD``, contact ids naming the
+    #: period, targets selected from the profiles, and the campaign is not finished after it
+    run_id: str = ""
+    contact_prefix: str = "bt"
+    select_targets: Callable[[], array] | None = None
+    finish_campaign: bool = True
     # -- observed state --
     total: int = 0
     cursor: int = 0  # every target before it is decided, durably
@@ -118,6 +124,10 @@ class BatchRunner:
         factory=lambda: collections.deque(maxlen=64)
     )
 
+    @property
+    def run_key(self) -> str:
+        return self.run_id or self.campaign_id
+
     def cdef(self) -> CampaignDef | None:
         cdef: CampaignDef | None = self.campaigns.get(self.campaign_id)
         return cdef
@@ -126,7 +136,7 @@ class BatchRunner:
 
     async def _targets(self, cdef: CampaignDef) -> array | None:
         """The node's targets: the snapshot if this campaign started before, else the file."""
-        row = await self.progress.get(self.campaign_id)
+        row = await self.progress.get(self.run_key)
         if row is not None:
             if row.shard != self.shard.text:
                 self._fail(
@@ -142,22 +152,24 @@ class BatchRunner:
             if row.finished_at is not None:
                 self.state = "done"
             return keys
-        if not cdef.target_list:
-            self._fail("a batch campaign needs [target] list")
-            return None
-        path = Path(cdef.target_list)
-        try:
-            keys = await trio.to_thread.run_sync(read_targets, path)
-        except TargetListError as exc:
-            self._fail(str(exc))
-            return None
+        if self.select_targets is not None:
+            keys = await trio.to_thread.run_sync(self.select_targets)
+        else:
+            if not cdef.target_list:
+                self._fail("a batch campaign needs [target] list")
+                return None
+            try:
+                keys = await trio.to_thread.run_sync(read_targets, Path(cdef.target_list))
+            except TargetListError as exc:
+                self._fail(str(exc))
+                return None
         keys = self.shard.select(keys)
-        snapshot = self.snapshot_dir / f"{self.campaign_id}.targets"
+        snapshot = self.snapshot_dir / f"{self.run_key}.targets"
         await trio.to_thread.run_sync(write_snapshot, snapshot, keys)
         now = self.clock()
         await self.progress.start(
             ProgressRow(
-                campaign_id=self.campaign_id,
+                campaign_id=self.run_key,
                 snapshot=str(snapshot),
                 shard=self.shard.text,
                 total=len(keys),
@@ -180,6 +192,7 @@ class BatchRunner:
     def _requester(self, cdef: CampaignDef) -> Callable[[array], list[ContactRequest]]:
         campaign = cdef.campaign
         cid, channel = campaign.id, campaign.channels[0]
+        prefix = self.contact_prefix
         templates = cdef.content.get(channel, {})
         percent = cdef.control_group_percent
         index: Any = getattr(self.profiles, "index", None)
@@ -222,7 +235,7 @@ class BatchRunner:
                 msisdn = str(key)
                 out.append(
                     ContactRequest(
-                        contact_id=batch_contact_id(cid, msisdn),
+                        contact_id=batch_contact_id(cid, msisdn, prefix),
                         msisdn=msisdn,
                         campaign_id=cid,
                         channel=channel,
@@ -314,13 +327,17 @@ class BatchRunner:
         if stopped is not None:
             self.state = stopped
             log.info("batch.stopped", state=stopped, cursor=self.cursor, total=self.total)
-            await self.progress.advance(self.campaign_id, self.cursor, self.clock())
+            await self.progress.advance(self.run_key, self.cursor, self.clock())
             return
-        await self.progress.finish(self.campaign_id, self.cursor, self.clock())
+        await self.progress.finish(self.run_key, self.cursor, self.clock())
         self.state = "done"
         log.info("batch.done", total=self.total)
         cdef = self.cdef()
-        if cdef is not None and cdef.campaign.state is CampaignState.RUNNING:
+        if (
+            self.finish_campaign
+            and cdef is not None
+            and cdef.campaign.state is CampaignState.RUNNING
+        ):
             await self.campaigns.transition(
                 self.campaign_id, "finish", actor="batch", note="every target decided"
             )
@@ -352,7 +369,7 @@ class BatchRunner:
             if moved:
                 self._samples.append((trio.current_time(), self.cursor))
                 # durable with the next commit; every target under it already is
-                self.progress.stage(self.campaign_id, self.cursor, self.clock())
+                self.progress.stage(self.run_key, self.cursor, self.clock())
         finally:
             slots.release()
 

@@ -15,12 +15,14 @@ from typing import Any
 
 from gateway.campaigns.keywords import fold
 from gateway.campaigns.model import (
+    DATE_FIELDS,
     DEFAULT_ACCEPT,
     DEFAULT_DECLINE,
     DEFAULT_OPT_OUT,
     FAILURE_STATES,
     CampaignDef,
     FallbackPolicy,
+    PeriodicPolicy,
     ReplyPolicy,
     Schedule,
 )
@@ -97,6 +99,56 @@ def read_target_list(path: Path) -> frozenset[int]:
     return frozenset(members)
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _periodic(r: TableReader, kind: str) -> PeriodicPolicy | None:
+    """``[periodic]`` (when) and ``[select]`` (whom) of a periodic campaign."""
+    if kind != "periodic":
+        r.problem("periodic", 'only a campaign of kind = "periodic" takes [periodic] and [select]')
+        return None
+    if not r.has("periodic"):
+        r.problem(
+            "periodic", 'a periodic campaign needs [periodic] every = "daily" and at = "09:00"'
+        )
+        return None
+    pt = r.table("periodic")
+    every = pt.str("every", "daily", choices=["daily", "weekly"])
+    at_text = pt.str("at", "09:00")
+    at = clock_seconds(at_text) if at_text is not None else None
+    if at is None:
+        pt.problem("at", f'expected a local time "HH:MM", got {at_text!r}')
+    weekday = None
+    if every == "weekly":
+        day = pt.str("weekday", None, choices=list(WEEKDAYS))
+        if day is None:
+            pt.problem("weekday", 'a weekly run needs a weekday, e.g. "monday"')
+        else:
+            weekday = WEEKDAYS.index(day)
+    elif pt.has("weekday"):
+        pt.problem("weekday", "only a weekly run takes a weekday")
+    pt.check_unknown()
+    st = r.table("select")
+    date_field = st.str("date_field", None, choices=list(DATE_FIELDS))
+    within = st.int("within_days", 0, min=0, max=366)
+    if st.has("within_days") and date_field is None:
+        st.problem("date_field", "within_days needs the date field it applies to")
+    anniversary = st.str("anniversary", None, choices=list(DATE_FIELDS))
+    tag = st.str("tag", None)
+    if date_field is None and anniversary is None and not tag:
+        st.problem("tag", "name at least one of date_field (+ within_days), anniversary, tag")
+    st.check_unknown()
+    return PeriodicPolicy(
+        every=every or "daily",
+        at=at or 0,
+        weekday=weekday,
+        date_field=date_field,
+        within_days=within or 0,
+        anniversary=anniversary,
+        tag=tag or None,
+    )
+
+
 def parse_campaign(
     table: Mapping[str, Any],
     *,
@@ -141,17 +193,16 @@ def parse_campaign(
     once_per = policy.duration("once_per", 0.0)
     policy.check_unknown()
 
-    if kind == "periodic":
-        r.problem(
-            "kind",
-            'periodic campaigns are not executed by this gateway yet: use "batch" with a'
-            ' target list, or "realtime" with a trigger',
-        )
+    periodic = None
+    if kind == "periodic" or r.has("periodic") or r.has("select"):
+        periodic = _periodic(r, kind)
     fallback = None
     if r.has("fallback"):
         ft = r.table("fallback")
-        if kind != "batch":
-            ft.problem("after", 'serial multichannel is for campaigns of kind = "batch"')
+        if kind not in ("batch", "periodic"):
+            ft.problem(
+                "after", 'serial multichannel is for campaigns of kind "batch" or "periodic"'
+            )
         elif channels is not None and len(channels) < 2:
             ft.problem("after", "needs at least two channels in `channels` to fall back to")
         after = ft.duration("after", None, min=1.0) if ft.has("after") else None
@@ -161,10 +212,10 @@ def parse_campaign(
                 ft.problem(f"on[{i}]", f"use one of {', '.join(FAILURE_STATES)}, got {state!r}")
         ft.check_unknown()
         fallback = FallbackPolicy(after=after, on=frozenset(on))
-    elif kind == "batch" and channels is not None and len(channels) > 1:
+    elif kind in ("batch", "periodic") and channels is not None and len(channels) > 1:
         r.problem(
             "channels",
-            "a batch campaign sends on one channel: name exactly one, or add a [fallback]"
+            f"a {kind} campaign sends on one channel: name exactly one, or add a [fallback]"
             " table to try them one after the other (serial multichannel)",
         )
 
@@ -297,6 +348,7 @@ def parse_campaign(
         batch_rate=batch_rate,
         reply=reply,
         fallback=fallback,
+        periodic=periodic,
         initial_state=CampaignState(initial),
         raw=raw,
     )

@@ -101,6 +101,29 @@ class FallbackPolicy:
     on: frozenset[str] = frozenset(FAILURE_STATES)
 
 
+DATE_FIELDS = ("birthday", "network_since", "product_expiry", "contract_end")
+
+
+@attrs.frozen(kw_only=True)
+class PeriodicPolicy:
+    """When a periodic campaign runs and whom it selects (``[periodic]`` and ``[select]``).
+
+    A run is due daily (or weekly on ``weekday``, 0 = Monday) at ``at`` (seconds of the local
+    day). It selects the subscribers of the profile index matching every given criterion: a
+    date field within ``within_days`` days from the run's day, an anniversary of a date field
+    on the run's day, a tag. Each subscriber is contacted at most once per period; a missed
+    run (the daemon was down) runs once, for the latest period only.
+    """
+
+    every: str = "daily"
+    at: int = 9 * 3600
+    weekday: int | None = None
+    date_field: str | None = None
+    within_days: int = 0
+    anniversary: str | None = None
+    tag: str | None = None
+
+
 @attrs.frozen(kw_only=True)
 class CampaignDef:
     """Everything the gateway knows about one campaign's definition (not its state)."""
@@ -123,6 +146,7 @@ class CampaignDef:
     #: two-way SMS: the campaign's offers get a reply address and their answers are routed
     reply: ReplyPolicy | None = None
     fallback: FallbackPolicy | None = None
+    periodic: PeriodicPolicy | None = None
     initial_state: CampaignState = CampaignState.PENDING_APPROVAL
     raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
 

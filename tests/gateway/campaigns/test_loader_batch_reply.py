@@ -16,9 +16,30 @@ def problems(table) -> str:
     return str(info.value)
 
 
-def test_periodic_kind_is_refused_with_a_reason():
-    """kind = "periodic" is refused (not executed yet), naming the key and what to use."""
-    assert "kind: periodic campaigns are not executed" in problems({**BASE, "kind": "periodic"})
+def test_periodic_needs_when_and_whom():
+    """A periodic campaign without [periodic], or without a selection, is refused; a weekly
+    one needs its weekday; [select] on another kind is refused."""
+    assert "periodic: a periodic campaign needs [periodic]" in problems(
+        {**BASE, "kind": "periodic"}
+    )
+    text = problems({**BASE, "kind": "periodic", "periodic": {"every": "weekly", "at": "25:00"}})
+    assert "periodic.at: expected a local time" in text
+    assert "periodic.weekday: a weekly run needs a weekday" in text
+    assert "select.tag: name at least one of" in text
+    table = {**BASE, "select": {"tag": "vip"}, "trigger": {"events": ["power_on"]}}
+    assert 'only a campaign of kind = "periodic"' in problems(table)
+    cdef = parse_campaign(
+        {
+            **BASE,
+            "kind": "periodic",
+            "periodic": {"every": "weekly", "weekday": "friday", "at": "10:30"},
+            "select": {"anniversary": "network_since"},
+        },
+        origin="c.toml",
+        areas={},
+    )
+    assert cdef.periodic is not None
+    assert (cdef.periodic.weekday, cdef.periodic.at) == (4, 10 * 3600 + 1800)
 
 
 def test_batch_needs_one_channel_and_a_target_list(tmp_path):
