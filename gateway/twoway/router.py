@@ -271,7 +271,10 @@ class TwoWay:
         via = "latest_offer"
         service = config.service_code
         if service and dest.startswith(service) and len(dest) > len(service):
-            cid = self.codes.get(dest[len(service) :])
+            # the sub-code follows the service code; digits after it (some networks let the
+            # handset extend the address further) are ignored
+            start = len(service)
+            cid = self.codes.get(dest[start : start + config.sub_code_digits])
             if cid is not None:
                 via = "sub_code"
         offer: Offer | None
