@@ -56,6 +56,7 @@ class TokenBucket:
     burst: float = 1.0
     tokens: float = 0.0
     stamp: float | None = None
+    lock: trio.Lock = attrs.field(factory=trio.Lock)
 
     def refill(self, now: float) -> None:
         if self.stamp is None:
@@ -83,6 +84,25 @@ class TokenBucket:
     def pause(self) -> None:
         """Forget the time spent paused (no burst of saved-up tokens on resume)."""
         self.stamp = None
+
+    async def take(self, n: int, patience: float) -> int:
+        """Up to ``n`` tokens, waiting at most ``patience`` seconds for the first; 0 if none.
+
+        For a bucket shared by several campaigns (a channel's rate): the waiters queue on a
+        FIFO lock, so each gets its turn instead of the first-scheduled one taking every token.
+        """
+        deadline = trio.current_time() + patience
+        async with self.lock:
+            while True:
+                available = self.available(trio.current_time())
+                if available > 0:
+                    n = min(n, available)
+                    self.consume(n)
+                    return n
+                left = deadline - trio.current_time()
+                if left <= 0:
+                    return 0
+                await trio.sleep(min(left, max(self.wait(), 0.001)))
 
 
 def second_of_day(ts: float, tz: dt.tzinfo) -> int:
@@ -311,15 +331,14 @@ class BatchRunner:
                 self.state = "running"
                 now = trio.current_time()
                 n = min(self.max_chunk, self.total - self.presented, bucket.available(now))
-                if channel_bucket is not None:
-                    n = min(n, channel_bucket.available(now))
                 if n <= 0:
-                    wait = max(bucket.wait(), channel_bucket.wait() if channel_bucket else 0.0)
-                    await trio.sleep(min(self.poll, max(wait, 0.001)))
+                    await trio.sleep(min(self.poll, max(bucket.wait(), 0.001)))
                     continue
-                bucket.consume(n)
                 if channel_bucket is not None:
-                    channel_bucket.consume(n)
+                    n = await channel_bucket.take(n, self.poll)
+                    if n <= 0:
+                        continue  # none within a poll: look at the campaign's state again
+                bucket.consume(n)
                 first = self.presented
                 self.presented += n
                 await slots.acquire()
