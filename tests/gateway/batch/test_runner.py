@@ -222,4 +222,5 @@ async def test_channel_rate_is_shared_by_the_campaigns_on_it(tmp_path):
                 nursery.cancel_scope.cancel()
     assert presented <= 100 * elapsed + 10 + 2  # the channel's rate, plus its burst
     assert presented >= 100  # and it did send (a loaded machine may fall short of 200)
-    assert all(r.presented > 100 for r in runners)  # both got a share
+    shares = [r.presented for r in runners]
+    assert min(shares) >= 0.3 * sum(shares), shares  # both got their turns
