@@ -23,11 +23,13 @@ from gateway.model import Delivery, MoMessage
 if TYPE_CHECKING:
     # Concrete core components (not plugin contracts); imported for the checker only, so
     # that the object every module receives does not import the components it carries.
+    from gateway.approval.book import ApprovalBook
     from gateway.campaigns.store import CampaignStore
     from gateway.config import GatewayConfig
     from gateway.contact.ledger import Ledger
     from gateway.enrich.holder import Enrichment
     from gateway.profiles.holder import ProfileHolder
+    from gateway.staff.directory import StaffDirectory
 
 
 @attrs.define(eq=False)
@@ -48,6 +50,9 @@ class Gateway:
     profiles: ProfileHolder | None = None
     campaigns: CampaignStore | None = None
     ledger: Ledger | None = None
+    #: The 4A staff directory and the approval workflow (set by their components).
+    staff: StaffDirectory | None = None
+    approvals: ApprovalBook | None = None
     #: Number-segment and TAC tables (set by the enrichment component before the pipeline opens).
     enrichment: Enrichment | None = None
     #: The EventSink given to signal sources (``gateway.pipeline.Pipeline``, set by the

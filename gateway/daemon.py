@@ -77,6 +77,7 @@ from gateway.contracts import (
 from gateway.control import builtin_commands, check_control_socket, serve_control
 from gateway.errors import ConfigError, ConfigProblem, GatewayError, PluginError
 from gateway.http import HttpHost
+from gateway.http.config import RESTART_KEYS as HTTP_RESTART_KEYS
 from gateway.lifecycle import Lifecycle, Phase, StopAction
 from gateway.model import SignalEvent
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
@@ -95,8 +96,8 @@ CORE_RESTART_KEYS: dict[str, tuple[str, ...]] = {
         "disabled_plugins",
         "sqlite_synchronous",
     ),
-    # The HTTP host is built once with its listen address and limits.
-    "http": ("listen", "max_body_bytes", "idle_timeout"),
+    # The HTTP host is built once with its listen address, limits, TLS and clients.
+    "http": HTTP_RESTART_KEYS,
     # The renderer is chosen once; levels and the masking flag are applied on reload.
     "logging": ("format",),
 }

@@ -12,6 +12,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.numbers",  # first: the numbering plan is active before any store opens
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
+    # Before campaigns: the campaigns store takes the approval gate before it stores a file.
+    "gateway.staff.plugin:StaffPlugin",
+    "gateway.approval.plugin:ApprovalPlugin",
     "gateway.campaigns.plugin:CampaignsPlugin",
     "gateway.enrich.plugin:EnrichmentPlugin",  # before the pipeline, which reads its tables
     # After campaigns: its store reads the campaigns store and profiles opened above.

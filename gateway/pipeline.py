@@ -266,7 +266,8 @@ class Pipeline:
 
         The handset is the one seen last in the signaling (by its TAC) where the TAC table
         knows it, else the profile's capabilities; a subscriber known to neither gets the
-        first channel.
+        first channel. Each channel passed over for this reason is counted as
+        ``handset_unfit.<channel>`` in the campaign's counters (shown by ``campaign report``).
         """
         unknown = ctx.row < 0 and handset_of(ctx) is None
         for channel in cdef.campaign.channels:
@@ -274,6 +275,7 @@ class Pipeline:
             needed = declaration_of(self.gateway.channels.get(channel)).requires
             if not needed or unknown or supports(ctx, needed):
                 return channel
+            self.campaigns.count(cdef.campaign.id, f"handset_unfit.{channel}")
         return None
 
     # -- trigger-policy marks of undecided requests -----------------------------------------

@@ -26,6 +26,8 @@ from gateway.rules.compiler import RuleIndex
 
 _EVENT_FIELDS = {f.name for f in attrs.fields(SignalEvent)}
 
+UNFIT = "handset_unfit."  # pipeline counter prefix: a channel the handset cannot take
+
 
 class EventFileError(ValueError):
     """Raised when an events file cannot be read at all (missing, not JSON lines)."""
@@ -155,7 +157,11 @@ async def run_preview(
         "campaign": cdef.id,
         "events_read": read,
         "events_bad": bad,
-        "events_matched": sum(v for k, v in campaigns.counts.items() if k != "control_group"),
+        "events_matched": sum(
+            v
+            for k, v in campaigns.counts.items()
+            if k != "control_group" and not k.startswith(UNFIT)
+        ),
         "contact_requests": campaigns.counts["matched"],
         "distinct_subscribers": len(subscribers),
         "would_allow": outcomes[Outcome.ALLOWED.value],
@@ -166,7 +172,13 @@ async def run_preview(
         "not_requested": {
             k: v
             for k, v in sorted(campaigns.counts.items())
-            if k not in ("matched", "control_group")
+            if k not in ("matched", "control_group") and not k.startswith(UNFIT)
+        },
+        # channels passed over because the handset lacks what they require (the next one is used)
+        "handset_unfit": {
+            k.removeprefix(UNFIT): v
+            for k, v in sorted(campaigns.counts.items())
+            if k.startswith(UNFIT)
         },
         "unknown_subscriber_events": preview_gw.metrics.counter(
             "pipeline.subscriber_unknown"

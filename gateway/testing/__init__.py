@@ -13,6 +13,8 @@ which gives the fixtures ``smsc_simulator``, ``fake_clock`` and ``open_test_gate
   beside the built-ins; yields a :class:`GatewayHandle` (``.gateway``, ``.command(...)``).
 - :func:`open_smsc_simulator`: the bundled SMSC simulator (real SMPP 3.4) listening on
   loopback port 0 in a nursery; yields an :class:`SmscHandle` (``.port``, ``.texts()``).
+- :func:`open_fake_mmsc`: a fake MMSC speaking MM7 over real HTTP on loopback (scripted
+  answers, recorded SubmitReq, and delivery reports, read replies and MO MMS towards you).
 - :class:`FakeClock`: a wall clock (``time.time`` stand-in) that moves only when told, or
   follows Trio's clock so that ``autojump_clock`` drives it too.
 - :func:`wait_until`: poll a condition with a deadline instead of sleeping a fixed time.
@@ -25,12 +27,16 @@ This package is test support, not part of the running core: it is the one place 
 
 from gateway.testing.clock import FakeClock
 from gateway.testing.gateway import GatewayHandle, open_gateway, wait_until, write_gateway_config
+from gateway.testing.mmsc import FakeMmsc, MmscAnswer, open_fake_mmsc
 from gateway.testing.smsc import SmscHandle, open_smsc_simulator
 
 __all__ = [
     "FakeClock",
+    "FakeMmsc",
     "GatewayHandle",
+    "MmscAnswer",
     "SmscHandle",
+    "open_fake_mmsc",
     "open_gateway",
     "open_smsc_simulator",
     "wait_until",

@@ -36,8 +36,11 @@ def test_enrich_shows_regions_long_distance_and_handsets():
     }
     to_shanghai = [e for e in events if e.get("peer") == "8613812345678"]
     assert {e["kind"] for e in to_shanghai} >= {"call_start", "call_end"}
+    assert {e["direction"] for e in to_shanghai} == {"mo", "mt"}
     for e in to_shanghai:
-        assert e["enriched"]["peer_city"] == "shanghai" and e["enriched"]["long_distance"]
+        assert e["enriched"]["peer_city"] == "shanghai"
+        # a call the subscriber makes to another city is long distance; one received is not
+        assert e["enriched"].get("long_distance", False) is (e["direction"] == "mo")
     service = next(e for e in events if e["kind"] == "call_start" and e.get("peer") == "12580")
     assert "long_distance" not in service["enriched"]
     changes = [e for e in events if e["kind"] == "handset_change"]
