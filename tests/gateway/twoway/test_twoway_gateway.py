@@ -3,6 +3,7 @@ the subscribers' replies sent back by the simulator as MO deliver_sm over SMPP."
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -11,10 +12,11 @@ import pytest
 
 from gateway.campaigns.keywords import fold
 from gateway.hookspecs import hookimpl
-from gateway.model import ContactRequest, Outcome
+from gateway.model import ContactRequest, EventKind, Outcome, SignalEvent
 from gateway.testing import open_gateway, open_smsc_simulator, wait_until
 from gateway.twoway.plugin import TwowayPlugin
 
+ROOT = Path(__file__).resolve().parents[3]
 SUBSCRIBERS = ["8613900000001", "8613900000002", "8613900000003", "8613900000004"]
 OTHER = "8613900000099"  # never offered anything
 
@@ -215,3 +217,37 @@ def test_keywords_fold_width_case_and_punctuation():
     """Full-width letters, case, spaces and Chinese punctuation do not change a keyword."""
     assert fold("\uff39") == fold(" y ") == fold("Y。") == "Y"
     assert fold("退订\uff01") == "退订" and fold("td") == "TD"
+
+
+async def test_realtime_offer_is_sent_from_its_sub_code_and_answered_there(tmp_path):
+    """A realtime campaign with [reply]: the triggered SMS carries the campaign's reply
+    address, and a "Y" sent to it is routed by sub-code to that offer."""
+    shutil.copy(ROOT / "etc" / "demo" / "profiles.csv", tmp_path / "profiles.csv")
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "welcome.toml").write_text(
+        'id = "welcome"\nname = "welcome"\nchannels = ["sms"]\ninitial_state = "running"\n'
+        '[content.sms]\ntext = "hi: reply Y"\n[trigger]\nevents = ["power_on"]\n[reply]\n'
+    )
+    accepted = Accepted()
+    async with open_smsc_simulator(receipt_delay=None) as smsc:
+        extra = f'[profiles]\nfile = "{tmp_path / "profiles.csv"}"\n'
+        async with open_gateway(
+            tmp_path, config(tmp_path, smsc) + extra, plugins=(("accepted", accepted),)
+        ) as gw:
+            tw = twoway_of(gw)
+            address = tw.address("welcome")
+            assert address == "106580000001"
+            await gw.gateway.pipeline.send(
+                [
+                    SignalEvent(
+                        kind=EventKind.POWER_ON, timestamp=time.time(), imsi="460001234567801"
+                    )
+                ]
+            )
+            sim = smsc.simulator
+            await wait_until(lambda: len(sim.submitted) == 1, within=30)
+            assert sim.submitted[0].source_addr == address
+            await sim.send_mo(sim.submitted[0].destination_addr, address, "Y")
+            await wait_until(lambda: accepted.calls, within=10)
+            assert tw.stats["by_sub_code"] == 1
+            assert accepted.calls[0].campaign_id == "welcome"
