@@ -92,6 +92,7 @@ class BatchComponent:
         self.channel_buckets: dict[str, TokenBucket] = {}
         self.clock = time.time
         self.fallback = Fallback(gateway)
+        self.waiting_for_list: set[str] = set()
 
     def config(self) -> BatchConfig:
         config: BatchConfig | None = self.gateway.config.sections.get("batch")
@@ -144,6 +145,9 @@ class BatchComponent:
             if c.campaign.state not in (CampaignState.RUNNING, CampaignState.PAUSED):
                 continue
             if c.campaign.kind is CampaignKind.BATCH and c.id not in self.runners:
+                if c.target_list is None:
+                    self._warn_no_list(c.id)
+                    continue
                 out.append((c.id, c, {}))
             elif c.campaign.kind is CampaignKind.PERIODIC and c.periodic is not None:
                 period, scheduled = latest_due(c.periodic, now, tz)
@@ -208,6 +212,15 @@ class BatchComponent:
                     nursery.start_soon(self._run_one, runner)
                 await trio.sleep(config.poll)
 
+    def _warn_no_list(self, campaign_id: str) -> None:
+        if campaign_id not in self.waiting_for_list:
+            self.waiting_for_list.add(campaign_id)
+            structlog.get_logger().warning(
+                "batch.no_target_list",
+                campaign=campaign_id,
+                hint="add [target] list to the campaign file and reload: nothing is sent until then",
+            )
+
     def _forget_older_runs(self, campaign_id: str, key: str) -> None:
         """A periodic campaign keeps only its latest run in memory (the rest is in the DB)."""
         for old in [k for k in self.runners if k.startswith(campaign_id + "@") and k != key]:
@@ -226,6 +239,17 @@ class BatchComponent:
         runner = self._runner_of(campaign_id)
         if runner is not None:
             return {"run": runner.run_key, **runner.snapshot()}
+        if campaign_id in self.waiting_for_list and campaign_id not in self.runners:
+            return {
+                "state": "no_target_list",
+                "error": "no [target] list: nothing is sent until the campaign has one",
+                "targets": 0,
+                "presented": 0,
+                "remaining": 0,
+                "rate_per_s": 0.0,
+                "expected_end": None,
+                "shard": self.config().shard.text,
+            }
         if self.progress is None:
             return None
         row = await self.progress.get(campaign_id)

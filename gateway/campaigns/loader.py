@@ -280,8 +280,8 @@ def parse_campaign(
             target.problem(
                 "list", f"cannot use {list_path}: {getattr(exc, 'strerror', None) or exc}"
             )
-    elif kind == "batch":
-        target.problem("list", "a batch campaign needs a target list file")
+    # A batch without a list is accepted: its list may come later (a dispatch, a file reload);
+    # until then it sends nothing and `campaign progress` says why (state no_target_list).
     target.check_unknown()
 
     content: dict[str, dict[str, Template]] = {}

@@ -130,3 +130,28 @@ async def test_batch_pause_resume_and_cancel_within_a_second(tmp_path):
             reply = await gw.command("campaign", "progress", "bill")
             assert reply.data["state"] == "cancelled"
     assert len({s.destination_addr for s in sim.submitted}) == len(sim.submitted)
+
+
+async def test_batch_without_a_list_waits_and_says_so(tmp_path):
+    """A running batch with no [target] list sends nothing, and its progress says why; once a
+    list is added and the files reloaded, it runs."""
+    write_targets(tmp_path / "targets.txt", 5)
+    campaign_toml(tmp_path, rate=100)
+    path = tmp_path / "campaigns" / "bill.toml"
+    with_list = path.read_text()
+    path.write_text(with_list.replace(f'list = "{tmp_path / "targets.txt"}"', ""))
+    async with open_smsc_simulator(receipt_delay=None) as smsc:
+        async with open_gateway(tmp_path, gateway_toml(tmp_path, smsc)) as gw:
+            reply = await wait_until(lambda: _progress(gw), within=10)
+            assert reply["state"] == "no_target_list" and "no [target] list" in reply["error"]
+            assert smsc.simulator.submitted == []
+            path.write_text(with_list)
+            await gw.command("campaigns", "reload")
+            await wait_until(lambda: len(smsc.simulator.submitted) == 5, within=30)
+
+
+async def _progress(gw):
+    try:
+        return (await gw.command("campaign", "progress", "bill")).data
+    except Exception:
+        return None
