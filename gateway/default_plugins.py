@@ -19,4 +19,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.enrich.plugin:EnrichmentPlugin",  # before the pipeline, which reads its tables
     # After campaigns: its store reads the campaigns store and profiles opened above.
     "gateway.pipeline_plugin",
+    # After contact control, the outbox and campaigns: it feeds their public APIs.
+    "gateway.batch.plugin:BatchPlugin",
+    "gateway.twoway.plugin:TwowayPlugin",  # offers of batch and realtime contacts, replies
 )

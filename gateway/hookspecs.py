@@ -179,4 +179,8 @@ def gateway_mo_message(message: MoMessage) -> None:
 
 @hookspec
 def gateway_offer_accepted(acceptance: Acceptance) -> None:
-    """A subscriber accepted a campaign's offer (a "Y" reply, a CRM counter): place the order."""
+    """A subscriber accepted an offer (an SMS reply such as "Y", an IVR key, a WAP click).
+
+    Called once per acceptance, after it was recorded in the contact ledger (event
+    ``accepted``). The BOSS plugin places the order here; return quickly (queue the work).
+    """

@@ -248,11 +248,13 @@ class MoMessage:
 
 @attrs.frozen(kw_only=True, slots=True)
 class Acceptance:
-    """A subscriber accepted an offer: a "Y" reply to a campaign's SMS, or a CRM counter.
+    """A subscriber accepted an offer: an SMS reply "Y", an IVR key press, a WAP click, a CRM
+    counter.
 
-    ``contact_id`` is the contact whose offer was accepted (the idempotency key of whatever
-    the acceptance sets off, such as the product order); ``channel`` is where the answer came
-    from (``sms``, ``crm``); ``answer`` the subscriber's words ("Y"); ``at`` epoch seconds.
+    ``contact_id`` is the offer's contact (the one the subscriber answered: the idempotency key
+    of whatever the acceptance sets off, such as the product order); ``channel`` is where the
+    answer came from (``sms``, ``ivr``, ``crm``); ``answer`` the reply's text or the key
+    pressed, as received; ``at`` epoch seconds. Fired as ``gateway_offer_accepted``.
     """
 
     contact_id: str

@@ -246,6 +246,9 @@ class Pipeline:
         content = {
             key: template.render(lookup) for key, template in cdef.content.get(channel, {}).items()
         }
+        reply = getattr(self.campaigns, "reply_addresses", {}).get(cid)
+        if reply:  # two-way SMS: the campaign's reply address (gateway.twoway) as sender
+            content["source_addr"] = reply
         return ContactRequest(
             contact_id=contact_id_for(cid, msisdn, trigger_key, period),
             msisdn=msisdn,

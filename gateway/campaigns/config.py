@@ -12,6 +12,7 @@ import attrs
 from gateway.campaigns.loader import check_campaign_files
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigProblem
+from gateway.numbers import NumberError, active_plan, mask
 from gateway.profiles.loader import ProfileFileError, load_profiles
 
 
@@ -23,6 +24,9 @@ class CampaignsConfig:
     state_capacity: int = 1_000_000  # entries per kind of per-subscriber matching state
     state_ttl: float = 8 * 86400.0  # forget matching state not updated for this long
     tick: float = 30.0  # seconds between schedule checks / counter flushes
+    #: where ``campaign test-send`` sends (normalised E.164); outside caps, not counted
+    test_numbers: tuple[str, ...] = ()
+    scenes_directory: str = "scenes"  # campaign templates for ``campaign new --scene``
 
     def check_files(self, base: Path | None, hook: Any) -> list[ConfigProblem]:
         """The areas file and every campaign file, read and parsed (``--check-config``)."""
@@ -65,9 +69,22 @@ def parse_campaigns_config(table: Mapping[str, Any], key: str = "campaigns") -> 
         state_capacity=r.int("state_capacity", d.state_capacity, min=1000),
         state_ttl=r.duration("state_ttl", d.state_ttl, min=60),
         tick=r.duration("tick", d.tick, min=1),
+        test_numbers=_numbers(r, "test_numbers"),
+        scenes_directory=r.str("scenes_directory", d.scenes_directory),
     )
     r.finish()
     return config
+
+
+def _numbers(r: TableReader, name: str) -> tuple[str, ...]:
+    out = []
+    plan = active_plan()
+    for i, text in enumerate(r.str_list(name, ()) or ()):
+        try:
+            out.append(plan.normalise(text))
+        except NumberError as exc:
+            r.problem(f"{name}[{i}]", f"not a usable MSISDN {mask(text)}: {exc}")
+    return tuple(out)
 
 
 def parse_profiles_config(table: Mapping[str, Any], key: str = "profiles") -> ProfilesConfig:

@@ -13,7 +13,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.campaigns.model import CampaignDef, Schedule
+from gateway.campaigns.keywords import fold
+from gateway.campaigns.model import (
+    DATE_FIELDS,
+    DEFAULT_ACCEPT,
+    DEFAULT_DECLINE,
+    DEFAULT_OPT_OUT,
+    FAILURE_STATES,
+    CampaignDef,
+    FallbackPolicy,
+    PeriodicPolicy,
+    ReplyPolicy,
+    Schedule,
+)
+from gateway.campaigns.targets import TargetListError, read_targets
 from gateway.config import read_toml
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigError, ConfigProblem
@@ -86,6 +99,56 @@ def read_target_list(path: Path) -> frozenset[int]:
     return frozenset(members)
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _periodic(r: TableReader, kind: str) -> PeriodicPolicy | None:
+    """``[periodic]`` (when) and ``[select]`` (whom) of a periodic campaign."""
+    if kind != "periodic":
+        r.problem("periodic", 'only a campaign of kind = "periodic" takes [periodic] and [select]')
+        return None
+    if not r.has("periodic"):
+        r.problem(
+            "periodic", 'a periodic campaign needs [periodic] every = "daily" and at = "09:00"'
+        )
+        return None
+    pt = r.table("periodic")
+    every = pt.str("every", "daily", choices=["daily", "weekly"])
+    at_text = pt.str("at", "09:00")
+    at = clock_seconds(at_text) if at_text is not None else None
+    if at is None:
+        pt.problem("at", f'expected a local time "HH:MM", got {at_text!r}')
+    weekday = None
+    if every == "weekly":
+        day = pt.str("weekday", None, choices=list(WEEKDAYS))
+        if day is None:
+            pt.problem("weekday", 'a weekly run needs a weekday, e.g. "monday"')
+        else:
+            weekday = WEEKDAYS.index(day)
+    elif pt.has("weekday"):
+        pt.problem("weekday", "only a weekly run takes a weekday")
+    pt.check_unknown()
+    st = r.table("select")
+    date_field = st.str("date_field", None, choices=list(DATE_FIELDS))
+    within = st.int("within_days", 0, min=0, max=366)
+    if st.has("within_days") and date_field is None:
+        st.problem("date_field", "within_days needs the date field it applies to")
+    anniversary = st.str("anniversary", None, choices=list(DATE_FIELDS))
+    tag = st.str("tag", None)
+    if date_field is None and anniversary is None and not tag:
+        st.problem("tag", "name at least one of date_field (+ within_days), anniversary, tag")
+    st.check_unknown()
+    return PeriodicPolicy(
+        every=every or "daily",
+        at=at or 0,
+        weekday=weekday,
+        date_field=date_field,
+        within_days=within or 0,
+        anniversary=anniversary,
+        tag=tag or None,
+    )
+
+
 def parse_campaign(
     table: Mapping[str, Any],
     *,
@@ -130,6 +193,69 @@ def parse_campaign(
     once_per = policy.duration("once_per", 0.0)
     policy.check_unknown()
 
+    periodic = None
+    if kind == "periodic" or r.has("periodic") or r.has("select"):
+        periodic = _periodic(r, kind)
+    fallback = None
+    if r.has("fallback"):
+        ft = r.table("fallback")
+        if kind not in ("batch", "periodic"):
+            ft.problem(
+                "after", 'serial multichannel is for campaigns of kind "batch" or "periodic"'
+            )
+        elif channels is not None and len(channels) < 2:
+            ft.problem("after", "needs at least two channels in `channels` to fall back to")
+        after = ft.duration("after", None, min=1.0) if ft.has("after") else None
+        on = ft.str_list("on", list(FAILURE_STATES)) or []
+        for i, state in enumerate(on):
+            if state not in FAILURE_STATES:
+                ft.problem(f"on[{i}]", f"use one of {', '.join(FAILURE_STATES)}, got {state!r}")
+        ft.check_unknown()
+        fallback = FallbackPolicy(after=after, on=frozenset(on))
+    elif kind in ("batch", "periodic") and channels is not None and len(channels) > 1:
+        r.problem(
+            "channels",
+            f"a {kind} campaign sends on one channel: name exactly one, or add a [fallback]"
+            " table to try them one after the other (serial multichannel)",
+        )
+
+    batch_rate = 0.0
+    if r.has("batch"):
+        batch = r.table("batch")
+        if kind != "batch":
+            batch.problem("rate", 'only a campaign of kind = "batch" takes a [batch] table')
+        batch_rate = batch.float("rate", 0.0, min=0.0, max=1_000_000.0)
+        batch.check_unknown()
+
+    reply = None
+    if r.has("reply"):
+        rt = r.table("reply")
+        words: dict[str, frozenset[str]] = {}
+        for key, default in (
+            ("accept", DEFAULT_ACCEPT),
+            ("decline", DEFAULT_DECLINE),
+            ("opt_out", DEFAULT_OPT_OUT),
+        ):
+            given = rt.str_list(key, list(default)) or []
+            folded = frozenset(fold(w) for w in given)
+            if "" in folded:
+                rt.problem(key, "a keyword cannot be empty")
+            words[key] = folded
+        for a, b in (("accept", "decline"), ("accept", "opt_out"), ("decline", "opt_out")):
+            both = words[a] & words[b]
+            if both:
+                rt.problem(b, f"{', '.join(sorted(both))} is also an {a} keyword")
+        validity = rt.duration("validity", None, min=1.0) if rt.has("validity") else None
+        scope = rt.str("opt_out_scope", None, choices=["global", "class"])
+        rt.check_unknown()
+        reply = ReplyPolicy(
+            accept=words["accept"],
+            decline=words["decline"],
+            opt_out=words["opt_out"],
+            validity=validity,
+            opt_out_scope=scope,
+        )
+
     target = r.table("target")
     group = target.str("group", "")
     list_name = target.str("list", None)
@@ -142,11 +268,20 @@ def parse_campaign(
             else (base_dir or Path.cwd()) / list_name
         )
         try:
-            members = read_target_list(list_path)
+            if kind == "batch":
+                # read and checked whole here (clear errors at load); the batch runner reads
+                # it again when the campaign starts and keeps a snapshot
+                read_targets(list_path)
+            else:
+                members = read_target_list(list_path)
+        except TargetListError as exc:
+            target.problem("list", str(exc))
         except (OSError, ValueError) as exc:
             target.problem(
                 "list", f"cannot use {list_path}: {getattr(exc, 'strerror', None) or exc}"
             )
+    # A batch without a list is accepted: its list may come later (a dispatch, a file reload);
+    # until then it sends nothing and `campaign progress` says why (state no_target_list).
     target.check_unknown()
 
     content: dict[str, dict[str, Template]] = {}
@@ -210,6 +345,10 @@ def parse_campaign(
         control_group_percent=control,
         defer_if_quiet=defer,
         trigger=trigger,
+        batch_rate=batch_rate,
+        reply=reply,
+        fallback=fallback,
+        periodic=periodic,
         initial_state=CampaignState(initial),
         raw=raw,
     )

@@ -70,6 +70,60 @@ class Schedule:
         return False
 
 
+#: Default reply keywords (two-way SMS), compared after :func:`gateway.twoway.keywords.fold`.
+DEFAULT_ACCEPT = ("Y", "YES", "是", "1")
+DEFAULT_DECLINE = ("N", "NO", "否", "2")
+DEFAULT_OPT_OUT = ("TD", "T", "退订", "STOP", "0000")
+
+
+@attrs.frozen(kw_only=True)
+class ReplyPolicy:
+    """How a campaign's offers are answered by SMS (the ``[reply]`` table)."""
+
+    accept: frozenset[str]
+    decline: frozenset[str]
+    opt_out: frozenset[str]
+    validity: float | None = None  # seconds an offer stays open; None = [twoway] offer_validity
+    opt_out_scope: str | None = None  # "global" | "class"; None = [twoway] opt_out_scope
+
+
+#: Delivery states after which a serial multichannel campaign tries its next channel.
+FAILURE_STATES = ("undeliverable", "expired", "rejected", "unknown")
+
+
+@attrs.frozen(kw_only=True)
+class FallbackPolicy:
+    """Serial multichannel ("串行营销", the ``[fallback]`` table of a batch campaign): the
+    next channel of ``channels`` is tried when the previous one fails (``on``), or when the
+    subscriber has not answered within ``after`` (None: only on failure)."""
+
+    after: float | None = None
+    on: frozenset[str] = frozenset(FAILURE_STATES)
+
+
+DATE_FIELDS = ("birthday", "network_since", "product_expiry", "contract_end")
+
+
+@attrs.frozen(kw_only=True)
+class PeriodicPolicy:
+    """When a periodic campaign runs and whom it selects (``[periodic]`` and ``[select]``).
+
+    A run is due daily (or weekly on ``weekday``, 0 = Monday) at ``at`` (seconds of the local
+    day). It selects the subscribers of the profile index matching every given criterion: a
+    date field within ``within_days`` days from the run's day, an anniversary of a date field
+    on the run's day, a tag. Each subscriber is contacted at most once per period; a missed
+    run (the daemon was down) runs once, for the latest period only.
+    """
+
+    every: str = "daily"
+    at: int = 9 * 3600
+    weekday: int | None = None
+    date_field: str | None = None
+    within_days: int = 0
+    anniversary: str | None = None
+    tag: str | None = None
+
+
 @attrs.frozen(kw_only=True)
 class CampaignDef:
     """Everything the gateway knows about one campaign's definition (not its state)."""
@@ -87,6 +141,12 @@ class CampaignDef:
     control_group_percent: float = 0.0
     defer_if_quiet: bool = False
     trigger: Trigger | None = None
+    #: batch campaigns: targets presented per second (0 = as fast as contact control takes them)
+    batch_rate: float = 0.0
+    #: two-way SMS: the campaign's offers get a reply address and their answers are routed
+    reply: ReplyPolicy | None = None
+    fallback: FallbackPolicy | None = None
+    periodic: PeriodicPolicy | None = None
     initial_state: CampaignState = CampaignState.PENDING_APPROVAL
     raw: Mapping[str, Any] = attrs.field(factory=dict)  # the table it was parsed from (JSON-safe)
 

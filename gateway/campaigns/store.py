@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,10 @@ class CampaignStore:
         self.counts: dict[str, dict[str, int]] = {}
         self._unparsed_states: dict[str, CampaignState] = {}
         self._flushed: dict[tuple[str, str], int] = {}
+        #: set by the batch component: campaign id -> its execution progress (or None)
+        #: set by the two-way component: campaign id -> reply address of its offers
+        self.reply_addresses: dict[str, str] = {}
+        self.progress_source: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
         self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
         #: Approval gates (``gateway.approval.gate.ApprovalGate``): ``await gate.admit(old, new)``
         #: may hold a new or changed definition; ``await gate.check_transition(cdef, action,

@@ -22,6 +22,11 @@ VALUE_COLUMNS = (
     "county",
     "home_cell",  # "LAC-CI" where the subscriber spends the night
     "terminal",  # handset model
+    # dates as YYYY-MM-DD, for periodic campaigns (gateway.batch.periodic)
+    "birthday",
+    "network_since",  # joined the network (anniversary: years on the network)
+    "product_expiry",
+    "contract_end",
 )
 #: Set-valued attributes, ``|``-separated in the file.
 SET_COLUMNS = ("products", "capabilities", "tags")
