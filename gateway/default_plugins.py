@@ -12,6 +12,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.numbers",  # first: the numbering plan is active before any store opens
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
+    "gateway.presence",  # before the pipeline, which feeds it
     "gateway.campaigns.plugin:CampaignsPlugin",
     # After campaigns: its store reads the campaigns store and profiles opened above.
     "gateway.pipeline_plugin",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         Service,
         SignalSource,
     )
-    from gateway.model import ContactDecision, Delivery, MoMessage
+    from gateway.model import Acceptance, ContactDecision, Delivery, MoMessage
 
 PROJECT = "gateway"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -175,3 +175,14 @@ def gateway_delivery_report(delivery: Delivery) -> None:
 @hookspec
 def gateway_mo_message(message: MoMessage) -> None:
     """A subscriber sent a message to the gateway (e.g. "Y" to order the offered product)."""
+
+
+@hookspec
+def gateway_offer_accepted(acceptance: Acceptance) -> None:
+    """A subscriber accepted the offer of a contact (an SMS "Y", an IVR key press).
+
+    Called once per accepted contact by the channel that received the answer, after the
+    acceptance was recorded in the contact ledger (event ``accepted``). ``acceptance`` is a
+    :class:`~gateway.model.Acceptance`: contact, campaign, subscriber, channel, the answer
+    text or key, and when. The BOSS plugin turns it into an order.
+    """

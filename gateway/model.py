@@ -207,3 +207,21 @@ class MoMessage:
     channel: str
     received_at: float
     message_id: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Acceptance:
+    """A subscriber accepted an offer: an SMS "Y" reply, an IVR key press, a WAP click.
+
+    ``answer`` is what the subscriber gave (the reply text, or the key pressed: ``"1"``);
+    ``channel`` the channel it came through. Fired once per accepted contact through the
+    ``gateway_offer_accepted`` hook, whatever the channel, so that one BOSS plugin turns every
+    acceptance into an order.
+    """
+
+    contact_id: str
+    campaign_id: str
+    msisdn: str
+    channel: str
+    answer: str
+    at: float

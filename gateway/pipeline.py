@@ -108,6 +108,7 @@ class Pipeline:
         rules = self.campaigns.rule_index
         tracked = rules.tracked_kinds
         matchers = self.gateway.matchers
+        presence = getattr(self.gateway, "presence", None)  # "is the phone on?" (gateway.presence)
         state = self.state
         clock = self.clock
         ctx = MatchContext(None, index, -1, None, state=state, clock=clock)  # type: ignore[arg-type]
@@ -133,6 +134,9 @@ class Pipeline:
                     subject = event.imsi or event.msisdn
                     if not subject:
                         continue
+                if presence is not None:
+                    key = str(subject) if row >= 0 else event.msisdn or subject
+                    presence.observe(key, event.kind, ts)
                 candidates = rules.candidates(event)
                 if candidates:
                     # one context per batch, refilled per event (conditions never keep it)
