@@ -81,7 +81,7 @@ async def export_batch(gateway: Any, config: Any, batch: str, *, limit: int = 10
     async with gateway.outbox.open_queue(config.callout_channel) as queue:
         messages: list[Any] = []
         while len(messages) < limit:
-            got = await queue.take(min(1000, limit - len(messages)), max_wait=0)
+            got = await queue.take(min(1000, limit - len(messages)), max_wait=0.2)
             if not got:
                 break
             messages.extend(got)
