@@ -155,8 +155,9 @@ class IvrChannel:
             await self._apply_wakeups()
             now = self.clock()
             if not hours.contains(now):
-                with trio.move_on_after(hours.next_open(now) - now):
-                    await trio.sleep_forever()
+                # A millisecond past the opening: wall-clock floats near 1.8e9 s are 2.4e-7 s
+                # apart, and the loop must not wake just before it, again and again.
+                await trio.sleep(max(hours.next_open(now) - now, 0.0) + 0.001)
                 continue
             free = self.config.concurrent - self.active
             if free <= 0:
@@ -170,7 +171,7 @@ class IvrChannel:
             # Wait for new contacts no longer than until the next retry is due, the contact
             # hours end, or (while subscribers wait for their phone) a power-on is applied.
             next_due = await self.schedule.next_due()
-            wait = min(IDLE_WAIT, hours.closes_in(now))
+            wait = min(IDLE_WAIT, hours.closes_in(now) + 0.001)
             if next_due is not None:
                 wait = min(wait, max(next_due - now, 0.0))
             if self._held or self._wakeups:

@@ -3,6 +3,8 @@ contact control and outbox, with Trio's MockClock driving call timers, retries a
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
@@ -100,8 +102,8 @@ async def test_busy_is_retried_after_n_minutes_up_to_k_times(backend, tmp_path, 
         await h.wait_final("offer-" + A)
         starts = [c.originated_at for c in h.pbx.placed(A)]
         assert len(starts) == 3
-        for a, b in zip(starts, starts[1:], strict=False):  # ring 2 s + 10 min, never earlier
-            assert 602 <= b - a <= 602 + HEARTBEAT
+        for a, b in itertools.pairwise(starts):  # ring 2 s + 10 min, never earlier
+            assert 602 <= b - a <= 602 + 2 * HEARTBEAT
         assert h.observed.states("offer-" + A) == ["submitted", "undeliverable"]
         assert h.observed.deliveries[-1].error.startswith("ivr.busy")
         assert (await h.ledger_events("offer-" + A)).count("committed") == 1
@@ -118,7 +120,7 @@ async def test_no_answer_is_retried_the_next_day_inside_contact_hours(backend, t
         first, second = (h.clock.epoch + c.originated_at for c in h.pbx.placed(B))
         assert local_time(first) == "2026-03-02 19:00"
         opens = local_epoch("2026-03-03", "09:00")
-        assert opens <= second <= opens + HEARTBEAT
+        assert opens <= second <= opens + 2 * HEARTBEAT
         assert h.observed.final() == {"offer-" + B: "undeliverable"}
 
 
@@ -187,9 +189,7 @@ async def test_pacing_never_exceeds_concurrency_or_calls_per_second(backend, tmp
             for _t, step in events:
                 up += step
                 assert up <= limit, name
-            gaps = [
-                b.originated_at - a.originated_at for a, b in zip(calls, calls[1:], strict=False)
-            ]
+            gaps = [b.originated_at - a.originated_at for a, b in itertools.pairwise(calls)]
             assert min(gaps) >= 1 / cps - 1e-6, (name, min(gaps))
         assert set(h.observed.final().values()) == {"delivered"} and h.pbx.duplicates == 0
 
@@ -233,7 +233,7 @@ async def test_contact_hours_are_respected(backend, tmp_path, ivr_clock):
         await h.wait_final("offer-" + A)
         first, second = (h.clock.epoch + c.originated_at for c in h.pbx.placed(A))
         for at, day in ((first, "2026-03-02"), (second, "2026-03-03")):
-            assert local_epoch(day, "09:00") <= at <= local_epoch(day, "09:00") + HEARTBEAT
+            assert local_epoch(day, "09:00") <= at <= local_epoch(day, "09:00") + 2 * HEARTBEAT
 
 
 @BACKENDS
@@ -273,7 +273,7 @@ async def test_unseen_subscriber_called_when_the_window_ends(backend, tmp_path, 
         assert (
             local_epoch("2026-03-02", "12:00")
             <= at
-            <= local_epoch("2026-03-02", "12:00") + HEARTBEAT
+            <= local_epoch("2026-03-02", "12:00") + 2 * HEARTBEAT
         )
 
 

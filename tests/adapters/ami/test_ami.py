@@ -149,3 +149,34 @@ async def test_reconnect_keeps_following_a_live_call(autojump_clock):
             nursery.cancel_scope.cancel()
     assert end.result == "answered" and end.digits == "2"
     assert server.logins == 2 and server.pbx.duplicates == 0 and len(server.pbx.calls) == 1
+
+
+# Independent implementation: panoramisk (an asyncio AMI client) parses what we write, and we
+# parse what it writes. Values are kept clear of what panoramisk treats specially (leading or
+# trailing spaces, its URL-quoted keys).
+pan_keys = st.sampled_from(
+    ["Channel", "Context", "Exten", "Priority", "Uniqueid", "Digit", "Cause"]
+)
+pan_values = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20)
+
+
+@given(st.dictionaries(pan_keys, pan_values, min_size=1, max_size=5), pan_values)
+def test_panoramisk_reads_our_events_and_we_read_its_actions(fields, action_id):
+    """Our encoding parses in panoramisk to the same headers, and panoramisk's Action parses in ours."""
+    from panoramisk.actions import Action
+    from panoramisk.message import Message
+
+    ours = encode([("Event", "Hangup"), *fields.items()])
+    theirs = Message.from_line(ours.decode().rstrip("\r\n"))
+    assert theirs is not None and theirs["Event"] == "Hangup"
+    for k, v in fields.items():
+        assert theirs[k] == v
+
+    written = str(Action({"Action": "Originate", "ActionID": action_id, **fields})).encode()
+    parser = AmiParser(expect_banner=False)
+    parser.receive_data(written)
+    message = parser.next_message()
+    assert message is not None and message.get("Action") == "Originate"
+    assert message.action_id == action_id
+    for k, v in fields.items():
+        assert message.get(k) == v
