@@ -176,8 +176,15 @@ async def running_ivr(
     pbx = pbx or FakePbx()
     opener = open_fake_ami if backend == "ami" else open_fake_esl
     with stack:
-        async with _running(gw, opener, pbx, backend, clock, ivr, observed, start, scheduler) as h:
-            yield h
+        async with trio.open_nursery() as beat:
+            # First: the stores start timers a day away (the sweeper), and a jump while they
+            # open would skip that far.
+            beat.start_soon(_heartbeat)
+            async with _running(
+                gw, opener, pbx, backend, clock, ivr, observed, start, scheduler
+            ) as h:
+                yield h
+            beat.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -204,7 +211,6 @@ async def _running(gw, opener, pbx, backend, clock, ivr, observed, start, schedu
             if scheduler:
                 for service in outbox_plugin.gateway_services(gateway=gw):
                     await nursery.start(service.run)
-            nursery.start_soon(_heartbeat)
             if start:
                 await nursery.start(channel.run)
             yield Ivr(gateway=gw, channel=channel, pbx=pbx, server=server, observed=observed,
