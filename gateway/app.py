@@ -24,11 +24,14 @@ from gateway.model import Acceptance, Delivery, MoMessage
 if TYPE_CHECKING:
     # Concrete core components (not plugin contracts); imported for the checker only, so
     # that the object every module receives does not import the components it carries.
+    from gateway.approval.book import ApprovalBook
     from gateway.campaigns.store import CampaignStore
     from gateway.config import GatewayConfig
     from gateway.contact.ledger import Ledger
+    from gateway.enrich.holder import Enrichment
     from gateway.presence import PresenceTracker
     from gateway.profiles.holder import ProfileHolder
+    from gateway.staff.directory import StaffDirectory
 
 
 @attrs.define(eq=False)
@@ -49,6 +52,11 @@ class Gateway:
     profiles: ProfileHolder | None = None
     campaigns: CampaignStore | None = None
     ledger: Ledger | None = None
+    #: The 4A staff directory and the approval workflow (set by their components).
+    staff: StaffDirectory | None = None
+    approvals: ApprovalBook | None = None
+    #: Number-segment and TAC tables (set by the enrichment component before the pipeline opens).
+    enrichment: Enrichment | None = None
     #: The EventSink given to signal sources (``gateway.pipeline.Pipeline``, set by the
     #: pipeline component); None means events are counted and dropped.
     pipeline: EventSink | None = None
@@ -72,16 +80,34 @@ class Gateway:
         """A channel reports progress of one contact.
 
         The core updates the outbox entry, commits or reconciles the contact-control
-        reservation, and calls the ``gateway_delivery_report`` observers.
+        reservation, and calls the ``gateway_delivery_report`` observers. When the outbox and
+        the contact ledger share the state database's writer, the entry's state and the
+        ledger row are one transaction (one group commit).
         """
-        if self.outbox is not None:
-            await self.outbox.record_delivery(delivery)
+        outbox, control = self.outbox, self.contact_control
+        writer = getattr(outbox, "writer", None)
+        if (
+            writer is not None
+            and getattr(getattr(control, "ledger", None), "writer", None) is writer
+            and hasattr(control, "stage_delivery")
+        ):
+            op = outbox.stage_delivery(delivery)  # no checkpoint until the await: one batch
+            staged = control.stage_delivery(delivery)
+            await writer.result(op)
+            if not staged:  # a remote backend (Redis): its own round trip
+                await self._reconcile(delivery)
+        else:
+            if outbox is not None:
+                await outbox.record_delivery(delivery)
+            await self._reconcile(delivery)
+        self.hook.gateway_delivery_report(delivery=delivery)
+
+    async def _reconcile(self, delivery: Delivery) -> None:
         if self.contact_control is not None:
             if delivery.state.value == "submitted":
                 await self.contact_control.commit(delivery.contact_id)
             elif delivery.state.final:
                 await self.contact_control.reconcile(delivery)
-        self.hook.gateway_delivery_report(delivery=delivery)
 
     def report_mo(self, message: MoMessage) -> None:
         """A channel received a message from a subscriber; offered to observers."""

@@ -27,6 +27,7 @@ import attrs
 
 from gateway.config_reader import TableReader, did_you_mean
 from gateway.errors import ConfigError, ConfigProblem, PluginError
+from gateway.http.config import HttpConfig, parse_http  # the HTTP host parses its own table
 from gateway.store import SYNCHRONOUS_MODES
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -65,15 +66,6 @@ class LoggingConfig:
     plugin_levels: Mapping[str, str] = attrs.field(factory=dict)
     #: Debug only: log MSISDNs and IMSIs in clear text.
     clear_text_msisdn: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class HttpConfig:
-    """The ``[http]`` table: the shared HTTP host for plugin routes (off unless ``listen``)."""
-
-    listen: str = ""  # "127.0.0.1:8080"; empty: routes are not served
-    max_body_bytes: int = 10 * 1024 * 1024
-    idle_timeout: float = 30.0
 
 
 @attrs.frozen(kw_only=True)
@@ -208,24 +200,6 @@ def parse_logging(table: Mapping[str, Any], problems: list[ConfigProblem]) -> Lo
     )
 
 
-def parse_http(table: Mapping[str, Any], problems: list[ConfigProblem]) -> HttpConfig:
-    """Parse ``[http]``."""
-    d = HttpConfig()
-    r = TableReader(table, "http", problems=problems)
-    listen = r.str("listen", d.listen)
-    if listen:
-        host, sep, port = listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            r.problem("listen", f'must be HOST:PORT such as "127.0.0.1:8080", got {listen!r}')
-            listen = ""
-    max_body = r.int("max_body_bytes", d.max_body_bytes, min=0)
-    idle = r.duration("idle_timeout", d.idle_timeout, min=0.1)
-    r.check_unknown()
-    return HttpConfig(
-        listen=listen or "", max_body_bytes=max_body or 0, idle_timeout=idle or d.idle_timeout
-    )
-
-
 def peek_core(path: Path | str) -> CoreConfig:
     """Only the ``[gateway]`` table, for tools that need the socket path or disabled plugins.
 
@@ -264,7 +238,7 @@ def parse_config(
     base = path.resolve().parent if path is not None else None
     core = parse_core(data.get("gateway", {}), problems, base)
     logging_config = parse_logging(data.get("logging", {}), problems)
-    http = parse_http(data.get("http", {}), problems)
+    http = parse_http(data.get("http", {}), problems, base)
 
     top_specs: dict[str, Any] = {}
     plugin_specs: dict[str, Any] = {}
@@ -339,6 +313,30 @@ def _parse_section(
     except Exception as exc:  # a parser bug must still name where it happened
         problems.append(ConfigProblem(key, f"section parser failed: {type(exc).__name__}: {exc}"))
     return _MISSING
+
+
+def check_named_files(config: GatewayConfig, plugin_manager: Any) -> list[ConfigProblem]:
+    """Read and parse the files a valid configuration names (``gatewayd --check-config``).
+
+    Start-up and reload do this themselves, refusing one bad campaign file and keeping the
+    others; the check reports every problem at once, each naming its file. A section's parsed
+    object takes part by offering ``check_files(base, hook) -> list[ConfigProblem]`` (``base``:
+    the directory relative paths are resolved against).
+    """
+    base = config.path.resolve().parent if config.path is not None else None
+    file = str(config.path) if config.path is not None else "<config>"
+    problems: list[ConfigProblem] = []
+    named = [*config.sections.items(), *((f"plugins.{k}", v) for k, v in config.plugins.items())]
+    for key, section in named:
+        check = getattr(section, "check_files", None)
+        if check is None:
+            continue
+        try:
+            found = check(base, getattr(plugin_manager, "hook", None))
+        except Exception as exc:  # a checker bug must still name where it happened
+            found = [ConfigProblem(key, f"file check failed: {type(exc).__name__}: {exc}")]
+        problems.extend(p.with_file(file) for p in found)
+    return problems
 
 
 def load_config(path: Path | str, plugin_manager: Any) -> GatewayConfig:

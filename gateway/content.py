@@ -113,7 +113,7 @@ class Content:
     @property
     def kinds(self) -> frozenset[ContentKind]:
         """The kinds of content this message holds."""
-        kinds = set()
+        kinds: set[ContentKind] = set()
         if self.text is not None or self.subject is not None:
             kinds.add(ContentKind.TEXT)
         if self.binary is not None:

@@ -173,6 +173,14 @@ class ContactControl(Protocol):
         """Decide a batch in order (as if ``decide`` were called for each), faster."""
         ...
 
+    async def decide_and_queue(
+        self, requests: Sequence[ContactRequest], outbox: Outbox
+    ) -> list[ContactDecision]:
+        """``decide_many``, with the ALLOWED decisions queued in ``outbox`` and the DEFERRED
+        ones held there, in the same transaction as the decisions' records (when both live in
+        the state database): no "decided but not queued" gap. Returns once all is durable."""
+        ...
+
     async def commit(self, contact_id: str) -> None:
         """The channel handed the contact to the network: the reservation becomes a contact."""
         ...
@@ -268,6 +276,11 @@ class HttpRequest:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    #: The authenticated client's name from the ``[http]`` credentials ("" on a route with
+    #: ``auth="none"``).
+    client: str = ""
+    #: The remote address (IP) the request came from.
+    peer: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -277,8 +290,23 @@ class HttpResponse:
     body: bytes = b""
 
 
+#: ``HttpRoute.auth`` values: who may call a route.
+HTTP_AUTH_MODES = ("any", "key", "hmac", "none")
+
+
 @attrs.frozen(kw_only=True)
 class HttpRoute:
     method: str  # "POST"
     path: str  # exact path, e.g. "/boss/dispatch"
     handler: Callable[[HttpRequest], Awaitable[HttpResponse]]
+    #: Who may call it: "any" (default) an ``[http.clients]`` client by API key or HMAC-signed
+    #: request; "key" or "hmac" only that way; "none" anyone (a handset following a link, a
+    #: peer that authenticates inside its own protocol). Authenticated unless said otherwise.
+    auth: str = "any"
+    #: For the OpenAPI document: one line, and JSON Schemas (plain dicts) of the bodies.
+    summary: str = ""
+    request_schema: Mapping[str, Any] | None = None
+    response_schema: Mapping[str, Any] | None = None
+    #: Media type of both bodies, and the status of a successful answer.
+    content_type: str = "application/json"
+    response_status: int = 200

@@ -31,10 +31,10 @@ import structlog
 import trio
 
 import gateway
-from gateway.config import format_problem
+from gateway.config import check_named_files, format_problem, load_config
 from gateway.config_reader import did_you_mean
 from gateway.contracts import AdminCommand, AdminReply
-from gateway.errors import AdminCommandError, GatewayError
+from gateway.errors import AdminCommandError, ConfigError, GatewayError
 from gateway.plugin_manager import call_each, plugin_names
 from gateway.supervisor import describe
 
@@ -420,8 +420,21 @@ def _duration(seconds: float) -> str:
     return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+def _check_config_and_files(daemon: Daemon, path: Path) -> ConfigError | None:
+    """The configuration at ``path``, then the files it names (what ``--check-config`` does)."""
+    error = daemon.check_config(path)
+    if error is not None:
+        return error
+    try:
+        problems = check_named_files(load_config(path, daemon.pm), daemon.pm)
+    except ConfigError as exc:  # the file changed between the two reads
+        return exc
+    return ConfigError(problems) if problems else None
+
+
 def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
     """status, plugins, reload, config check, help."""
+    checks = trio.CapacityLimiter(1)  # one config check at a time (each may read big files)
 
     async def status(argv: list[str]) -> AdminReply:
         data = status_data(daemon)
@@ -453,7 +466,8 @@ def builtin_commands(daemon: Daemon) -> list[AdminCommand]:
         if not argv or argv[0] != "check" or len(argv) > 2:
             raise AdminCommandError("usage: config check [PATH]")
         path = Path(argv[1]) if len(argv) == 2 else daemon.config_path
-        error = daemon.check_config(path)
+        # Off the event loop: the named files (a profile file of millions of rows) are read too.
+        error = await trio.to_thread.run_sync(_check_config_and_files, daemon, path, limiter=checks)
         if error is None:
             return AdminReply(
                 data={"ok": True, "path": str(path), "problems": []}, text=f"config ok: {path}"

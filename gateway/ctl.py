@@ -2,10 +2,11 @@
 
 ::
 
-    gatewayctl [--socket PATH | --config PATH] [--json] CMD [ARGS...]
+    gatewayctl [--socket PATH | --config PATH] [--json] [--timeout S] CMD [ARGS...] [-- WORDS...]
 
-Everything after ``CMD`` is passed to the daemon as ``argv``, so commands that plugins register
-need no client code. Arguments naming an existing file (or an existing path written with a
+The options of gatewayctl itself are taken wherever they are (``gatewayctl status --json``);
+the other words after ``CMD`` are passed to the daemon as ``argv``, so commands that plugins
+register need no client code. Words after ``--`` go to the command as they are. Arguments naming an existing file (or an existing path written with a
 slash) are sent as absolute paths: the daemon has another working directory.
 
 Exit codes: 0 done; 1 the daemon refused (error reply, or a check that found problems);
@@ -60,7 +61,10 @@ def request(
         except OSError as exc:
             raise Unreachable(f"cannot connect to {socket_path}: {exc.strerror or exc}") from None
         try:
-            sock.sendall(payload)
+            try:
+                sock.sendall(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon refused and closed at once: its reason may wait to be read
             buffer = b""
             while b"\n" not in buffer:
                 chunk = sock.recv(65536)
@@ -139,6 +143,34 @@ def _absolutise(argv: list[str]) -> list[str]:
     return out
 
 
+#: gatewayctl's own options: flags, and options that take a value (``--x V`` or ``--x=V``).
+_GLOBAL_FLAGS = ("--json", "-h", "--help")
+_GLOBAL_WITH_VALUE = ("--socket", "--config", "--timeout")
+
+
+def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(gatewayctl's options, command words)``: options are taken from anywhere before ``--``."""
+    options: list[str] = []
+    words: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            words.extend(argv[i + 1 :])
+            break
+        if arg in _GLOBAL_FLAGS:
+            options.append(arg)
+        elif arg.split("=", 1)[0] in _GLOBAL_WITH_VALUE:
+            options.append(arg)
+            if "=" not in arg and i + 1 < len(argv):
+                options.append(argv[i + 1])
+                i += 1
+        else:
+            words.append(arg)
+        i += 1
+    return options, words
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="gatewayctl",
@@ -165,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("cmd", help="command, e.g. status, plugins, reload, config, help")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the command")
-    args = parser.parse_args(argv)
+    options, words = split_global_options(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(options + words[:1])
+    args.args = words[1:]
     try:
         path = args.socket or default_socket(args.config)
     except Exception as exc:  # ConfigError from --config

@@ -58,6 +58,7 @@ from gateway import logging as gateway_logging
 from gateway.app import Gateway
 from gateway.config import (
     GatewayConfig,
+    check_named_files,
     format_problem,
     load_config,
     parse_config,
@@ -76,6 +77,7 @@ from gateway.contracts import (
 from gateway.control import builtin_commands, check_control_socket, serve_control
 from gateway.errors import ConfigError, ConfigProblem, GatewayError, PluginError
 from gateway.http import HttpHost
+from gateway.http.config import RESTART_KEYS as HTTP_RESTART_KEYS
 from gateway.lifecycle import Lifecycle, Phase, StopAction
 from gateway.model import SignalEvent
 from gateway.plugin_manager import call_each, make_plugin_manager, plugin_names
@@ -94,8 +96,8 @@ CORE_RESTART_KEYS: dict[str, tuple[str, ...]] = {
         "disabled_plugins",
         "sqlite_synchronous",
     ),
-    # The HTTP host is built once with its listen address and limits.
-    "http": ("listen", "max_body_bytes", "idle_timeout"),
+    # The HTTP host is built once with its listen address, limits, TLS and clients.
+    "http": HTTP_RESTART_KEYS,
     # The renderer is chosen once; levels and the masking flag are applied on reload.
     "logging": ("format",),
 }
@@ -556,9 +558,15 @@ def demo_config_path() -> Path:
 
 
 def check_config(path: Path) -> int:
-    """``gatewayd --check-config``: print every problem (exit 1) or "config ok" (exit 0)."""
+    """``gatewayd --check-config``: print every problem (exit 1) or "config ok" (exit 0).
+
+    Besides the file itself, the files it names (areas, campaigns, profiles) are read and parsed.
+    """
     try:
-        Daemon.from_file(path)
+        daemon = Daemon.from_file(path)
+        named_file_problems = check_named_files(daemon.config, daemon.pm)
+        if named_file_problems:
+            raise ConfigError(named_file_problems)
     except ConfigError as exc:
         for problem in exc.problems:
             print(format_problem(problem), file=sys.stderr)

@@ -13,7 +13,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
     "gateway.presence",  # before the pipeline, which feeds it
+    # Before campaigns: the campaigns store takes the approval gate before it stores a file.
+    "gateway.staff.plugin:StaffPlugin",
+    "gateway.approval.plugin:ApprovalPlugin",
     "gateway.campaigns.plugin:CampaignsPlugin",
+    "gateway.enrich.plugin:EnrichmentPlugin",  # before the pipeline, which reads its tables
     # After campaigns: its store reads the campaigns store and profiles opened above.
     "gateway.pipeline_plugin",
 )

@@ -179,10 +179,6 @@ def gateway_mo_message(message: MoMessage) -> None:
 
 @hookspec
 def gateway_offer_accepted(acceptance: Acceptance) -> None:
-    """A subscriber accepted the offer of a contact (an SMS "Y", an IVR key press).
-
-    Called once per accepted contact by the channel that received the answer, after the
-    acceptance was recorded in the contact ledger (event ``accepted``). ``acceptance`` is a
-    :class:`~gateway.model.Acceptance`: contact, campaign, subscriber, channel, the answer
-    text or key, and when. The BOSS plugin turns it into an order.
-    """
+    """A subscriber accepted a campaign's offer (a "Y" reply, a CRM counter, an IVR key
+    press): place the order. Channels report it through ``Gateway.report_acceptance``, which
+    records an ``accepted`` row in the contact ledger first."""

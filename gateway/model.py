@@ -31,12 +31,45 @@ class EventKind(enum.StrEnum):
     LOCATION_UPDATE = "location_update"  # normal location updating (moved to a new area)
     PERIODIC_UPDATE = "periodic_update"  # periodic location updating (still here)
     CELL_CHANGE = "cell_change"  # seen in a new cell (CM service, paging response, ...)
-    HANDOVER = "handover"  # handover performed during a call
-    CALL_START = "call_start"  # CC Setup / Connect
-    CALL_END = "call_end"  # CC Release / Release Complete, with cause and duration
+    HANDOVER = "handover"  # handover performed during a call; lac/ci are the new cell
+    CALL_START = "call_start"  # CC Setup, with direction (and for MT the calling number)
+    CALL_END = "call_end"  # the call's one end: outcome, cause, talk time (duration)
     MO_SMS = "mo_sms"  # subscriber sent an SMS (RP-DATA MS->network), peer = destination
+    MT_SMS = "mt_sms"  # subscriber received an SMS (RP-DATA network->MS), peer = originator
+    USSD = "ussd"  # USSD request (TS 24.090), service_code = the string dialled ("*139#")
+    SS_CHANGE = "ss_change"  # supplementary service changed (call forwarding, barring...)
     HANDSET_CHANGE = "handset_change"  # IMEI differs from the last one seen for this IMSI
     ROAMING_IN = "roaming_in"  # IMSI's MCC/MNC is not the home network's
+
+
+class CallDirection(enum.StrEnum):
+    """Who set up the call (``SignalEvent.direction``)."""
+
+    MO = "mo"  # mobile originated: the subscriber called (peer = called number)
+    MT = "mt"  # mobile terminated: the subscriber was called (peer = calling number)
+
+
+class CallOutcome(enum.StrEnum):
+    """How a call ended (``SignalEvent.outcome`` of CALL_END), from CC and BSSMAP causes.
+
+    The mapping from TS 24.008 10.5.4.11 cause values is in ``adapters/sigtran/outcome.py``.
+    """
+
+    ANSWERED = "answered"  # connected; duration is the talk time
+    REJECTED = "rejected"  # the subscriber declined an incoming call (cause 21, or 17 at MT)
+    NO_ANSWER = "no_answer"  # alerted and not answered (cause 18, 19, or 16/31 before Connect)
+    BUSY = "busy"  # user busy (cause 17 on an MO call)
+    UNALLOCATED_NUMBER = "unallocated_number"  # cause 1 (and 22 number changed, 28 invalid)
+    NETWORK_FAILURE = "network_failure"  # resource, network or radio failure (cause >= 34)
+
+
+class SsOperation(enum.StrEnum):
+    """The supplementary service operation of an SS_CHANGE (TS 24.080 4.5, TS 29.002)."""
+
+    REGISTER = "register"  # registerSS (e.g. set a forwarding number)
+    ERASE = "erase"  # eraseSS
+    ACTIVATE = "activate"  # activateSS
+    DEACTIVATE = "deactivate"  # deactivateSS
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -58,9 +91,13 @@ class SignalEvent:
     mnc: str | None = None
     lac: int | None = None  # location area code
     ci: int | None = None  # cell identity
-    peer: str | None = None  # called number (call), destination (MO SMS)
+    peer: str | None = None  # the other party: called (MO) / calling (MT) number, SMS address
     cause: int | None = None  # CC release cause value (TS 24.008 10.5.4.11)
     duration: float | None = None  # seconds, for CALL_END when the start was seen
+    direction: str | None = None  # CallDirection, for CALL_START and CALL_END
+    outcome: str | None = None  # CallOutcome, for CALL_END
+    service_code: str | None = None  # USSD string ("*139#"); SS_CHANGE: the SS code name
+    ss_operation: str | None = None  # SsOperation, for SS_CHANGE
     source: str = ""  # name of the signal source that produced it
 
 
@@ -211,12 +248,13 @@ class MoMessage:
 
 @attrs.frozen(kw_only=True, slots=True)
 class Acceptance:
-    """A subscriber accepted an offer: an SMS "Y" reply, an IVR key press, a WAP click.
+    """A subscriber accepted an offer: a "Y" reply to a campaign's SMS, a CRM counter, an IVR
+    key press.
 
-    ``answer`` is what the subscriber gave (the reply text, or the key pressed: ``"1"``);
-    ``channel`` the channel it came through. Fired once per accepted contact through the
-    ``gateway_offer_accepted`` hook, whatever the channel, so that one BOSS plugin turns every
-    acceptance into an order.
+    ``contact_id`` is the contact whose offer was accepted (the idempotency key of whatever
+    the acceptance sets off, such as the product order); ``channel`` is where the answer came
+    from (``sms``, ``crm``, ``ivr``); ``answer`` the subscriber's words ("Y") or the key
+    pressed ("1"); ``at`` epoch seconds.
     """
 
     contact_id: str

@@ -4,8 +4,8 @@
 MSISDN, and learn last cell / IMEI / seen), *match* (the compiled rule index of the running
 campaigns, then any plugin matchers from ``gateway_matchers``), build the
 :class:`~gateway.model.ContactRequest` of each match, then for the whole batch ask contact
-control (``decide_many``) and hand ALLOWED decisions to the outbox (``enqueue_many``) and
-DEFERRED ones to ``outbox.defer``. A bad event is counted and skipped; ``send`` never raises
+control and the outbox in one call (``decide_and_queue``: the decisions, their ledger rows,
+the ALLOWED ones' outbox entries and the DEFERRED ones held, in one transaction). A bad event is counted and skipped; ``send`` never raises
 because of one.
 
 Idempotency: ``contact_id`` is a hash of campaign, MSISDN and the trigger: the policy period
@@ -29,9 +29,11 @@ from gateway.content import declaration_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
+from gateway.rules.enriched import ENRICHED_FIELDS, enriched_field, handset_of, supports
 
 if TYPE_CHECKING:
     from gateway.campaigns.model import CampaignDef
+    from gateway.enrich.holder import Enrichment
 
 EXPIRE_EVERY = 4096  # events between two state-expiry sweeps
 #: Trigger-policy marks awaiting their decision (a caller that only matches never settles them).
@@ -68,8 +70,11 @@ class Pipeline:
         campaigns: Any,
         timezone: str = "Asia/Shanghai",
         state: MatcherState | None = None,
+        enrichment: Enrichment | None = None,
     ) -> None:
         self.gateway = gateway
+        #: Number-segment and TAC tables (``gateway.enrichment``); None: none loaded.
+        self.enrichment = enrichment or getattr(gateway, "enrichment", None)
         self.profiles = profiles
         self.campaigns = campaigns
         self.clock = LocalClock(timezone)
@@ -111,7 +116,7 @@ class Pipeline:
         presence = getattr(self.gateway, "presence", None)  # "is the phone on?" (gateway.presence)
         state = self.state
         clock = self.clock
-        ctx = MatchContext(None, index, -1, None, state=state, clock=clock)  # type: ignore[arg-type]
+        ctx = MatchContext(None, index, -1, None, state=state, clock=clock, enrich=self.enrichment)  # type: ignore[arg-type]
         failed = 0
         newest = None  # the latest good event time: what the expiry sweep measures against
         isfinite = math.isfinite
@@ -134,6 +139,8 @@ class Pipeline:
                     subject = event.imsi or event.msisdn
                     if not subject:
                         continue
+                    if event.imei:  # the profile index learns it for known subscribers
+                        state.last_imei.put(subject, event.imei, ts)
                 if presence is not None:
                     key = str(subject) if row >= 0 else event.msisdn or subject
                     presence.observe(key, event.kind, ts)
@@ -208,7 +215,7 @@ class Pipeline:
             self._mark_trigger(contact_id_for(cid, msisdn, trigger_key, period), key, prior, ts)
         else:
             period, trigger_key = int(ts * 1000), event.kind.value
-        channel = self._channel(cdef, index, row)
+        channel = self._channel(cdef, ctx)
         if channel is None:
             count(cid, "no_capable_channel")
             return None
@@ -234,6 +241,8 @@ class Pipeline:
                 return campaign.name
             if name == "event_kind":
                 return event.kind.value
+            if name in ENRICHED_FIELDS:
+                return enriched_field(ctx, name)
             return (
                 index.attribute(name, row) if row >= 0 else (msisdn if name == "msisdn" else None)
             )
@@ -256,18 +265,21 @@ class Pipeline:
             control_group=control,
         )
 
-    def _channel(self, cdef: CampaignDef, index: Any, row: int) -> str | None:
-        """The first of the campaign's channels the subscriber's terminal supports."""
+    def _channel(self, cdef: CampaignDef, ctx: MatchContext) -> str | None:
+        """The first of the campaign's channels the subscriber's handset supports.
+
+        The handset is the one seen last in the signaling (by its TAC) where the TAC table
+        knows it, else the profile's capabilities; a subscriber known to neither gets the
+        first channel. Each channel passed over for this reason is counted as
+        ``handset_unfit.<channel>`` in the campaign's counters (shown by ``campaign report``).
+        """
+        unknown = ctx.row < 0 and handset_of(ctx) is None
         for channel in cdef.campaign.channels:
             # What the handset must support is the channel's own declaration (Channel.requires).
             needed = declaration_of(self.gateway.channels.get(channel)).requires
-            if not needed or row < 0:
+            if not needed or unknown or supports(ctx, needed):
                 return channel
-            column = index.sets.get("capabilities")
-            if column is not None and all(
-                column.masks[column.codes[row]] & column.bits.get(n, 0) for n in needed
-            ):
-                return channel
+            self.campaigns.count(cdef.campaign.id, f"handset_unfit.{channel}")
         return None
 
     # -- trigger-policy marks of undecided requests -----------------------------------------
@@ -301,23 +313,31 @@ class Pipeline:
     # -- decisions -------------------------------------------------------------------------
 
     async def submit(self, requests: list[ContactRequest]) -> list[ContactDecision]:
-        """Contact control for a batch, then the outbox; per-campaign outcome counters."""
+        """Contact control and the outbox for a batch, in one transaction; per-campaign counters."""
         gw = self.gateway
         log = structlog.get_logger()
+        decide_and_queue = getattr(gw.contact_control, "decide_and_queue", None)
         try:
-            decisions = await gw.contact_control.decide_many(requests)
-        except Exception as exc:  # backend down: counted and logged, the feed goes on
+            if decide_and_queue is not None:
+                # decisions, their ledger rows and the ALLOWED ones' outbox entries commit
+                # together: no "decided but not queued" gap
+                decisions = await decide_and_queue(requests, gw.outbox)
+            else:
+                decisions = await gw.contact_control.decide_many(requests)
+        except Exception as exc:  # backend down, disk full: counted and logged, the feed goes on
             self._decide_failed.value += len(requests)
             log.error("pipeline.decide_failed", error=repr(exc), requests=len(requests))
             self._settle_triggers(requests, decided=False)
             return []
         self._settle_triggers(requests, decided=True)
-        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         count = self.campaigns.count
         for d in decisions:
             count(
                 d.request.campaign_id, "duplicate" if d.reason == "duplicate" else d.outcome.value
             )
+        if decide_and_queue is not None:
+            return decisions
+        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
         try:
             if allowed:
                 await gw.outbox.enqueue_many(allowed)

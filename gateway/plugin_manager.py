@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -76,6 +77,10 @@ def make_plugin_manager(
                 continue
             try:
                 plugin = ep.load()
+                # "module:Class": a fresh instance per plugin manager holds the plugin's state
+                # (two gateways in one process never share it; no registry keyed by gateway).
+                if inspect.isclass(plugin):
+                    plugin = plugin()
             except Exception as exc:
                 raise PluginError(
                     ep.name, f"cannot load entry point {ep.value!r}: {type(exc).__name__}: {exc}"

@@ -1,15 +1,15 @@
 """The embedded state store: one SQLite database (WAL) under the state directory.
 
-Each core component (contact ledger, outbox, campaigns) opens its own connection to the same
-file with :func:`open_sqlite` and talks to it only through :class:`SqliteWorker`, which runs
-the blocking sqlite3 calls in a worker thread, one at a time per connection, never in the
-event loop. SQLite serialises writers across connections (``busy_timeout`` waits for the
-lock); WAL lets readers go on while one writes.
+One writer: :class:`StateWriter` owns the database's only write connection and runs every
+write of the contact ledger, the outbox and the lists by group commit in one worker thread
+(:func:`open_state_writer`); reads use a second connection, and WAL lets them go on while it
+writes. A few rare writers (campaign definitions) still use :class:`SqliteWorker`, a connection
+run in a worker thread one call at a time; SQLite serialises them with the writer
+(``busy_timeout``). Blocking sqlite3 calls never run in the event loop.
 
 Durability: ``synchronous=FULL`` (the default) makes a committed transaction survive power
-loss; ``NORMAL`` survives a crash of the process (kill -9) but not of the machine. Components
-batch many records into one transaction (group commit) so that neither costs an fsync per
-record.
+loss; ``NORMAL`` survives a crash of the process (kill -9) but not of the machine. A caller
+hears "durable" only after the transaction holding its writes committed, whatever the mode.
 """
 
 from __future__ import annotations
@@ -50,18 +50,22 @@ def secure_state_file(path: Path, *, created: bool) -> None:
 
     Called before WAL mode is set: SQLite gives a new ``-wal`` and ``-shm`` file the mode of
     the database (and fchmods them to it), so they follow whatever the umask. Leftover ones
-    from an earlier run are tightened too.
+    from an earlier run are tightened too, where we may (a file of another owner that we can
+    use through its group is left as it is).
     """
-    os.chmod(path, STATE_FILE_MODE if created else _tightened(path))
-    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    if created:
+        os.chmod(path, STATE_FILE_MODE)
+    for existing in (
+        *(() if created else (path,)),
+        path.with_name(path.name + "-wal"),
+        path.with_name(path.name + "-shm"),
+    ):
         try:
-            os.chmod(extra, _tightened(extra))
-        except FileNotFoundError:
+            mode = stat.S_IMODE(os.stat(existing).st_mode)
+            if mode & ~STATE_FILE_MODE:
+                os.chmod(existing, mode & STATE_FILE_MODE)
+        except (FileNotFoundError, PermissionError):
             pass
-
-
-def _tightened(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode) & STATE_FILE_MODE
 
 
 def open_sqlite(
@@ -138,7 +142,7 @@ class WriteBatch:
     """What one group commit writes: bulk row appends and operations, in one transaction.
 
     ``appends`` maps an INSERT statement to its rows (one ``executemany`` each, in the order
-    the statements were first used); ``ops`` are ``[fn, args, result, error]`` lists run as
+    the statements were first used); ``ops`` are ``[fn, args, result, error, batch]`` lists run as
     ``fn(conn, *args)`` after the appends. ``done`` is set once the transaction committed or
     failed (``error``: the whole batch failed; an op's own error is in its list).
     """
@@ -161,7 +165,7 @@ class StateWriter:
 
     The contact ledger, the outbox and the lists queue their writes into the pending
     :class:`WriteBatch` without awaiting (``append``, ``submit``), then await
-    :meth:`durable` on the batch. :meth:`run` commits one batch per transaction, in the order
+    :meth:`durable` on the batch. :meth:`serve` commits one batch per transaction, in the order
     they filled; while one is being written the next fills, so many callers share one fsync,
     and each returns only once its own writes are durable. Writes queued together with no
     checkpoint in between (a decision and its outbox entry) land in the same transaction.

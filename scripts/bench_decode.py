@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark: decoding A-interface captures, ours against tshark on the same file and fields.
 
-Usage: bench_decode.py [--packets N] [--quick] [--keep PATH] [--no-tshark]
+Usage: bench_decode.py [--packets N] [--quick] [--keep PATH] [--no-tshark] [--capture FILE]
 
 Generates a capture of N packets (default 1,000,000; --quick: 100,000) of subscriber
-procedures (Ethernet/IPv4/SCTP/M3UA/SCCP/BSSAP, one message per packet) with our encoder, then
-measures on one core:
+procedures (Ethernet/IPv4/SCTP/M3UA/SCCP/BSSAP, one message per packet) with our encoder, or
+takes ``--capture FILE`` (e.g. one from the independent encoder:
+``scripts/independent_capture.py FILE --subscribers 200 --procedures 1500 --packets 1000000``),
+then measures on one core:
 
 - ``decoder``: packets/s and events/s of adapters.sigtran (frames to event dicts);
 - ``with_signal_events``: the same plus SignalEvent construction, as the pcap source does;
@@ -103,6 +105,7 @@ def run_ours(path: Path, *, signal_events: bool) -> dict:
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
     return {
+        "packets": decoder.frames,
         "packets_per_s": round(decoder.frames / elapsed),
         "packets_per_cpu_s": round(decoder.frames / cpu),
         "events_per_s": round(events / elapsed),
@@ -137,22 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100,000 packets")
     parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
     parser.add_argument("--no-tshark", action="store_true")
+    parser.add_argument("--capture", type=Path, help="measure on this capture instead")
     args = parser.parse_args(argv)
     packets = args.packets or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "bench.pcap"
-        t0 = time.perf_counter()
-        packets = generate(path, packets)
-        size_mb = path.stat().st_size / 1e6
-        print(
-            f"generated {packets} packets, {size_mb:.1f} MB in {time.perf_counter() - t0:.1f} s",
-            file=sys.stderr,
-        )
+        if args.capture:
+            path = args.capture
+            size_mb = path.stat().st_size / 1e6
+        else:
+            path = args.keep or Path(tmp) / "bench.pcap"
+            t0 = time.perf_counter()
+            packets = generate(path, packets)
+            size_mb = path.stat().st_size / 1e6
+            print(
+                f"generated {packets} packets, {size_mb:.1f} MB in {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
         decoder = run_ours(path, signal_events=False)
+        if args.capture:
+            packets = decoder["packets"]
         with_events = run_ours(path, signal_events=True)
         tshark = None if args.no_tshark else run_tshark(path, packets)
     result = {
-        "mode": "quick" if args.quick else "full",
+        "mode": "capture" if args.capture else "quick" if args.quick else "full",
+        "capture": str(args.capture) if args.capture else "generated (our encoder)",
         "packets": packets,
         "capture_mb": round(size_mb, 1),
         "decoder": decoder,

@@ -9,6 +9,7 @@ Examples::
 
     scripts/smsc_simulator.py --port 2775 --account gateway:secret --receipt-delay 1
     scripts/smsc_simulator.py --port 2775 --throttle-every 50 --drop-after 1000 --drop-times 1
+    scripts/smsc_simulator.py --port 2775 --max-rate 5 --queue-full 8613900000001 --no-receipts
     scripts/smsc_simulator.py --port 2775 --mo 8613912345678:10086:Y --mo-interval 10
 """
 
@@ -57,6 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIGITS:STATUS",
         help="answer submit_sm for these destinations with an error (hex or decimal)",
     )
+    ap.add_argument(
+        "--queue-full",
+        action="append",
+        default=[],
+        metavar="DIGITS[:COUNT]",
+        help="answer ESME_RMSGQFUL for these destinations, COUNT times (default: always)",
+    )
+    ap.add_argument("--no-query-sm", action="store_true", help="answer query_sm with generic_nack")
     ap.add_argument("--response-delay", type=float, default=0.0, help="hold each submit_sm_resp")
     ap.add_argument("--throttle-every", type=int, default=0, help="throttle every Nth submit_sm")
     ap.add_argument("--throttle-status", choices=("throttled", "msgqful"), default="throttled")
@@ -87,6 +96,10 @@ def build(args: argparse.Namespace) -> SmscSimulator:
     for item in args.reject_prefix:
         prefix, _, status = item.partition(":")
         rejects[prefix] = int(status, 0) if status else 0x0B
+    queue_full = {}
+    for item in args.queue_full:
+        prefix, _, count = item.partition(":")
+        queue_full[prefix] = int(count) if count else -1
     config = SimulatorConfig(
         credentials=accounts,
         system_id=args.system_id,
@@ -98,6 +111,8 @@ def build(args: argparse.Namespace) -> SmscSimulator:
         throttle_status=ESME_RTHROTTLED if args.throttle_status == "throttled" else ESME_RMSGQFUL,
         max_rate=args.max_rate,
         reject_prefixes=rejects,
+        queue_full=queue_full,
+        query_sm=not args.no_query_sm,
         drop_after_pdus=args.drop_after,
         drop_times=args.drop_times if args.drop_after else 0,
         enquire_link_interval=args.enquire_link_interval,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: install the system packages the tests use
-# (tshark, redis-server) when missing and we are root, create .venv with the project and its
+# (tshark, redis-server, libwbxml2-utils) when missing and we are root, create .venv with the project and its
 # test extras, then type-check gateway/ and adapters/ with mypy (configured in pyproject.toml; a
 # type error fails the run before any test), then run pytest. Extra arguments go to pytest
 # (e.g. ./scripts/test.sh -x -k smpp).
@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v xml2wbxml >/dev/null 2>&1 || missing+=(libwbxml2-utils)  # WAP Push WBXML checks
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # a throwaway certificate for the STARTTLS test
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: installing ${missing[*]}" >&2

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -27,7 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # so that tests can import tests.fakes.*
     sys.path.insert(0, str(ROOT))
 
+from hypothesis import configuration, settings  # noqa: E402
+
 from tests.fakes.daemon_process import GatewaydProcess  # noqa: E402
+
+# No test writes into the checkout: hypothesis keeps no example database, and its caches
+# (.hypothesis/ in the working directory by default) go to a temporary directory.
+settings.register_profile("gateway", database=None)
+settings.load_profile("gateway")
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="gw-hypothesis-")
+configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 
 
 @pytest.fixture

@@ -30,20 +30,42 @@ from adapters.sigtran.digits import (
     lai,
     mobile_identity,
 )
+from adapters.sigtran.ss import supplementary_service, unpack_7bit
 
 # -- BSSMAP message types (TS 48.008 3.2.2.1) ------------------------------------------------
 ASSIGNMENT_REQUEST = 0x01
 ASSIGNMENT_COMPLETE = 0x02
+HANDOVER_REQUEST = 0x10
 HANDOVER_REQUIRED = 0x11
 HANDOVER_COMMAND = 0x13
+HANDOVER_COMPLETE = 0x14
 HANDOVER_PERFORMED = 0x17
 CLEAR_COMMAND = 0x20
 CLEAR_COMPLETE = 0x21
+CLEAR_REQUEST = 0x22
 COMMON_ID = 0x2F
 PAGING = 0x52
 CIPHER_MODE_COMMAND = 0x53
 CIPHER_MODE_COMPLETE = 0x55
 COMPLETE_LAYER3 = 0x57
+
+#: Every message type TS 48.008 3.2.2.1 (table 3.2.2.1) defines: another value is malformed.
+MESSAGE_TYPES = frozenset(
+    (
+        *range(0x01, 0x09),  # assignment, VGCS/VBS setup, channel modify
+        *range(0x10, 0x23),  # handover family, VGCS/VBS assignment, uplink request; clear
+        *range(0x25, 0x30),  # SAPI n reject, confusion, suspend, resume, LSA, location, common ID
+        *range(0x30, 0x33),  # reset, reset acknowledge, overload
+        *range(0x34, 0x39),  # reset circuit (+ ack), MSC/BSS invoke trace, MS reg. enquiry resp.
+        *range(0x3A, 0x3D),  # connectionless information, VGCS/VBS assignment status, cell info
+        *range(0x3D, 0x50),  # reset IP resource, MS registration enquiry, blocking, circuits
+        *range(0x50, 0x5B),  # resource, paging, cipher mode, classmark, queuing, complete L3
+        *range(0x60, 0x64),  # VGCS additional information, SMS, notification, uplink app data
+        *range(0x70, 0x77),  # internal handover, LCLS
+        0x78,
+        0x79,  # reroute command / complete
+    )
+)
 
 #: BSSMAP types that travel on an SCCP connection (TS 48.008 3.2.1): telling BSSAP from another
 #: user part (RANAP) on a connection whose start the capture missed.
@@ -81,26 +103,70 @@ IE_CELL_ID_LIST = 0x1A
 IE_L3_CONTENTS = 0x20
 IE_CHOSEN_CHANNEL = 0x21
 IE_CHOSEN_ENCRYPTION = 0x2C
-#: IEs with a fixed value length and no length octet; every other IE is TLV.
+IE_RR_CAUSE = 0x15
+IE_MS_CLASSMARK_2 = 0x12
+#: TV elements (TS 48.008 3.2.2, table 3.2.2.1 and each IE's section): identifier -> value
+#: length, no length octet. Every other IE is TLV with a one-octet length. Walked from the
+#: spec for every IE any message of table 3.2.2.1 can carry; 0x31 (Current Channel Type 1,
+#: 3.2.2.49) and 0x40 (Speech Version, 3.2.2.51) sit in Handover Required and Performed.
 _FIXED = {
-    0x01: 2,
-    0x0C: 1,
-    0x0D: 1,
-    0x0E: 1,
-    0x13: 1,
-    0x14: 1,
-    0x19: 1,
-    0x1B: 0,
-    0x1C: 1,
-    0x1D: 1,
-    0x21: 1,
-    0x23: 1,
-    0x24: 1,
-    0x2C: 1,
+    0x01: 2,  # circuit identity code
+    0x03: 20,  # resource available
+    0x0C: 1,  # periodicity
+    0x0D: 1,  # extended resource indicator
+    0x0E: 1,  # number of MSs
+    0x14: 1,  # interference band to be used
+    0x15: 1,  # RR cause
+    0x18: 1,  # DLCI
+    0x19: 1,  # downlink DTX flag
+    0x1B: 0,  # response request
+    0x1C: 1,  # resource indication method
+    0x1D: 1,  # classmark information type 1
+    0x21: 1,  # chosen channel
+    0x22: 4,  # total resource accessible
+    0x23: 1,  # cipher response mode
+    0x24: 1,  # channel needed
+    0x25: 1,  # trace type
+    0x27: 2,  # trace reference
+    0x2B: 1,  # forward indicator
+    0x2C: 1,  # chosen encryption algorithm
+    0x2D: 1,  # circuit pool
+    0x2F: 1,  # time indication
+    0x31: 1,  # current channel type 1
+    0x32: 1,  # queuing indicator
+    0x33: 1,  # assignment requirement
+    0x36: 0,  # connection release requested
+    0x38: 1,  # eMLPP priority
+    0x39: 1,  # configuration evolution indication
+    0x3F: 1,  # LSA access control suppression
+    0x40: 1,  # speech version
+    0x67: 1,  # paging information
+    0x6A: 1,  # talker priority
+    0x6B: 0,  # emergency set indication
+    0x7F: 4,  # call identifier
+    0x81: 1,  # A-interface selector for reset
+    0x83: 16,  # Kc128
+    0x85: 0,  # redirect attempt flag
+    0x86: 1,  # reroute reject cause
+    0x87: 1,  # send sequence number
+    0x88: 1,  # reroute complete outcome
+    0x8A: 1,  # LCLS-configuration
+    0x8B: 1,  # LCLS-connection-status-control
+    0x8C: 0,  # LCLS-correlation-not-needed
+    0x8D: 1,  # LCLS-BSS-status
+    0x8E: 0,  # LCLS-break-request
+    0x8F: 0,  # CSFB indication
+    0x90: 0,  # CS to PS SRVCC
+    0x92: 0,  # CS to PS SRVCC indication
+    0x94: 3,  # selected PLMN ID
+    0x97: 0,  # attach indicator
+    0x98: 3,  # selected operator
+    0x99: 3,  # PS registered operator
+    0x9A: 3,  # CS registered operator
 }
 
 # -- Layer 3 protocol discriminators (TS 24.007 11.2.3.1.1) ------------------------------------
-PD_CC, PD_MM, PD_RR, PD_SMS = 3, 5, 6, 9
+PD_CC, PD_MM, PD_RR, PD_SMS, PD_SS = 3, 5, 6, 9, 11
 
 # MM message types (TS 24.008 10.4, table 10.2)
 MM_IMSI_DETACH = 0x01
@@ -113,23 +179,33 @@ MM_TMSI_REALLOC_COMMAND = 0x1A
 MM_TMSI_REALLOC_COMPLETE = 0x1B
 MM_CM_SERVICE_ACCEPT = 0x21
 MM_CM_SERVICE_REQUEST = 0x24
-# RR: paging response (TS 44.018 9.1.25)
+# RR: paging response (TS 44.018 9.1.25), ciphering mode complete (9.1.10)
 RR_PAGING_RESPONSE = 0x27
+RR_CIPHERING_MODE_COMPLETE = 0x32
 # CC message types (TS 24.008 10.4, table 10.3)
 CC_ALERTING = 0x01
 CC_CALL_PROCEEDING = 0x02
 CC_CONNECT = 0x07
 CC_SETUP = 0x05
 CC_CONNECT_ACK = 0x0F
+CC_CALL_CONFIRMED = 0x08
 CC_DISCONNECT = 0x25
 CC_RELEASE = 0x2D
 CC_RELEASE_COMPLETE = 0x2A
 # SMS CP message types (TS 24.011 8.1.3)
 CP_DATA, CP_ACK, CP_ERROR = 0x01, 0x04, 0x10
-# RP message types (TS 24.011 8.2.2): MS->network RP-DATA
+# RP message types (TS 24.011 8.2.2): RP-DATA MS->network and network->MS
 RP_DATA_MS = 0x00
+RP_DATA_NET = 0x01
+# SS message types (TS 24.080 3.4): release complete, facility, register
+SS_RELEASE_COMPLETE, SS_FACILITY, SS_REGISTER = 0x2A, 0x3A, 0x3B
 
 LU_NORMAL, LU_PERIODIC, LU_IMSI_ATTACH = 0, 1, 2
+# CM service types (TS 24.008 10.5.3.3)
+CM_MO_CALL, CM_EMERGENCY_CALL, CM_SMS, CM_SS = 1, 2, 4, 8
+# BSSMAP cause values (TS 48.008 3.2.2.5)
+CAUSE_RADIO_INTERFACE_FAILURE = 0x01
+CAUSE_HANDOVER_SUCCESSFUL = 0x0B
 
 
 def decode(d: bytes) -> dict | None:
@@ -142,6 +218,10 @@ def decode(d: bytes) -> dict | None:
         mtype = d[2]
         handler = _BSSMAP.get(mtype)
         if handler is None:
+            if mtype not in MESSAGE_TYPES:
+                raise ValueError(f"BSSMAP message type 0x{mtype:02x} is not defined")
+            if length > 1:
+                walk(d, 3, 2 + length)  # IEs are not used but must be well formed
             return {"bssmap": mtype}
         return handler(d, 3, 2 + length, {"bssmap": mtype})
     if disc == 1:
@@ -152,6 +232,16 @@ def decode(d: bytes) -> dict | None:
         layer3(d[3 : 3 + length], msg)
         return msg
     return None
+
+
+def walk(d: bytes, pos: int, end: int) -> None:
+    """Check the IE structure from ``pos`` to ``end`` without keeping anything."""
+    fixed = _FIXED
+    while pos < end:
+        size = fixed.get(d[pos])
+        pos = pos + 2 + d[pos + 1] if size is None else pos + 1 + size
+    if pos != end:
+        raise ValueError("BSSMAP IE beyond message")
 
 
 def ies(d: bytes, pos: int, end: int) -> dict[int, bytes]:
@@ -206,7 +296,9 @@ def _paging(d: bytes, pos: int, end: int, msg: dict) -> dict:
     found = ies(d, pos, end)
     _identity(found.get(IE_IMSI), msg)
     tmsi = found.get(IE_TMSI)
-    if tmsi is not None and len(tmsi) == 4:
+    if tmsi is not None:
+        if len(tmsi) != 4:  # TS 48.008 3.2.2.7: the TMSI is 4 octets
+            raise ValueError("BSSMAP TMSI not 4 octets")
         msg["tmsi"] = int.from_bytes(tmsi, "big")
     cells = found.get(IE_CELL_ID_LIST)
     if cells:
@@ -228,13 +320,63 @@ def _with_cause_and_cell(d: bytes, pos: int, end: int, msg: dict) -> dict:
     return msg
 
 
+def _cipher_mode_complete(d: bytes, pos: int, end: int, msg: dict) -> dict:
+    """TS 48.008 3.2.1.31: the layer 3 message contents are the RR Ciphering Mode Complete
+    (TS 44.018 9.1.10), where most handsets send their IMEISV (mobile equipment identity)."""
+    contents = ies(d, pos, end).get(IE_L3_CONTENTS)
+    if contents:
+        if contents[0] & 0x0F != PD_RR or len(contents) < 2:
+            raise ValueError("Cipher Mode Complete without an RR message")
+        msg["rr"] = contents[1]
+        if contents[1] == RR_CIPHERING_MODE_COMPLETE and len(contents) > 2:
+            if contents[2] != 0x17:
+                raise ValueError("RR Ciphering Mode Complete: unknown IE")
+            _identity(_lv(contents, 3)[0], msg)
+    return msg
+
+
+def _handover_request(d: bytes, pos: int, end: int, msg: dict) -> dict:
+    """TS 48.008 3.2.1.8: two Cell Identifier IEs, the serving cell then the target cell."""
+    cells: list[bytes] = []
+    imsi = cause = None
+    fixed = _FIXED
+    while pos < end:
+        iei = d[pos]
+        size = fixed.get(iei)
+        if size is None:
+            start, stop = pos + 2, pos + 2 + d[pos + 1]
+        else:
+            start, stop = pos + 1, pos + 1 + size
+        if stop > end:
+            raise ValueError(f"BSSMAP IE 0x{iei:02x} beyond message")
+        if iei == IE_CELL_ID:
+            cells.append(d[start:stop])
+        elif iei == IE_IMSI and imsi is None:
+            imsi = d[start:stop]
+        elif iei == IE_CAUSE and cause is None:
+            cause = d[start:stop]
+        pos = stop
+    if len(cells) < 2:
+        raise ValueError("Handover Request without serving and target cells")
+    serving = cell_identifier(cells[0])
+    msg["serving"] = (serving[2], serving[3])
+    if cause:
+        msg["bssmap_cause"] = cause[0] & 0x7F
+    _cell(cells[1], msg)
+    _identity(imsi, msg)
+    return msg
+
+
 _BSSMAP = {
     COMPLETE_LAYER3: _complete_l3,
     COMMON_ID: _common_id,
     PAGING: _paging,
     HANDOVER_PERFORMED: _with_cause_and_cell,
     HANDOVER_REQUIRED: _with_cause_and_cell,
+    HANDOVER_REQUEST: _handover_request,
     CLEAR_COMMAND: _with_cause_and_cell,
+    CLEAR_REQUEST: _with_cause_and_cell,
+    CIPHER_MODE_COMPLETE: _cipher_mode_complete,
 }
 
 
@@ -276,6 +418,11 @@ def layer3(l3: bytes, msg: dict) -> None:
         msg["cp"] = mtype
         if mtype == CP_DATA:
             _cp_data(l3, msg)
+    elif pd == PD_SS:
+        mtype = l3[1] & 0x3F
+        msg["ss"] = mtype
+        if mtype == SS_REGISTER or mtype == SS_FACILITY:
+            supplementary_service(l3, mtype, msg)
     elif pd == PD_RR:
         mtype = l3[1]
         msg["rr"] = mtype
@@ -401,17 +548,33 @@ def _cp_data(l3: bytes, msg: dict) -> None:
     rpdu, _ = _lv(l3, 2)
     mti = rpdu[0] & 0x07
     msg["rp"] = mti
-    if mti != RP_DATA_MS:
-        return
-    # message reference (1), originator address (LV, empty), destination (LV), user data (LV)
-    _, pos = _lv(rpdu, 2)
-    dest, pos = _lv(rpdu, pos)
-    if dest:
-        msg["rp_dest"] = bcd(dest[1:])
-    tpdu, _ = _lv(rpdu, pos)
-    if tpdu and tpdu[0] & 0x03 == 0x01:  # SMS-SUBMIT
-        ndigits = tpdu[2]
-        raw = tpdu[4 : 4 + (ndigits + 1) // 2]
-        if len(raw) * 2 < ndigits:
-            raise ValueError("TP-DA beyond TPDU")
-        msg["tp_da"] = bcd(raw)[:ndigits]
+    if mti == RP_DATA_MS:
+        # message reference (1), originator address (LV, empty), destination (LV), user data (LV)
+        _, pos = _lv(rpdu, 2)
+        dest, pos = _lv(rpdu, pos)
+        if dest:
+            msg["rp_dest"] = bcd(dest[1:])
+        tpdu, _ = _lv(rpdu, pos)
+        if tpdu and tpdu[0] & 0x03 == 0x01:  # SMS-SUBMIT
+            msg["tp_da"] = tp_address(tpdu, 2)
+    elif mti == RP_DATA_NET:
+        # message reference (1), originator address (LV: the SMSC), destination (LV, empty),
+        # user data (LV) holding an SMS-DELIVER (TS 23.040 9.2.2.1) whose TP-OA is the sender
+        orig, pos = _lv(rpdu, 2)
+        if orig:
+            msg["rp_orig"] = bcd(orig[1:])
+        _, pos = _lv(rpdu, pos)
+        tpdu, _ = _lv(rpdu, pos)
+        if tpdu and tpdu[0] & 0x03 == 0x00:  # SMS-DELIVER
+            msg["tp_oa"] = tp_address(tpdu, 1)
+
+
+def tp_address(tpdu: bytes, pos: int) -> str:
+    """A TP address (TS 23.040 9.1.2.5) at ``pos``: digits, or text when alphanumeric."""
+    ndigits = tpdu[pos]
+    raw = tpdu[pos + 2 : pos + 2 + (ndigits + 1) // 2]
+    if len(raw) * 2 < ndigits:
+        raise ValueError("TP address beyond TPDU")
+    if tpdu[pos + 1] & 0x70 == 0x50:  # type of number 101: alphanumeric, GSM 7-bit
+        return unpack_7bit(raw, ndigits * 4 // 7)
+    return bcd(raw)[:ndigits]

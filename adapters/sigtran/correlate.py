@@ -11,7 +11,19 @@ ends. A connection is tied to a subscriber by the IMSI of a BSSMAP Common ID (TS
 Response (TS 24.008 9.2), or by a TMSI already known: the TMSI -> IMSI cache learns from
 Location Updating Accept, TMSI Reallocation Command and BSSMAP Paging, is bounded and expires.
 Events on a connection whose IMSI is not yet known wait in a bounded buffer and are attributed
-when it is (or emitted with the TMSI only when the connection ends).
+when it is (or emitted with the TMSI only when the connection ends; with no identity at all
+they are counted as ``correlation.no_identity`` and dropped).
+
+A call (TS 24.008 5) is one ``call_start`` (CC Setup; direction from the connection's CM
+Service Request or Paging Response) and one ``call_end`` (the first CC clearing message, or
+the connection's release) with an outcome (:mod:`adapters.sigtran.outcome`). A clearing with
+no Setup seen (the capture began during the call) ends nothing: it is counted as
+``correlation.call_start_not_seen``. An inter-BSC handover (TS 48.008 3.1.5.2) moves the
+call to a new SCCP connection: the old leg (Handover Command, then Clear Command "handover
+successful") releases without ending the call, the new leg (Handover Request naming the
+IMSI, or a Common ID, then Handover Complete) takes it over and reports ``handover`` with
+the new cell; a handed-over call nobody takes within :attr:`Correlator.handover_wait`
+seconds ends at its old leg's last message.
 
 Per IMSI, a bounded memory keeps the last IMEI (handset change), the last cell (cell change)
 and whether roaming-in was reported. Event dicts carry the :class:`gateway.model.SignalEvent`
@@ -20,12 +32,32 @@ field names (``kind`` as its string value); None fields are left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from adapters.sigtran import bssap as B
 from adapters.sigtran.digits import imei_from_imeisv as _imei_from_imeisv
+from adapters.sigtran.outcome import call_outcome
+from adapters.sigtran.ss import SS_CODES, SS_OPERATIONS
 
 imei_from_imeisv = lru_cache(maxsize=4096)(_imei_from_imeisv)
+
+_HANDOVER_STEPS = frozenset((B.HANDOVER_COMMAND, B.HANDOVER_COMPLETE, B.HANDOVER_PERFORMED))
+_CC_CLEARING = frozenset((B.CC_DISCONNECT, B.CC_RELEASE, B.CC_RELEASE_COMPLETE))
+_CC_USED = _CC_CLEARING | {B.CC_SETUP, B.CC_CONNECT}
+_MM_USED = frozenset(
+    (
+        B.MM_LU_REQUEST,
+        B.MM_LU_ACCEPT,
+        B.MM_LU_REJECT,
+        B.MM_IMSI_DETACH,
+        B.MM_CM_SERVICE_REQUEST,
+        B.MM_IDENTITY_RESPONSE,
+        B.MM_TMSI_REALLOC_COMMAND,
+    )
+)
+#: Message keys that make a message matter to the correlator whatever its type.
+_INFORMATIVE = frozenset(("imsi", "tmsi", "lac", "ci", "imei", "imeisv", "rp", "ussd", "ss_op"))
 
 _LU_KIND = {
     B.LU_NORMAL: "location_update",
@@ -41,10 +73,13 @@ class Connection:
     __slots__ = (
         "bssap",
         "call_answer",
+        "call_dir",
         "call_ended",
         "call_peer",
         "call_start",
         "ci",
+        "ho_done",
+        "ho_out",
         "imsi",
         "keys",
         "lac",
@@ -53,6 +88,7 @@ class Connection:
         "mcc",
         "mnc",
         "new_tmsi",
+        "origin",
         "pending",
         "ranap",
         "tmsi",
@@ -72,6 +108,10 @@ class Connection:
         self.call_answer: float | None = None
         self.call_ended = False
         self.call_peer: str | None = None  # number from the Setup, repeated on the call end
+        self.call_dir: str | None = None  # "mo" / "mt"
+        self.origin: str | None = None  # "mo" (CM Service Request) / "mt" (Paging Response)
+        self.ho_out = False  # handover away from this leg commanded (its release keeps the call)
+        self.ho_done = False  # this leg is a handover target and the MS arrived
         self.last = ts  # capture time of the last message: idle connections are expired
         self.bssap: bool | None = True  # None: not known yet (capture began mid-connection)
         self.ranap = False  # Iu-CS: RANAP carries the layer 3 messages
@@ -90,7 +130,8 @@ class Correlator:
         max_subscribers: int = 1_000_000,
         max_pending: int = 16,
         connection_idle: float = 3600.0,
-        count=None,
+        handover_wait: float = 60.0,
+        count: Callable[[str, str], None] | None = None,
     ) -> None:
         self.home_plmns = tuple(home_plmns)
         self.max_connections = max_connections
@@ -99,6 +140,8 @@ class Correlator:
         self.max_subscribers = max_subscribers
         self.max_pending = max_pending
         self.connection_idle = connection_idle
+        self.handover_wait = handover_wait
+        self.calls: dict[str, Connection] = {}  # IMSI -> the connection holding its call
         self._swept_at: float | None = None
         self.conns: dict[int, Connection] = {}
         self.tmsis: dict[int, tuple[str, float]] = {}
@@ -133,14 +176,28 @@ class Correlator:
                 del self.conns[key]
         conn.keys = []
         if conn.call_start is not None and not conn.call_ended:
+            if conn.ho_out and conn.imsi is not None and self.calls.get(conn.imsi) is conn:
+                conn.last = conn.last if ts is None else ts
+                return  # handed over: the new leg takes the call (or it ends on expiry)
             self._call_end(conn, conn.call_start if ts is None else ts, None)
         if conn.pending:
-            self._count("correlation", "unattributed")
             pending, conn.pending = conn.pending, None
+            if conn.tmsi is None:
+                self._count("correlation", "no_identity")
+                return
+            self._count("correlation", "unattributed")
             for event in pending:
-                if conn.tmsi is not None:
-                    event["tmsi"] = conn.tmsi
+                event["tmsi"] = conn.tmsi
                 self.events.append(event)
+
+    def end_handed_over(self, now: float | None = None) -> None:
+        """End handed-over calls that no new leg took (all of them when ``now`` is None)."""
+        for _imsi, conn in list(self.calls.items()):
+            if conn.keys or conn.call_ended:
+                continue  # still on an open connection
+            if now is None or conn.last < now - self.handover_wait:
+                self._count("correlation", "handover_not_completed")
+                self._call_end(conn, conn.last, None)
 
     def expire_idle(self, now: float) -> None:
         """Release connections silent for ``connection_idle`` (their release was not captured).
@@ -150,6 +207,7 @@ class Correlator:
         if self._swept_at is not None and now - self._swept_at < 60.0:
             return
         self._swept_at = now
+        self.end_handed_over(now)
         limit = now - self.connection_idle
         stale = {id(c): c for c in self.conns.values() if c.last < limit}
         for conn in stale.values():
@@ -193,6 +251,10 @@ class Correlator:
             for event in pending:
                 event["imsi"] = imsi
                 self._deliver(event)
+        if conn.call_start is not None and not conn.call_ended:
+            self.calls[imsi] = conn
+        if conn.ho_done:
+            self._take_call(conn)
 
     def _identify(self, conn: Connection, msg: dict, ts: float) -> None:
         tmsi = msg.get("tmsi")
@@ -213,11 +275,35 @@ class Correlator:
         if msg.get("bssmap") == B.PAGING and "imsi" in msg and "tmsi" in msg:
             self.learn_tmsi(msg["tmsi"], msg["imsi"], ts)
 
+    @staticmethod
+    def inert(msg: dict) -> bool:
+        """True when :meth:`message` would only note the time on the connection: no identity,
+        no cell, and a message type that changes nothing (Clear Complete, CC Alerting, CP-ACK,
+        TMSI Reallocation Complete...). The decoder skips the call for these (hot path)."""
+        if not msg.keys().isdisjoint(_INFORMATIVE):
+            return False
+        if len(msg) == 1:
+            return msg.get("bssmap") not in _HANDOVER_STEPS
+        cc, mm = msg.get("cc"), msg.get("mm")
+        if cc is not None:
+            return cc not in _CC_USED
+        if mm is not None:
+            return mm not in _MM_USED
+        return "cp" in msg or "ss" in msg
+
     def message(self, ts: float, conn: Connection, msg: dict) -> None:
         """One BSSAP message on ``conn``."""
         conn.last = ts
-        if len(msg) == 1 and msg.get("bssmap") != B.HANDOVER_PERFORMED:
-            return  # a BSSMAP message without identity or cell: nothing to learn (fast skip)
+        if len(msg) == 1:  # a BSSMAP message without identity or cell (the fast skip)
+            bssmap = msg.get("bssmap")
+            if bssmap not in _HANDOVER_STEPS:
+                return
+            if bssmap == B.HANDOVER_COMMAND:
+                conn.ho_out = True
+            elif bssmap == B.HANDOVER_COMPLETE:
+                conn.ho_done = True
+                if conn.imsi is not None:
+                    self._take_call(conn)
         if "imsi" in msg or "tmsi" in msg:
             self._identify(conn, msg, ts)
         if "lac" in msg or "ci" in msg:
@@ -236,18 +322,42 @@ class Correlator:
         if cc is not None:
             self._cc(ts, conn, cc, msg)
             return
-        if msg.get("rp") == B.RP_DATA_MS:
-            event = {"kind": "mo_sms", "timestamp": ts}
-            peer = msg.get("tp_da") or msg.get("rp_dest")
+        rp = msg.get("rp")
+        if rp is not None:
+            if rp == B.RP_DATA_MS:
+                event = {"kind": "mo_sms", "timestamp": ts}
+                peer = msg.get("tp_da") or msg.get("rp_dest")
+            elif rp == B.RP_DATA_NET:
+                event = {"kind": "mt_sms", "timestamp": ts}
+                peer = msg.get("tp_oa")
+            else:
+                return
             if peer:
                 event["peer"] = peer
             self._emit(conn, event)
             return
-        if msg.get("rr") == B.RR_PAGING_RESPONSE:
+        if "ss" in msg:
+            if "ussd" in msg:
+                self._emit(conn, {"kind": "ussd", "timestamp": ts, "service_code": msg["ussd"]})
+            elif msg.get("ss_op") in SS_OPERATIONS and "ss_code" in msg:
+                code = msg["ss_code"]
+                event = {"kind": "ss_change", "timestamp": ts}
+                event["service_code"] = SS_CODES.get(code) or f"ss_{code:02x}"
+                event["ss_operation"] = SS_OPERATIONS[msg["ss_op"]]
+                self._emit(conn, event)
+            return
+        rr = msg.get("rr")
+        if rr == B.RR_PAGING_RESPONSE:
+            conn.origin = "mt"
             self._emit(conn, {"kind": "cell_change", "timestamp": ts})
             return
-        if msg.get("bssmap") == B.HANDOVER_PERFORMED:
+        bssmap = msg.get("bssmap")
+        if bssmap == B.HANDOVER_PERFORMED:
             self._emit(conn, {"kind": "handover", "timestamp": ts})
+        elif bssmap == B.CIPHER_MODE_COMPLETE:
+            self._handset(ts, conn, msg)
+        elif bssmap == B.CLEAR_COMMAND and msg.get("bssmap_cause") == B.CAUSE_HANDOVER_SUCCESSFUL:
+            conn.ho_out = True
 
     def _mm(self, ts: float, conn: Connection, mm: int, msg: dict) -> None:
         if mm == B.MM_LU_REQUEST:
@@ -265,16 +375,37 @@ class Correlator:
         elif mm == B.MM_IMSI_DETACH:
             self._emit(conn, {"kind": "power_off", "timestamp": ts})
         elif mm == B.MM_CM_SERVICE_REQUEST:
+            if msg["service_type"] in (B.CM_MO_CALL, B.CM_EMERGENCY_CALL):
+                conn.origin = "mo"
             self._emit(conn, {"kind": "cell_change", "timestamp": ts})
         elif mm == B.MM_IDENTITY_RESPONSE:
-            imei = msg.get("imei")
-            if imei is None and "imeisv" in msg:
-                imei = imei_from_imeisv(msg["imeisv"])
-            if imei is not None:
-                self._emit(conn, {"kind": "handset_change", "timestamp": ts, "imei": imei})
+            self._handset(ts, conn, msg)
         elif mm == B.MM_TMSI_REALLOC_COMMAND:
             if "tmsi" in msg:
                 self._reallocated(conn, msg["tmsi"], ts)
+
+    def _handset(self, ts: float, conn: Connection, msg: dict) -> None:
+        """An IMEI or IMEISV (Identity Response, Cipher Mode Complete): handset change check."""
+        imei = msg.get("imei")
+        if imei is None and "imeisv" in msg:
+            imei = imei_from_imeisv(msg["imeisv"])
+        if imei is not None:
+            self._emit(conn, {"kind": "handset_change", "timestamp": ts, "imei": imei})
+
+    def _take_call(self, conn: Connection) -> None:
+        """Inter-BSC handover completed on ``conn``: the subscriber's call continues here."""
+        conn.ho_done = False
+        imsi = conn.imsi
+        if imsi is None:
+            return
+        old = self.calls.get(imsi)
+        if old is None or old is conn or old.call_start is None or old.call_ended:
+            return
+        conn.call_start, conn.call_answer = old.call_start, old.call_answer
+        conn.call_peer, conn.call_dir, conn.call_ended = old.call_peer, old.call_dir, False
+        old.call_start = None
+        self.calls[imsi] = conn
+        self._emit(conn, {"kind": "handover", "timestamp": conn.last})
 
     def _reallocated(self, conn: Connection, tmsi: int, ts: float) -> None:
         """The network gave the subscriber of ``conn`` a new TMSI; the old one is forgotten."""
@@ -285,29 +416,49 @@ class Correlator:
                 self.forget_tmsi(conn.tmsi, conn.imsi)
 
     def _cc(self, ts: float, conn: Connection, cc: int, msg: dict) -> None:
+        if cc not in _CC_USED:
+            return  # Alerting, Call Proceeding, Connect Acknowledge...: nothing to note
         if cc == B.CC_SETUP:
             conn.call_start, conn.call_answer, conn.call_ended = ts, None, False
-            event = {"kind": "call_start", "timestamp": ts}
-            peer = msg.get("called") or msg.get("calling")
+            called, calling = msg.get("called"), msg.get("calling")
+            # the connection's start says who called; without it, an MT Setup names the caller
+            direction = conn.origin or ("mt" if calling and not called else "mo")
+            conn.call_dir = direction
+            event = {"kind": "call_start", "timestamp": ts, "direction": direction}
+            peer = called if direction == "mo" else calling
             conn.call_peer = peer or None
             if peer:
                 event["peer"] = peer
+            if conn.imsi is not None:
+                self.calls[conn.imsi] = conn
             self._emit(conn, event)
         elif cc == B.CC_CONNECT:
             if conn.call_answer is None:
                 conn.call_answer = ts
-        elif cc in (B.CC_DISCONNECT, B.CC_RELEASE, B.CC_RELEASE_COMPLETE):
-            if not conn.call_ended:
-                self._call_end(conn, ts, msg.get("cause"))
+        elif cc in _CC_CLEARING:
+            if conn.call_ended:
+                return
+            if conn.call_start is None:
+                conn.call_ended = True  # counted once per connection
+                self._count("correlation", "call_start_not_seen")
+                return
+            self._call_end(conn, ts, msg.get("cause"))
 
     def _call_end(self, conn: Connection, ts: float, cause: int | None) -> None:
         """Duration is the talk time: from Connect, 0 when the call was never answered."""
         conn.call_ended = True
+        if conn.imsi is not None and self.calls.get(conn.imsi) is conn:
+            del self.calls[conn.imsi]
         event: dict = {"kind": "call_end", "timestamp": ts}
         if cause is not None:
             event["cause"] = cause
         answer = conn.call_answer
         event["duration"] = 0.0 if answer is None else max(0.0, ts - answer)
+        if conn.call_dir is not None:
+            event["direction"] = conn.call_dir
+        event["outcome"] = call_outcome(
+            answered=answer is not None, cause=cause, mobile_terminated=conn.call_dir == "mt"
+        )
         # The release carries no number: "call to 12580 ended" rules need the Setup's.
         if conn.call_peer:
             event["peer"] = conn.call_peer
@@ -350,7 +501,18 @@ class Correlator:
                 roam = {
                     k: v
                     for k, v in event.items()
-                    if k not in ("kind", "peer", "cause", "duration", "imei")
+                    if k
+                    not in (
+                        "kind",
+                        "peer",
+                        "cause",
+                        "duration",
+                        "imei",
+                        "direction",
+                        "outcome",
+                        "service_code",
+                        "ss_operation",
+                    )
                 }
                 roam["kind"] = "roaming_in"
                 self.events.append(roam)

@@ -23,6 +23,7 @@ import struct
 from adapters.sigtran import bssap, ranap, sccp
 from adapters.sigtran.bssap import COMPLETE_LAYER3
 from adapters.sigtran.correlate import Connection, Correlator
+from adapters.sigtran.digits import IdentityError
 from adapters.sigtran.link import (
     IP4,
     IP6,
@@ -33,7 +34,7 @@ from adapters.sigtran.link import (
     ipv6_payload,
 )
 from adapters.sigtran.pcap import CaptureReader
-from adapters.sigtran.sccp import DT1
+from adapters.sigtran.sccp import CC, DT1, RLC, RLSD
 from adapters.sigtran.sctp import SctpReassembler
 
 _BAD = (IndexError, ValueError, struct.error, KeyError, TypeError)
@@ -43,11 +44,15 @@ _DATA = struct.Struct("!BBHIHHI").unpack_from  # type, flags, length, TSN, strea
 _PORTS = struct.Struct("!HH").unpack_from
 # Ethernet type; IPv4 version/IHL, total length, flags/fragment, protocol; first SCTP chunk's
 # type, flags, length, PPID; M3UA version, class, type, length (70 octets from the frame start)
-_FAST = struct.Struct("!12xHBxHxxHxB10x12xBBH8xIBxBBI").unpack_from
+# and, where a routing context comes first (the usual layout), the next parameter's tag and
+# length and the protocol data's OPC, DPC and SI (91 octets from the frame start)
+_FAST = struct.Struct("!12xHBxHxxHxB10x12xBBH8xIBxBBIHH4xHHIIB").unpack_from
 _M3UA = struct.Struct("!BxBBI").unpack_from  # version, class, type, length
 _TAG = struct.Struct("!HH").unpack_from
 _PROTO_DATA = struct.Struct("!IIB").unpack_from  # OPC, DPC, SI
 _LABEL = struct.Struct("<I").unpack_from
+_CC_RLSD = (CC, RLSD)
+_CACHE_SIZE = 4096  # decoded BSSAP payloads kept (see Decoder._dt1_bssap)
 PPID_M3UA, PPID_M2PA = 3, 5
 PORT_M3UA, PORT_M2PA = 2905, 3565
 SI_SCCP = 3
@@ -77,6 +82,8 @@ class Decoder:
         self.frames = 0
         self.last_ts = 0.0  # capture time of the last frame
         self.messages = 0  # SCCP messages decoded
+        # BSSAP payload -> (its message dict, Correlator.inert(it)), bounded
+        self._decoded: dict[bytes, tuple[dict, bool]] = {}
         self._links = LINKS
         self._ip4_frags = Ipv4Reassembler()
         self._sctp_frags = SctpReassembler(
@@ -96,6 +103,7 @@ class Decoder:
         corr = self.correlator
         for conn in list(corr.conns.values()):
             corr.release(conn)
+        corr.end_handed_over()
         return self.drain()
 
     #: For callers that find a problem outside the frame path (a file that is not a capture).
@@ -119,7 +127,7 @@ class Decoder:
         if linktype == 1:
             try:
                 (etype, vihl, total, frag, proto, ctype, flags, clen, ppid, version, mclass,
-                 mtype, mlen) = _FAST(f)
+                 mtype, mlen, tag, plen, tag2, plen2, opc, dpc, si) = _FAST(f)
             except struct.error:
                 pass
             else:
@@ -133,16 +141,32 @@ class Decoder:
                     and 62 + mlen <= 46 + clen  # which holds the whole M3UA message
                 ):
                     # usually a routing context, then the protocol data: no loop needed
-                    q, tag, plen, end = 70, 0, 0, 62 + mlen
-                    if end >= 74:
-                        tag, plen = _TAG(f, 70)
-                        if tag == 0x0006 and plen == 8 and end >= 82:
-                            q = 78
-                            tag, plen = _TAG(f, 78)
+                    end = 62 + mlen
+                    if tag == 0x0006 and plen == 8 and tag2 == 0x0210 and end >= 91:
+                        q, tag, plen = 78, tag2, plen2  # OPC, DPC, SI came with the rest
+                    else:
+                        q, tag, plen = 70, 0, 0
+                        if end >= 74:
+                            tag, plen = _TAG(f, 70)
+                        if tag == 0x0210 and plen >= 17 and 70 + plen <= end:
+                            opc, dpc, si = _PROTO_DATA(f, 74)
+                        else:
+                            tag = 0
                     if tag == 0x0210 and plen >= 17 and q + plen <= end:
-                        opc, dpc, si = _PROTO_DATA(f, q + 4)
                         if si == SI_SCCP:
-                            self._sccp(ts, f[q + 16 : q + plen], opc, dpc)
+                            # a DT1 on a connection known to carry BSSAP (two packets in
+                            # three), read in place; anything else, or any doubt: _sccp
+                            s = q + 16
+                            if f[s] == DT1 and plen >= 24 and f[s + 5]:
+                                start = s + 5 + f[s + 5]
+                                stop = start + 1 + f[start] if start < q + plen else end + 1
+                                if start + 1 < stop <= q + plen:
+                                    dlr = f[s + 1] | (f[s + 2] << 8) | (f[s + 3] << 16)
+                                    conn = self.correlator.conns.get((dpc << 24) | dlr)
+                                    if conn is not None and conn.bssap is True:
+                                        self._dt1_bssap(ts, conn, dlr, f[start + 1 : stop])
+                                        return
+                            self._sccp(ts, f[s : q + plen], opc, dpc)
                             return
                     self._m3ua_data(ts, f, 70, 62 + mlen)
                     return
@@ -333,6 +357,11 @@ class Decoder:
                     self._dt1_bssap(ts, conn, dlr, data)
                     return
                 t, slr, called, calling = DT1, None, None, None
+            elif (len(d) == 7 and d[0] == RLC) or (len(d) == 9 and d[0] in _CC_RLSD and not d[8]):
+                # RLC, or CC / RLSD without an optional part: two references (Q.713 4.3-4.5)
+                t, data, called, calling = d[0], None, None, None
+                dlr = d[1] | (d[2] << 8) | (d[3] << 16)
+                slr = d[4] | (d[5] << 8) | (d[6] << 16)
             else:
                 t, dlr, slr, data, called, calling = sccp.parse(d)
         except _BAD:
@@ -343,14 +372,30 @@ class Decoder:
     def _dt1_bssap(self, ts: float, conn: Connection, dlr: int, data: bytes) -> None:
         """The hot path: data on a connection known to carry BSSAP."""
         self.messages += 1
-        try:
-            msg = bssap.decode(data)
-        except _BAD:
-            self._error("bssap", "malformed")
-            msg = None
-        else:
-            if msg is None:
-                self._skip("bssap", "not_bssap")
+        # Many messages are byte-identical (Clear Complete, Cipher Mode Command, CC Alerting
+        # ...): their decoded dict is kept (bounded) and shared, nothing downstream changes
+        # it, with whether the correlator has anything to do with it (most of these: no).
+        cache = self._decoded
+        entry = cache.get(data)
+        msg: dict | None = None
+        if entry is None:
+            try:
+                msg = bssap.decode(data)
+            except IdentityError:
+                self._error("bssap", "bad_identity")
+            except _BAD:
+                self._error("bssap", "malformed")
+            else:
+                if msg is None:  # the discriminator is neither BSSMAP nor DTAP
+                    self._error("bssap", "bad_discriminator")
+                else:
+                    if len(cache) >= _CACHE_SIZE:
+                        cache.clear()
+                    entry = cache[data] = (msg, Correlator.inert(msg))
+        if entry is not None:
+            msg, inert = entry
+            if inert:
+                conn.last = ts
             else:
                 try:
                     self.correlator.message(ts, conn, msg)
@@ -386,7 +431,11 @@ class Decoder:
                 if t == sccp.RLSD:
                     conn = None
         elif t != sccp.UDT and t != sccp.XUDT:
-            self._skip("sccp", sccp.NAMES.get(t, "unknown_type"))
+            name = sccp.NAMES.get(t)
+            if name is None:  # not a message type of Q.713 4.1: malformed, not uninteresting
+                self._error("sccp", "unknown_type")
+            else:
+                self._skip("sccp", name)
             return
         msg = self._user_data(ts, conn, called, data) if data else None
         if self.trace is not None:
@@ -415,11 +464,14 @@ class Decoder:
         else:
             try:
                 msg = (ranap.decode if kind == "ranap" else bssap.decode)(data)
+            except IdentityError:
+                self._error(kind, "bad_identity")
+                return None
             except _BAD:
                 self._error(kind, "malformed")
                 return None
-            if msg is None:
-                self._skip("bssap", "not_bssap")
+            if msg is None:  # on the BSSAP subsystem, a discriminator of neither part
+                self._error("bssap", "bad_discriminator")
                 return None
         try:
             if conn is not None:

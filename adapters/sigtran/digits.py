@@ -14,6 +14,7 @@ from __future__ import annotations
 
 # 0-9 and the telephony digits TS 24.008 table 10.5.118 gives to 0xA-0xE; 0xF is filler.
 _DIGIT = "0123456789*#abc"
+_DIGIT16 = _DIGIT + "f"  # a filler where a digit must be: caught as a non-digit
 #: byte -> (low digit, high digit) as strings, "" for the filler nibble.
 _PAIR: list[str] = []
 for _b in range(256):
@@ -39,10 +40,23 @@ def encode_bcd(digits: str) -> bytes:
     return bytes(values[i] | (values[i + 1] << 4) for i in range(0, len(values), 2))
 
 
+class IdentityError(ValueError):
+    """A mobile identity that breaks TS 24.008 10.5.1.4 / TS 23.003: a filler or a non-digit
+    inside the digits, or a digit count that the type does not allow. Counted as an error."""
+
+
+#: Digit counts TS 23.003 allows: IMSI at most 15 (2.2; MCC + MNC + MSIN, at least 6 here),
+#: IMEI 15 (6.2.1), IMEISV 16 (6.2.2).
+_DIGITS_ALLOWED = {MI_IMSI: range(6, 16), MI_IMEI: range(15, 16), MI_IMEISV: range(16, 17)}
+
+
 def mobile_identity(data: bytes) -> tuple[int, str | int | None]:
     """``(type, value)``: digits for IMSI/IMEI/IMEISV, an int for TMSI, None otherwise.
 
-    ``data`` is the value part (without IEI and length) of a mobile identity IE.
+    ``data`` is the value part (without IEI and length) of a mobile identity IE. Digits are
+    checked (:class:`IdentityError`): 0-9 only, the 0xF filler only as the last nibble of an
+    even count (the odd/even indicator, bit 4 of the first octet, says which), and a count
+    the type allows.
     """
     if not data:
         raise ValueError("empty mobile identity")
@@ -53,9 +67,19 @@ def mobile_identity(data: bytes) -> tuple[int, str | int | None]:
             raise ValueError("short TMSI")
         return kind, int.from_bytes(data[1:5], "big")
     if kind in (MI_IMSI, MI_IMEI, MI_IMEISV):
-        head = first >> 4
-        # An even digit count ends in a 0xF filler nibble, which bcd() drops.
-        return kind, (_DIGIT[head] if head != 15 else "") + bcd(data[1:])
+        # The first digit sits in the high nibble of octet 1; an even count ends in a 0xF
+        # filler nibble, which bcd() drops, as it drops a filler misplaced inside (caught by
+        # the count below).
+        digits = _DIGIT16[first >> 4] + bcd(data[1:])
+        count = 2 * len(data) - 1 if first & 0x08 else 2 * len(data) - 2
+        if (
+            len(digits) != count
+            or not digits.isdigit()
+            or count not in _DIGITS_ALLOWED[kind]
+            or (not first & 0x08 and data[-1] >> 4 != 15)
+        ):
+            raise IdentityError(f"malformed mobile identity of type {kind}")
+        return kind, digits
     return kind, None
 
 

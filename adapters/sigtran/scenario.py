@@ -285,6 +285,11 @@ TRANSPORT_LINKTYPE = {
 }
 
 
+def _ip4(pc: int) -> bytes:
+    """The IPv4 address of a signaling point: each its own, so each SCTP association is one."""
+    return {BSC_PC: BSC_IP, MSC_PC: MSC_IP}.get(pc) or bytes([10, 0, pc >> 8 & 255, pc & 255])
+
+
 def frames(
     messages: Iterable[tuple[float, int, int, bytes]],
     transport: str = "m3ua",
@@ -299,7 +304,7 @@ def frames(
     ``sctp_fragment``: user messages longer than this are split into DATA fragments.
     ``ip_fragment``: IPv4 datagrams longer than this are split into fragments.
     """
-    tsn = {BSC_PC: 1000, MSC_PC: 5000}
+    tsn = {BSC_PC: 1000, MSC_PC: 5000}  # another point code starts at 1000 + its code
     ident = 1
     if transport in ("mtp2", "mtp2_phdr", "mtp3"):
         wrap = {"mtp2": W.mtp2, "mtp2_phdr": W.mtp2_phdr, "mtp3": lambda m: m}[transport]
@@ -323,20 +328,23 @@ def frames(
                 ]
                 for i, part in enumerate(parts):
                     flags = (2 if i == 0 else 0) | (1 if i == len(parts) - 1 else 0)
-                    chunks.append(W.sctp_data_chunk(tsn[o], part, ppid=ppid, flags=flags))
+                    chunks.append(
+                        W.sctp_data_chunk(tsn.setdefault(o, 1000 + o), part, ppid=ppid, flags=flags)
+                    )
                     tsn[o] += 1
             else:
-                chunks.append(W.sctp_data_chunk(tsn[o], payload, ppid=ppid))
+                chunks.append(W.sctp_data_chunk(tsn.setdefault(o, 1000 + o), payload, ppid=ppid))
                 tsn[o] += 1
         batch.clear()
         port = 2905 if transport != "m2pa" else 3565
-        segment = W.sctp_packet(port, port, chunks)
+        other = opc if opc not in (BSC_PC, MSC_PC) else _dpc if _dpc not in (BSC_PC, MSC_PC) else 0
+        segment = W.sctp_packet(port, port, chunks, vtag=0x1234 + other)
         up = opc == BSC_PC
         if transport == "m3ua_ipv6":
             ip = W.ipv6(BSC_IP6 if up else MSC_IP6, MSC_IP6 if up else BSC_IP6, segment)
             yield ts, W.ethernet(ip, ethertype=0x86DD)
             return
-        src, dst = (BSC_IP, MSC_IP) if up else (MSC_IP, BSC_IP)
+        src, dst = _ip4(opc), _ip4(_dpc)
         ident = (ident + 1) & 0xFFFF
         if ip_fragment and len(segment) > ip_fragment:
             datagrams = W.ipv4_fragments(src, dst, segment, ident=ident, size=ip_fragment & ~7)

@@ -2,8 +2,24 @@
 
 An :class:`SmscAccount` holds the segments waiting for one SMSC account and the account's token
 bucket; its binds (:func:`adapters.smpp.transport.run_bind`) take segments from it while their
-window has room, so several binds share the contracted rate. Throttling answers pause the whole
-account. The owner (the channel plugin) implements :class:`SmppHandler`.
+window has room, so several binds share the contracted rate. The owner (the channel plugin)
+implements :class:`SmppHandler`.
+
+Flow control by the SMSC:
+
+- ESME_RTHROTTLED (the account sends faster than the SMSC allows): the account pauses briefly
+  and lowers its own rate, additive increase / multiplicative decrease (AIMD, the scheme of
+  TCP congestion control, RFC 5681 section 3.1): each throttling episode multiplies the rate
+  by ``throttle_decrease``; every second without one adds ``throttle_increase`` times the rate
+  at which the SMSC last throttled, up to the configured ``rate`` (uncapped accounts return to
+  uncapped at twice that rate). So the client settles just under what the SMSC accepts instead
+  of having a share of its submits rejected.
+- ESME_RMSGQFUL (the SMSC's queue for one destination is full): only that segment waits
+  ``queue_full_delay`` and is retried, at most ``queue_full_retries`` times; then the message
+  fails with that status. Other destinations keep flowing.
+
+This module is part of the thin Trio transport (it parks binds and sleeps on the Trio clock);
+the codecs beside it stay pure.
 """
 
 from __future__ import annotations
@@ -35,8 +51,12 @@ class BindSettings:
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     bind_rate: float = 0.0  # submit_sm/s per bind, 0 = no per-bind cap
-    throttle_delay: float = 1.0  # first back-off after ESME_RTHROTTLED / ESME_RMSGQFUL
+    throttle_delay: float = 0.5  # pause after ESME_RTHROTTLED (doubles while it persists)
     throttle_delay_max: float = 30.0
+    throttle_decrease: float = 0.85  # rate factor per throttling episode (AIMD)
+    throttle_increase: float = 0.02  # per second: this share of the rate at the last throttle
+    queue_full_retries: int = 3  # ESME_RMSGQFUL: retries of the segment before the message fails
+    queue_full_delay: float = 30.0  # ... each after this many seconds
     retry_delay: float = 5.0  # after a transient error status or a timeout
     max_attempts: int = 5  # transient errors per message before it is given up
     ssl_context: Any = None
@@ -55,6 +75,7 @@ class SubmitJob:
     done: bool = False
     marked: bool = False  # before_send was called (persisted as in flight)
     attempts: int = 0
+    queue_full: int = 0  # ESME_RMSGQFUL answers so far
     resent: int = 0  # segments sent again after a lost answer (possible duplicates)
     context_account: str = ""  # name of the account it was routed to
     _on_settled: Any = None
@@ -123,10 +144,21 @@ class SmscAccount:
     max_pending: int = 1000  # segments queued here before submit() waits
     config: Any = None  # the owner's settings for this SMSC (routing, encoding), opaque here
     binds: list[BindState] = attrs.field(factory=list)
+    # bound connections that may send requests (transmitter, transceiver): for query_sm
+    senders: list[Any] = attrs.field(factory=list)
     bucket: TokenBucket = attrs.field(init=False)
     paused_until: float = 0.0
     throttle_streak: int = 0
     throttled_answers: int = 0
+    queue_full_answers: int = 0
+    # AIMD after ESME_RTHROTTLED: None while the configured rate applies
+    adaptive_rate: float | None = None
+    accepted: int = 0  # submit_sm accepted, for the rate the SMSC took before it throttled
+    _rate_at_throttle: float = 0.0
+    _adapt_from: float = 0.0  # time the additive increase starts from
+    _adapt_base: float = 0.0
+    _accepted_mark: tuple[float, int] = (0.0, 0)
+    _accepted_prev: tuple[float, int] = (0.0, 0)
     _pending: collections.deque = attrs.field(factory=collections.deque)
     _retry: list = attrs.field(factory=list)  # heap of (not_before, n, (job, index))
     _n: int = 0
@@ -135,12 +167,20 @@ class SmscAccount:
     _have_room: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
 
     def __attrs_post_init__(self) -> None:
-        self.bucket = TokenBucket(self.rate, now=trio.current_time() if _in_trio() else 0.0)
+        now = trio.current_time() if _in_trio() else 0.0
+        self.bucket = TokenBucket(self.rate, now=now)
+        self._accepted_mark = self._accepted_prev = (now, 0)
 
     def set_rate(self, rate: float) -> None:
         """Change the account's cap (config reload) without touching the binds."""
         self.rate = rate
+        self.adaptive_rate = None
         self.bucket = TokenBucket(rate, now=trio.current_time())
+
+    @property
+    def effective_rate(self) -> float:
+        """submit_sm/s the account sends at now: the adapted rate, else ``rate`` (0 = uncapped)."""
+        return self.adaptive_rate if self.adaptive_rate is not None else self.rate
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -166,6 +206,34 @@ class SmscAccount:
         heapq.heappush(self._retry, (at, self._n, item))
         self._have_items.unpark_all()
 
+    async def query(
+        self,
+        message_id: str,
+        *,
+        source_addr: str = "",
+        source_addr_ton: int = 0,
+        source_addr_npi: int = 0,
+    ) -> Any:
+        """query_sm on a bound sender: its :class:`~adapters.smpp.protocol.QueryResponse`, or
+        None when no bind is up or none answered within ``request_timeout``."""
+        for conn in list(self.senders):
+            try:
+                return await conn.query(
+                    message_id,
+                    source_addr=source_addr,
+                    source_addr_ton=source_addr_ton,
+                    source_addr_npi=source_addr_npi,
+                )
+            except (
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                OSError,
+                p.LocalProtocolError,
+            ):
+                continue
+        return None
+
     # -- consumer side (binds) -------------------------------------------------------------------
 
     def _pop_ready(self, now: float) -> tuple[SubmitJob, int] | None:
@@ -179,6 +247,10 @@ class SmscAccount:
         """Wait for at least one segment and the tokens to send it; up to ``limit`` without waiting more."""
         while True:
             now = trio.current_time()
+            if now - self._accepted_mark[0] >= 1.0:
+                self._accepted_prev, self._accepted_mark = self._accepted_mark, (now, self.accepted)
+            if self.adaptive_rate is not None:
+                self._increase(now)
             if now < self.paused_until:
                 await trio.sleep_until(self.paused_until)
                 continue
@@ -210,10 +282,12 @@ class SmscAccount:
                 return items
 
     def throttled(self, item: tuple[SubmitJob, int]) -> float:
-        """The SMSC said slow down: pause the whole account, retry the segment after it.
+        """ESME_RTHROTTLED: pause the account, lower its rate, retry the segment after the pause.
 
-        The pause doubles with each throttled answer that comes *after* a pause ended (answers
-        to segments already in flight during a pause do not count), and resets on success.
+        One episode per pause: answers to segments already in flight during a pause do not
+        count again (a burst of them must not collapse the rate). The pause lets the SMSC's
+        own rate window drain; it doubles while episodes follow each other without an
+        accepted submit_sm in between, and resets on success.
         """
         s = self.settings
         now = trio.current_time()
@@ -223,8 +297,50 @@ class SmscAccount:
             )
             self.throttle_streak += 1
             self.paused_until = now + delay
+            self._decrease(now)
         self.retry_later(item, self.paused_until)
         return self.paused_until - now
+
+    def queue_full(self, item: tuple[SubmitJob, int]) -> bool:
+        """ESME_RMSGQFUL for this segment's destination: retry it alone after
+        ``queue_full_delay``; False once ``queue_full_retries`` are used (the message fails)."""
+        job = item[0]
+        job.queue_full += 1
+        self.queue_full_answers += 1
+        if job.queue_full > self.settings.queue_full_retries:
+            return False
+        self.retry_later(item, trio.current_time() + self.settings.queue_full_delay)
+        return True
+
+    def _accepted_rate(self, now: float) -> float:
+        """submit_sm/s the SMSC accepted lately: over the last one to two seconds, or since the
+        last mark when the account was idle before (an hour-old mark would read as ~0/s)."""
+        t, n = self._accepted_prev
+        if now - t > 2.5:
+            t, n = self._accepted_mark
+        return (self.accepted - n) / max(now - t, 0.05)
+
+    def _decrease(self, now: float) -> None:
+        current = self.effective_rate
+        if current <= 0:  # uncapped: start from what the SMSC accepted lately
+            current = self._accepted_rate(now)
+        current = max(current, 1.0)
+        self._rate_at_throttle = current
+        self._adapt_base = max(current * self.settings.throttle_decrease, 0.1)
+        self._adapt_from = max(self.paused_until, now)
+        self.adaptive_rate = self._adapt_base
+        self.bucket.set_rate(self._adapt_base, now)
+
+    def _increase(self, now: float) -> None:
+        step = self.settings.throttle_increase * self._rate_at_throttle
+        rate = self._adapt_base + step * max(now - self._adapt_from, 0.0)
+        limit = self.rate if self.rate > 0 else 2 * self._rate_at_throttle
+        if rate >= limit:  # recovered: the configured rate applies again
+            self.adaptive_rate = None
+            self.bucket.set_rate(self.rate, now)
+        elif rate - self.bucket.rate >= 0.01 * rate:  # only changes worth a recompute
+            self.adaptive_rate = rate
+            self.bucket.set_rate(rate, now)
 
 
 def _in_trio() -> bool:

@@ -49,22 +49,22 @@ class _Spec:
                 self.mandatory.append((name, "str", p.max))
             else:
                 self.mandatory.append((name, "ostr", 0))
-        # TLVs smpplib writes, in its order; str TLVs are left to smpplib (rarely used).
-        self.tlvs: list[tuple[str, int, Any]] = []
+        # TLVs smpplib writes, in its order: (name, tag, kind, struct for int / max for str)
+        self.tlvs: list[tuple[str, int, str, Any]] = []
         self.tlv_kinds: dict[str, tuple[str, int]] = {}
         for name in order[cut:]:
             p = cls.params[name]
             code = consts.OPTIONAL_PARAMS[name]
             if p.type is int:
-                self.tlvs.append((name, code, _INT_FORMATS[p.size]))
+                self.tlvs.append((name, code, "int", _INT_FORMATS[p.size]))
                 self.tlv_kinds[name] = ("int", p.size)
             elif p.type is ostr:
-                self.tlvs.append((name, code, None))
+                self.tlvs.append((name, code, "ostr", None))
                 self.tlv_kinds[name] = ("ostr", 0)
-            elif p.type is str:
+            elif p.type is str and not hasattr(p, "size"):
+                self.tlvs.append((name, code, "str", p.max))
                 self.tlv_kinds[name] = ("str", 0)
-        self.params = frozenset(cls.params)
-        self.encodable = frozenset(n for n, _c, _f in self.tlvs) | frozenset(
+        self.encodable = frozenset(t[0] for t in self.tlvs) | frozenset(
             n for n, _k, _s in self.mandatory
         )
 
@@ -95,6 +95,7 @@ def _encode_sm(spec: _Spec, fields: Mapping[str, Any]) -> bytes:
     out = bytearray()
     get = fields.get
     short = get("short_message")
+    value: Any
     for name, kind, size in spec.mandatory:
         if kind == "int":
             if name == "sm_length":
@@ -113,15 +114,23 @@ def _encode_sm(spec: _Spec, fields: Mapping[str, Any]) -> bytes:
             if type(short) is not bytes or get("message_payload"):
                 raise _Unsupported
             out += short
-    for name, code, fmt in spec.tlvs:
+    for name, code, kind, extra in spec.tlvs:
         value = get(name)
-        if fmt is not None:
+        if kind == "int":
             if value is not None:
-                out += fmt.pack(code, fmt.size - 4, value)
-        elif value:
+                out += extra.pack(code, extra.size - 4, value)
+        elif not value:
+            continue
+        elif kind == "ostr":
             if type(value) is not bytes:
                 raise _Unsupported
             out += _TLV_HEAD.pack(code, len(value)) + value
+        else:  # str: smpplib cuts at max (to max - 1), NUL-terminates, and counts characters
+            if type(value) is not str or not value.isascii():
+                raise _Unsupported
+            if len(value) > extra:
+                value = value[: extra - 1]
+            out += _TLV_HEAD.pack(code, len(value) + 1) + value.encode() + _NUL
     return bytes(out)
 
 
@@ -205,23 +214,23 @@ def parse_sm_fields(raw: bytes, spec: _Spec = _DELIVER) -> dict[str, Any] | None
             return None
         code, length = _TLV_HEAD.unpack_from(raw, pos)
         pos += 4
-        name = _CODE_TO_NAME.get(code)
-        if name is None:  # unknown TLV: skipped (allow_unknown_opt_params)
+        tlv = _CODE_TO_NAME.get(code)
+        if tlv is None:  # unknown TLV: skipped (allow_unknown_opt_params)
             pos += length
             continue
-        kind = kinds.get(name)
-        if kind is None or pos + length > dlen:
+        tlv_kind = kinds.get(tlv)
+        if tlv_kind is None or pos + length > dlen:
             return None
-        if kind[0] == "int":
-            if length != kind[1]:
+        if tlv_kind[0] == "int":
+            if length != tlv_kind[1]:
                 return None  # smpplib would read its own size and lose the framing
-            f[name] = int.from_bytes(raw[pos : pos + length], "big")
-        elif kind[0] == "str":
+            f[tlv] = int.from_bytes(raw[pos : pos + length], "big")
+        elif tlv_kind[0] == "str":
             if length < 1:
                 return None
-            f[name] = raw[pos : pos + length - 1]
+            f[tlv] = raw[pos : pos + length - 1]
         else:
-            f[name] = raw[pos : pos + length]
+            f[tlv] = raw[pos : pos + length]
         pos += length
     if pos != dlen:
         return None

@@ -64,8 +64,9 @@ ESME_RDELIVERYFAILURE = 0x000000FE
 TRANSIENT_STATUSES = frozenset(
     {ESME_RMSGQFUL, ESME_RTHROTTLED, ESME_RSYSERR, ESME_RX_T_APPN, ESME_RDELIVERYFAILURE}
 )
-#: Statuses that mean "slow down" (the SMSC's flow control).
-THROTTLE_STATUSES = frozenset({ESME_RMSGQFUL, ESME_RTHROTTLED})
+#: Statuses that mean "slow down" for the whole account (the SMSC's flow control).
+#: ESME_RMSGQFUL is about one destination's queue: see SmscAccount.queue_full.
+THROTTLE_STATUSES = frozenset({ESME_RTHROTTLED})
 
 BIND_COMMANDS = {
     "transceiver": "bind_transceiver",
@@ -354,11 +355,6 @@ class EsmeSession:
         self._out += fastpdu.encode_deliver_sm_resp(sequence, status)
 
     # -- timeouts -------------------------------------------------------------------------
-
-    def oldest_sent_at(self) -> float | None:
-        if not self.outstanding:
-            return None
-        return next(iter(self.outstanding.values())).sent_at  # dicts keep insertion order
 
     def pop_timed_out(self, now: float, timeout: float) -> list[Pending]:
         """Forget requests older than ``timeout``; the caller decides (retry, reconnect)."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 
+# Rounding can leave a bucket a hair short of a token after sleeping exactly until it is due;
+# a clock that does not move on its own (Trio's MockClock) would then spin on a zero delay.
+_EPSILON = 1e-9
+
 
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` stored. ``rate <= 0`` means unlimited."""
@@ -31,12 +35,20 @@ class TokenBucket:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
 
+    def set_rate(self, rate: float, now: float) -> None:
+        """Change the rate from ``now`` on (tokens earned so far are kept, up to the new burst)."""
+        self._refill(now)
+        self.rate = float(rate)
+        self.burst = max(1.0, self.rate * 0.02)
+        self._tokens = min(self._tokens, self.burst)
+        self._last = now
+
     def delay(self, now: float, n: float = 1.0) -> float:
         """Seconds until ``n`` tokens are available (0 when they are now)."""
         if self.unlimited:
             return 0.0
         self._refill(now)
-        if self._tokens >= n:
+        if self._tokens + _EPSILON >= n:
             return 0.0
         return (n - self._tokens) / self.rate
 
@@ -45,7 +57,7 @@ class TokenBucket:
         if self.unlimited:
             return True
         self._refill(now)
-        if self._tokens >= n:
+        if self._tokens + _EPSILON >= n:
             self._tokens -= n
             return True
         return False

@@ -42,6 +42,10 @@ MESSAGE_STATE_TO_STAT = {
 }
 STAT_TO_MESSAGE_STATE = {v: k for k, v in MESSAGE_STATE_TO_STAT.items()}
 
+#: receipt_id settings: (base of the ids in receipts, base of the ids in submit_sm_resp).
+#: SMSCs differ: some answer submit_sm with a hex id and write it in decimal in the receipt.
+ID_FORMS = {"as_is": (None, None), "hex_to_dec": (16, 10), "dec_to_hex": (10, 16)}
+
 _FIELD = re.compile(r"(?i)\b(id|sub|dlvr|submit date|done date|stat|err|text)\s*:")
 
 
@@ -98,6 +102,21 @@ def format_receipt_text(r: Receipt) -> str:
         f"submit date:{r.submit_date} done date:{r.done_date} "
         f"stat:{r.stat} err:{r.err or '000'} text:{r.text}"
     )
+
+
+def comparable_id(message_id: str, form: str, *, in_receipt: bool) -> str:
+    """A message id in the form both sides are matched in: the number written in the submit
+    answer's base (hex in lower case, no leading zeros), or the id as it is (``as_is``, or an
+    id that is not a number in the expected base)."""
+    receipt_base, submit_base = ID_FORMS[form]
+    base = receipt_base if in_receipt else submit_base
+    if base is None:
+        return message_id
+    try:
+        number = int(message_id, base)
+    except ValueError:
+        return message_id
+    return str(number) if submit_base == 10 else f"{number:x}"
 
 
 def receipt_from_fields(

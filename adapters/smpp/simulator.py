@@ -1,9 +1,15 @@
 """An SMSC simulator that speaks real SMPP 3.4 over TCP (optionally TLS), for tests and demos.
 
-It binds ESMEs with credentials, answers submit_sm with message ids, sends delivery receipts
-after a delay (on any receiver-capable bind of the same account, so receipts cross binds and
-survive reconnects), sends MO messages on request, and injects faults: ESME_RTHROTTLED /
-ESME_RMSGQFUL responses, a rate limit, dropped connections, garbage PDUs, delayed responses.
+It binds ESMEs with credentials (transceiver, or separate transmitter and receiver binds),
+answers submit_sm with message ids and query_sm with the message's state, sends delivery
+receipts after a delay (on any receiver-capable bind of the same account, so receipts cross
+binds and survive reconnects) or withholds them, sends MO messages on request, and injects
+faults: ESME_RTHROTTLED above a rate (like an SMSC enforcing its contract), ESME_RMSGQFUL for
+some destinations, dropped connections, garbage PDUs, delayed responses.
+
+This module is a Trio transport, not a codec (it serves TCP connections and keeps timers on
+the Trio clock, so tests can run it under ``MockClock``); the PDU codecs it uses
+(:mod:`.protocol`, :mod:`.fastpdu`) stay pure.
 
 It decodes submit_sm with its own small parser (not smpplib) so that tests check our encoding
 against an independent reading, and answers from pre-encoded templates to stay fast: the
@@ -21,6 +27,7 @@ from typing import Any
 import attrs
 import trio
 
+from adapters.smpp import fastpdu
 from adapters.smpp import protocol as p
 from adapters.smpp.messages import ESM_RECEIPT, Reassembler, decode_user_data, encode_text
 from adapters.smpp.receipt import STAT_TO_MESSAGE_STATE, Receipt, format_receipt_text
@@ -53,6 +60,10 @@ class SimulatorConfig:
     throttle_status: int = p.ESME_RTHROTTLED
     max_rate: float = 0.0  # submit_sm per second per account beyond which: throttle_status
     reject_prefixes: dict[str, int] = attrs.field(factory=dict)  # destination prefix -> error
+    # destination prefix -> how many submit_sm to it get ESME_RMSGQFUL before it accepts again
+    # (the subscriber's queue at the SMSC is full); a negative count: always
+    queue_full: dict[str, int] = attrs.field(factory=dict)
+    query_sm: bool = True  # answer query_sm (False: generic_nack, as SMSCs without it do)
     drop_after_pdus: int = 0  # close a connection after this many PDUs received ...
     drop_times: int = 0  # ... this many times in all
     enquire_link_interval: float = 0.0  # the SMSC's own keep-alive towards the ESME
@@ -164,6 +175,8 @@ class SmscSimulator:
     )  # (due, system_id, pdu fields)
     _delivery_wakeup: trio.Event = attrs.field(factory=trio.Event)
     _rate_window: collections.deque = attrs.field(factory=collections.deque)
+    # (system_id, message_id) -> (stat, source_addr, submitted at): what query_sm answers
+    _states: dict = attrs.field(factory=dict)
     _nursery: Any = None
 
     # -- serving ------------------------------------------------------------------------------
@@ -267,6 +280,8 @@ class SmscSimulator:
             if status:
                 self.stats["deliver_sm_resp_errors"] += 1
             return None
+        if command_id == p.QUERY_SM and self.config.query_sm:
+            return self._on_query(conn, raw, seq)
         if command_id == p.ENQUIRE_LINK:
             self.stats["enquire_link_received"] += 1
             return p.header_only(p.ENQUIRE_LINK_RESP, 0, seq)
@@ -323,7 +338,7 @@ class SmscSimulator:
             self.stats["throttled"] += 1
             return _submit_resp(seq, cfg.throttle_status, "")
         if cfg.max_rate:
-            now = time.monotonic()
+            now = trio.current_time()
             window = self._rate_window
             while window and now - window[0] >= 1.0:
                 window.popleft()
@@ -332,6 +347,11 @@ class SmscSimulator:
                 return _submit_resp(seq, cfg.throttle_status, "")
             window.append(now)
         dest = f["destination_addr"]
+        for prefix, left in cfg.queue_full.items():
+            if dest.startswith(prefix) and left != 0:
+                cfg.queue_full[prefix] = left - 1 if left > 0 else left
+                self.stats["queue_full"] += 1
+                return _submit_resp(seq, p.ESME_RMSGQFUL, "")
         for prefix, error in cfg.reject_prefixes.items():
             if dest.startswith(prefix):
                 self.stats["rejected"] += 1
@@ -357,14 +377,35 @@ class SmscSimulator:
                 service_type=f["service_type"],
             )
         )
+        stat = (
+            "UNDELIV" if any(dest.startswith(x) for x in cfg.undeliverable_prefixes) else "DELIVRD"
+        )
+        self._states[(conn.system_id, mid)] = (stat, f["source_addr"], now)
+        if len(self._states) > 1_000_000:  # bounded: the oldest cannot be queried any more
+            del self._states[next(iter(self._states))]
         if f["registered_delivery"] & 0x03 and cfg.receipt_delay is not None:
-            stat = (
-                "UNDELIV"
-                if any(dest.startswith(x) for x in cfg.undeliverable_prefixes)
-                else "DELIVRD"
-            )
             self._queue_receipt(conn.system_id, mid, f, stat, now)
         return _submit_resp(seq, 0, mid)
+
+    def _on_query(self, conn: _Connection, raw: bytes, seq: int) -> bytes:
+        """query_sm (SMPP 3.4 4.8): the final state of a message this account submitted."""
+        self.stats["query_sm"] += 1
+        parts = raw[16:].split(b"\x00")
+        mid = parts[0].decode("latin-1")
+        known = self._states.get((conn.system_id, mid))
+        if conn.mode not in ("transceiver", "transmitter"):
+            return p.encode_pdu("query_sm_resp", seq, p.ESME_RINVBNDSTS)
+        if known is None:
+            return p.encode_pdu("query_sm_resp", seq, p.consts.SMPP_ESME_RQUERYFAIL)
+        stat, _source, at = known
+        return p.encode_pdu(
+            "query_sm_resp",
+            seq,
+            message_id=mid,
+            final_date=time.strftime("%y%m%d%H%M%S000+", time.gmtime(at)),
+            message_state=STAT_TO_MESSAGE_STATE[stat],
+            error_code=0 if stat == "DELIVRD" else 1,
+        )
 
     # -- receipts and MO ---------------------------------------------------------------------------
 
@@ -389,7 +430,7 @@ class SmscSimulator:
             fields["receipted_message_id"] = mid
             fields["message_state"] = STAT_TO_MESSAGE_STATE[stat]
         self._deliveries.append(
-            (time.monotonic() + (self.config.receipt_delay or 0.0), system_id, fields)
+            (trio.current_time() + (self.config.receipt_delay or 0.0), system_id, fields)
         )
         self._delivery_wakeup.set()
 
@@ -407,7 +448,7 @@ class SmscSimulator:
         segments = encode_text(text, long_mode=long_mode, reference=reference)
         for seg in segments:
             fields = dict(source_addr=source, destination_addr=destination, **seg.pdu_fields())
-            self._deliveries.append((time.monotonic(), system_id, fields))
+            self._deliveries.append((trio.current_time(), system_id, fields))
         self._delivery_wakeup.set()
         self.stats["mo_queued"] += len(segments)
         return len(segments)
@@ -447,7 +488,7 @@ class SmscSimulator:
                 await self._delivery_wakeup.wait()
                 continue
             due, system_id, _fields = self._deliveries[0]
-            delay = due - time.monotonic()
+            delay = due - trio.current_time()
             if delay > 0:
                 with trio.move_on_after(delay):
                     self._delivery_wakeup = trio.Event()
@@ -462,7 +503,7 @@ class SmscSimulator:
                 continue
             # Send every due delivery for this account in one write.
             batch = bytearray()
-            now = time.monotonic()
+            now = trio.current_time()
             while (
                 self._deliveries
                 and self._deliveries[0][0] <= now
@@ -472,7 +513,7 @@ class SmscSimulator:
                 item = self._deliveries.popleft()
                 seq = conn.next_seq()
                 conn.sent_deliver[seq] = item
-                batch += p.encode_pdu("deliver_sm", seq, **item[2])
+                batch += fastpdu.encode_deliver_sm(seq, item[2])
                 self.stats["deliver_sm_sent"] += 1
             try:
                 await conn.send(bytes(batch))
@@ -507,5 +548,4 @@ class SmscSimulator:
 
 
 def _submit_resp(seq: int, status: int, message_id: str) -> bytes:
-    body = message_id.encode("latin-1") + b"\x00"
-    return HEADER.pack(16 + len(body), 0x80000004, status, seq) + body
+    return fastpdu.encode_submit_sm_resp(seq, status, message_id)

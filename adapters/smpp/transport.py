@@ -103,6 +103,14 @@ async def run_bind(
         await trio.sleep(next(delays))
 
 
+@attrs.define(eq=False)
+class _Reply:
+    """Where the reader puts the answer to one query_sm."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    value: Any = None
+
+
 CONNECTION_ERRORS = (
     OSError,
     trio.BrokenResourceError,
@@ -143,6 +151,24 @@ class _BindConnection:
     _taken: list = attrs.field(factory=list)  # taken from the account, not yet on the wire
     _deliver_send: Any = None
     _last_rx: float = 0.0
+
+    async def query(
+        self, message_id: str, *, source_addr: str, source_addr_ton: int, source_addr_npi: int
+    ) -> p.QueryResponse:
+        """Send a query_sm and wait for its answer (``request_timeout``: TooSlowError)."""
+        reply = _Reply()
+        self.session.send_query(
+            message_id,
+            source_addr=source_addr,
+            source_addr_ton=source_addr_ton,
+            source_addr_npi=source_addr_npi,
+            context=reply,
+            now=trio.current_time(),
+        )
+        await self.flush()
+        with trio.fail_after(self.account.settings.request_timeout):
+            await reply.done.wait()
+        return reply.value
 
     def _finish(self, job: SubmitJob) -> None:
         state = self.state
@@ -192,6 +218,8 @@ class _BindConnection:
                 smsc_system_id=event.system_id,
             )
             task_status.started()
+            if mode != "receiver":
+                self.account.senders.append(self)
             send, receive = trio.open_memory_channel(4096)
             self._deliver_send = send
             async with trio.open_nursery() as nursery:
@@ -205,6 +233,8 @@ class _BindConnection:
         except trio.TooSlowError:
             raise LinkDead("no bind_resp in time") from None
         finally:
+            if self in self.account.senders:
+                self.account.senders.remove(self)
             with trio.CancelScope(shield=True):
                 await self._close()
 
@@ -272,6 +302,9 @@ class _BindConnection:
                 continue
             if isinstance(event, p.DeliverSm):
                 await self._deliver_send.send(event)
+            elif isinstance(event, p.QueryResponse):
+                event.context.value = event
+                event.context.done.set()
             elif isinstance(event, p.Garbage):
                 h.on_event(
                     "smpp.garbage",
@@ -296,12 +329,27 @@ class _BindConnection:
         status = event.status
         if status == p.ESME_ROK:
             account.throttle_streak = 0
+            account.accepted += 1
             self.state.submitted += 1
             job.message_ids[index] = event.message_id
             job.remaining -= 1
             if job.remaining == 0:
                 job.done = True
                 self._finish(job)
+            return
+        if status == p.ESME_RMSGQFUL:
+            if account.queue_full((job, index)):
+                h.on_event(
+                    "smpp.queue_full_retry",
+                    smsc=account.name,
+                    key=job.key,
+                    destination_addr=job.segments[index].get("destination_addr", ""),
+                    attempt=job.queue_full,
+                )
+                return
+            job.status = status
+            job.done = True
+            self._finish(job)
             return
         if status in p.THROTTLE_STATUSES:
             streak = account.throttle_streak
@@ -314,6 +362,7 @@ class _BindConnection:
                     bind=self.state.name,
                     status=p.status_name(status),
                     pause_s=round(delay, 3),
+                    rate_per_s=round(account.effective_rate, 2),
                 )
             return
         if status in p.TRANSIENT_STATUSES and job.attempts + 1 < account.settings.max_attempts:
@@ -412,8 +461,11 @@ class _BindConnection:
             if not expired:
                 continue
             segments = [pd.context for pd in expired if pd.command == "submit_sm"]
-            if len(segments) < len(expired):
+            # a query_sm's caller has its own deadline; anything else unanswered: link dead
+            if any(pd.command not in ("submit_sm", "query_sm") for pd in expired):
                 raise LinkDead("enquire_link or unbind got no answer")
+            if not segments:
+                continue
             for job, index in segments:
                 job.resent += 1
                 self.account.retry_later((job, index), trio.current_time())

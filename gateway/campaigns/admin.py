@@ -151,6 +151,12 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
                 for k in ("repeat", "outside_schedule", "no_msisdn", "no_capable_channel")
                 if k in counts
             },
+            # channels passed over because the handset lacks what they require (WAP, MMS)
+            "handset_unfit": {
+                k.partition(".")[2]: v for k, v in counts.items() if k.startswith("handset_unfit.")
+            },
+            # responses recorded in the ledger: first click of a tracked link per contact
+            "clicked": ledger["outcomes"].get("clicked", 0),
         }
         lines = [f"{k}: {v}" for k, v in data.items()]
         return AdminReply(data=data, text="\n".join(lines))

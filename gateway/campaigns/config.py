@@ -9,7 +9,10 @@ from typing import Any
 
 import attrs
 
+from gateway.campaigns.loader import check_campaign_files
 from gateway.config_reader import TableReader
+from gateway.errors import ConfigProblem
+from gateway.profiles.loader import ProfileFileError, load_profiles
 
 
 @attrs.frozen(kw_only=True)
@@ -21,12 +24,35 @@ class CampaignsConfig:
     state_ttl: float = 8 * 86400.0  # forget matching state not updated for this long
     tick: float = 30.0  # seconds between schedule checks / counter flushes
 
+    def check_files(self, base: Path | None, hook: Any) -> list[ConfigProblem]:
+        """The areas file and every campaign file, read and parsed (``--check-config``)."""
+        types: dict[str, Any] = {}
+        if hook is not None and hasattr(hook, "gateway_condition_types"):
+            for result in hook.gateway_condition_types():
+                types.update(result or {})
+        return check_campaign_files(
+            _resolve_from(base, self.directory),
+            _resolve_from(base, self.areas_file),
+            plugin_types=types,
+        )
+
 
 @attrs.frozen(kw_only=True)
 class ProfilesConfig:
     file: str = ""  # BOSS profile file; "" = no profiles (every subscriber unknown)
     delimiter: str = ","
     reload_on_sighup: bool = True  # re-read the file on SIGHUP when it changed
+
+    def check_files(self, base: Path | None, hook: Any) -> list[ConfigProblem]:
+        """The profile file, read and validated whole (``--check-config``)."""
+        path = _resolve_from(base, self.file)
+        if path is None:
+            return []
+        try:
+            load_profiles(path, delimiter=self.delimiter)
+        except ProfileFileError as exc:
+            return [ConfigProblem("profiles.file", str(exc))]
+        return []
 
 
 def parse_campaigns_config(table: Mapping[str, Any], key: str = "campaigns") -> CampaignsConfig:
@@ -57,6 +83,13 @@ def parse_profiles_config(table: Mapping[str, Any], key: str = "profiles") -> Pr
     )
     r.finish()
     return config
+
+
+def _resolve_from(base: Path | None, value: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    return base / path if base is not None and not path.is_absolute() else path
 
 
 def resolve(gateway: Any, value: str) -> Path | None:

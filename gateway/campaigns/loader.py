@@ -8,6 +8,7 @@ problems is skipped as a whole; the others still load. The full format is in doc
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ from gateway.errors import ConfigError, ConfigProblem
 from gateway.model import Campaign, CampaignKind, CampaignState
 from gateway.numbers import NumberError, active_plan, mask
 from gateway.profiles.columns import ALL_ATTRIBUTES
-from gateway.rules.areas import Area
+from gateway.rules.areas import Area, load_areas
+from gateway.rules.enriched import ENRICHED_FIELDS
 from gateway.rules.parsers import clock_seconds, clock_window
 from gateway.rules.template import Template, TemplateError
 from gateway.rules.trigger import parse_trigger
 
 #: Fields a content template may use besides the subscriber's profile attributes.
-EVENT_FIELDS = ("peer", "cell", "lac", "ci", "campaign_name", "event_kind")
+EVENT_FIELDS = ("peer", "cell", "lac", "ci", "campaign_name", "event_kind", *ENRICHED_FIELDS)
 TEMPLATE_FIELDS = frozenset(ALL_ATTRIBUTES + EVENT_FIELDS)
 INITIAL_STATES = ("draft", "pending_approval", "approved", "running")
 
@@ -250,3 +252,33 @@ def load_campaign_dir(
         seen[cdef.id] = str(path)
         defs.append(cdef)
     return defs, problems
+
+
+def check_campaign_files(
+    directory: Path | None,
+    areas_file: Path | None,
+    *,
+    plugin_types: Mapping[str, Any] | None = None,
+) -> list[ConfigProblem]:
+    """Every problem of the areas file and of each campaign file (``--check-config``).
+
+    A missing or unreadable directory is a problem of ``campaigns.directory``: the daemon would
+    start with no file campaigns at all.
+    """
+    problems: list[ConfigProblem] = []
+    areas: dict[str, Area] = {}
+    if areas_file is not None:
+        try:
+            areas = load_areas(areas_file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if directory is None:
+        return problems
+    if not directory.is_dir():
+        reason = "is not a directory" if directory.exists() else "no such directory"
+        problems.append(ConfigProblem("campaigns.directory", f"{directory}: {reason}"))
+    elif not os.access(directory, os.R_OK | os.X_OK):
+        problems.append(ConfigProblem("campaigns.directory", f"{directory}: permission denied"))
+    else:
+        problems.extend(load_campaign_dir(directory, areas=areas, plugin_types=plugin_types)[1])
+    return problems

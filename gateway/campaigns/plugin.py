@@ -98,6 +98,9 @@ class CampaignsComponent:
             store = await CampaignStore.open(
                 worker, areas=areas, plugin_types=self.plugin_types(gateway)
             )
+            gate = getattr(gateway.approvals, "gate", None)  # before any file is stored
+            if gate is not None:
+                store.gates.append(gate)
             directory = resolve(gateway, cconf.directory)
             if directory is not None:
                 await store.sync_dir(directory)

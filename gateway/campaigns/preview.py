@@ -26,6 +26,8 @@ from gateway.rules.compiler import RuleIndex
 
 _EVENT_FIELDS = {f.name for f in attrs.fields(SignalEvent)}
 
+UNFIT = "handset_unfit."  # pipeline counter prefix: a channel the handset cannot take
+
 
 class EventFileError(ValueError):
     """Raised when an events file cannot be read at all (missing, not JSON lines)."""
@@ -119,7 +121,13 @@ async def run_preview(
         overlay_index(gateway.profiles.index) if gateway.profiles is not None else None
     )
     campaigns = _PreviewCampaigns(cdef)
-    pipeline = Pipeline(preview_gw, profiles=holder, campaigns=campaigns, timezone=timezone)
+    pipeline = Pipeline(
+        preview_gw,
+        profiles=holder,
+        campaigns=campaigns,
+        timezone=timezone,
+        enrichment=getattr(gateway, "enrichment", None),  # the tables in force
+    )
     check = checker or gateway.contact_control.check
     read = bad = 0
     subscribers: set[str] = set()
@@ -149,7 +157,11 @@ async def run_preview(
         "campaign": cdef.id,
         "events_read": read,
         "events_bad": bad,
-        "events_matched": sum(v for k, v in campaigns.counts.items() if k != "control_group"),
+        "events_matched": sum(
+            v
+            for k, v in campaigns.counts.items()
+            if k != "control_group" and not k.startswith(UNFIT)
+        ),
         "contact_requests": campaigns.counts["matched"],
         "distinct_subscribers": len(subscribers),
         "would_allow": outcomes[Outcome.ALLOWED.value],
@@ -160,7 +172,13 @@ async def run_preview(
         "not_requested": {
             k: v
             for k, v in sorted(campaigns.counts.items())
-            if k not in ("matched", "control_group")
+            if k not in ("matched", "control_group") and not k.startswith(UNFIT)
+        },
+        # channels passed over because the handset lacks what they require (the next one is used)
+        "handset_unfit": {
+            k.removeprefix(UNFIT): v
+            for k, v in sorted(campaigns.counts.items())
+            if k.startswith(UNFIT)
         },
         "unknown_subscriber_events": preview_gw.metrics.counter(
             "pipeline.subscriber_unknown"

@@ -79,6 +79,10 @@ class CampaignStore:
         self._unparsed_states: dict[str, CampaignState] = {}
         self._flushed: dict[tuple[str, str], int] = {}
         self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
+        #: Approval gates (``gateway.approval.gate.ApprovalGate``): ``await gate.admit(old, new)``
+        #: may hold a new or changed definition; ``await gate.check_transition(cdef, action,
+        #: target, actor=actor)`` raises LifecycleError to refuse a transition.
+        self.gates: list[Any] = []
 
     @classmethod
     async def open(
@@ -147,6 +151,9 @@ class CampaignStore:
             and json.dumps(old.raw, sort_keys=True, ensure_ascii=False) == definition
         ):
             return "unchanged"
+        for gate in self.gates:
+            if not await gate.admit(old, cdef):
+                return "held"  # waits for its approval; the gate stores it once approved
         if old is not None:
             state = old.campaign.state
         else:  # new, or stored but no longer parseable (e.g. an area was removed): keep its state
@@ -187,6 +194,8 @@ class CampaignStore:
             raise LifecycleError(f"no campaign {campaign_id!r}")
         current = cdef.campaign.state
         target = next_state(action, current)
+        for gate in self.gates:
+            await gate.check_transition(cdef, action, target, actor=actor)
         now = time.time()
 
         def write(conn: Any) -> None:
@@ -234,6 +243,7 @@ class CampaignStore:
             "created": 0,
             "updated": 0,
             "unchanged": 0,
+            "held": 0,
             "invalid": len({p.file for p in problems}),
         }
         for cdef in defs:
@@ -254,13 +264,19 @@ class CampaignStore:
                         cdef.id, "finish", actor="scheduler", note="schedule ended", recompile=False
                     )
                 else:
-                    await self.transition(
-                        cdef.id,
-                        "start",
-                        actor="scheduler",
-                        note="schedule started",
-                        recompile=False,
-                    )
+                    try:
+                        await self.transition(
+                            cdef.id,
+                            "start",
+                            actor="scheduler",
+                            note="schedule started",
+                            recompile=False,
+                        )
+                    except LifecycleError as exc:  # refused by an approval gate
+                        structlog.get_logger().warning(
+                            "campaigns.start_refused", campaign=cdef.id, reason=str(exc)
+                        )
+                        continue
                 changed += 1
             elif (
                 state in (CampaignState.RUNNING, CampaignState.PAUSED)

@@ -149,6 +149,38 @@ class ContactControlBase:
         """Decide a batch in order (as if ``decide`` were called for each), in one commit."""
         return await self._decide(list(requests))
 
+    async def decide_and_queue(
+        self, requests: Sequence[ContactRequest], outbox: Any
+    ) -> list[ContactDecision]:
+        """``decide_many``, then the ALLOWED decisions queued in ``outbox`` and the DEFERRED ones
+        held there, in the same transaction as the decisions' ledger rows when the outbox
+        shares the ledger's writer (no "decided but not queued" gap; a failed write leaves
+        neither). Returns the decisions once everything is durable."""
+        requests = list(requests)
+        writer = getattr(self.ledger, "writer", None)
+        stage = getattr(outbox, "stage_decisions", None)
+        if writer is None or stage is None or getattr(outbox, "writer", None) is not writer:
+            decisions = await self._decide(requests)
+            allowed = [d for d in decisions if d.outcome is _ALLOWED]
+            if allowed:
+                await outbox.enqueue_many(allowed)
+            for d in decisions:
+                if d.outcome is Outcome.DEFERRED and d.not_before is not None:
+                    await outbox.defer(d.request, d.not_before)
+            return decisions
+        decisions = await self._evaluate(requests, reserve=True)
+        # No checkpoint from here to the await: the rows and the entries share one batch.
+        batch = self.ledger.extend(self._count(decisions))  # type: ignore[union-attr]
+        staged = stage(decisions)
+        try:
+            await writer.durable(batch)
+        except Exception:
+            self._forget(_reserved_ids(decisions))
+            raise
+        await outbox.staged_done(staged)
+        self._observe(decisions)
+        return decisions
+
     async def check(self, request: ContactRequest) -> ContactDecision:
         """What ``decide`` would answer now: no reservation, no ledger record (preview)."""
         return (await self._evaluate([request], reserve=False))[0]
@@ -169,19 +201,37 @@ class ContactControlBase:
         any case (the network refused it: no contact). Other states leave it as it is: a
         committed contact keeps counting, an uncommitted reservation expires with its timeout.
         """
+        step = self._delivery_step(delivery)
+        if step is not None:
+            event, reason, only_reserved = step
+            await self._transition(
+                delivery.contact_id, event, reason, self.clock(), only_reserved=only_reserved
+            )
+
+    def _delivery_step(self, delivery: Delivery) -> tuple[str, str, bool] | None:
+        """The reservation transition a delivery state asks for: (event, reason, only_reserved)."""
         state = delivery.state.value
-        now = self.clock()
+        if state == "submitted":
+            return "committed", "", False
+        if not delivery.state.final:
+            return None
         if state in self.config.refund_on:
             reason = "rejected" if state == "rejected" else f"refund.{state}"
-            await self._transition(delivery.contact_id, release_event(reason), reason, now)
-        elif state == "rejected":
-            await self._transition(
-                delivery.contact_id, "released", "rejected", now, only_reserved=True
-            )
-        elif state in ("delivered", "unknown"):
+            return release_event(reason), reason, False
+        if state == "rejected":
+            return "released", "rejected", True
+        if state in ("delivered", "unknown"):
             # unknown: the submit answer was lost (a crash mid-send): it may well have reached
             # the subscriber, so it counts rather than being refunded by the timeout
-            await self._transition(delivery.contact_id, "committed", f"final.{state}", now)
+            return "committed", f"final.{state}", False
+        return None
+
+    def stage_delivery(self, delivery: Delivery) -> bool:
+        """Apply a reported state (a submit commits, a final state reconciles) in memory and
+        queue its ledger row in the writer's pending batch, without awaiting: the caller
+        awaits that batch, which carries the outbox's update too. False when this backend
+        cannot (its state is remote): then call ``commit`` / ``reconcile``."""
+        return False
 
     # -- the flow ---------------------------------------------------------------------------
 
@@ -286,14 +336,22 @@ class ContactControlBase:
                 return True
         return False
 
-    async def _record(self, decisions: list[ContactDecision]) -> None:
+    def _count(self, decisions: list[ContactDecision]) -> list[tuple[Any, ...]]:
+        """Count the outcomes; the ledger rows of ``decisions``."""
         outcomes = self.outcomes
         rows = []
         for d in decisions:
             outcomes[d.outcome] += 1  # a StrEnum hashes as its value
             rows.append(decision_row(d))
+        return rows
+
+    async def _record(self, decisions: list[ContactDecision]) -> None:
+        rows = self._count(decisions)
         if self.ledger is not None and rows:
             await self.ledger.durable(self.ledger.extend(rows))
+        self._observe(decisions)
+
+    def _observe(self, decisions: list[ContactDecision]) -> None:
         if self.on_recorded is not None:
             for d in decisions:
                 try:

@@ -298,6 +298,19 @@ def _index_chunk(conn: sqlite3.Connection, limit: int) -> int:
     return end - upto
 
 
+def ledger_row_from_outbox(
+    conn: sqlite3.Connection, contact_id: str, event: str, reason: str, now: float
+) -> None:
+    """Append a reservation event for ``contact_id``, its columns read from its outbox entry
+    (in the caller's transaction: a receipt's reconciliation)."""
+    conn.execute(
+        "INSERT INTO contact_ledger (at, event, contact_id, msisdn, campaign_id, channel, priority,"
+        " reason) SELECT ?, ?, contact_id, msisdn, campaign_id, channel, priority, ?"
+        " FROM outbox_entries WHERE contact_id = ?",
+        (now, event, reason or None, contact_id),
+    )
+
+
 def record_lost_answers(
     conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], now: float
 ) -> None:

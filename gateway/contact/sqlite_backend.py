@@ -52,7 +52,7 @@ from gateway.contact.engine import (
     record_dict,
     with_state,
 )
-from gateway.contact.ledger import Ledger, load_counter_rows
+from gateway.contact.ledger import Ledger, ledger_row_from_outbox, load_counter_rows
 from gateway.contact.lists import ListStore
 from gateway.model import ContactRequest
 
@@ -253,20 +253,66 @@ class SqliteContactControl(ContactControlBase):
     async def _transition(
         self, contact_id: str, event: str, reason: str, now: float, *, only_reserved: bool = False
     ) -> bool:
+        row = self._transition_row(contact_id, event, reason, now, only_reserved)
+        if row is None:
+            return False
+        if self.ledger is not None:
+            await self.ledger.durable(self.ledger.append(row))
+        return True
+
+    def stage_delivery(self, delivery: Any) -> bool:
+        step = self._delivery_step(delivery)
+        if step is not None:
+            event, reason, only_reserved = step
+            row = self._transition_row(
+                delivery.contact_id, event, reason, self.clock(), only_reserved
+            )
+            if row is not None and self.ledger is not None:
+                self.ledger.append(row)
+        return True
+
+    def receipt_recorder(self) -> Any:
+        """For the outbox's receipt transaction: ``fn(conn, contact_id, final, now)`` writes the
+        ledger row of the final state's reconciliation (runs in the writer thread: SQL only).
+        The memory follows with :meth:`apply_recorded` once that transaction committed."""
+        steps = {}
+        for state in ("delivered", "undeliverable", "expired", "rejected", "unknown"):
+            step = self._delivery_step(_FinalOnly(state))
+            # only_reserved: a receipt follows a submit, the contact is committed: nothing to do
+            if step is not None and not step[2]:
+                steps[state] = step[:2]
+
+        def record(conn: sqlite3.Connection, contact_id: str, final: str, now: float) -> None:
+            step = steps.get(final)
+            if step is not None:
+                ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
+
+        return record
+
+    def apply_recorded(self, delivery: Any) -> None:
+        """The memory side of a reconciliation whose ledger row is already durable."""
+        step = self._delivery_step(delivery)
+        if step is not None:
+            self._transition_row(delivery.contact_id, step[0], step[1], self.clock(), step[2])
+
+    def _transition_row(
+        self, contact_id: str, event: str, reason: str, now: float, only_reserved: bool
+    ) -> tuple[Any, ...] | None:
+        """Change the record in memory; the ledger row to write, or None if nothing changed."""
         rec = self._records.get(contact_id)
         if rec is None:
             structlog.get_logger().warning(
                 "contact.unknown_reservation", contact_id=contact_id, transition=event
             )
-            return False
+            return None
         if event == "committed":
             if rec[STATE] == COMMITTED:
-                return False
+                return None
             if rec[STATE] == ENDED:  # released or pre-empted: the outbox withdrew it
                 structlog.get_logger().warning(
                     "contact.commit_after_release", contact_id=contact_id
                 )
-                return False
+                return None
             if rec[STATE] == EXPIRED:  # sent after its reservation expired: a contact all the same
                 reason = reason or "late"
                 if contact_id not in self._history.get(rec[MSISDN]):
@@ -274,12 +320,10 @@ class SqliteContactControl(ContactControlBase):
             self._records[contact_id] = rec = with_state(rec, COMMITTED)
         else:
             if not is_live(rec, now) or (only_reserved and rec[STATE] != RESERVED):
-                return False
+                return None
             self._records[contact_id] = rec = with_state(rec, ENDED)
         self._open.pop(contact_id, None)
-        if self.ledger is not None:
-            await self.ledger.durable(self.ledger.append(_event_row(rec, now, event, reason)))
-        return True
+        return _event_row(rec, now, event, reason)
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -335,6 +379,15 @@ class SqliteContactControl(ContactControlBase):
         now = self.clock()
         recs = (self._records.get(c) for c in self._history.get(msisdn))
         return [record_dict(r) for r in recs if is_live(r, now)]
+
+
+class _FinalOnly:
+    """A stand-in delivery with only a final state (what ``_delivery_step`` reads)."""
+
+    def __init__(self, state: str) -> None:
+        from gateway.model import DeliveryState
+
+        self.state = DeliveryState(state)
 
 
 def _event_row(rec: Record, now: float, event: str, reason: str) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import structlog
@@ -34,6 +34,15 @@ from gateway.outbox.store import OutboxMessage
 from gateway.store import StateWriter, open_state_writer
 
 __all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
+
+
+class StagedDecisions(NamedTuple):
+    """Writes queued by :meth:`Outbox.stage_decisions`, awaited by :meth:`Outbox.staged_done`."""
+
+    rows: list[tuple[Any, ...]]
+    held: list[tuple[Any, ...]]
+    insert: list[Any] | None
+    defer: list[Any] | None
 
 
 @attrs.define(eq=False)
@@ -87,35 +96,63 @@ class Outbox:
         return await self.enqueue_many([decision]) == 1
 
     async def enqueue_many(self, decisions: Sequence[ContactDecision]) -> int:
-        now = self.clock()
-        rows = []
         for d in decisions:
             if d.outcome is not Outcome.ALLOWED:
                 raise ValueError(
                     f"only ALLOWED decisions are queued, got {d.outcome} for {d.request.contact_id}"
                 )
+        staged = self.stage_decisions(decisions)
+        return await self.staged_done(staged)
+
+    def stage_decisions(self, decisions: Sequence[ContactDecision]) -> StagedDecisions:
+        """Queue the writes for ``decisions`` in the writer's pending batch, without awaiting:
+        ALLOWED ones become entries, DEFERRED ones (with ``not_before``) are held; others are
+        ignored. Whatever else is queued before the next checkpoint (the decisions' ledger
+        rows) commits in the same transaction. Then await :meth:`staged_done`."""
+        now = self.clock()
+        expiry = self.config.expiry
+        rows, held = [], []
+        for d in decisions:
+            outcome = d.outcome
             r = d.request
-            rows.append(
-                (
-                    r.contact_id,
-                    r.channel,
-                    r.campaign_id,
-                    r.msisdn,
-                    r.priority,
-                    store.dump_request(r),
-                    now,
-                    (d.decided_at or now) + self.config.expiry,
-                    now,
+            if outcome is Outcome.ALLOWED:
+                rows.append(
+                    (
+                        r.contact_id,
+                        r.channel,
+                        r.campaign_id,
+                        r.msisdn,
+                        r.priority,
+                        store.dump_request(r),
+                        now,
+                        (d.decided_at or now) + expiry,
+                        now,
+                    )
                 )
-            )
-        new = await self._call(store.insert_entries, rows)
+            elif outcome is Outcome.DEFERRED and d.not_before is not None:
+                held.append((r.contact_id, r.channel, store.dump_request(r), d.not_before))
+        insert = self.writer.submit(store.insert_entries, rows) if rows else None
+        defer = self.writer.submit(store.insert_deferred_many, held) if held else None
+        return StagedDecisions(rows, held, insert, defer)
+
+    async def staged_done(self, staged: StagedDecisions) -> int:
+        """Wait for the commit of :meth:`stage_decisions`' writes; the number newly queued."""
+        new: list[str] = []
+        if staged.insert is not None:
+            new = await self.writer.result(staged.insert)
+        if staged.defer is not None:
+            await self.writer.result(staged.defer)
         self.stats["enqueued"] += len(new)
-        self.stats["duplicates"] += len(rows) - len(new)
+        self.stats["duplicates"] += len(staged.rows) - len(new)
         fresh = set(new)
-        for row in rows:
+        depths = self._depths
+        for row in staged.rows:
             if row[0] in fresh:
-                self._depths[row[1]] = self._depths.get(row[1], 0) + 1
+                depths[row[1]] = depths.get(row[1], 0) + 1
                 self._wake(row[1])
+        for held in staged.held:
+            self.stats["deferred"] += 1
+            depths[held[1]] = depths.get(held[1], 0) + 1
         return len(new)
 
     async def defer(self, request: ContactRequest, not_before: float) -> None:
@@ -136,7 +173,11 @@ class Outbox:
         return done
 
     async def record_delivery(self, delivery: Delivery) -> None:
-        await self._call(
+        await self.writer.result(self.stage_delivery(delivery))
+
+    def stage_delivery(self, delivery: Delivery) -> list[Any]:
+        """Queue the entry's new state in the writer's pending batch (no await); the op."""
+        return self.writer.submit(
             store.record_state,
             delivery.contact_id,
             delivery.state.value,
@@ -378,6 +419,54 @@ class OutboxQueue:
     async def map_message_ids(self, contact_id: str, message_ids: Sequence[str]) -> None:
         """Remember the peer's ids of a message's parts, for receipts (survives restarts)."""
         await self.outbox._call(store.map_message_ids, self.channel, contact_id, list(message_ids))
+
+    async def settle_receipt(
+        self,
+        message_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        msisdn: str | None = None,
+        receipt_id: str | None = None,
+    ) -> tuple[str, str | None] | None:
+        """A receipt for one part, and once every part has one, the message's final state,
+        its reconciliation in contact control and the ``gateway_delivery_report`` observers:
+        the receipt and the reconciliation are one transaction when contact control keeps its
+        ledger on the outbox's writer. ``error`` is kept for a final state other than
+        delivered. Returns what :meth:`apply_receipt` returns."""
+        ob = self.outbox
+        gw = ob.gateway
+        control = getattr(gw, "contact_control", None)
+        recorder = None
+        if (
+            control is not None
+            and getattr(getattr(control, "ledger", None), "writer", None) is ob.writer
+            and hasattr(control, "receipt_recorder")
+        ):
+            recorder = control.receipt_recorder()
+        now = ob.clock()
+        result = await ob.writer.call(
+            store.settle_receipt, self.channel, message_id, state, now, error, recorder
+        )
+        ob.stats["receipts" if result else "receipts_unmatched"] += 1
+        if result is None or result[1] is None:
+            return result
+        contact_id, final = result
+        delivery = Delivery(
+            contact_id=contact_id,
+            channel=self.channel,
+            state=DeliveryState(final),
+            at=now,
+            message_id=receipt_id,
+            error=None if final == "delivered" else error,
+            msisdn=msisdn,
+        )
+        if recorder is not None:
+            control.apply_recorded(delivery)
+            gw.hook.gateway_delivery_report(delivery=delivery)
+        else:  # a remote backend (Redis), or no gateway: the ordinary report
+            await ob._report(delivery)
+        return result
 
     async def apply_receipt(self, message_id: str, state: str) -> tuple[str, str | None] | None:
         """A receipt for one part: ``(contact_id, final state once every part has one)`` or None."""

@@ -115,17 +115,34 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def insert_entries(conn: sqlite3.Connection, rows: Sequence[tuple]) -> list[str]:
-    """Insert (contact_id, channel, campaign_id, msisdn, priority, request, not_before, expires_at, now); new ids."""
-    new = []
-    for row in rows:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox_entries (contact_id, channel, campaign_id, msisdn, priority, request,"
-            " state, not_before, expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,'queued',?,?,?,?)",
-            (*row[:8], row[8], row[8]),
+    """Insert (contact_id, channel, campaign_id, msisdn, priority, request, not_before, expires_at, now); new ids.
+
+    Entries already there (same contact_id) are left alone: one lookup for the batch, then
+    one ``executemany`` of the new ones (a statement per row cost twice as much)."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    present: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        present.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT contact_id FROM outbox_entries WHERE contact_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
         )
-        if cur.rowcount:
-            new.append(row[0])
-    return new
+    fresh, seen = [], present
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            fresh.append((*row[:8], row[8], row[8]))
+    conn.executemany(
+        "INSERT INTO outbox_entries (contact_id, channel, campaign_id, msisdn, priority, request,"
+        " state, not_before, expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,'queued',?,?,?,?)",
+        fresh,
+    )
+    return [r[0] for r in fresh]
 
 
 def take(
@@ -275,6 +292,27 @@ def apply_receipt(
     return contact_id, max(states, key=lambda s: _STATE_RANK.get(s, 1))
 
 
+def settle_receipt(
+    conn: sqlite3.Connection,
+    channel: str,
+    message_id: str,
+    state: str,
+    now: float,
+    error: str | None,
+    record_ledger: Callable[[sqlite3.Connection, str, str, float], None] | None,
+) -> tuple[str, str | None] | None:
+    """:func:`apply_receipt`; once the message has its final state, store it on the entry and
+    (``record_ledger``) reconcile the contact in the ledger: all in the caller's transaction."""
+    result = apply_receipt(conn, channel, message_id, state)
+    if result is None or result[1] is None:
+        return result
+    contact_id, final = result
+    record_state(conn, contact_id, final, None, None if final == "delivered" else error, now)
+    if record_ledger is not None:
+        record_ledger(conn, contact_id, final, now)
+    return result
+
+
 def cancel(conn: sqlite3.Connection, contact_id: str, reason: str, now: float) -> bool:
     cur = conn.execute(
         "UPDATE outbox_entries SET state = 'cancelled', error = ?, updated_at = ?"
@@ -381,6 +419,14 @@ def insert_deferred(
     conn.execute(
         "INSERT OR REPLACE INTO outbox_deferred (contact_id, channel, request, not_before) VALUES (?,?,?,?)",
         (contact_id, channel, request, not_before),
+    )
+
+
+def insert_deferred_many(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
+    """Hold (contact_id, channel, request, not_before) rows; a newer one replaces an older."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO outbox_deferred (contact_id, channel, request, not_before) VALUES (?,?,?,?)",
+        rows,
     )
 
 

@@ -15,7 +15,6 @@ from gateway.resp.codec import (
     RemoteProtocolError,
     RespParser,
     encode_command,
-    encode_reply,
 )
 
 __all__ = [
@@ -25,5 +24,4 @@ __all__ = [
     "RemoteProtocolError",
     "RespParser",
     "encode_command",
-    "encode_reply",
 ]

@@ -85,29 +85,6 @@ def encode_command(*args: Any) -> bytes:
     return b"".join(out)
 
 
-def encode_reply(value: Any) -> bytes:
-    """Encode a reply value (for tests and fakes): the inverse of the parser."""
-    if value is None:
-        return b"$-1\r\n"
-    if isinstance(value, ErrorReply):
-        if "\r" in value.message or "\n" in value.message:
-            raise LocalProtocolError("an error message cannot contain CR or LF")
-        return b"-" + value.message.encode() + b"\r\n"
-    if isinstance(value, str):
-        if "\r" in value or "\n" in value:
-            raise LocalProtocolError("a simple string cannot contain CR or LF")
-        return b"+" + value.encode() + b"\r\n"
-    if isinstance(value, bool):
-        raise LocalProtocolError("booleans have no RESP2 form")
-    if isinstance(value, int):
-        return b":%d\r\n" % value
-    if isinstance(value, bytes):
-        return b"$%d\r\n%b\r\n" % (len(value), value)
-    if isinstance(value, list | tuple):
-        return b"*%d\r\n" % len(value) + b"".join(encode_reply(v) for v in value)
-    raise LocalProtocolError(f"cannot encode {type(value).__name__} as a reply")
-
-
 class _Incomplete(Exception):
     pass
 

@@ -66,6 +66,10 @@ class RuleIndex:
         for rule in self.rules:
             trigger = rule.trigger
             tracked |= trigger.tracked_kinds()
+            if "call_end" in trigger.kinds:
+                # a call_end's number is its call_start's (A-interface signaling carries it on
+                # the set-up only): peer_region, long_distance and peer_* template fields read it
+                tracked.add("call_start")
             for c in trigger.conditions:
                 for attr in ("gap_at_least", "at_least", "within"):
                     value = getattr(c, attr, 0)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from gateway.enrich.holder import Enrichment
 from gateway.model import EventKind, SignalEvent
 from gateway.numbers import active_plan
 from gateway.profiles.index import ProfileIndex
@@ -60,14 +61,20 @@ class MatcherState:
         self.count = BoundedState(ttl=ttl, capacity=capacity)
         self.last_kind = BoundedState(ttl=ttl, capacity=capacity)  # (kind, subject) -> (time, peer)
         self.triggered = BoundedState(ttl=ttl, capacity=capacity)  # (campaign, subject) -> time
+        #: subject -> IMEI last seen, for subscribers without a profile (the profile index
+        #: learns it for the others): what ``capability`` reads when the event has no IMEI
+        self.last_imei = BoundedState(ttl=ttl, capacity=capacity)
 
     def expire(self, now: float) -> int:
-        return sum(s.expire(now) for s in (self.dwell, self.count, self.last_kind, self.triggered))
+        return sum(
+            s.expire(now)
+            for s in (self.dwell, self.count, self.last_kind, self.triggered, self.last_imei)
+        )
 
     def statistics(self) -> dict[str, Any]:
         return {
             name: getattr(self, name).statistics()
-            for name in ("dwell", "count", "last_kind", "triggered")
+            for name in ("dwell", "count", "last_kind", "triggered", "last_imei")
         }
 
 
@@ -75,10 +82,21 @@ class MatchContext:
     """One event as the conditions see it. ``row`` is -1 for a subscriber without a profile.
 
     ``subject`` keys per-subscriber state (the row, or the IMSI/MSISDN string when unknown);
-    ``prev_cell`` and ``prev_seen`` are the profile's learned attributes *before* this event.
+    ``prev_cell`` and ``prev_seen`` are the profile's learned attributes *before* this event;
+    ``enrich`` the number-segment and TAC tables in force (None: none loaded).
     """
 
-    __slots__ = ("clock", "event", "index", "prev_cell", "prev_seen", "row", "state", "subject")
+    __slots__ = (
+        "clock",
+        "enrich",
+        "event",
+        "index",
+        "prev_cell",
+        "prev_seen",
+        "row",
+        "state",
+        "subject",
+    )
 
     def __init__(
         self,
@@ -91,7 +109,9 @@ class MatchContext:
         clock: LocalClock,
         prev_cell: int = 0,
         prev_seen: float = 0.0,
+        enrich: Enrichment | None = None,
     ) -> None:
+        self.enrich = enrich
         self.event = event
         self.index = index
         self.row = row

@@ -28,6 +28,19 @@ from gateway.rules.conditions import (
     Silence,
     TimeOfDay,
 )
+from gateway.rules.enriched import (
+    CALL_DIRECTIONS,
+    CALL_OUTCOMES,
+    Capability,
+    DirectionIn,
+    HomeRegion,
+    LongDistance,
+    OutcomeIn,
+    PeerRegion,
+    ServiceCode,
+    TalkTime,
+    Visitor,
+)
 
 Parser = Callable[[TableReader, ParseContext, int], Any]
 
@@ -189,13 +202,95 @@ def parse_count(r: TableReader, pc: ParseContext, n: int) -> Any:
     return Count((pc.campaign_id, n), at_least, within)
 
 
+def _choices_parser(
+    key: str, choices: tuple[str, ...], make: Callable[[frozenset[str]], Any]
+) -> Parser:
+    def parse(r: TableReader, pc: ParseContext, n: int) -> Any:
+        values = r.str_list(key)
+        if values is None:
+            return None
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            r.problem(key, f"expected a list of {', '.join(choices)}; got {list(values)!r}")
+            return None
+        return make(frozenset(values))
+
+    return parse
+
+
+def parse_service_code(r: TableReader, pc: ParseContext, n: int) -> Any:
+    codes = r.str_list("codes", ())
+    prefixes = r.str_list("prefixes", ())
+    if codes is None or prefixes is None:
+        return None
+    if not codes and not prefixes:
+        r.problem("", 'service_code needs codes (e.g. ["*139#"]) or prefixes')
+        return None
+    return ServiceCode(frozenset(c.strip() for c in codes), tuple(p.strip() for p in prefixes))
+
+
+def parse_talk_time(r: TableReader, pc: ParseContext, n: int) -> Any:
+    low = r.duration("at_least", 0.0)
+    high = r.duration("at_most", float("inf"))
+    if low is None or high is None:
+        return None
+    if not r.has("at_least") and not r.has("at_most"):
+        r.problem("", "talk_time needs at_least or at_most")
+        return None
+    if low > high:
+        r.problem("at_most", "must not be smaller than at_least")
+        return None
+    return TalkTime(low, high)
+
+
+def _scope(r: TableReader, default: str) -> str | None:
+    scope: str | None = r.str("scope", default, choices=("province", "city"))
+    return scope
+
+
+def parse_visitor(r: TableReader, pc: ParseContext, n: int) -> Any:
+    scope = _scope(r, "province")
+    return None if scope is None else Visitor(scope)
+
+
+def parse_long_distance(r: TableReader, pc: ParseContext, n: int) -> Any:
+    scope = _scope(r, "city")
+    return None if scope is None else LongDistance(scope)
+
+
+def _region_parser(make: Callable[[frozenset[str], frozenset[str], bool], Any]) -> Parser:
+    """``provinces``/``cities`` lists (either or both), ``negate`` for "not in"."""
+
+    def parse(r: TableReader, pc: ParseContext, n: int) -> Any:
+        from gateway.enrich.csvfile import region_name
+
+        provinces = r.str_list("provinces", ())
+        cities = r.str_list("cities", ())
+        negate = r.bool("negate", False)
+        if provinces is None or cities is None or negate is None:
+            return None
+        if not provinces and not cities:
+            r.problem("", "needs provinces or cities (names as in the segments file)")
+            return None
+        return make(
+            frozenset(map(region_name, provinces)), frozenset(map(region_name, cities)), negate
+        )
+
+    return parse
+
+
+def parse_capability(r: TableReader, pc: ParseContext, n: int) -> Any:
+    name = r.str("name")
+    return None if name is None else Capability(name.strip().lower())
+
+
 CONDITION_TYPES: Mapping[str, Parser] = {
     "time_of_day": parse_time_of_day,
     "day_of_week": parse_day_of_week,
     "profile": parse_profile,
     "has_product": _item_parser("products", "product"),
     "lacks_product": _item_parser("products", "product", negate=True),
-    "capability": _item_parser("capabilities", "name"),
+    "capability": parse_capability,
     "tag": _item_parser("tags", "name"),
     "in_target_list": parse_target_list,
     "peer": parse_peer,
@@ -204,4 +299,12 @@ CONDITION_TYPES: Mapping[str, Parser] = {
     "sequence": parse_sequence,
     "dwell": parse_dwell,
     "count": parse_count,
+    "direction": _choices_parser("values", CALL_DIRECTIONS, DirectionIn),
+    "outcome": _choices_parser("values", CALL_OUTCOMES, OutcomeIn),
+    "talk_time": parse_talk_time,
+    "service_code": parse_service_code,
+    "visitor": parse_visitor,
+    "home_region": _region_parser(HomeRegion),
+    "peer_region": _region_parser(PeerRegion),
+    "long_distance": parse_long_distance,
 }

@@ -15,6 +15,10 @@ class FakeClock:
     ``follow_trio=True`` it reads ``epoch + trio.current_time()``, so a test running under
     Trio's ``MockClock`` (the ``autojump_clock`` fixture) moves wall time and Trio timers
     together: a quiet-hours window or a lease expiry passes without a real sleep.
+
+    Beware: under autojump the clock jumps whenever every task waits, including while one
+    waits for a worker thread (SQLite). A background loop that sleeps between passes then falls
+    behind the clock; call its pass yourself (``outbox.tick()``) at the times the test names.
     """
 
     epoch: float = 1_772_000_000.0  # 2026-02-25 06:13:20 UTC: a fixed, known instant

@@ -97,7 +97,7 @@ async def open_gateway(
 
 
 async def wait_until(
-    condition: Callable[[], Any], *, within: float = 10.0, interval: float = 0.01
+    condition: Callable[[], Any], *, within: float = 30.0, interval: float = 0.01
 ) -> Any:
     """Poll ``condition()`` (sync or async) until it returns something true, and return that; raise
     ``trio.TooSlowError`` after ``within`` seconds. Use it where real I/O (a socket, a

@@ -65,12 +65,62 @@ def event_to_json(event: SignalEvent) -> dict[str, Any]:
         "peer",
         "cause",
         "duration",
+        "direction",
+        "outcome",
+        "service_code",
+        "ss_operation",
         "source",
     ):
         value = getattr(event, field)
         if value is not None and value != "":
             out[field] = value
     return out
+
+
+class EventDescriber:
+    """Events as JSON with their enrichment (``scripts/decode.py --enrich``).
+
+    ``enrichment`` is a :class:`gateway.enrich.Enrichment`; ``profiles`` a profile index
+    (:class:`gateway.profiles.ProfileIndex`) that gives the MSISDN of an IMSI, as the
+    pipeline finds it (A-interface events rarely carry the MSISDN). Remembers, per IMSI, the IMEI
+    seen last and the number of the call in progress, so that an event without them is
+    described the way the pipeline's conditions see it (bounded: the oldest IMSI is
+    forgotten past ``capacity``).
+    """
+
+    def __init__(self, enrichment: Any, *, profiles: Any = None, capacity: int = 100_000) -> None:
+        self.enrichment = enrichment
+        self.profiles = profiles
+        self.capacity = capacity
+        self._imei: dict[str, str] = {}
+        self._call_peer: dict[str, str] = {}
+
+    def _remember(self, memory: dict[str, str], key: str, value: str) -> None:
+        memory.pop(key, None)
+        if len(memory) >= self.capacity:
+            del memory[next(iter(memory))]
+        memory[key] = value
+
+    def describe(self, event: SignalEvent) -> dict[str, Any]:
+        imsi = event.imsi or ""
+        if imsi and event.imei:
+            self._remember(self._imei, imsi, event.imei)
+        if imsi and event.kind is EventKind.CALL_START and event.peer:
+            self._remember(self._call_peer, imsi, event.peer)
+        out = event_to_json(event)
+        msisdn = None
+        if self.profiles is not None:
+            row = self.profiles.row_for(event)
+            msisdn = self.profiles.msisdn(row) if row >= 0 else None
+        enriched = self.enrichment.describe(
+            event,
+            msisdn,
+            last_imei=self._imei.get(imsi),
+            call_peer=self._call_peer.get(imsi) if event.kind is EventKind.CALL_END else None,
+        )
+        if enriched:
+            out["enriched"] = enriched
+        return out
 
 
 class CounterMirror:

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from gateway.config_reader import TableReader
+from gateway.store import STATE_FILE_MODE, make_state_dir
 
 DONE_ACTIONS = ("move", "mark", "delete")
 _NOT_YET = (".tmp", ".part", ".done")  # names never taken (being written, or finished)
@@ -104,12 +105,13 @@ class Spool:
 
     def save_progress(self, name: str | None, offset: int = 0) -> None:
         path = self.progress_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_state_dir(path.parent)
         if name is None:
             path.unlink(missing_ok=True)
             return
         tmp = path.with_suffix(".tmp")
         with tmp.open("w") as f:
+            os.fchmod(f.fileno(), STATE_FILE_MODE)  # a state file: 0640 whatever the umask
             json.dump({"file": name, "offset": offset, "saved_at": time.time()}, f)
             f.flush()
             os.fsync(f.fileno())

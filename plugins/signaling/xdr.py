@@ -29,17 +29,23 @@ import trio
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
-from gateway.model import EventKind, SignalEvent
+from gateway.model import CallDirection, CallOutcome, EventKind, SignalEvent, SsOperation
 from plugins.signaling.config import CommonConfig, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment, signal_msisdn
 from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
 
 NAME = "signaling_xdr"
 SKIP = "-"
-_TEXT = {"imsi", "msisdn", "imei", "previous_imei", "mcc", "mnc", "peer"}
+_TEXT = {"imsi", "msisdn", "imei", "previous_imei", "mcc", "mnc", "peer", "service_code"}
 _INT = {"tmsi", "lac", "ci", "cause"}
 _FLOAT = {"duration"}
-COLUMNS = {"time", "event"} | _TEXT | _INT | _FLOAT
+#: Columns whose values are a closed vocabulary (gateway.model): another value is a bad record.
+_CHOICE = {
+    "direction": frozenset(d.value for d in CallDirection),
+    "outcome": frozenset(o.value for o in CallOutcome),
+    "ss_operation": frozenset(o.value for o in SsOperation),
+}
+COLUMNS = {"time", "event"} | _TEXT | _INT | _FLOAT | set(_CHOICE)
 
 
 class BadRecord(ValueError):
@@ -179,6 +185,10 @@ class XdrParser:
                 if not math.isfinite(value) or value < 0:
                     raise BadRecord(f"bad_{column}")
                 values[column] = value
+            elif column in _CHOICE:
+                if text not in _CHOICE[column]:
+                    raise BadRecord(f"bad_{column}")
+                values[column] = text
             elif column == "msisdn":  # one number form (gateway/numbers.py), else refused
                 values[column] = signal_msisdn(text)
                 if values[column] is None:

@@ -44,6 +44,7 @@ def _render(snap: dict[str, Any]) -> str:
         lines.append(
             f"smsc {name} {s['host']} rate={s['rate'] or 'uncapped'}/s queued={s['queued_segments']}"
             + (f" paused {s['paused_s']}s" if s["paused_s"] else "")
+            + (f" throttled to {s['rate_now']}/s" if s["rate_now"] != s["rate"] else "")
         )
         for b in s["binds"]:
             lines.append(

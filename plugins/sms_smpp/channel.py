@@ -6,8 +6,11 @@ the account. A bind marks the message ``sending`` in the outbox (durable) right 
 its submit_sm; the answer goes to the reporter, which stores the SMSC message ids (for receipts,
 across binds and restarts) and reports ``submitted`` (or a failure) through
 ``gateway.report_delivery``. A receipt is matched through the stored ids and reported when
-every part of the message has a final state. Other deliver_sm are MO messages, reassembled
-when long, and offered to plugins with ``gateway.report_mo``.
+every part of the message has a final state; with ``receipt_timeout``, a message whose receipt
+does not come is asked about with query_sm (``query_sm = true``) and otherwise reported
+``unknown`` (a receipt arriving later still settles it). Other deliver_sm are MO messages,
+reassembled when long, logged (numbers masked) and offered to plugins with
+``gateway.report_mo`` (hook ``gateway_mo_message``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ def bind_settings(c: SmscConfig, host: str | None = None, port: int | None = Non
         reconnect_max=c.reconnect_max,
         bind_rate=c.bind_rate,
         throttle_delay=c.throttle_delay,
+        queue_full_retries=c.queue_full_retries,
+        queue_full_delay=c.queue_full_delay,
         ssl_context=_ssl_context(c),
     )
 
@@ -90,6 +95,9 @@ class SmsChannel(InboundMixin):
                 "garbage",
                 "receipts_early",
                 "resent_segments",
+                "receipt_timeouts",
+                "receipts_queried",
+                "receipts_after_unknown",
             ),
             0,
         )
@@ -101,6 +109,12 @@ class SmsChannel(InboundMixin):
     _draining: bool = False
     _bind_account: dict[str, str] = attrs.field(factory=dict)
     _orphans: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
+    # messages whose receipt is awaited (receipt_timeout > 0): contact_id -> _Awaited, and a
+    # heap of (deadline, contact_id); in memory, bounded (see _watch)
+    _awaited: dict = attrs.field(factory=dict)
+    _deadlines: list = attrs.field(factory=list)
+    _unknown: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
+    _watch_wakeup: Any = None
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -114,6 +128,8 @@ class SmsChannel(InboundMixin):
         if outbox is None:
             raise RuntimeError("the sms channel needs the outbox (gateway.outbox is not set)")
         self.accounts, self._bind_account, self._draining = {}, {}, False  # (re)start afresh
+        self._awaited, self._deadlines = {}, []
+        self._watch_wakeup = trio.Event()
         async with outbox.open_queue(self.name) as queue, trio.open_nursery() as nursery:
             self._queue = queue
             await queue.recover()
@@ -148,17 +164,33 @@ class SmsChannel(InboundMixin):
                 )
                 self.accounts[c.name] = account
                 modes = (
-                    ["transceiver"] if c.bind_mode == "transceiver" else ["transmitter", "receiver"]
+                    ["transmitter", "receiver"]
+                    if c.bind_mode == "transmitter_receiver"
+                    else [c.bind_mode]
                 )
                 for i in range(c.binds):
                     for mode in modes:
                         state = BindState(f"{c.name}/{i}{'' if len(modes) == 1 else mode[0]}", mode)
                         account.binds.append(state)
-                        self._bind_account[state.name] = c.name
+                        self._bind_account[state.name] = self._receipts_account(c)
                         await nursery.start(run_bind, account, state)
+            nursery.start_soon(self._watch_receipts)
             nursery.start_soon(self._feeder, queue)
             log.info("sms.channel_started", smscs=[c.name for c in self.config.smsc])
             task_status.started()
+
+    def _receipts_account(self, c: SmscConfig) -> str:
+        """The account whose messages a bind's receipts are about: a receiver entry's
+        transmitter (same host and system_id), else the entry itself."""
+        if c.bind_mode != "receiver":
+            return c.name
+        for other in self.config.smsc:
+            if other.bind_mode != "receiver" and (other.host, other.system_id) == (
+                c.host,
+                c.system_id,
+            ):
+                return other.name
+        return c.name
 
     async def drain(self) -> None:
         """Stop taking new messages; wait until every message handed to a bind is answered
@@ -181,6 +213,8 @@ class SmsChannel(InboundMixin):
         best, best_len, default = None, -1, None
         for account in self.accounts.values():
             c = account.config
+            if c.bind_mode == "receiver":
+                continue
             if not c.routes:
                 default = account
             for prefix in c.routes:
@@ -320,9 +354,17 @@ class SmsChannel(InboundMixin):
                 # message ids are unique per SMSC only: the map keys them by account
                 account = job.context_account
                 keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
-                async with trio.open_nursery() as nursery:  # one group commit for both
-                    nursery.start_soon(self._queue.map_message_ids, job.key, keys)
-                    nursery.start_soon(self._final, message, DeliveryState.SUBMITTED, None, ids[0])
+                # watched before the ids are mapped: a receipt matched from then on ends the watch
+                self._await_receipt(job, ids)
+                try:
+                    async with trio.open_nursery() as nursery:  # one group commit for both
+                        nursery.start_soon(self._queue.map_message_ids, job.key, keys)
+                        nursery.start_soon(
+                            self._final, message, DeliveryState.SUBMITTED, None, ids[0]
+                        )
+                except BaseException:
+                    self._awaited.pop(job.key, None)
+                    raise
                 for key in keys:  # receipts that overtook this submit answer
                     early = self._orphans.pop(key, None)
                     if early is not None:
@@ -330,7 +372,11 @@ class SmsChannel(InboundMixin):
                         await self._apply_receipt(key, early[0], early[1])
                 return
             error = p.status_name(job.status)
-            if job.status in p.TRANSIENT_STATUSES:
+            if job.status == p.ESME_RMSGQFUL:
+                # the destination's queue stayed full through queue_full_retries: final
+                error += f" after {job.queue_full - 1} retries"
+                final = DeliveryState.REJECTED
+            elif job.status in p.TRANSIENT_STATUSES:
                 state = await self._queue.retry(job.key, error)
                 if state == "retry":
                     self.stats["retried"] += 1
@@ -387,6 +433,8 @@ class SmsChannel(InboundMixin):
             "gsm_packed",
             "long_message",
             "receipt_id",
+            "receipt_timeout",
+            "query_sm",
         )
         new_by_name = {c.name: c for c in new.smsc}
         for name in set(new_by_name) ^ set(self.accounts):
@@ -422,6 +470,9 @@ class SmsChannel(InboundMixin):
                 "bind_rate": c.bind_rate,
                 "queued_segments": a.queued,
                 "throttled_answers": a.throttled_answers,
+                "queue_full_answers": a.queue_full_answers,
+                # below `rate` while the SMSC's throttling holds the account back (AIMD)
+                "rate_now": round(a.effective_rate, 2),
                 "paused_s": max(0.0, round(a.paused_until - trio.current_time(), 3)),
                 "binds": [
                     {
@@ -442,5 +493,6 @@ class SmsChannel(InboundMixin):
             "channel": self.name,
             "outbox_depth": outbox.depth(self.name) if outbox else None,
             "stats": dict(self.stats),
+            "awaiting_receipts": len(self._awaited),  # watched for receipt_timeout
             "smsc": smscs,
         }

@@ -8,11 +8,15 @@ from typing import Any
 import attrs
 
 from adapters.smpp.messages import CODINGS, LONG_MODES
+from adapters.smpp.receipt import ID_FORMS
 from gateway.config_reader import TableReader
 from gateway.errors import ConfigError
 
-BIND_MODES = ("transceiver", "transmitter_receiver")
-RECEIPT_ID_FORMS = ("as_is", "hex_to_dec", "dec_to_hex")
+#: transceiver: one bind both ways; transmitter: submits only (receipts come on a receiver
+#: entry with the same host and system_id); receiver: receipts and MO only (never routed to);
+#: transmitter_receiver: a transmitter and a receiver bind per ``binds``.
+BIND_MODES = ("transceiver", "transmitter", "receiver", "transmitter_receiver")
+RECEIPT_ID_FORMS = tuple(ID_FORMS)
 
 
 @attrs.frozen(kw_only=True)
@@ -32,7 +36,11 @@ class SmscConfig:
     request_timeout: float = 10.0
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
-    throttle_delay: float = 1.0
+    throttle_delay: float = 0.5
+    queue_full_retries: int = 3  # ESME_RMSGQFUL: retries of one message before it is rejected
+    queue_full_delay: float = 30.0  # seconds before each of those retries
+    receipt_timeout: float = 0.0  # seconds without a receipt before query_sm / unknown; 0 = wait
+    query_sm: bool = False  # the SMSC answers query_sm: ask it when a receipt is late
     tls: bool = False
     tls_ca_file: str = ""
     tls_verify: bool = True
@@ -83,6 +91,10 @@ def parse_smsc(r: TableReader, index: int) -> SmscConfig | None:
         reconnect_min=r.duration("reconnect_min", d.reconnect_min, min=0.01),
         reconnect_max=r.duration("reconnect_max", d.reconnect_max, min=0.01),
         throttle_delay=r.duration("throttle_delay", d.throttle_delay, min=0.001),
+        queue_full_retries=r.int("queue_full_retries", d.queue_full_retries, min=0, max=100),
+        queue_full_delay=r.duration("queue_full_delay", d.queue_full_delay, min=0.001),
+        receipt_timeout=r.duration("receipt_timeout", d.receipt_timeout, min=0),
+        query_sm=r.bool("query_sm", d.query_sm),
         tls=r.bool("tls", d.tls),
         tls_ca_file=r.str("tls_ca_file", ""),
         tls_verify=r.bool("tls_verify", True),
@@ -107,6 +119,10 @@ def parse_smsc(r: TableReader, index: int) -> SmscConfig | None:
         r.problem("password", "must be at most 8 characters (SMPP 3.4)")
     if values["routes"] and not all(x.isdigit() for x in values["routes"]):
         r.problem("routes", 'must be digit prefixes of international numbers, e.g. "86138"')
+    if values["bind_mode"] == "receiver" and values["routes"]:
+        r.problem("routes", "a receiver bind sends nothing: routes belong to its transmitter")
+    if values["query_sm"] and not values["receipt_timeout"]:
+        r.problem("query_sm", "needs receipt_timeout (when to ask for a receipt that is late)")
     if (values["reconnect_max"] or 0) < (values["reconnect_min"] or 0):
         r.problem("reconnect_max", "must be at least reconnect_min")
     r.check_unknown()
@@ -128,7 +144,9 @@ def parse_sms_config(table: Mapping[str, Any], key: str = "plugins.sms_smpp") ->
     names = [s.name for s in smscs if s is not None]
     if len(set(names)) != len(names):
         r.problem("smsc", "names must be unique")
-    defaults = [s.name for s in smscs if s is not None and not s.routes]
+    defaults = [
+        s.name for s in smscs if s is not None and not s.routes and s.bind_mode != "receiver"
+    ]
     if len(defaults) > 1:
         r.problem(
             "smsc",

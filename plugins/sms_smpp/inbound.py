@@ -4,19 +4,50 @@ Mixed into :class:`plugins.sms_smpp.channel.SmsChannel` (it uses the channel's q
 statistics and gateway). A receipt names the SMSC's message id; the outbox's persisted map
 turns it into our contact, across binds and restarts. A receipt that overtakes the recording of
 its own submit answer is kept (bounded) and applied when the submit is recorded.
+
+A receipt that does not come: with ``receipt_timeout`` set, a submitted message that asked for
+a receipt is watched; when the timeout passes, the SMSC is asked with query_sm (``query_sm =
+true``) and a final answer is applied like a receipt; otherwise the message is reported
+``unknown``. A receipt that arrives later still settles it. The watch is in memory and bounded
+(``MAX_AWAITED``): after a restart, messages submitted before it are not watched (their
+receipts still settle them).
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import Any
 
+import attrs
 import structlog
+import trio
 
 from adapters.smpp import protocol as p
 from adapters.smpp.messages import Concat, decode_user_data
-from adapters.smpp.receipt import ReceiptParseError, receipt_from_fields
+from adapters.smpp.receipt import (
+    MESSAGE_STATE_TO_STAT,
+    Receipt,
+    ReceiptParseError,
+    comparable_id,
+    receipt_from_fields,
+)
 from gateway.model import Delivery, DeliveryState, MoMessage
+
+MAX_AWAITED = 1_000_000  # messages watched for a late receipt (about 200 bytes each)
+QUERIES_IN_FLIGHT = 32
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Awaited:
+    """A submitted message whose receipt is awaited until ``receipt_timeout``."""
+
+    message: Any  # the OutboxMessage
+    account: str
+    message_ids: tuple[str, ...]  # as the submit answers gave them
+    source: tuple[str, int, int]  # source_addr, ton, npi: query_sm must repeat them
+    timeout: float
+    deadline: float
 
 
 class InboundMixin:
@@ -30,6 +61,10 @@ class InboundMixin:
     _orphans: Any
     _mo: Any
     _bind_account: dict
+    _awaited: dict
+    _deadlines: list
+    _unknown: Any
+    _watch_wakeup: Any
 
     async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
         if event.is_receipt:
@@ -64,48 +99,32 @@ class InboundMixin:
 
     def _submit_id(self, account: str, message_id: str) -> str:
         """A submit answer's id in the form receipts are matched in (see ``receipt_id``)."""
-        smsc = self.accounts.get(account)
-        mode = smsc.config.receipt_id if smsc is not None else "as_is"
-        try:
-            if mode == "dec_to_hex":  # hex ids: compare without case or leading zeros
-                return f"{int(message_id, 16):x}"
-            if mode == "hex_to_dec":
-                return str(int(message_id))
-        except ValueError:
-            pass
-        return message_id
+        return comparable_id(message_id, self._id_form(account), in_receipt=False)
 
     def _receipt_id(self, account: str, message_id: str) -> str:
-        """The receipt's id in the form of the submit answer's (SMSCs differ: hex vs decimal)."""
+        """A receipt's id in the same form (SMSCs differ: hex vs decimal)."""
+        return comparable_id(message_id, self._id_form(account), in_receipt=True)
+
+    def _id_form(self, account: str) -> str:
         smsc = self.accounts.get(account)
-        mode = smsc.config.receipt_id if smsc is not None else "as_is"
-        try:
-            if mode == "hex_to_dec":
-                return str(int(message_id, 16))
-            if mode == "dec_to_hex":
-                return f"{int(message_id):x}"
-        except ValueError:
-            pass
-        return message_id
+        return smsc.config.receipt_id if smsc is not None else "as_is"
 
     async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
-        result = await self._queue.apply_receipt(key, receipt.state)
+        # the receipt, the final state and its reconciliation: one transaction (the outbox's)
+        result = await self._queue.settle_receipt(
+            key,
+            receipt.state,
+            error=f"{receipt.stat} err:{receipt.err}",
+            msisdn=msisdn,
+            receipt_id=receipt.message_id,
+        )
         if result is None:
             return False
         self.stats["receipts"] += 1
         contact_id, final = result
         if final is not None:
-            await self.gateway.report_delivery(
-                Delivery(
-                    contact_id=contact_id,
-                    channel=self.name,
-                    state=DeliveryState(final),
-                    at=time.time(),
-                    message_id=receipt.message_id,
-                    error=None if final == "delivered" else f"{receipt.stat} err:{receipt.err}",
-                    msisdn=msisdn,
-                )
-            )
+            if self._awaited.pop(contact_id, None) is None and self._unknown.pop(contact_id, None):
+                self.stats["receipts_after_unknown"] += 1
         return True
 
     def _on_mo(self, event: p.DeliverSm) -> int:
@@ -131,6 +150,14 @@ class InboundMixin:
             return p.ESME_ROK
         text = whole if isinstance(whole, str) else whole.decode("latin-1")
         self.stats["mo"] += 1
+        # the text is the subscriber's: its length only; the numbers are masked by the logger
+        log.info(
+            "sms.mo_received",
+            msisdn=event.source_addr,
+            destination_addr=event.destination_addr,
+            chars=len(text),
+            parts=concat.total if concat is not None else 1,
+        )
         self.gateway.report_mo(
             MoMessage(
                 msisdn=event.source_addr,
@@ -141,3 +168,111 @@ class InboundMixin:
             )
         )
         return p.ESME_ROK
+
+    # -- receipts that do not come ----------------------------------------------------------------
+
+    def _await_receipt(self, job: Any, message_ids: list[str]) -> None:
+        """Watch a submitted message for its receipt, when its SMSC has a ``receipt_timeout``."""
+        smsc = self.accounts.get(job.context_account)
+        if smsc is None or smsc.config.receipt_timeout <= 0:
+            return
+        fields = job.segments[0]
+        if not int(fields.get("registered_delivery") or 0) & 0x03:
+            return  # no receipt asked for
+        if len(self._awaited) >= MAX_AWAITED:
+            self.stats["receipt_watch_full"] = self.stats.get("receipt_watch_full", 0) + 1
+            return
+        timeout = smsc.config.receipt_timeout
+        deadline = trio.current_time() + timeout
+        self._awaited[job.key] = Awaited(
+            message=job.context,
+            account=job.context_account,
+            message_ids=tuple(message_ids),
+            source=(
+                str(fields.get("source_addr") or ""),
+                int(fields.get("source_addr_ton") or 0),
+                int(fields.get("source_addr_npi") or 0),
+            ),
+            timeout=timeout,
+            deadline=deadline,
+        )
+        if not self._deadlines or deadline < self._deadlines[0][0]:
+            self._watch_wakeup.set()
+        heapq.heappush(self._deadlines, (deadline, job.key))
+        if len(self._deadlines) > 2 * len(self._awaited) + 10_000:
+            # most receipts came: drop their deadlines rather than hold them until they pass
+            self._deadlines = [(w.deadline, key) for key, w in self._awaited.items()]
+            heapq.heapify(self._deadlines)
+
+    async def _watch_receipts(self) -> None:
+        """Hand each message whose receipt is overdue to :meth:`_receipt_overdue`."""
+        slots = trio.Semaphore(QUERIES_IN_FLIGHT)
+        async with trio.open_nursery() as nursery:
+            while True:
+                if not self._deadlines or self._deadlines[0][0] > trio.current_time():
+                    self._watch_wakeup = trio.Event()
+                    at = self._deadlines[0][0] if self._deadlines else float("inf")
+                    with trio.move_on_at(at):
+                        await self._watch_wakeup.wait()
+                    continue
+                _deadline, key = heapq.heappop(self._deadlines)
+                awaited = self._awaited.get(key)
+                if awaited is None:
+                    continue  # its receipt came
+                await slots.acquire()
+                nursery.start_soon(self._receipt_overdue, key, awaited, slots)
+
+    async def _receipt_overdue(self, key: str, awaited: Awaited, slots: trio.Semaphore) -> None:
+        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        try:
+            smsc = self.accounts.get(awaited.account)
+            if smsc is not None and smsc.config.query_sm:
+                await self._query_states(smsc, awaited)
+                if key not in self._awaited:
+                    return  # the SMSC's answers settled it
+            if self._awaited.pop(key, None) is None:
+                return  # a receipt came meanwhile
+            self.stats["receipt_timeouts"] += 1
+            self._unknown[key] = True
+            while len(self._unknown) > 100_000:
+                self._unknown.popitem(last=False)
+            log.warning(
+                "sms.receipt_timeout",
+                contact_id=key,
+                smsc=awaited.account,
+                msisdn=awaited.message.msisdn,
+                timeout_s=awaited.timeout,
+            )
+            await self.gateway.report_delivery(
+                Delivery(
+                    contact_id=key,
+                    channel=self.name,
+                    state=DeliveryState.UNKNOWN,
+                    at=time.time(),
+                    message_id=awaited.message_ids[0] if awaited.message_ids else None,
+                    error=f"no receipt within {awaited.timeout:g}s",
+                    msisdn=awaited.message.msisdn,
+                )
+            )
+        except Exception as exc:  # one failing report must not stop the watch
+            log.error("sms.receipt_timeout_failed", contact_id=key, error=repr(exc))
+        finally:
+            slots.release()
+
+    async def _query_states(self, smsc: Any, awaited: Awaited) -> None:
+        """query_sm each part; a final state is applied like a receipt. Stops at the first
+        part the SMSC cannot tell about (not final, refused, no answer)."""
+        source, ton, npi = awaited.source
+        for message_id in awaited.message_ids:
+            answer = await smsc.query(
+                message_id, source_addr=source, source_addr_ton=ton, source_addr_npi=npi
+            )
+            if answer is None or answer.message_state is None:
+                return
+            stat = MESSAGE_STATE_TO_STAT.get(answer.message_state, "UNKNOWN")
+            receipt = Receipt(message_id=message_id, stat=stat, err=str(answer.error_code or ""))
+            if receipt.state in ("submitted", "unknown"):
+                return
+            self.stats["receipts_queried"] += 1
+            key = f"{awaited.account}/{self._submit_id(awaited.account, message_id)}"
+            await self._apply_receipt(key, receipt, awaited.message.msisdn)

@@ -165,3 +165,32 @@ def test_channel_guide_names_the_queue_methods_that_exist():
     assert documented == public
     for target in re.findall(r"\]\(([^)#]+)\)", guide):
         assert (ROOT / "docs" / target).resolve().exists(), target
+
+
+async def test_example_channel_retries_then_gives_up_on_a_failing_write(
+    file_channel_dist, tmp_path
+):
+    """A write that keeps failing is retried with backoff, then reported rejected once."""
+    out = tmp_path / "missing-dir" / "delivered.jsonl"  # open() fails: no such directory
+    config = f"""
+        [plugins.file_channel]
+        path = "{out}"
+
+        [outbox]
+        max_attempts = 3
+        retry_backoff = "0.05s"
+        retry_backoff_max = "0.1s"
+        scheduler_interval = "0.05s"
+        """
+    async with open_gateway(tmp_path / "gw", config) as gw:
+        reports = []
+        gw.daemon.pm.register(Recorder(reports), name="recorder")
+        decision = await gw.gateway.contact_control.decide(request("r1", "8613800000003", text="x"))
+        assert await gw.gateway.outbox.enqueue(decision)
+        await wait_until(lambda: ("r1", "rejected") in reports)
+        shown = await gw.gateway.outbox.show("r1")
+        assert shown["state"] == "rejected" and shown["attempts"] == 3
+        assert "No such file or directory" in shown["error"]
+        status = (await gw.command("status")).data["plugins"]["file_channel"]["status"]
+        assert status == {"written": 0, "rejected": 0, "retried": 3}
+        assert reports == [("r1", "rejected")]

@@ -70,8 +70,12 @@ class GatewaydProcess:
             text=True,
             env=self.env,
         )
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         return self
 
     def _read_stdout(self) -> None:
@@ -90,7 +94,8 @@ class GatewaydProcess:
     def wait(self, timeout: float = 15.0) -> int:
         assert self.proc is not None
         code = self.proc.wait(timeout)
-        time.sleep(0.05)  # let the reader threads take the last lines
+        for reader in self._readers:  # the pipes end with the process: every line is read
+            reader.join(timeout)
         return code
 
     def kill(self) -> None:

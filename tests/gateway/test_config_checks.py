@@ -71,3 +71,61 @@ def test_control_socket_path_too_long_for_af_unix(short_tmp, gatewayd):
         f'[gateway]\nstate_dir = "{short_tmp / "state"}"\ncontrol_socket = "{short_tmp / "c.sock"}"\n'
     )
     assert check(gatewayd, fits) == (0, "")
+
+
+GOOD_CAMPAIGN = """id = "{id}"
+name = "n"
+channels = ["sms"]
+[content.sms]
+text = "hi"
+[trigger]
+events = ["power_on"]
+"""
+
+
+def test_check_config_reads_the_files_the_config_names(short_tmp, gateway_config, gatewayd):
+    """--check-config reads the areas file, every campaign file and the profile file, naming file and problem."""
+    campaigns = short_tmp / "campaigns"
+    campaigns.mkdir()
+    (campaigns / "ok.toml").write_text(GOOD_CAMPAIGN.format(id="ok"))
+    (campaigns / "gbk.toml").write_bytes(GOOD_CAMPAIGN.format(id="机场").encode("gbk"))
+    (campaigns / "bad.toml").write_text("colour = 1\n" + GOOD_CAMPAIGN.format(id="bad"))
+    (short_tmp / "areas.toml").write_text('[areas.airport]\ncells = ["nope"]\n')
+    (short_tmp / "profiles.csv").write_text("msisdn,brand\n8613800000001\n8613800000002,a,b\n")
+    config = gateway_config(
+        """
+        [campaigns]
+        directory = "campaigns"
+        areas_file = "areas.toml"
+        [profiles]
+        file = "profiles.csv"
+        """
+    )
+    code, stderr = check(gatewayd, config)
+    assert code == 1, stderr
+    assert f"{campaigns / 'gbk.toml'}: not UTF-8 text (byte 0xbb at offset 6)" in stderr
+    assert f"{campaigns / 'bad.toml'}: colour: unknown key" in stderr
+    assert f"{short_tmp / 'areas.toml'}: areas.airport.cells[0]: expected a cell" in stderr
+    assert (
+        f"{config}: profiles.file: {short_tmp / 'profiles.csv'}: line 2: expected 2 fields, got 1"
+        in stderr
+    )
+    assert "ok.toml" not in stderr
+    assert "5 problem(s)" in stderr  # the areas file has two
+
+    missing = gateway_config(
+        '\n[campaigns]\ndirectory = "nowhere"\nareas_file = "none.toml"\n'
+        '[profiles]\nfile = "none.csv"\n',
+        name="missing.toml",
+    )
+    code, stderr = check(gatewayd, missing)
+    assert code == 1
+    assert f"{missing}: campaigns.directory: {short_tmp / 'nowhere'}: no such directory" in stderr
+    assert f"{short_tmp / 'none.toml'}: cannot read: No such file" in stderr
+    assert f"{missing}: profiles.file: {short_tmp / 'none.csv'}: cannot open" in stderr
+
+    (campaigns / "gbk.toml").unlink()
+    (campaigns / "bad.toml").unlink()
+    (short_tmp / "areas.toml").write_text('[areas.airport]\ncells = ["4101-1001"]\n')
+    (short_tmp / "profiles.csv").write_text("msisdn,brand\n8613800000001,a\n")
+    assert check(gatewayd, config) == (0, "")

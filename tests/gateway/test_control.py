@@ -345,3 +345,53 @@ async def test_connections_are_capped_and_idle_ones_closed(daemon, monkeypatch, 
             assert await stream.receive_some(10) == b""
     (reply,) = await ask(Path(path), req("status"))
     assert reply["ok"] and captured_logs.events("control.too_many_connections")
+
+
+async def test_gatewayctl_global_options_anywhere(daemon, capsys):
+    """--json, --socket and --timeout are taken after the command too; after '--' words go to the command."""
+    sock = str(daemon.config.gateway.control_socket)
+    code = await trio.to_thread.run_sync(ctl_main, ["status", "--json", "--socket", sock])
+    assert code == 0 and json.loads(capsys.readouterr().out)["state"] == "running"
+    code = await trio.to_thread.run_sync(
+        ctl_main, ["echo", "a", f"--socket={sock}", "b", "--timeout", "5", "--json"]
+    )
+    assert code == 0 and json.loads(capsys.readouterr().out) == {"argv": ["a", "b"]}
+    code = await trio.to_thread.run_sync(
+        ctl_main, ["--socket", sock, "echo", "a", "--", "--json", "--timeout"]
+    )
+    assert code == 0 and capsys.readouterr().out == "a --json --timeout\n"
+
+
+def test_gatewayctl_json_after_the_command_against_a_real_daemon(gateway_config, gatewayd):
+    """`gatewayctl status --json` prints JSON from a running gatewayd (the option was ignored before)."""
+    proc = gatewayd(gateway_config())
+    proc.wait_ready()
+    result = run_ctl("status", "--json", "--socket", str(proc.socket_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pid"] == proc.proc.pid
+    missing = run_ctl("--json")
+    assert missing.returncode == 2 and "cmd" in missing.stderr
+
+
+async def test_gatewayctl_shows_the_refusal_of_a_full_socket(daemon, monkeypatch, capsys):
+    """When every connection is busy, gatewayctl prints the daemon's reason and exits 1 (not a broken pipe, exit 2)."""
+    from gateway import control
+
+    monkeypatch.setattr(control, "MAX_CONNECTIONS", 0)
+    sock = str(daemon.config.gateway.control_socket)
+    for _ in range(5):
+        code = await trio.to_thread.run_sync(ctl_main, ["--socket", sock, "status"])
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("gatewayctl: too many control connections"), err
+
+
+async def test_config_check_reads_the_named_files(daemon, short_tmp):
+    """`config check` over the socket also reads the files the configuration names (like --check-config)."""
+    path = daemon.config.gateway.control_socket
+    other = short_tmp / "other.toml"
+    other.write_text(daemon.config_path.read_text() + '\n[profiles]\nfile = "missing.csv"\n')
+    (check,) = await ask(path, req("config", "check", str(other)))
+    assert check["data"]["ok"] is False
+    assert check["data"]["problems"] == [
+        f"{other}: profiles.file: {short_tmp / 'missing.csv'}: cannot open: No such file or directory"
+    ]

@@ -230,12 +230,18 @@ def test_daemon_refuses_to_start_on_invalid_config(gateway_config, gatewayd):
     assert not proc.socket_path.exists()
 
 
-def test_demo_script_runs_and_stops_by_itself():
+def _tree(path: Path) -> list[tuple[str, int]]:
+    return sorted((str(p), p.stat().st_mtime_ns) for p in path.rglob("*")) if path.exists() else []
+
+
+def test_demo_script_runs_and_stops_by_itself(short_tmp):
     """./scripts/demo.sh decodes the bundled capture, sends SMS through the bundled simulator
-    (delivery receipts come back), then stops cleanly (exit 0)."""
+    (delivery receipts come back), then stops cleanly (exit 0); with --state-dir it writes
+    nothing into the checkout."""
     root = Path(__file__).resolve().parents[2]
+    checkout_state = _tree(root / "var")
     result = subprocess.run(
-        [str(root / "scripts" / "demo.sh"), "--for", "8"],
+        [str(root / "scripts" / "demo.sh"), "--for", "8", "--state-dir", str(short_tmp / "demo")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -248,7 +254,10 @@ def test_demo_script_runs_and_stops_by_itself():
         for line in result.stdout.splitlines()
         if line.startswith("demo: campaign")
     ]
-    assert len(delivered) == 5 and sum(delivered) > 0, result.stdout[-3000:]
+    campaigns = len(list((root / "etc" / "campaigns").glob("*.toml")))  # one line each
+    assert len(delivered) == campaigns and sum(delivered) > 0, result.stdout[-3000:]
+    assert (short_tmp / "demo" / "pcap" / "done" / "sample.pcap").exists()
+    assert _tree(root / "var") == checkout_state
 
 
 async def test_dropping_sink_counts_events_when_no_pipeline_is_installed():

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import trio
 
 from gateway.control import dispatch
 from gateway.daemon import Daemon
@@ -19,6 +18,7 @@ from gateway.model import (
     Outcome,
 )
 from gateway.plugin_manager import entry_points
+from gateway.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,9 +50,8 @@ async def test_example_plugin_end_to_end(hello_dist, gateway_config, nursery, ca
     daemon = Daemon.from_file(config)
     nursery.start_soon(daemon.run)
     await daemon.control_ready.wait()
-    with trio.fail_after(20):  # poll, not a fixed sleep: a loaded CI may tick late
-        while len(captured_logs.events("hello.tick")) < 3:
-            await trio.sleep(0.05)
+    # poll, not a fixed sleep: a loaded CI may tick late
+    await wait_until(lambda: len(captured_logs.events("hello.tick")) >= 3, within=20)
     reply = await dispatch(daemon, b'{"cmd": "hello", "argv": ["ann"]}')
     assert reply == {
         "ok": True,

@@ -115,7 +115,7 @@ class Recorder:
 
     @hookspecs.hookimpl
     def gateway_offer_accepted(self, acceptance):
-        self.calls.append(f"gateway_offer_accepted:{acceptance.answer}")
+        self.calls.append(f"gateway_offer_accepted:{acceptance.campaign_id}")
 
 
 def test_recorder_implements_every_hook():
@@ -138,10 +138,7 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
         '[content.sms]\ntext = "hi"\n[trigger]\nevents = ["power_on"]\n'
     )
     recorder = Recorder()
-    from gateway.testing.ami import open_fake_ami
-
-    async with open_smsc_simulator(receipt_delay=0.01) as smsc, open_fake_ami() as (ami, ami_port):
-        pbx = ami.pbx
+    async with open_smsc_simulator(receipt_delay=0.01) as smsc:
         config = f"""
             [campaigns]
             directory = "{campaigns}"
@@ -153,11 +150,13 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
             system_id = "gateway"
             password = "secret"
 
-            [plugins.ivr]
-            host = "127.0.0.1"
-            port = {ami_port}
-            secret = "secret"
-            contact_hours = "00:00-24:00"
+            [http]
+            listen = "127.0.0.1:0"
+            [http.clients.crm]
+            api_key = "boss-crm-test-key-0123456789"
+
+            [plugins.boss_ws]
+            enabled = true
             """
         async with open_gateway(tmp_path / "gw", config, plugins=(("recorder", recorder),)) as gw:
             await gw.command("status")
@@ -179,19 +178,19 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
             await wait_until(lambda: "gateway_delivery_report:delivered" in recorder.calls)
             await smsc.simulator.send_mo("8613800000001", "10086", "Y")
             await wait_until(lambda: "gateway_mo_message:Y" in recorder.calls)
-            # An acceptance arrives through the IVR channel: a key press on the fake switch.
-            pbx.script("8613800000002", ring=0.05, digits="1", digit_delay=0.05, talk=0.05)
-            decision = await gw.gateway.contact_control.decide(
-                ContactRequest(
-                    contact_id="a1",
-                    msisdn="8613800000002",
-                    campaign_id="welcome",
-                    channel="ivr",
-                    content={"text": "press 1"},
+            # an acceptance registered at a CRM counter (the boss_ws feedback webservice)
+            import httpx
+
+            (http,) = [t.obj for t in gw.daemon.supervisor.tasks if t.name == "http"]
+            async with httpx.AsyncClient(
+                headers={"X-Api-Key": "boss-crm-test-key-0123456789"}
+            ) as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{http.port}/boss/feedback",
+                    json={"kind": "accepted", "msisdn": "8613800000001", "campaign_id": "welcome"},
                 )
-            )
-            assert await gw.gateway.outbox.enqueue(decision)
-            await wait_until(lambda: "gateway_offer_accepted:1" in recorder.calls)
+            assert answer.status_code == 200
+            assert "gateway_offer_accepted:welcome" in recorder.calls
     fired = {call.partition(":")[0] for call in recorder.calls}
     assert fired == set(HOOKS), f"never called: {sorted(set(HOOKS) - fired)}"
     assert recorder.calls.index("gateway_delivery_report:submitted") < recorder.calls.index(

@@ -119,3 +119,15 @@ def test_a_default_plugin_object_is_made_per_plugin_manager():
     one = first.get_plugin("gateway.campaigns.plugin")
     two = second.get_plugin("gateway.campaigns.plugin")
     assert type(one).__name__ == "CampaignsPlugin" and one is not two
+
+
+def test_an_entry_point_naming_a_class_gets_an_instance_per_plugin_manager():
+    """``name = "module:Class"`` entry points are instantiated once per plugin manager, so two
+    gateways in one process never share a plugin's state (boss_files is such a plugin)."""
+    from gateway.plugin_manager import make_plugin_manager
+    from plugins.boss_files import BossFilesPlugin
+
+    first, second = make_plugin_manager(), make_plugin_manager()
+    a, b = first.get_plugin("boss_files"), second.get_plugin("boss_files")
+    assert isinstance(a, BossFilesPlugin) and isinstance(b, BossFilesPlugin)
+    assert a is not b

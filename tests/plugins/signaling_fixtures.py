@@ -51,3 +51,21 @@ async def wait_for(predicate, limit_s: float = 20.0) -> None:
     with trio.fail_after(limit_s):
         while not predicate():  # noqa: ASYNC110
             await trio.sleep(0.01)
+
+
+async def wait_polls(source, n: int = 3) -> None:
+    """Wait until the source has looked at its spool ``n`` more times (instead of a fixed sleep:
+    "nothing happened" is proved over polls that really ran, however slow the machine)."""
+    spool = source.spool
+    calls = [0]
+    original = spool.next_file
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    spool.next_file = counting
+    try:
+        await wait_for(lambda: calls[0] >= n)
+    finally:
+        del spool.next_file  # back to the class's method

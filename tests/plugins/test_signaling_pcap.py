@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from signaling_fixtures import ListSink, make_capture, make_gateway, old, wait_for
+from signaling_fixtures import ListSink, make_capture, make_gateway, old, wait_for, wait_polls
 
 from adapters.sigtran.pcap import CaptureReader
 from gateway.errors import ConfigError
@@ -77,7 +77,7 @@ async def test_incomplete_files_wait_for_the_settle_time(tmp_path, spool):
     async with trio.open_nursery() as nursery:
         await nursery.start(source.run, ListSink())
         await wait_for(lambda: source.spool.files_done == 1)
-        await trio.sleep(0.1)
+        await wait_polls(source)  # several polls: the new and the .part files stay
         nursery.cancel_scope.cancel()
     assert sorted(p.name for p in spool.iterdir()) == ["done", "new.pcap", "x.pcap.part"]
 
@@ -182,7 +182,7 @@ async def test_newest_file_cut_mid_record_waits_for_the_probe(tmp_path, spool):
     async with trio.open_nursery() as nursery:
         await nursery.start(source.run, ListSink())
         await wait_for(lambda: source.decoder.frames > 0)
-        await trio.sleep(0.1)  # several polls: the cut file is neither finished nor counted bad
+        await wait_polls(source)  # several polls: the cut file is neither finished nor counted bad
         assert source.spool.files_done == 0 and (spool / "a.pcap").exists()
         with (spool / "a.pcap").open("ab") as probe:  # the probe appends the rest
             probe.write(data[cut:])
@@ -201,7 +201,7 @@ async def test_newest_file_without_a_whole_header_is_not_set_aside(tmp_path, spo
     _, source = source_for(tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(source.run, ListSink())
-        await trio.sleep(0.1)
+        await wait_polls(source)
         assert source.bad_files == 0 and (spool / "a.pcap").exists()
         (spool / "a.pcap").write_bytes(whole.read_bytes())
         (spool / "b.pcap").write_bytes(whole.read_bytes()[:24])

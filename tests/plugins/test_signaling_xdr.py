@@ -53,6 +53,26 @@ def test_parser_maps_columns_codes_and_numbers():
     assert second.peer == "12580" and second.duration == 65.5
 
 
+def test_call_direction_outcome_and_service_code_columns():
+    """direction / outcome / ss_operation take the model's values only; service_code is text."""
+    config = parse_xdr_config(
+        {
+            "columns": ["time", "event", "imsi", "direction", "outcome", "service_code"],
+            "delimiter": ",",
+        },
+        "k",
+    )
+    parser = XdrParser(config, "xdr")
+    event = parser.parse("1767225600,call_end,460001234567890,mt,rejected,")
+    assert (event.kind, event.direction, event.outcome) == (EventKind.CALL_END, "mt", "rejected")
+    ussd = parser.parse("1767225600,ussd,460001234567890,,,*139#")
+    assert ussd.kind is EventKind.USSD and ussd.service_code == "*139#"
+    with pytest.raises(BadRecord, match="bad_outcome"):
+        parser.parse("1767225600,call_end,460001234567890,mt,hung_up,")
+    with pytest.raises(BadRecord, match="bad_direction"):
+        parser.parse("1767225600,call_end,460001234567890,sideways,busy,")
+
+
 def test_strftime_times_are_read_in_the_configured_timezone():
     """time_format with a strftime pattern is interpreted in ``timezone``."""
     config = parse_xdr_config(

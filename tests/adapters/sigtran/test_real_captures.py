@@ -16,7 +16,9 @@ def test_real_capture_decodes_without_errors(name):
     events, decoder = decode_file(CAPTURES / name)
     assert decoder.frames > 0
     assert decoder.errors == {}
-    assert any(e["kind"] == "call_start" for e in events)
+    assert all(e.get("imsi") or e.get("tmsi") is not None for e in events)
+    if name != "gsm-r.uus1.pcap":  # its calls began before the capture: no identity
+        assert any(e["kind"] == "call_start" for e in events)
 
 
 @pytest.mark.parametrize("name", ["iucs-mo-call-amr.pcap", "iucs-mt-call-amr.pcap"])
@@ -29,10 +31,20 @@ def test_iu_cs_calls_come_out_of_ranap(name):
     assert end["cause"] == 16 and 10 < end["duration"] < 11
 
 
-def test_gsm_r_capture_gives_call_events():
-    """The A-interface capture's CC Setup / Release Complete become call start and end events."""
+def test_gsm_r_calls_without_a_subscriber_are_counted_not_emitted():
+    """The capture's CC Setups sit on connections whose subscriber never appears: counted only."""
     events, decoder = decode_file(CAPTURES / "gsm-r.uus1.pcap")
-    starts = [e for e in events if e["kind"] == "call_start"]
-    assert {e["peer"] for e in starts} == {"20005502", "1612"}
-    assert any(e["kind"] == "call_end" for e in events)
+    assert events == []
+    assert decoder.skipped[("correlation", "no_identity")] == 3
+    assert decoder.skipped[("correlation", "call_start_not_seen")] == 1
     assert decoder.messages == 9
+
+
+def test_3gpp_mc_every_call_ends_once():
+    """Issue 11 defect 3: clearings of calls begun before the capture end nothing; one end each."""
+    events, decoder = decode_file(CAPTURES / "3gpp_mc.cap")
+    ends = [e for e in events if e["kind"] == "call_end"]
+    starts = [e for e in events if e["kind"] == "call_start"]
+    assert all(e.get("imsi") for e in ends)
+    assert sorted(e["imsi"] for e in ends) == sorted(e["imsi"] for e in starts)
+    assert decoder.skipped[("correlation", "call_start_not_seen")] == 30

@@ -42,6 +42,10 @@ FIELDS = [
     "ranap.procedureCode",
     "ranap.sAC",
     "gsm_a.dtap.updating_type",
+    "gsm_sms.tp-oa",
+    "gsm_map.ussd_string",
+    "gsm_old.localValue",
+    "gsm_map.ss.ss_Code",
 ]
 _INT_FIELDS = {
     f
@@ -55,6 +59,8 @@ _INT_FIELDS = {
         "gsm_a.dtap.cld_party_bcd_num",
         "gsm_a.dtap.clg_party_bcd_num",
         "gsm_sms.tp-da",
+        "gsm_sms.tp-oa",
+        "gsm_map.ussd_string",
     }
 }
 
@@ -85,6 +91,8 @@ def tshark_rows(path: Path) -> dict[int, dict[str, list]]:
         for field, value in zip(FIELDS, cols[1:], strict=False):
             if value:
                 items = value.split("|")
+                if field == "gsm_map.ussd_string":  # a 7-bit CR pad is not part of the string
+                    items = [v.removesuffix("\\r") for v in items]
                 row[field] = [int(v, 0) for v in items] if field in _INT_FIELDS else items
         rows[int(cols[0])] = {k: v for k, v in row.items() if v}
     return rows
@@ -128,6 +136,9 @@ def our_rows(trace) -> dict[int, dict[str, list]]:
         if msg.get("mm") == 0x08:
             put("gsm_a.lac", msg.get("old_lac"))
         if from_cell:
+            if "serving" in msg:  # Handover Request: serving cell, then target cell
+                put("gsm_a.bssmap.cell_lac", msg["serving"][0])
+                put("gsm_a.bssmap.cell_ci", msg["serving"][1])
             put("gsm_a.bssmap.cell_lac", msg.get("lac"))
             put("gsm_a.bssmap.cell_ci", msg.get("ci"))
             for lac, ci in msg.get("cells", ()):
@@ -138,11 +149,16 @@ def our_rows(trace) -> dict[int, dict[str, list]]:
         put("gsm_a.dtap.cause", msg.get("cause"))
         put("gsm_a.dtap.cld_party_bcd_num", msg.get("called"))
         put("gsm_a.dtap.cld_party_bcd_num", msg.get("rp_dest"))  # tshark files it there too
+        put("gsm_a.dtap.cld_party_bcd_num", msg.get("rp_orig"))  # tshark files it there too
         put("gsm_a.dtap.clg_party_bcd_num", msg.get("calling"))
         put("gsm_a.rp.msg_type", msg.get("rp"))
         put("gsm_sms.tp-da", msg.get("tp_da"))
         put("gsm_a.bssmap.cause", msg.get("bssmap_cause"))
         put("gsm_a.dtap.updating_type", msg.get("lu_type"))
+        put("gsm_sms.tp-oa", msg.get("tp_oa"))
+        put("gsm_map.ussd_string", msg.get("ussd"))
+        put("gsm_old.localValue", msg.get("ss_op"))
+        put("gsm_map.ss.ss_Code", msg.get("ss_code"))
     return rows
 
 

@@ -43,6 +43,9 @@ _sm_fields = st.fixed_dictionaries(
         "sar_total_segments": _optional(_byte),
         "sar_segment_seqnum": _optional(_byte),
         "user_message_reference": _optional(st.integers(0, 0xFFFF)),
+        "source_subaddress": st.text(
+            st.characters(min_codepoint=1, max_codepoint=127), max_size=30
+        ),
     },
 )
 _deliver_extra = st.fixed_dictionaries(
@@ -50,7 +53,7 @@ _deliver_extra = st.fixed_dictionaries(
     optional={
         "message_state": _optional(_byte),
         "receipted_message_id": st.text(
-            st.characters(min_codepoint=1, max_codepoint=127), max_size=64
+            st.characters(min_codepoint=1, max_codepoint=127), max_size=70
         ),
         "network_error_code": st.binary(min_size=3, max_size=3),
     },
@@ -75,6 +78,23 @@ def test_submit_sm_encoding_matches_smpplib(fields, payload, seq, status):
     assert fastpdu.encode_submit_sm(seq, fields, status) == _reference(
         "submit_sm", seq, status, fields
     )
+
+
+@given(st.text(max_size=30), st.binary(max_size=4), st.integers(1, 0x7FFFFFFF))
+def test_unusual_values_fall_back_to_smpplib(subaddress, bad, seq):
+    """Values outside the fast path (non-ASCII text TLVs, bytes for text) end as smpplib ends them."""
+    for fields in ({"source_subaddress": subaddress}, {"source_addr": bad}, {"esm_class": True}):
+        try:
+            expected = _reference("submit_sm", seq, 0, fields)
+        except Exception as exc:  # smpplib refuses it: so must the fast path, the same way
+            try:
+                fastpdu.encode_submit_sm(seq, fields)
+            except Exception as ours:
+                assert type(ours) is type(exc)
+            else:
+                raise AssertionError("the fast path accepted what smpplib refuses") from exc
+        else:
+            assert fastpdu.encode_submit_sm(seq, fields) == expected
 
 
 @settings(max_examples=300)

@@ -48,10 +48,10 @@ async def test_rate_cap_held_over_ten_seconds():
         assert abs(rate - 200.0) / 200.0 < 0.02, rate
 
 
-@pytest.mark.parametrize("status", [0x58, 0x14])
-async def test_throttled_answers_pause_and_retry(status):
-    """ESME_RTHROTTLED / ESME_RMSGQFUL: the account pauses, the segment is retried, nothing is lost."""
-    cfg = SimulatorConfig(receipt_delay=None, throttle_every=10, throttle_status=status)
+async def test_throttled_answers_pause_and_retry():
+    """ESME_RTHROTTLED: the account pauses, the segment is retried, nothing is lost.
+    (ESME_RMSGQFUL is per destination: see test_smpp_flow_control.py.)"""
+    cfg = SimulatorConfig(receipt_delay=None, throttle_every=10, throttle_status=0x58)
     async with simulator_and_account(cfg, throttle_delay=0.05) as (sim, account, h, _):
         for i in range(100):
             await account.submit(job(i))
@@ -109,9 +109,9 @@ async def test_bind_refused_retries_with_backoff():
     async with simulator_and_account(password="wrong") as (sim, account, h, _):
         await wait_for(lambda: sim.stats["bind_refused"] >= 3)
         assert "smpp.bind_failed" in h.names()
-        assert (
-            account.binds[0].state in ("backoff", "connecting") and account.binds[0].reconnects >= 2
-        )
+        # Polled, not sampled: a refused connection passes through "idle" while it closes.
+        bind = account.binds[0]
+        await wait_for(lambda: bind.state == "backoff" and bind.reconnects >= 2)
 
 
 async def test_request_timeout_resends():

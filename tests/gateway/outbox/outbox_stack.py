@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from gateway.app import Gateway
+from gateway.contact.config import parse_contact_config
+from gateway.contact.sqlite_backend import open_sqlite_contact_control
 from gateway.model import ContactRequest
-from gateway.outbox import OutboxConfig
+from gateway.outbox import OutboxConfig, open_outbox
 
 _ids = itertools.count()
 
@@ -75,3 +80,39 @@ def request(
 
 def cfg(**kw: Any) -> OutboxConfig:
     return OutboxConfig(scheduler_interval=0.05, retry_backoff=0.01, retry_backoff_max=0.05, **kw)
+
+
+@asynccontextmanager
+async def open_stack(
+    tmp_path: Any,
+    table: dict[str, Any] | None = None,
+    *,
+    db: Any = None,
+    clock: Callable[[], float] = time.time,
+    run_scheduler: bool = True,
+    config: Any = None,
+    **outbox_kw: Any,
+) -> AsyncIterator[Stack]:
+    path = Path(db) if db is not None else tmp_path / "gateway.sqlite"
+    tmp_path = path.parent
+    hook = RecordingHook()
+    gw = Gateway(config=None, hook=hook, state_dir=tmp_path)
+
+    async def preempt(contact_id: str) -> bool:
+        return gw.outbox is not None and bool(await gw.outbox.cancel(contact_id, "preempted"))
+
+    contact = parse_contact_config(table or {})
+    async with open_sqlite_contact_control(contact, path, clock=clock, preemptor=preempt) as cc:
+        gw.contact_control, gw.ledger = cc, cc.ledger
+        async with open_outbox(
+            path,
+            config or cfg(**outbox_kw),
+            gateway=gw,
+            clock=clock,
+            run_scheduler=run_scheduler,
+            writer=cc.ledger.writer,
+            ledger=cc.ledger,
+        ) as ob:
+            gw.outbox = ob
+            yield Stack(gateway=gw, control=cc, outbox=ob, hook=hook)
+            gw.outbox = None

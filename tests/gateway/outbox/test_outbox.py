@@ -7,11 +7,45 @@ from types import SimpleNamespace
 
 import pytest
 import trio
+from outbox_stack import open_stack, request
 
 from gateway.errors import ConfigError
 from gateway.model import Delivery, DeliveryState
 from gateway.outbox import OutboxConfig, open_outbox, parse_outbox_config
-from tests.fakes.fake_contact_control import FakeContactControl, allowed
+from tests.fakes.fake_contact_control import FakeContactControl
+
+
+def open_ob(db, config, **kw):
+    """The outbox as the daemon opens it: with the real SQLite contact control on its writer."""
+    return _Outbox(open_stack(None, db=db, config=config, **kw))
+
+
+class _Outbox:
+    """``async with open_ob(...) as ob``: the stack's outbox (``ob.gateway`` is the Gateway)."""
+
+    def __init__(self, cm):
+        self.cm = cm
+
+    async def __aenter__(self):
+        self.stack = await self.cm.__aenter__()
+        return self.stack.outbox
+
+    async def __aexit__(self, *exc):
+        return await self.cm.__aexit__(*exc)
+
+
+async def allow(ob, contact_id, **kw):
+    """An ALLOWED decision of the real contact control for a fresh request."""
+    decision = await ob.gateway.contact_control.decide(request(contact_id, **kw))
+    assert decision.outcome == "allowed", decision
+    return decision
+
+
+def allowed(contact_id, **kw):
+    """An ALLOWED decision made up without contact control (fault-injection tests only)."""
+    from tests.fakes.fake_contact_control import allowed as made_up
+
+    return made_up(contact_id, **kw)
 
 
 def fake_gateway(control=None):
@@ -42,12 +76,17 @@ def cfg(**kw):
 async def test_enqueue_is_idempotent_and_survives_reopen(tmp_path):
     """Enqueueing a contact twice queues it once, and a reopened outbox still has it."""
     db = tmp_path / "gw.sqlite"
-    async with open_outbox(db, cfg()) as ob:
-        assert await ob.enqueue(allowed("a")) is True
-        assert await ob.enqueue(allowed("a")) is False
-        assert await ob.enqueue_many([allowed("a"), allowed("b"), allowed("c")]) == 2
+    async with open_ob(db, cfg()) as ob:
+        assert await ob.enqueue(await allow(ob, "a")) is True
+        assert await ob.enqueue(await allow(ob, "a")) is False
+        assert (
+            await ob.enqueue_many(
+                [await allow(ob, "a"), await allow(ob, "b"), await allow(ob, "c")]
+            )
+            == 2
+        )
         assert ob.depth("sms") == 3
-    async with open_outbox(db, cfg()) as ob:
+    async with open_ob(db, cfg()) as ob:
         assert ob.depth("sms") == 3
         async with ob.open_queue("sms") as q:
             taken = await q.take(10)
@@ -57,9 +96,9 @@ async def test_enqueue_is_idempotent_and_survives_reopen(tmp_path):
 
 async def test_priority_then_fifo(tmp_path):
     """Higher priority is taken first, then in enqueue order; binary content round-trips."""
-    async with open_outbox(tmp_path / "db", cfg()) as ob:
-        await ob.enqueue(allowed("low"))
-        await ob.enqueue(allowed("high", priority=5, udh=b"\x06\x05\x04\x0b\x84\x23\xf0"))
+    async with open_ob(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue(await allow(ob, "low"))
+        await ob.enqueue(await allow(ob, "high", priority=5, udh=b"\x06\x05\x04\x0b\x84\x23\xf0"))
         async with ob.open_queue("sms") as q:
             taken = await q.take(10)
         assert [m.contact_id for m in taken] == ["high", "low"]
@@ -69,31 +108,33 @@ async def test_priority_then_fifo(tmp_path):
 async def test_crash_recovery_marks_sending_unknown(tmp_path):
     """After a crash, leased messages are queued again; messages marked sending become unknown."""
     db = tmp_path / "db"
-    gw = fake_gateway()
-    async with open_outbox(db, cfg()) as ob:
-        await ob.enqueue_many([allowed(str(i)) for i in range(4)])
+    async with open_ob(db, cfg()) as ob:
+        await ob.enqueue_many([await allow(ob, str(i)) for i in range(4)])
         q = ob.open_queue("sms")
         queue = await q.__aenter__()  # never exited: the "crash" leaves leases behind
         taken = await queue.take(4)
         assert await queue.mark_sending([taken[0].contact_id, taken[1].contact_id]) == {"0", "1"}
-    async with open_outbox(db, cfg(), gateway=gw) as ob:
-        gw.outbox = ob
+    async with open_ob(db, cfg()) as ob:
         counts = await ob.counts("sms")
         assert counts == {"unknown": 2, "queued": 2}
         assert ob.stats["unknown"] == 2
-        await wait_for(lambda: len(gw.reported) >= 2)
-        assert {d.contact_id for d in gw.reported} == {"0", "1"}
-        assert all(d.state is DeliveryState.UNKNOWN for d in gw.reported)
+        reported = ob.gateway.hook.reported
+        await wait_for(lambda: len(reported) >= 2)
+        assert {d.contact_id for d in reported} == {"0", "1"}
+        assert all(d.state is DeliveryState.UNKNOWN for d in reported)
+        # they may have reached the subscriber: contacts, not reservations left to expire
+        contacts = await ob.gateway.contact_control.current_contacts("8613800000000")
+        assert {c["contact_id"]: c["state"] for c in contacts}["0"] == "committed"
 
 
 async def test_resend_unknown_requeues(tmp_path):
     """With resend_unknown, messages caught sending are queued again and counted as resent."""
     db = tmp_path / "db"
-    async with open_outbox(db, cfg()) as ob:
-        await ob.enqueue(allowed("x"))
+    async with open_ob(db, cfg()) as ob:
+        await ob.enqueue(await allow(ob, "x"))
         queue = await ob.open_queue("sms").__aenter__()
         await queue.mark_sending([(await queue.take(1))[0].contact_id])
-    async with open_outbox(db, cfg(resend_unknown=True)) as ob:
+    async with open_ob(db, cfg(resend_unknown=True)) as ob:
         async with ob.open_queue("sms") as q:
             (msg,) = await q.take(1, max_wait=1)
         assert msg.contact_id == "x" and msg.resent == 1
@@ -102,8 +143,8 @@ async def test_resend_unknown_requeues(tmp_path):
 
 async def test_cancel_only_before_sending(tmp_path):
     """cancel withdraws a queued message; a message already sending cannot be withdrawn."""
-    async with open_outbox(tmp_path / "db", cfg()) as ob:
-        await ob.enqueue_many([allowed("q"), allowed("s")])
+    async with open_ob(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue_many([await allow(ob, "q"), await allow(ob, "s")])
         async with ob.open_queue("sms") as q:
             taken = await q.take(2)
             await q.mark_sending(["s"])
@@ -116,8 +157,8 @@ async def test_cancel_only_before_sending(tmp_path):
 
 async def test_retry_backoff_then_give_up(tmp_path):
     """A transient failure requeues after a backoff; max_attempts ends it as rejected."""
-    async with open_outbox(tmp_path / "db", cfg(max_attempts=2)) as ob:
-        await ob.enqueue(allowed("r"))
+    async with open_ob(tmp_path / "db", cfg(max_attempts=2)) as ob:
+        await ob.enqueue(await allow(ob, "r"))
         async with ob.open_queue("sms") as q:
             await q.take(1)
             assert await q.retry("r", "ESME_RSYSERR") == "retry"
@@ -129,36 +170,34 @@ async def test_retry_backoff_then_give_up(tmp_path):
 
 async def test_expiry_reports_expired(tmp_path):
     """A message not sent before its expiry is reported expired through the gateway."""
-    gw = fake_gateway()
-    async with open_outbox(tmp_path / "db", cfg(expiry=1), gateway=gw) as ob:
-        gw.outbox = ob
-        d = allowed("old")
+    async with open_ob(tmp_path / "db", cfg(expiry=1)) as ob:
+        d = await allow(ob, "old")
         import attrs
 
         await ob.enqueue(attrs.evolve(d, decided_at=time.time() - 5))
-        await wait_for(lambda: gw.reported)
-        assert gw.reported[0].state is DeliveryState.EXPIRED
+        reported = ob.gateway.hook.reported
+        await wait_for(lambda: reported)
+        assert reported[0].state is DeliveryState.EXPIRED
         assert (await ob.delivery_counts("c1")) == {"expired": 1}
 
 
 async def test_deferred_is_redecided_and_queued(tmp_path):
     """A deferred request is presented to contact control at not_before and queued if allowed."""
-    control = FakeContactControl()
-    gw = fake_gateway(control)
-    async with open_outbox(tmp_path / "db", cfg(), gateway=gw) as ob:
-        gw.outbox = ob
-        await ob.defer(allowed("d").request, time.time() + 0.1)
+    async with open_ob(tmp_path / "db", cfg()) as ob:
+        await ob.defer(request("d"), time.time() + 0.1)
         assert ob.depth("sms") == 1
         async with ob.open_queue("sms") as q:
             with trio.fail_after(5):
                 (msg,) = await q.take(1)
-        assert msg.contact_id == "d" and control.decided == ["d"]
+        assert msg.contact_id == "d"
+        rows = await ob.gateway.contact_control.ledger.query(contact_id="d")
+        assert [r["event"] for r in rows] == ["allowed"]  # decided by the real control
 
 
 async def test_receipts_map_all_segments(tmp_path):
     """A message's final state comes once every part has a receipt; the worst part wins."""
-    async with open_outbox(tmp_path / "db", cfg()) as ob:
-        await ob.enqueue(allowed("m"))
+    async with open_ob(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue(await allow(ob, "m"))
         async with ob.open_queue("sms") as q:
             await q.take(1)
             await q.map_message_ids("m", ["id1", "id2"])
@@ -179,8 +218,8 @@ async def test_receipts_map_all_segments(tmp_path):
 
 async def test_group_commit_batches_concurrent_writes(tmp_path):
     """Concurrent record_delivery calls share transactions (group commit)."""
-    async with open_outbox(tmp_path / "db", cfg()) as ob:
-        await ob.enqueue_many([allowed(str(i)) for i in range(200)])
+    async with open_ob(tmp_path / "db", cfg()) as ob:
+        await ob.enqueue_many([await allow(ob, str(i)) for i in range(200)])
         before = ob.writer.commits
         async with trio.open_nursery() as n:
             for i in range(200):
@@ -205,8 +244,8 @@ def test_config_strict():
 
 async def test_expired_lease_returns_to_queue(tmp_path):
     """A message leased and never sent goes back to the queue when its lease runs out."""
-    async with open_outbox(tmp_path / "db", cfg(lease=1)) as ob:
-        await ob.enqueue(allowed("l"))
+    async with open_ob(tmp_path / "db", cfg(lease=1)) as ob:
+        await ob.enqueue(await allow(ob, "l"))
         async with ob.open_queue("sms") as q:
             await q.take(1)
             ob.clock = lambda: time.time() + 5  # the lease has run out
@@ -217,8 +256,8 @@ async def test_expired_lease_returns_to_queue(tmp_path):
 
 async def test_finished_entries_are_purged_after_retention(tmp_path):
     """Finished entries older than the retention are deleted with their message ids; others stay."""
-    async with open_outbox(tmp_path / "db", cfg(retention=60)) as ob:
-        await ob.enqueue_many([allowed("old"), allowed("live")])
+    async with open_ob(tmp_path / "db", cfg(retention=60)) as ob:
+        await ob.enqueue_many([await allow(ob, "old"), await allow(ob, "live")])
         async with ob.open_queue("sms") as q:
             await q.take(2)
             await q.map_message_ids("old", ["m1"])

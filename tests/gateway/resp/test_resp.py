@@ -13,9 +13,9 @@ from gateway.resp import (
     RemoteProtocolError,
     RespParser,
     encode_command,
-    encode_reply,
 )
 from gateway.resp.client import RedisReplyError, open_redis
+from gateway.testing.resp import encode_reply
 from tests.fakes.redis_server import redis_server  # noqa: F401
 
 line_text = st.text(
