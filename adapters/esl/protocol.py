@@ -168,9 +168,12 @@ def originate_command(
     pairs = {"origination_uuid": call_id, "originate_timeout": str(int(timeout))}
     pairs.update(variables or {})
     for key, value in pairs.items():
-        if any(c in key for c in "{}=, ") or "}" in value:
+        if any(c in key for c in "{}=, ") or "}" in value or "'" in value:
             raise LocalProtocolError(f"originate variable {key!r} cannot be written")
-    block = ",".join(k + "=" + v.replace(",", "\\,") for k, v in pairs.items())
+    # A value with spaces is single-quoted (FreeSWITCH splits the command line on spaces).
+    block = ",".join(
+        k + "=" + (f"'{v}'" if " " in v else v).replace(",", "\\,") for k, v in pairs.items()
+    )
     return f"originate {{{block}}}{dial} {target}"
 
 

@@ -139,7 +139,7 @@ class FakeEslServer:
                                 continue
                             pairs = re.split(r"(?<!\\),", match.group(1))
                             variables = {
-                                k: v.replace("\\,", ",")
+                                k: v.replace("\\,", ",").removeprefix("'").removesuffix("'")
                                 for k, _, v in (p.partition("=") for p in pairs)
                             }
                             job = headers.get("job-uuid", variables.get("origination_uuid", ""))

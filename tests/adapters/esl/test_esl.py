@@ -101,6 +101,9 @@ def test_commands_are_one_line():
     assert originate_command("u1", "sofia/gateway/t/1", "&park()", {"p": "a,b"}).startswith(
         "originate {origination_uuid=u1,originate_timeout=30,p=a\\,b}sofia"
     )
+    assert "{origination_uuid=u1,originate_timeout=30,t='press 1'}" in originate_command(
+        "u1", "sofia/gateway/t/1", "&park()", {"t": "press 1"}
+    )
 
 
 def test_background_job_error_ends_a_call_before_any_channel():
