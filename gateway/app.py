@@ -16,9 +16,10 @@ import attrs
 import pluggy
 import structlog
 
+from gateway.acceptance import report_acceptance
 from gateway.contracts import Channel, ContactControl, EventSink, Matcher, Outbox
 from gateway.metrics import Metrics
-from gateway.model import Delivery, MoMessage
+from gateway.model import Acceptance, Delivery, MoMessage
 
 if TYPE_CHECKING:
     # Concrete core components (not plugin contracts); imported for the checker only, so
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.config import GatewayConfig
     from gateway.contact.ledger import Ledger
     from gateway.enrich.holder import Enrichment
+    from gateway.presence import PresenceTracker
     from gateway.profiles.holder import ProfileHolder
     from gateway.staff.directory import StaffDirectory
 
@@ -62,6 +64,8 @@ class Gateway:
     #: pipeline reads ``matchers`` and the outbox reads ``channels`` (name -> Channel).
     matchers: list[Matcher] = attrs.field(factory=list)
     channels: dict[str, Channel] = attrs.field(factory=dict)
+    #: Last signaling event per subscriber ("is the phone on?"), set by gateway.presence.
+    presence: PresenceTracker | None = None
     started_at: float = attrs.field(factory=time.time)
 
     def plugin_config(self, name: str) -> Any:
@@ -108,3 +112,8 @@ class Gateway:
     def report_mo(self, message: MoMessage) -> None:
         """A channel received a message from a subscriber; offered to observers."""
         self.hook.gateway_mo_message(message=message)
+
+    async def report_acceptance(self, acceptance: Acceptance) -> None:
+        """A subscriber accepted an offer (a key press, a "Y" reply): recorded in the contact
+        ledger, then offered to the ``gateway_offer_accepted`` observers."""
+        await report_acceptance(self, acceptance)

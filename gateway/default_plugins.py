@@ -12,6 +12,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "gateway.numbers",  # first: the numbering plan is active before any store opens
     "gateway.contact.plugin",
     "gateway.outbox.plugin",
+    "gateway.presence",  # before the pipeline, which feeds it
     # Before campaigns: the campaigns store takes the approval gate before it stores a file.
     "gateway.staff.plugin:StaffPlugin",
     "gateway.approval.plugin:ApprovalPlugin",

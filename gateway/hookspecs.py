@@ -182,5 +182,5 @@ def gateway_offer_accepted(acceptance: Acceptance) -> None:
     """A subscriber accepted an offer (an SMS reply such as "Y", an IVR key, a WAP click).
 
     Called once per acceptance, after it was recorded in the contact ledger (event
-    ``accepted``). The BOSS plugin places the order here; return quickly (queue the work).
+    ``accepted``; a channel reports one through ``Gateway.report_acceptance``). The BOSS plugin places the order here; return quickly (queue the work).
     """

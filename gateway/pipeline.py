@@ -113,6 +113,7 @@ class Pipeline:
         rules = self.campaigns.rule_index
         tracked = rules.tracked_kinds
         matchers = self.gateway.matchers
+        presence = getattr(self.gateway, "presence", None)  # "is the phone on?" (gateway.presence)
         state = self.state
         clock = self.clock
         ctx = MatchContext(None, index, -1, None, state=state, clock=clock, enrich=self.enrichment)  # type: ignore[arg-type]
@@ -140,6 +141,9 @@ class Pipeline:
                         continue
                     if event.imei:  # the profile index learns it for known subscribers
                         state.last_imei.put(subject, event.imei, ts)
+                if presence is not None:
+                    key = str(subject) if row >= 0 else event.msisdn or subject
+                    presence.observe(key, event.kind, ts)
                 candidates = rules.candidates(event)
                 if candidates:
                     # one context per batch, refilled per event (conditions never keep it)
