@@ -108,7 +108,6 @@ class SmsChannel(InboundMixin):
     _mo: Reassembler = attrs.field(init=False)
     _draining: bool = False
     _bind_account: dict[str, str] = attrs.field(factory=dict)
-    _orphans: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
     # messages whose receipt is awaited (receipt_timeout > 0): contact_id -> _Awaited, and a
     # heap of (deadline, contact_id); in memory, bounded (see _watch)
     _awaited: dict = attrs.field(factory=dict)
@@ -356,20 +355,23 @@ class SmsChannel(InboundMixin):
                 keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
                 # watched before the ids are mapped: a receipt matched from then on ends the watch
                 self._await_receipt(job, ids)
+                delivery = Delivery(
+                    contact_id=message.contact_id,
+                    channel=self.name,
+                    state=DeliveryState.SUBMITTED,
+                    at=time.time(),
+                    message_id=ids[0],
+                    msisdn=message.msisdn,
+                )
                 try:
-                    async with trio.open_nursery() as nursery:  # one group commit for both
-                        nursery.start_soon(self._queue.map_message_ids, job.key, keys)
-                        nursery.start_soon(
-                            self._final, message, DeliveryState.SUBMITTED, None, ids[0]
-                        )
+                    # the entry's state, the ids, receipts that overtook this answer and the
+                    # contact's commit: one transaction
+                    settled = await self._queue.report_submitted(delivery, keys)
                 except BaseException:
                     self._awaited.pop(job.key, None)
                     raise
-                for key in keys:  # receipts that overtook this submit answer
-                    early = self._orphans.pop(key, None)
-                    if early is not None:
-                        self.stats["receipts_early"] += 1
-                        await self._apply_receipt(key, early[0], early[1])
+                if settled is not None:  # receipts that came first settled it
+                    self._awaited.pop(job.key, None)
                 return
             error = p.status_name(job.status)
             if job.status == p.ESME_RMSGQFUL:

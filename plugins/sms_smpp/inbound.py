@@ -3,7 +3,8 @@
 Mixed into :class:`plugins.sms_smpp.channel.SmsChannel` (it uses the channel's queue, accounts,
 statistics and gateway). A receipt names the SMSC's message id; the outbox's persisted map
 turns it into our contact, across binds and restarts. A receipt that overtakes the recording of
-its own submit answer is kept (bounded) and applied when the submit is recorded.
+its own submit answer is kept durably by the outbox before it is acknowledged, and applied in
+the transaction that records the submit answer.
 
 A receipt that does not come: with ``receipt_timeout`` set, a submitted message that asked for
 a receipt is watched; when the timeout passes, the SMSC is asked with query_sm (``query_sm =
@@ -58,7 +59,6 @@ class InboundMixin:
     stats: dict
     gateway: Any
     _queue: Any
-    _orphans: Any
     _mo: Any
     _bind_account: dict
     _awaited: dict
@@ -86,14 +86,10 @@ class InboundMixin:
         key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
         if not await self._apply_receipt(key, receipt, event.source_addr or None):
             # Not (yet) known: the submit answer may still be on its way to the database, or on
-            # another bind. Keep it a while; recording the submit applies it.
-            now = time.monotonic()
-            while self._orphans and (
-                len(self._orphans) >= 10_000 or now - next(iter(self._orphans.values()))[2] > 300
-            ):
-                self._orphans.popitem(last=False)
-                self.stats["receipts_unmatched"] += 1
-            self._orphans[key] = (receipt, event.source_addr or None, now)
+            # another bind. The outbox kept it durably before this acknowledgement; recording
+            # the submit answer applies it.
+            self.stats["receipts"] += 1
+            self.stats["receipts_early"] += 1
             log.info("sms.receipt_unmatched", message_id=receipt.message_id, smsc=account)
         return p.ESME_ROK
 
