@@ -490,19 +490,39 @@ class OutboxQueue:
         peer's ids of its parts: the entry's state, the ids, the receipts that overtook the
         answer and the contact's commit are one transaction. Returns ``(contact_id, final
         state)`` when such receipts settled the message, else None."""
+        settled, errors = await self.report_submitted_many([(delivery, message_ids)])
+        if errors[0] is not None:
+            raise errors[0]
+        return (settled[0].contact_id, settled[0].state.value) if settled else None
+
+    async def report_submitted_many(
+        self, items: Sequence[tuple[Delivery, Sequence[str]]]
+    ) -> tuple[list[Delivery], list[Exception | None]]:
+        """:meth:`report_submitted` for many submit answers in one group commit. Returns the
+        final deliveries that early receipts gave, and per item its error or None."""
         ob = self.outbox
-        ob._submit_ids[delivery.contact_id] = (self.channel, list(message_ids))
+        for delivery, message_ids in items:
+            ob._submit_ids[delivery.contact_id] = (self.channel, list(message_ids))
         settled: list[Delivery] = []
+        deliveries = [d for d, _ in items]
         try:
             if ob.gateway is not None:
-                await ob.gateway.report_delivery(delivery, settled=settled)
+                errors = await ob.gateway.report_deliveries(deliveries, settled=settled)
             else:
-                early = ob.settled_early(delivery, await ob.record_delivery(delivery))
-                if early is not None:
-                    settled.append(early)
+                errors = []
+                for delivery in deliveries:
+                    try:
+                        early = ob.settled_early(delivery, await ob.record_delivery(delivery))
+                    except Exception as exc:
+                        errors.append(exc)
+                        continue
+                    errors.append(None)
+                    if early is not None:
+                        settled.append(early)
         finally:
-            ob._submit_ids.pop(delivery.contact_id, None)
-        return (settled[0].contact_id, settled[0].state.value) if settled else None
+            for delivery in deliveries:
+                ob._submit_ids.pop(delivery.contact_id, None)
+        return settled, errors
 
     async def settle_receipt(
         self,
