@@ -84,6 +84,7 @@ class Outbox:
     _next_early_purge: float = 0.0
     #: contact_id -> (channel, the peer's ids of its parts) for its submit answer's report
     _submit_ids: dict[str, tuple[str, list[str]]] = attrs.field(factory=dict)
+    _recorder: tuple[tuple[int, int], store.LedgerRecorder] | None = None
     _recovered: bool = True  # False while a start-up recovery failed (retried by the scheduler)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
@@ -190,8 +191,11 @@ class Outbox:
             and getattr(getattr(control, "ledger", None), "writer", None) is self.writer
             and hasattr(control, "receipt_recorder")
         ):
-            recorder: store.LedgerRecorder = control.receipt_recorder()
-            return recorder
+            # built once per control and configuration (a reload may change refund_on)
+            key = (id(control), id(getattr(control, "config", None)))
+            if self._recorder is None or self._recorder[0] != key:
+                self._recorder = (key, control.receipt_recorder())
+            return self._recorder[1]
         return None
 
     def settled_early(self, delivery: Delivery, result: Any) -> Delivery | None:

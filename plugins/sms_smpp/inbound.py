@@ -51,6 +51,35 @@ class Awaited:
     deadline: float
 
 
+def fast_receipt(
+    short_message: bytes, receipted_message_id: bytes | str | None, message_state: int | None
+) -> Receipt | None:
+    """``receipt_from_fields`` for the common receipt (both TLVs, and the text's ``err`` in
+    lower case, one word, before ``text:``) without the general text parser (a third of a
+    receipt's cost); None for anything else (then the general one decides). Property-tested
+    equal to ``receipt_from_fields`` where it answers."""
+    if not receipted_message_id or not message_state or not isinstance(short_message, bytes):
+        return None
+    stat = MESSAGE_STATE_TO_STAT.get(message_state)
+    if stat is None:
+        return None
+    mid = (
+        receipted_message_id.decode("latin-1")
+        if isinstance(receipted_message_id, bytes)
+        else receipted_message_id
+    )
+    head, sep, _text = short_message.partition(b" text:")
+    if not sep:
+        return None
+    at = head.rfind(b" err:")
+    if at < 0 or head.lower().count(b"err:") != 1:
+        return None
+    err = head[at + 5 :]
+    if not err.isalnum():
+        return None
+    return Receipt(message_id=mid.rstrip("\x00"), stat=stat, err=err.decode("latin-1"))
+
+
 class InboundMixin:
     """deliver_sm handling for the SMS channel."""
 
@@ -72,13 +101,17 @@ class InboundMixin:
         return self._on_mo(event)
 
     async def _on_receipt(self, event: p.DeliverSm, account: str) -> int:
-        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        log = structlog.get_logger()  # bound only when it logs (the hot path does not)
         try:
-            receipt = receipt_from_fields(
+            receipt = fast_receipt(
+                event.short_message, event.receipted_message_id, event.message_state
+            ) or receipt_from_fields(
                 event.short_message, event.receipted_message_id, event.message_state
             )
         except ReceiptParseError as exc:
-            log.warning("sms.receipt_unreadable", error=str(exc))
+            log.warning(
+                "sms.receipt_unreadable", plugin="sms_smpp", channel=self.name, error=str(exc)
+            )
             return p.ESME_ROK  # the SMSC would resend the same unreadable text forever
         state = receipt.state
         if state == "submitted":
@@ -90,7 +123,13 @@ class InboundMixin:
             # the submit answer applies it.
             self.stats["receipts"] += 1
             self.stats["receipts_early"] += 1
-            log.info("sms.receipt_unmatched", message_id=receipt.message_id, smsc=account)
+            log.info(
+                "sms.receipt_unmatched",
+                plugin="sms_smpp",
+                channel=self.name,
+                message_id=receipt.message_id,
+                smsc=account,
+            )
         return p.ESME_ROK
 
     def _submit_id(self, account: str, message_id: str) -> str:
