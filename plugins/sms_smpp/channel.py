@@ -351,6 +351,9 @@ class SmsChannel(InboundMixin):
         (one group commit, one task for all); failures one task each (retries, finals)."""
         async with receive, trio.open_nursery() as nursery:
             async for job in receive:
+                # let the bind finish the answers of the bytes it is reading: they then share
+                # this batch (one task, one staging) instead of one each
+                await trio.lowlevel.checkpoint()
                 accepted, failed = [], []
                 while True:
                     (accepted if job.status is None else failed).append(job)
