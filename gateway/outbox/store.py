@@ -277,7 +277,7 @@ def apply_receipt(
 ) -> tuple[str, str | None] | None:
     """Record one segment's receipt: ``(contact_id, overall final state or None)``; None if unknown id."""
     row = conn.execute(
-        "SELECT contact_id FROM outbox_message_ids WHERE channel = ? AND message_id = ?",
+        "SELECT contact_id, segments FROM outbox_message_ids WHERE channel = ? AND message_id = ?",
         (channel, message_id),
     ).fetchone()
     if row is None:
@@ -287,6 +287,8 @@ def apply_receipt(
         "UPDATE outbox_message_ids SET state = ? WHERE channel = ? AND message_id = ?",
         (state, channel, message_id),
     )
+    if row[1] == 1:  # one part: its state is the message's (no second lookup)
+        return contact_id, None if state == "submitted" else state
     states = [
         r[0]
         for r in conn.execute(
