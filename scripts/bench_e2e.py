@@ -194,7 +194,9 @@ async def run_rate(port: int, rate: int, seconds: float, synchronous: str) -> di
                         hooks.sent_at[r.contact_id] = now
                     await control.decide_and_queue(batch, outbox)
                     sent = due
-                await trio.sleep_until(trio.current_time() + max(0.0, t0 + k * tick - time.perf_counter()))
+                await trio.sleep_until(
+                    trio.current_time() + max(0.0, t0 + k * tick - time.perf_counter())
+                )
             offered = time.perf_counter() - t0
             with trio.move_on_after(30):
                 await hooks.done.wait()
