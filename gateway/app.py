@@ -9,8 +9,9 @@ plugin.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import pluggy
@@ -32,6 +33,31 @@ if TYPE_CHECKING:
     from gateway.presence import PresenceTracker
     from gateway.profiles.holder import ProfileHolder
     from gateway.staff.directory import StaffDirectory
+    from gateway.store import StateWriter
+
+
+@runtime_checkable
+class StagingOutbox(Protocol):
+    """The outbox on the state database's one writer (``gateway.outbox.Outbox``)."""
+
+    writer: StateWriter
+
+    def stage_delivery(self, delivery: Delivery) -> list[Any]: ...
+
+    async def record_delivery(self, delivery: Delivery) -> Any: ...
+
+    def settled_early(self, delivery: Delivery, result: Any) -> Delivery | None: ...
+
+
+@runtime_checkable
+class StagingControl(Protocol):
+    """Contact control whose ledger may share that writer (``SqliteContactControl``)."""
+
+    ledger: Any
+
+    def stage_delivery(self, delivery: Delivery) -> bool: ...
+
+    def apply_recorded(self, delivery: Delivery) -> None: ...
 
 
 @attrs.define(eq=False)
@@ -76,31 +102,80 @@ class Gateway:
         """A structlog logger with bound context (``plugin=``, ``channel=``...)."""
         return structlog.get_logger().bind(**context)
 
-    async def report_delivery(self, delivery: Delivery) -> None:
+    async def report_delivery(
+        self, delivery: Delivery, *, settled: list[Delivery] | None = None
+    ) -> None:
         """A channel reports progress of one contact.
 
         The core updates the outbox entry, commits or reconciles the contact-control
         reservation, and calls the ``gateway_delivery_report`` observers. When the outbox and
         the contact ledger share the state database's writer, the entry's state and the
         ledger row are one transaction (one group commit).
+
+        A submit answer reported through ``OutboxQueue.report_submitted`` may find receipts
+        that overtook it: the final state they give is reconciled and reported too, and
+        appended to ``settled``.
         """
+        error = (await self.report_deliveries([delivery], settled=settled))[0]
+        if error is not None:
+            raise error
+
+    async def report_deliveries(
+        self, deliveries: Sequence[Delivery], *, settled: list[Delivery] | None = None
+    ) -> list[Exception | None]:
+        """:meth:`report_delivery` for many at once: on the shared writer they are staged
+        together (one group commit for all, no task each). Returns, per delivery, the error
+        that stopped it or None; one failing does not stop the others."""
         outbox, control = self.outbox, self.contact_control
-        writer = getattr(outbox, "writer", None)
-        if (
-            writer is not None
-            and getattr(getattr(control, "ledger", None), "writer", None) is writer
-            and hasattr(control, "stage_delivery")
+        errors: list[Exception | None] = [None] * len(deliveries)
+        if not (
+            isinstance(outbox, StagingOutbox)
+            and isinstance(control, StagingControl)
+            and getattr(control.ledger, "writer", None) is outbox.writer
         ):
-            op = outbox.stage_delivery(delivery)  # no checkpoint until the await: one batch
-            staged = control.stage_delivery(delivery)
-            await writer.result(op)
-            if not staged:  # a remote backend (Redis): its own round trip
-                await self._reconcile(delivery)
-        else:
-            if outbox is not None:
-                await outbox.record_delivery(delivery)
-            await self._reconcile(delivery)
+            for i, delivery in enumerate(deliveries):
+                try:
+                    await self._report_alone(delivery, settled)
+                except Exception as exc:
+                    errors[i] = exc
+            return errors
+        # no checkpoint until the first await: one batch for all
+        staged = [(outbox.stage_delivery(d), control.stage_delivery(d)) for d in deliveries]
+        for i, (delivery, (op, in_ledger)) in enumerate(zip(deliveries, staged, strict=True)):
+            try:
+                early = outbox.settled_early(delivery, await outbox.writer.result(op))
+                if not in_ledger:  # a remote backend (Redis): its own round trip
+                    await self._reconcile(delivery)
+                    if early is not None:
+                        await self._reconcile(early)
+                elif early is not None:  # its ledger row was written with the receipts
+                    control.apply_recorded(early)
+            except Exception as exc:
+                errors[i] = exc
+                continue
+            self._reported(delivery, early, settled)
+        return errors
+
+    async def _report_alone(self, delivery: Delivery, settled: list[Delivery] | None) -> None:
+        outbox = self.outbox
+        early: Delivery | None = None
+        if isinstance(outbox, StagingOutbox):
+            early = outbox.settled_early(delivery, await outbox.record_delivery(delivery))
+        elif outbox is not None:
+            await outbox.record_delivery(delivery)
+        await self._reconcile(delivery)
+        if early is not None:
+            await self._reconcile(early)
+        self._reported(delivery, early, settled)
+
+    def _reported(
+        self, delivery: Delivery, early: Delivery | None, settled: list[Delivery] | None
+    ) -> None:
         self.hook.gateway_delivery_report(delivery=delivery)
+        if early is not None:
+            self.hook.gateway_delivery_report(delivery=early)
+            if settled is not None:
+                settled.append(early)
 
     async def _reconcile(self, delivery: Delivery) -> None:
         if self.contact_control is not None:

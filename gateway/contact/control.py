@@ -157,9 +157,15 @@ class ContactControlBase:
         shares the ledger's writer (no "decided but not queued" gap; a failed write leaves
         neither). Returns the decisions once everything is durable."""
         requests = list(requests)
-        writer = getattr(self.ledger, "writer", None)
+        ledger = self.ledger
+        writer = getattr(ledger, "writer", None)
         stage = getattr(outbox, "stage_decisions", None)
-        if writer is None or stage is None or getattr(outbox, "writer", None) is not writer:
+        if (
+            ledger is None
+            or writer is None
+            or stage is None
+            or getattr(outbox, "writer", None) is not writer
+        ):
             decisions = await self._decide(requests)
             allowed = [d for d in decisions if d.outcome is _ALLOWED]
             if allowed:
@@ -168,12 +174,12 @@ class ContactControlBase:
                 if d.outcome is Outcome.DEFERRED and d.not_before is not None:
                     await outbox.defer(d.request, d.not_before)
             return decisions
-        decisions = await self._evaluate(requests, reserve=True)
+        decisions = self._hold(await self._evaluate(requests, reserve=True))
         # No checkpoint from here to the await: the rows and the entries share one batch.
-        batch = self.ledger.extend(self._count(decisions))  # type: ignore[union-attr]
+        batch = ledger.extend(self._count(decisions))
         staged = stage(decisions)
         try:
-            await writer.durable(batch)
+            await ledger.writer.durable(batch)
         except Exception:
             self._forget(_reserved_ids(decisions))
             raise
@@ -218,8 +224,10 @@ class ContactControlBase:
         if state in self.config.refund_on:
             reason = "rejected" if state == "rejected" else f"refund.{state}"
             return release_event(reason), reason, False
-        if state == "rejected":
-            return "released", "rejected", True
+        if state in ("rejected", "expired", "undeliverable"):
+            # never submitted (refused before the network, or expired in the queue): no
+            # contact; after a submit the contact is committed and keeps counting
+            return "released", state, True
         if state in ("delivered", "unknown"):
             # unknown: the submit answer was lost (a crash mid-send): it may well have reached
             # the subscriber, so it counts rather than being refunded by the timeout
@@ -243,6 +251,13 @@ class ContactControlBase:
             # Not durable (disk full, I/O error): nothing was decided, so nothing stays held.
             self._forget(_reserved_ids(decisions))
             raise
+        return decisions
+
+    def _hold(self, decisions: list[ContactDecision]) -> list[ContactDecision]:
+        """Backend hook: the reservations of ``decisions`` are about to be queued in the outbox
+        with them; a backend that can keeps them counting until the outbox reports a final
+        state (see ``SqliteContactControl._hold``). Synchronous. Returns the decisions as
+        recorded."""
         return decisions
 
     def _forget(self, contact_ids: list[str]) -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 import trio
 
@@ -54,9 +55,10 @@ from gateway.contact.engine import (
 )
 from gateway.contact.ledger import Ledger, ledger_row_from_outbox, load_counter_rows
 from gateway.contact.lists import ListStore
-from gateway.model import ContactRequest
+from gateway.model import ContactDecision, ContactRequest, Outcome
 
 _FS, _RS = "\x1f", "\x1e"
+_HELD = float("inf")  # the expiry of a reservation queued in the outbox (see _hold)
 
 
 def _encode(r: Record) -> str:
@@ -240,6 +242,36 @@ class SqliteContactControl(ContactControlBase):
             results.append(violation)
         return results
 
+    def _hold(self, decisions: list[ContactDecision]) -> list[ContactDecision]:
+        """Reservations queued in the outbox never expire by ``reservation_timeout``: the
+        message may still go out (the SMSC down, the queue long, a restart), and the outbox
+        brings every entry to a final state that commits or releases it (submit, rejection,
+        the entry's own expiry, the unknown of a lost answer). Their ledger rows carry no
+        expiry, so a restart rebuilds them held too. (Committing on enqueue instead would
+        count messages never sent, and a refund could not tell them from real contacts.)"""
+        records, open_ = self._records, self._open
+        held = []
+        for d in decisions:
+            exp = d.reservation_expires_at
+            if d.outcome is Outcome.ALLOWED and exp is not None and d.reason != "duplicate":
+                cid = d.request.contact_id
+                rec = records.get(cid)
+                if rec is not None and rec[STATE] == RESERVED:
+                    records[cid] = make_record(
+                        cid,
+                        rec[MSISDN],
+                        rec[AT],
+                        rec[CHANNEL],
+                        rec[CAMPAIGN],
+                        rec[CLASS],
+                        rec[PRIORITY],
+                        _HELD,
+                    )
+                    open_.pop(cid, None)
+                d = attrs.evolve(d, reservation_expires_at=_HELD)
+            held.append(d)
+        return held
+
     def _forget(self, contact_ids: list[str]) -> None:
         records, history = self._records, self._history
         for cid in contact_ids:
@@ -271,20 +303,29 @@ class SqliteContactControl(ContactControlBase):
                 self.ledger.append(row)
         return True
 
-    def receipt_recorder(self) -> Any:
-        """For the outbox's receipt transaction: ``fn(conn, contact_id, final, now)`` writes the
-        ledger row of the final state's reconciliation (runs in the writer thread: SQL only).
-        The memory follows with :meth:`apply_recorded` once that transaction committed."""
+    def receipt_recorder(self) -> Callable[[sqlite3.Connection, str, str, str, float], None]:
+        """For the outbox's receipt transaction: ``fn(conn, contact_id, prior, final, now)``
+        writes the ledger row that the message's final state asks for (runs in the writer
+        thread: SQL only). The memory follows with :meth:`apply_recorded` once that
+        transaction committed.
+
+        Receipts match a message only once its submit answer is recorded, and that recording
+        committed the contact in the same transaction (or recovery did, for an unknown): so
+        a receipt never writes ``committed``; it writes a refund (``refund_on``) unless the
+        entry's ``prior`` state already was one. Every transition is in the ledger once,
+        whatever the order of submit answer and receipt."""
+        refund = set(self.config.refund_on)
         steps = {}
         for state in ("delivered", "undeliverable", "expired", "rejected", "unknown"):
             step = self._delivery_step(_FinalOnly(state))
-            # only_reserved: a receipt follows a submit, the contact is committed: nothing to do
-            if step is not None and not step[2]:
+            if step is not None and step[0] != "committed" and not step[2]:
                 steps[state] = step[:2]
 
-        def record(conn: sqlite3.Connection, contact_id: str, final: str, now: float) -> None:
+        def record(
+            conn: sqlite3.Connection, contact_id: str, prior: str, final: str, now: float
+        ) -> None:
             step = steps.get(final)
-            if step is not None:
+            if step is not None and prior not in refund:
                 ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
 
         return record

@@ -69,6 +69,7 @@ class Outbox:
                 "resent",
                 "receipts",
                 "receipts_unmatched",
+                "receipts_early",
                 "deferred",
                 "redecided",
                 "purged",
@@ -80,6 +81,10 @@ class Outbox:
     _wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     _unknown_to_report: list = attrs.field(factory=list)
     _next_purge: float = 0.0
+    _next_early_purge: float = 0.0
+    #: contact_id -> (channel, the peer's ids of its parts) for its submit answer's report
+    _submit_ids: dict[str, tuple[str, list[str]]] = attrs.field(factory=dict)
+    _recorder: tuple[tuple[int, int], store.LedgerRecorder] | None = None
     _recovered: bool = True  # False while a start-up recovery failed (retried by the scheduler)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
@@ -172,11 +177,57 @@ class Outbox:
             self.stats["cancelled"] += 1
         return done
 
-    async def record_delivery(self, delivery: Delivery) -> None:
-        await self.writer.result(self.stage_delivery(delivery))
+    async def record_delivery(self, delivery: Delivery) -> Any:
+        """The entry's new state, durable; the op's result (see :meth:`stage_delivery`)."""
+        return await self.writer.result(self.stage_delivery(delivery))
+
+    def ledger_recorder(self) -> store.LedgerRecorder | None:
+        """Contact control's ledger side of a receipt's final state, when its ledger is on
+        this writer (then the two are one transaction); None otherwise (Redis: the report
+        reconciles it)."""
+        control = getattr(self.gateway, "contact_control", None)
+        if (
+            control is not None
+            and getattr(getattr(control, "ledger", None), "writer", None) is self.writer
+            and hasattr(control, "receipt_recorder")
+        ):
+            # built once per control and configuration (a reload may change refund_on)
+            key = (id(control), id(getattr(control, "config", None)))
+            if self._recorder is None or self._recorder[0] != key:
+                self._recorder = (key, control.receipt_recorder())
+            return self._recorder[1]
+        return None
+
+    def settled_early(self, delivery: Delivery, result: Any) -> Delivery | None:
+        """The final delivery that receipts recorded before ``delivery``'s submit answer gave,
+        from the result of its op (see :meth:`stage_delivery`), or None."""
+        if delivery.state is not DeliveryState.SUBMITTED or not isinstance(result, tuple):
+            return None
+        contact_id, final = result
+        if final is None:
+            return None
+        self.stats["receipts_early"] += 1
+        return attrs.evolve(delivery, contact_id=contact_id, state=DeliveryState(final))
 
     def stage_delivery(self, delivery: Delivery) -> list[Any]:
-        """Queue the entry's new state in the writer's pending batch (no await); the op."""
+        """Queue the entry's new state in the writer's pending batch (no await); the op.
+
+        A submit answer whose parts' ids were given to :meth:`OutboxQueue.report_submitted`
+        maps them in the same operation and applies the receipts that overtook it: the op's
+        result is then ``(contact_id, final state)`` when those settled the message (see
+        :meth:`settled_early`)."""
+        ids = self._submit_ids.pop(delivery.contact_id, None)
+        if ids is not None and delivery.state is DeliveryState.SUBMITTED:
+            channel, keys = ids
+            return self.writer.submit(
+                store.record_submitted,
+                channel,
+                delivery.contact_id,
+                keys,
+                delivery.message_id,
+                delivery.at or self.clock(),
+                self.ledger_recorder(),
+            )
         return self.writer.submit(
             store.record_state,
             delivery.contact_id,
@@ -235,7 +286,19 @@ class Outbox:
         # (a reservation past its timeout must not be refunded in the meantime).
         control = getattr(self.gateway, "contact_control", None)
         if control is not None:
-            for contact_id, _ch, _msisdn in reportable:
+            for contact_id, ch, msisdn in reportable:
+                if record_lost is not None and hasattr(control, "apply_recorded"):
+                    # the ledger row was written with the recovery: memory only (once)
+                    control.apply_recorded(
+                        Delivery(
+                            contact_id=contact_id,
+                            channel=ch,
+                            state=DeliveryState.UNKNOWN,
+                            at=self.clock(),
+                            msisdn=msisdn,
+                        )
+                    )
+                    continue
                 try:
                     await control.commit(contact_id)
                 except Exception as exc:  # Redis down: the unknown report below commits it
@@ -335,6 +398,10 @@ class Outbox:
             self._next_purge = now + 600
             purged = await self._call(store.purge_finished, now - self.config.retention)
             self.stats["purged"] += purged
+        if now >= self._next_early_purge:
+            self._next_early_purge = now + 600
+            # a receipt that no submit answer claimed within a day is not ours
+            await self._call(store.purge_early_receipts, now - 86400)
         await self.refresh_depths()
 
 
@@ -420,6 +487,57 @@ class OutboxQueue:
         """Remember the peer's ids of a message's parts, for receipts (survives restarts)."""
         await self.outbox._call(store.map_message_ids, self.channel, contact_id, list(message_ids))
 
+    async def report_submitted(
+        self, delivery: Delivery, message_ids: Sequence[str]
+    ) -> tuple[str, str | None] | None:
+        """Report a submit answer (``delivery``, state submitted) through the gateway with the
+        peer's ids of its parts: the entry's state, the ids, the receipts that overtook the
+        answer and the contact's commit are one transaction. Returns ``(contact_id, final
+        state)`` when such receipts settled the message, else None."""
+        settled, errors = await self.report_submitted_many([(delivery, message_ids)])
+        if errors[0] is not None:
+            raise errors[0]
+        return (settled[0].contact_id, settled[0].state.value) if settled else None
+
+    async def report_submitted_many(
+        self, items: Sequence[tuple[Delivery, Sequence[str]]]
+    ) -> tuple[list[Delivery], list[Exception | None]]:
+        """:meth:`report_submitted` for many submit answers in one group commit. Returns the
+        final deliveries that early receipts gave, and per item its error or None."""
+        ob = self.outbox
+        for delivery, message_ids in items:
+            ob._submit_ids[delivery.contact_id] = (self.channel, list(message_ids))
+        settled: list[Delivery] = []
+        deliveries = [d for d, _ in items]
+        try:
+            many = getattr(ob.gateway, "report_deliveries", None)
+            if many is not None:
+                errors = await many(deliveries, settled=settled)
+            elif ob.gateway is not None:  # a gateway of its own (tests): one report each
+                errors = []
+                for delivery in deliveries:
+                    try:
+                        await ob.gateway.report_delivery(delivery)
+                    except Exception as exc:
+                        errors.append(exc)
+                    else:
+                        errors.append(None)
+            else:
+                errors = []
+                for delivery in deliveries:
+                    try:
+                        early = ob.settled_early(delivery, await ob.record_delivery(delivery))
+                    except Exception as exc:
+                        errors.append(exc)
+                        continue
+                    errors.append(None)
+                    if early is not None:
+                        settled.append(early)
+        finally:
+            for delivery in deliveries:
+                ob._submit_ids.pop(delivery.contact_id, None)
+        return settled, errors
+
     async def settle_receipt(
         self,
         message_id: str,
@@ -433,17 +551,12 @@ class OutboxQueue:
         its reconciliation in contact control and the ``gateway_delivery_report`` observers:
         the receipt and the reconciliation are one transaction when contact control keeps its
         ledger on the outbox's writer. ``error`` is kept for a final state other than
-        delivered. Returns what :meth:`apply_receipt` returns."""
+        delivered. Returns what :meth:`apply_receipt` returns; None for a receipt whose submit
+        answer is not recorded yet: it is then kept durably (``outbox_early_receipts``) and
+        the submit answer's recording applies it (see :meth:`report_submitted`)."""
         ob = self.outbox
         gw = ob.gateway
-        control = getattr(gw, "contact_control", None)
-        recorder = None
-        if (
-            control is not None
-            and getattr(getattr(control, "ledger", None), "writer", None) is ob.writer
-            and hasattr(control, "receipt_recorder")
-        ):
-            recorder = control.receipt_recorder()
+        recorder = ob.ledger_recorder()
         now = ob.clock()
         result = await ob.writer.call(
             store.settle_receipt, self.channel, message_id, state, now, error, recorder
@@ -462,7 +575,7 @@ class OutboxQueue:
             msisdn=msisdn,
         )
         if recorder is not None:
-            control.apply_recorded(delivery)
+            gw.contact_control.apply_recorded(delivery)
             gw.hook.gateway_delivery_report(delivery=delivery)
         else:  # a remote backend (Redis), or no gateway: the ordinary report
             await ob._report(delivery)

@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS outbox_message_ids (
     PRIMARY KEY (channel, message_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_message_contact ON outbox_message_ids (contact_id);
+CREATE TABLE IF NOT EXISTS outbox_early_receipts (
+    channel TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (channel, message_id)
+);
 """
 
 
@@ -269,7 +277,7 @@ def apply_receipt(
 ) -> tuple[str, str | None] | None:
     """Record one segment's receipt: ``(contact_id, overall final state or None)``; None if unknown id."""
     row = conn.execute(
-        "SELECT contact_id FROM outbox_message_ids WHERE channel = ? AND message_id = ?",
+        "SELECT contact_id, segments FROM outbox_message_ids WHERE channel = ? AND message_id = ?",
         (channel, message_id),
     ).fetchone()
     if row is None:
@@ -279,6 +287,8 @@ def apply_receipt(
         "UPDATE outbox_message_ids SET state = ? WHERE channel = ? AND message_id = ?",
         (state, channel, message_id),
     )
+    if row[1] == 1:  # one part: its state is the message's (no second lookup)
+        return contact_id, None if state == "submitted" else state
     states = [
         r[0]
         for r in conn.execute(
@@ -292,6 +302,11 @@ def apply_receipt(
     return contact_id, max(states, key=lambda s: _STATE_RANK.get(s, 1))
 
 
+#: ``fn(conn, contact_id, prior_state, final_state, now)``: the ledger side of a final state
+#: settled by receipts, in the same transaction (see ``SqliteContactControl.receipt_recorder``).
+LedgerRecorder = Callable[[sqlite3.Connection, str, str, str, float], None]
+
+
 def settle_receipt(
     conn: sqlite3.Connection,
     channel: str,
@@ -299,18 +314,82 @@ def settle_receipt(
     state: str,
     now: float,
     error: str | None,
-    record_ledger: Callable[[sqlite3.Connection, str, str, float], None] | None,
+    record_ledger: LedgerRecorder | None,
 ) -> tuple[str, str | None] | None:
     """:func:`apply_receipt`; once the message has its final state, store it on the entry and
-    (``record_ledger``) reconcile the contact in the ledger: all in the caller's transaction."""
+    (``record_ledger``) reconcile the contact in the ledger: all in the caller's transaction.
+
+    A receipt whose id is not mapped yet (it overtook the recording of its submit answer) is
+    kept in ``outbox_early_receipts`` in this same transaction, so it is durable before the
+    SMSC hears it acknowledged; :func:`record_submitted` applies it. Returns None then."""
     result = apply_receipt(conn, channel, message_id, state)
-    if result is None or result[1] is None:
-        return result
+    if result is None:
+        conn.execute(
+            "INSERT OR REPLACE INTO outbox_early_receipts (channel, message_id, state, error, at)"
+            " VALUES (?,?,?,?,?)",
+            (channel, message_id, state, error, now),
+        )
+        return None
     contact_id, final = result
-    record_state(conn, contact_id, final, None, None if final == "delivered" else error, now)
-    if record_ledger is not None:
-        record_ledger(conn, contact_id, final, now)
+    if final is None:
+        return result
+    _settle_final(conn, contact_id, final, now, error, record_ledger)
     return result
+
+
+def _settle_final(
+    conn: sqlite3.Connection,
+    contact_id: str,
+    final: str,
+    now: float,
+    error: str | None,
+    record_ledger: LedgerRecorder | None,
+) -> None:
+    row = conn.execute(
+        "SELECT state FROM outbox_entries WHERE contact_id = ?", (contact_id,)
+    ).fetchone()
+    prior = row[0] if row is not None else ""
+    record_state(conn, contact_id, final, None, None if final == "delivered" else error, now)
+    if record_ledger is not None and prior != final:  # a repeated receipt changes nothing
+        record_ledger(conn, contact_id, prior, final, now)
+
+
+def record_submitted(
+    conn: sqlite3.Connection,
+    channel: str,
+    contact_id: str,
+    message_ids: Sequence[str],
+    message_id: str | None,
+    now: float,
+    record_ledger: LedgerRecorder | None,
+) -> tuple[str, str | None] | None:
+    """A submit answer: the entry becomes ``submitted``, the peer's ids of its parts are mapped
+    (for receipts), and receipts that arrived before it (``outbox_early_receipts``) are applied,
+    all in one transaction. Returns ``(contact_id, final state)`` when those receipts settled
+    the message, else None."""
+    record_state(conn, contact_id, "submitted", message_id, None, now)
+    map_message_ids(conn, channel, contact_id, message_ids)
+    settled: tuple[str, str | None] | None = None
+    for mid in message_ids:
+        early = conn.execute(
+            "SELECT state, error FROM outbox_early_receipts WHERE channel = ? AND message_id = ?",
+            (channel, mid),
+        ).fetchone()
+        if early is None:
+            continue
+        conn.execute(
+            "DELETE FROM outbox_early_receipts WHERE channel = ? AND message_id = ?",
+            (channel, mid),
+        )
+        result = settle_receipt(conn, channel, mid, early[0], now, early[1], record_ledger)
+        if result is not None and result[1] is not None:
+            settled = result
+    return settled
+
+
+def purge_early_receipts(conn: sqlite3.Connection, before: float) -> int:
+    """Forget receipts that matched no submit answer since ``before`` (not ours, or lost)."""
+    return conn.execute("DELETE FROM outbox_early_receipts WHERE at < ?", (before,)).rowcount
 
 
 def cancel(conn: sqlite3.Connection, contact_id: str, reason: str, now: float) -> bool:

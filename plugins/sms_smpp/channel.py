@@ -108,13 +108,13 @@ class SmsChannel(InboundMixin):
     _mo: Reassembler = attrs.field(init=False)
     _draining: bool = False
     _bind_account: dict[str, str] = attrs.field(factory=dict)
-    _orphans: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
     # messages whose receipt is awaited (receipt_timeout > 0): contact_id -> _Awaited, and a
     # heap of (deadline, contact_id); in memory, bounded (see _watch)
     _awaited: dict = attrs.field(factory=dict)
     _deadlines: list = attrs.field(factory=list)
     _unknown: collections.OrderedDict = attrs.field(factory=collections.OrderedDict)
     _watch_wakeup: Any = None
+    _reports_pending: int = 0  # results handed over and not yet recorded (see drain)
 
     def __attrs_post_init__(self) -> None:
         self.name = self.config.channel
@@ -202,7 +202,9 @@ class SmsChannel(InboundMixin):
                 up = any(b.state == "bound" for b in a.binds)
                 if (a.queued and up) or any(b.outstanding or b.unsettled for b in a.binds):
                     return True
-            return False  # what an unreachable SMSC holds stays leased and goes back on exit
+            return (
+                self._reports_pending > 0
+            )  # what an unreachable SMSC holds stays leased and goes back on exit
 
         while busy():  # noqa: ASYNC110 - polls bind counters
             await trio.sleep(0.05)
@@ -335,20 +337,41 @@ class SmsChannel(InboundMixin):
                 job.done = True  # cancelled (pre-empted), lease lost, or a twin: do not send
 
     def on_result(self, job: SubmitJob) -> None:
+        self._reports_pending += 1
+        if job.status is None:
+            # Accepted: its window slot is free now, and its record rides the next group
+            # commit. The entry is on disk as 'sending': a crash before that commit makes it
+            # 'unknown' (counted), so what may have reached the SMSC unrecorded stays bounded
+            # by the window plus one commit's worth of answers.
+            job.settle()
         self._results_send.send_nowait(job)
 
     async def _reporter(self, receive: Any) -> None:
-        """Record every result concurrently: their writes share group commits, and a slow one
-        does not hold up the others (at most window x binds are in flight)."""
+        """Record results as they come: the answers available together are staged together
+        (one group commit, one task for all); failures one task each (retries, finals)."""
         async with receive, trio.open_nursery() as nursery:
             async for job in receive:
-                nursery.start_soon(self._report_job, job)
+                # let the bind finish the answers of the bytes it is reading: they then share
+                # this batch (one task, one staging) instead of one each
+                await trio.lowlevel.checkpoint()
+                accepted, failed = [], []
+                while True:
+                    (accepted if job.status is None else failed).append(job)
+                    try:
+                        job = receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                if accepted:
+                    nursery.start_soon(self._report_accepted, accepted)
+                for job in failed:
+                    nursery.start_soon(self._report_job, job)
 
-    async def _report_job(self, job: SubmitJob) -> None:
-        message = job.context
-        self.stats["resent_segments"] += job.resent
+    async def _report_accepted(self, jobs: list[SubmitJob]) -> None:
+        """Record submit answers: per message its entry, ids, early receipts and commit."""
+        items = []
         try:
-            if job.status is None:
+            for job in jobs:
+                self.stats["resent_segments"] += job.resent
                 self.stats["submitted"] += 1
                 ids = [m or "" for m in job.message_ids]
                 # message ids are unique per SMSC only: the map keys them by account
@@ -356,21 +379,42 @@ class SmsChannel(InboundMixin):
                 keys = [f"{account}/{self._submit_id(account, m)}" for m in ids]
                 # watched before the ids are mapped: a receipt matched from then on ends the watch
                 self._await_receipt(job, ids)
-                try:
-                    async with trio.open_nursery() as nursery:  # one group commit for both
-                        nursery.start_soon(self._queue.map_message_ids, job.key, keys)
-                        nursery.start_soon(
-                            self._final, message, DeliveryState.SUBMITTED, None, ids[0]
-                        )
-                except BaseException:
+                message = job.context
+                delivery = Delivery(
+                    contact_id=message.contact_id,
+                    channel=self.name,
+                    state=DeliveryState.SUBMITTED,
+                    at=time.time(),
+                    message_id=ids[0],
+                    msisdn=message.msisdn,
+                )
+                items.append((delivery, keys))
+            try:
+                settled, errors = await self._queue.report_submitted_many(items)
+            except BaseException:
+                for job in jobs:
                     self._awaited.pop(job.key, None)
-                    raise
-                for key in keys:  # receipts that overtook this submit answer
-                    early = self._orphans.pop(key, None)
-                    if early is not None:
-                        self.stats["receipts_early"] += 1
-                        await self._apply_receipt(key, early[0], early[1])
-                return
+                raise
+            for delivery in settled:  # receipts that came first settled it
+                self._awaited.pop(delivery.contact_id, None)
+            for (delivery, _keys), error in zip(items, errors, strict=True):
+                if error is not None:
+                    self._awaited.pop(delivery.contact_id, None)
+                    structlog.get_logger().error(
+                        "sms.report_failed", contact_id=delivery.contact_id, error=repr(error)
+                    )
+        except Exception as exc:  # one bad batch must not stop the reporter
+            structlog.get_logger().error("sms.report_failed", jobs=len(jobs), error=repr(exc))
+        finally:
+            for job in jobs:
+                job.settle()
+            self._reports_pending -= len(jobs)
+
+    async def _report_job(self, job: SubmitJob) -> None:
+        """Record a failed submit: a retry, or its final state."""
+        message = job.context
+        self.stats["resent_segments"] += job.resent
+        try:
             error = p.status_name(job.status)
             if job.status == p.ESME_RMSGQFUL:
                 # the destination's queue stayed full through queue_full_retries: final
@@ -390,6 +434,7 @@ class SmsChannel(InboundMixin):
             structlog.get_logger().error("sms.report_failed", contact_id=job.key, error=repr(exc))
         finally:
             job.settle()
+            self._reports_pending -= 1
 
     def on_event(self, event: str, **fields: Any) -> None:
         log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)

@@ -3,7 +3,8 @@
 Mixed into :class:`plugins.sms_smpp.channel.SmsChannel` (it uses the channel's queue, accounts,
 statistics and gateway). A receipt names the SMSC's message id; the outbox's persisted map
 turns it into our contact, across binds and restarts. A receipt that overtakes the recording of
-its own submit answer is kept (bounded) and applied when the submit is recorded.
+its own submit answer is kept durably by the outbox before it is acknowledged, and applied in
+the transaction that records the submit answer.
 
 A receipt that does not come: with ``receipt_timeout`` set, a submitted message that asked for
 a receipt is watched; when the timeout passes, the SMSC is asked with query_sm (``query_sm =
@@ -50,6 +51,35 @@ class Awaited:
     deadline: float
 
 
+def fast_receipt(
+    short_message: bytes, receipted_message_id: bytes | str | None, message_state: int | None
+) -> Receipt | None:
+    """``receipt_from_fields`` for the common receipt (both TLVs, and the text's ``err`` in
+    lower case, one word, before ``text:``) without the general text parser (a third of a
+    receipt's cost); None for anything else (then the general one decides). Property-tested
+    equal to ``receipt_from_fields`` where it answers."""
+    if not receipted_message_id or not message_state or not isinstance(short_message, bytes):
+        return None
+    stat = MESSAGE_STATE_TO_STAT.get(message_state)
+    if stat is None:
+        return None
+    mid = (
+        receipted_message_id.decode("latin-1")
+        if isinstance(receipted_message_id, bytes)
+        else receipted_message_id
+    )
+    head, sep, _text = short_message.partition(b" text:")
+    if not sep:
+        return None
+    at = head.rfind(b" err:")
+    if at < 0 or head.lower().count(b"err:") != 1:
+        return None
+    err = head[at + 5 :]
+    if not err.isalnum():
+        return None
+    return Receipt(message_id=mid.rstrip("\x00"), stat=stat, err=err.decode("latin-1"))
+
+
 class InboundMixin:
     """deliver_sm handling for the SMS channel."""
 
@@ -58,7 +88,6 @@ class InboundMixin:
     stats: dict
     gateway: Any
     _queue: Any
-    _orphans: Any
     _mo: Any
     _bind_account: dict
     _awaited: dict
@@ -72,13 +101,17 @@ class InboundMixin:
         return self._on_mo(event)
 
     async def _on_receipt(self, event: p.DeliverSm, account: str) -> int:
-        log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
+        log = structlog.get_logger()  # bound only when it logs (the hot path does not)
         try:
-            receipt = receipt_from_fields(
+            receipt = fast_receipt(
+                event.short_message, event.receipted_message_id, event.message_state
+            ) or receipt_from_fields(
                 event.short_message, event.receipted_message_id, event.message_state
             )
         except ReceiptParseError as exc:
-            log.warning("sms.receipt_unreadable", error=str(exc))
+            log.warning(
+                "sms.receipt_unreadable", plugin="sms_smpp", channel=self.name, error=str(exc)
+            )
             return p.ESME_ROK  # the SMSC would resend the same unreadable text forever
         state = receipt.state
         if state == "submitted":
@@ -86,15 +119,17 @@ class InboundMixin:
         key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
         if not await self._apply_receipt(key, receipt, event.source_addr or None):
             # Not (yet) known: the submit answer may still be on its way to the database, or on
-            # another bind. Keep it a while; recording the submit applies it.
-            now = time.monotonic()
-            while self._orphans and (
-                len(self._orphans) >= 10_000 or now - next(iter(self._orphans.values()))[2] > 300
-            ):
-                self._orphans.popitem(last=False)
-                self.stats["receipts_unmatched"] += 1
-            self._orphans[key] = (receipt, event.source_addr or None, now)
-            log.info("sms.receipt_unmatched", message_id=receipt.message_id, smsc=account)
+            # another bind. The outbox kept it durably before this acknowledgement; recording
+            # the submit answer applies it.
+            self.stats["receipts"] += 1
+            self.stats["receipts_early"] += 1
+            log.info(
+                "sms.receipt_unmatched",
+                plugin="sms_smpp",
+                channel=self.name,
+                message_id=receipt.message_id,
+                smsc=account,
+            )
         return p.ESME_ROK
 
     def _submit_id(self, account: str, message_id: str) -> str:

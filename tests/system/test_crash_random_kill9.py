@@ -271,15 +271,6 @@ def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 9 defect 2: an unknown outcome is held only in memory (Outbox._unknown_to_report), "
-        "so after kill -9 its reservation expires, is refunded and the cap is exceeded "
-        "(resend_unknown off); and a receipt acknowledged to the SMSC before it is durable is "
-        "lost at kill -9, leaving entries 'submitted' for ever (both settings)"
-    ),
-)
 @pytest.mark.parametrize("resend_unknown", [False, True], ids=["resend_off", "resend_on"])
 def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, resend_unknown):
     """20+ kill -9 at random points: no cap exceeded, no blacklisted contact, nothing accepted lost."""
