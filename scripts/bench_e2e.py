@@ -11,7 +11,8 @@ Two figures (issue 9, "one durable write path"):
 
 - ``throughput``: events offered faster than the gateway can go (``--max-load``, every event a
   contact) for ``--duration`` seconds; ``messages_per_s`` is the rate of messages delivered
-  (receipt applied, as the gateway's outbox counts them) over the run, after a warm-up second;
+  (receipt applied, as the gateway's outbox counts them) over the run, after a warm-up second
+  (``submit_sm_per_s``: the rate the simulator accepted submit_sm over the same seconds);
   ``draining_messages_per_s`` the same rate in the seconds after the feed stopped, when only
   the outbox backlog moves (outbox -> SMSC -> receipts, no decisions competing).
 - ``latency``: a fixed offered load (``--load`` events/s, 5,000 by default; ``--contact-ratio``
@@ -291,7 +292,9 @@ class Feed:
 # -- the phases ------------------------------------------------------------------------------
 
 
-def throughput(args: argparse.Namespace, work: Path, xdr_port: int, first: int) -> dict[str, Any]:
+def throughput(
+    args: argparse.Namespace, work: Path, xdr_port: int, first: int, sim: Simulator
+) -> dict[str, Any]:
     feed = Feed(
         xdr_port,
         rate=args.max_load,
@@ -304,9 +307,9 @@ def throughput(args: argparse.Namespace, work: Path, xdr_port: int, first: int) 
     thread = threading.Thread(target=feed.run, daemon=True)
     thread.start()
     time.sleep(1.0)  # warm-up: the outbox fills, the window is busy
-    t0, d0 = time.monotonic(), delivered(work)
+    t0, d0, s0 = time.monotonic(), delivered(work), sim.accepted
     thread.join()
-    t1, d1 = time.monotonic(), delivered(work)
+    t1, d1, s1 = time.monotonic(), delivered(work), sim.accepted
     feed.close()
     # then the backlog alone (no decisions competing): outbox -> SMSC -> receipts
     time.sleep(min(3.0, args.duration))
@@ -314,6 +317,7 @@ def throughput(args: argparse.Namespace, work: Path, xdr_port: int, first: int) 
     return {
         "offered_events_per_s": round(feed.events / feed.elapsed),
         "messages_per_s": round((d1 - d0) / (t1 - t0)),
+        "submit_sm_per_s": round((s1 - s0) / (t1 - t0)),
         "draining_messages_per_s": round((d2 - d1) / (t2 - t1)),
         "delivered": d2 - before,
         "measured_s": round(t1 - t0, 1),
@@ -346,6 +350,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Cores used by each process over ``wall`` seconds (1.0 = one core busy)."""
+    return {name: round((after[name] - before[name]) / wall, 2) for name in before}
+
+
 class Stack:
     """One simulator process and one gatewayd on a fresh state directory under ``work``."""
 
@@ -362,6 +378,14 @@ class Stack:
         self.gateway: subprocess.Popen[bytes] | None = start_gateway(config, work)
         self.ready_s = wait_ready(work, self.gateway, timeout=300)
         print(f"gatewayd ready in {self.ready_s:.1f}s", file=sys.stderr)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by gatewayd and by the simulator."""
+        assert self.gateway is not None and self.sim is not None
+        return {
+            "gatewayd": cpu_seconds(self.gateway.pid),
+            "simulator": cpu_seconds(self.sim.proc.pid),
+        }
 
     def stop(self) -> dict[str, float]:
         """SIGTERM the gateway, stop the simulator; its record (peer -> received at)."""
@@ -394,33 +418,45 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"profiles: {args.profiles} in {time.monotonic() - t:.1f}s", file=sys.stderr)
 
         # each phase on a fresh gateway: no backlog or history of the other
-        stacks.append(stack := Stack(args, work / "throughput", profiles))
-        tp = throughput(args, stack.work, stack.xdr_port, 0)
-        stack.stop()
-        print(f"throughput: {tp}", file=sys.stderr)
-
-        stacks.append(stack := Stack(args, work / "latency", profiles))
-        assert stack.sim is not None
-        lfeed = latency(args, stack.work, stack.xdr_port, 0, stack.sim)
-        received = stack.stop()
-        lat = sorted(
-            (received[peer] - at) * 1000 for peer, at in lfeed.sent_at.items() if peer in received
-        )
-        contacts = len(lfeed.sent_at)
-        lat_fig: dict[str, Any] = {
-            "offered_events_per_s": round(lfeed.events / lfeed.elapsed),
-            "contact_ratio": args.contact_ratio,
-            "contacts": contacts,
-            "submitted": len(lat),
-            "kept_up": len(lat) == contacts,
-        }
-        if lat:  # over the contacts submitted within --settle (all of them if kept_up)
-            lat_fig |= {
-                "p50_ms": round(percentile(lat, 0.50), 1),
-                "p99_ms": round(percentile(lat, 0.99), 1),
-                "max_ms": round(lat[-1], 1),
-                "mean_ms": round(statistics.fmean(lat), 1),
+        result: dict[str, Any] = {}
+        if args.only in (None, "throughput"):
+            stacks.append(stack := Stack(args, work / "throughput", profiles))
+            c0, t0 = stack.cpu(), time.monotonic()
+            assert stack.sim is not None
+            tp = throughput(args, stack.work, stack.xdr_port, 0, stack.sim)
+            tp["cpu_cores"] = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
+            stack.stop()
+            print(f"throughput: {tp}", file=sys.stderr)
+            result["throughput"] = tp
+        if args.only in (None, "latency"):
+            stacks.append(stack := Stack(args, work / "latency", profiles))
+            assert stack.sim is not None
+            c0, t0 = stack.cpu(), time.monotonic()
+            lfeed = latency(args, stack.work, stack.xdr_port, 0, stack.sim)
+            lcpu = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
+            received = stack.stop()
+            lat = sorted(
+                (received[peer] - at) * 1000
+                for peer, at in lfeed.sent_at.items()
+                if peer in received
+            )
+            contacts = len(lfeed.sent_at)
+            lat_fig: dict[str, Any] = {
+                "offered_events_per_s": round(lfeed.events / lfeed.elapsed),
+                "contact_ratio": args.contact_ratio,
+                "contacts": contacts,
+                "submitted": len(lat),
+                "kept_up": len(lat) == contacts,
+                "cpu_cores": lcpu,
             }
+            if lat:  # over the contacts submitted within --settle (all of them if kept_up)
+                lat_fig |= {
+                    "p50_ms": round(percentile(lat, 0.50), 1),
+                    "p99_ms": round(percentile(lat, 0.99), 1),
+                    "max_ms": round(lat[-1], 1),
+                    "mean_ms": round(statistics.fmean(lat), 1),
+                }
+            result["latency"] = lat_fig
         return {
             "bench": "e2e",
             "quick": args.quick,
@@ -431,8 +467,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration,
             "gatewayd_ready_s": round(stacks[0].ready_s, 1),
             "load_average_1m": round(os.getloadavg()[0], 2),
-            "throughput": tp,
-            "latency": lat_fig,
+            **result,
             "targets": {"messages_per_s": 10_000, "p99_ms": 100.0, "at_events_per_s": 5_000},
         }
     finally:
@@ -467,6 +502,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--receipt-delay", type=float, default=0.1, help="the simulator's receipt delay"
     )
     ap.add_argument("--sync", choices=("normal", "full"), default="full", help="sqlite_synchronous")
+    ap.add_argument("--only", choices=("throughput", "latency"), help="run one phase only")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
     ap.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)
