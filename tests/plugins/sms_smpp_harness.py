@@ -174,10 +174,11 @@ async def running_channel(
 
 
 @contextlib.asynccontextmanager
-async def running_simulator(**config: Any):
+async def running_simulator(*, port: int = 0, **config: Any):
+    """The SMSC simulator on loopback (``port`` 0: any free port, in ``sim.port``)."""
     sim = SmscSimulator(SimulatorConfig(**config))
     async with trio.open_nursery() as nursery:
-        await nursery.start(sim.serve)
+        await nursery.start(sim.serve, "127.0.0.1", port)
         yield sim
         nursery.cancel_scope.cancel()
 
