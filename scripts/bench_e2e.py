@@ -1,244 +1,524 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark of the write path: contact requests in, through the real SQLite contact
-control and the durable outbox (one state database, one writer), out over SMPP to the bundled
-SMSC simulator (its own process, a delivery receipt per message), until every receipt is recorded.
+"""End-to-end benchmark: events in, through contact control and the outbox, out to the SMSC.
 
-Usage: bench_e2e.py [--messages N] [--rate R] [--seconds S] [--synchronous full|normal] [--quick]
+A real ``gatewayd`` with the whole path: XDR records over TCP (``signaling_xdr``), profiles
+from a BOSS file (1,000,000 by default), one realtime campaign that turns every
+``location_update`` into an SMS, the SQLite contact control and outbox with
+``sqlite_synchronous = full`` (or ``--sync``), one SMPP bind to the bundled SMSC simulator
+running in its own process and sending delivery receipts.
 
-What enters is what the pipeline hands to contact control after matching: a batch of
-ContactRequest per tick, given to ``decide_and_queue`` (decision, ledger row and outbox entry in
-one transaction), exactly as ``gateway.pipeline.Pipeline.submit`` does. XDR parsing, profile
-lookup and rule matching are not in this figure (``scripts/bench_match.py`` measures them).
+Two figures (issue 9, "one durable write path"):
 
-Variants, in the same run:
+- ``throughput``: events offered faster than the gateway can go (``--max-load``, every event a
+  contact) for ``--duration`` seconds; ``messages_per_s`` is the rate of messages delivered
+  (receipt applied, as the gateway's outbox counts them) over the run, after a warm-up second
+  (``submit_sm_per_s``: the rate the simulator accepted submit_sm over the same seconds);
+  ``draining_messages_per_s`` the same rate in the seconds after the feed stopped, when only
+  the outbox backlog moves (outbox -> SMSC -> receipts, no decisions competing).
+- ``latency``: a fixed offered load (``--load`` events/s, 5,000 by default; ``--contact-ratio``
+  of them become contacts, 1.0 by default: the others are ``periodic_update`` events that no
+  campaign matches) for ``--duration`` seconds; event-to-submit latency is the time the
+  simulator received the submit_sm minus the time written in the XDR record (both this
+  machine's clock), p50/p99 over the messages; ``kept_up`` says whether they all arrived within
+  ``--settle`` seconds after the load stopped.
 
-- ``max``: N requests offered as fast as the outbox takes them (kept at most 20,000 ahead);
-  messages/s from the first request to the last receipt recorded.
-- ``rate``: R requests/s (default 5,000) for S seconds (default 10), in ticks of 10 ms;
-  latency from the request's tick to its submit answer recorded (p50/p99/max), and whether
-  the path kept up.
+Targets: at least 10,000 messages/s with receipts, p99 under 100 ms at 5,000 events/s.
 
-``cpu_us_per_message`` is this process's CPU time (event loop and SQLite thread) per message;
-the simulator's own CPU is not in it. The machine is shared: CPU per message is the robust
-figure. The last line of stdout is one JSON object.
+    .venv/bin/python scripts/bench_e2e.py            # 1,000,000 profiles, 10 s per phase
+    .venv/bin/python scripts/bench_e2e.py --quick    # 20,000 profiles, 3 s per phase
+
+The last line of stdout is one JSON object (STYLE.md rule 16).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-
-import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_smpp import start_simulator  # noqa: E402
-
-from gateway.app import Gateway  # noqa: E402
-from gateway.contact import plugin as contact_plugin  # noqa: E402
-from gateway.contact.config import parse_contact_config  # noqa: E402
-from gateway.model import ContactRequest  # noqa: E402
-from gateway.outbox import OutboxConfig  # noqa: E402
-from gateway.outbox import plugin as outbox_plugin  # noqa: E402
-from plugins.sms_smpp.channel import SmsChannel  # noqa: E402
-from plugins.sms_smpp.config import parse_sms_config  # noqa: E402
+MSISDN_BASE = 8613800000000  # scripts/gen_profiles.py numbers its subscribers from here
+CAMPAIGN = "bench-e2e"
 
 
-class Hooks:
-    def __init__(self) -> None:
-        self.sent_at: dict[str, float] = {}
-        self.latencies: list[float] = []
-        self.final = 0
-        self.target = 0
-        self.done = trio.Event()
-
-    def gateway_delivery_report(self, delivery: Any) -> None:
-        if delivery.state.value == "submitted":
-            t = self.sent_at.pop(delivery.contact_id, None)
-            if t is not None:
-                self.latencies.append(time.perf_counter() - t)
-        elif delivery.state.final:
-            self.final += 1
-            if self.final >= self.target:
-                self.done.set()
-
-    def gateway_mo_message(self, message: Any) -> None:
-        pass
-
-    def gateway_contact_recorded(self, decision: Any) -> None:
-        pass
+# -- the simulator, in its own process ------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def running(port: int, synchronous: str, hooks: Hooks, state: Path) -> Any:
-    ocfg = OutboxConfig()
-    ccfg = parse_contact_config({"timezone": "UTC", "synchronous": synchronous})
-    config = SimpleNamespace(
-        sections={"outbox": ocfg, "contact": ccfg},
-        plugins={},
-        gateway=SimpleNamespace(sqlite_synchronous=synchronous, timezone="UTC"),
-    )
-    gw = Gateway(config=config, hook=hooks, state_dir=state)
-    sms = parse_sms_config(
-        {
-            "smsc": [
-                {
-                    "name": "sim",
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "system_id": "gateway",
-                    "password": "secret",
-                    "window": 64,
-                    "registered_delivery": 1,
-                    "enquire_link_interval": 0,
-                    "source_addr": "10086",
-                }
-            ]
-        }
-    )
-    async with contextlib.AsyncExitStack() as stores:
-        for plugin in (contact_plugin, outbox_plugin):  # the daemon's order
-            for store in plugin.gateway_stores(gateway=gw):
-                await stores.enter_async_context(store)
+def serve_simulator(args: argparse.Namespace) -> None:
+    """``--serve-simulator``: run the SMSC simulator; stats on stdout; its record at SIGTERM.
+
+    Prints ``{"port": N}`` once listening, then ``{"accepted": N, ...}`` every 0.2 s. At SIGTERM
+    writes ``--record`` (one ``peer received_at`` line per submit_sm) and exits.
+    """
+    import trio
+
+    from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
+
+    sim = SmscSimulator(SimulatorConfig(receipt_delay=args.receipt_delay))
+
+    async def main() -> None:
         async with trio.open_nursery() as nursery:
-            for service in outbox_plugin.gateway_services(gateway=gw):
-                await nursery.start(service.run)
-            await nursery.start(SmsChannel(gw, sms).run)
-            yield gw
+            port = await nursery.start(sim.serve, "127.0.0.1", 0)
+            print(json.dumps({"port": port}), flush=True)
+
+            async def report() -> None:
+                while True:
+                    await trio.sleep(0.2)
+                    print(
+                        json.dumps(
+                            {
+                                "accepted": len(sim.submitted),
+                                "deliver_sm": sim.stats.get("deliver_sm_sent", 0),
+                            }
+                        ),
+                        flush=True,
+                    )
+
+            nursery.start_soon(report)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    break
+            with open(args.record, "w", encoding="ascii") as out:
+                for s in sim.submitted:
+                    peer = s.short_message.decode("ascii", "replace").rsplit(" ", 1)[-1]
+                    out.write(f"{peer} {s.received_at:.6f}\n")
             nursery.cancel_scope.cancel()
 
+    trio.run(main)
 
-def requests(start: int, n: int, tag: str) -> list[ContactRequest]:
-    now = time.time()
-    return [
-        ContactRequest(
-            contact_id=f"{tag}{i}",
-            msisdn=f"86138{i:08d}",
-            campaign_id="bench",
-            channel="sms",
-            content={"text": "Your bill is ready."},
-            created_at=now,
+
+class Simulator:
+    """The simulator process, and the latest count of submit_sm it accepted."""
+
+    def __init__(self, work: Path, receipt_delay: float) -> None:
+        self.record = work / "simulator-record.txt"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve-simulator",
+                "--record",
+                str(self.record),
+                "--receipt-delay",
+                str(receipt_delay),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        for i in range(start, start + n)
-    ]
+        assert self.proc.stdout is not None
+        self.port = json.loads(self.proc.stdout.readline())["port"]
+        self.accepted = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.accepted = json.loads(line).get("accepted", self.accepted)
+
+    def stop(self) -> dict[str, float]:
+        """Stop it; returns peer -> time the submit_sm was received (first one)."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        received: dict[str, float] = {}
+        with open(self.record, encoding="ascii") as f:
+            for line in f:
+                peer, at = line.split()
+                received.setdefault(peer, float(at))
+        return received
 
 
-async def run_max(port: int, messages: int, synchronous: str) -> dict[str, Any]:
-    hooks = Hooks()
-    hooks.target = messages
-    with tempfile.TemporaryDirectory() as tmp:
-        async with running(port, synchronous, hooks, Path(tmp)) as gw:
-            control, outbox = gw.contact_control, gw.outbox
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            commits0 = outbox.writer.commits
-            sent = 0
-            while sent < messages:
-                if outbox.depth("sms") > 20_000:
-                    await trio.sleep(0.005)
-                    continue
-                n = min(1000, messages - sent)
-                batch = requests(sent, n, "m")
-                now = time.perf_counter()
-                for r in batch:
-                    hooks.sent_at[r.contact_id] = now
-                await control.decide_and_queue(batch, outbox)
-                sent += n
-            await hooks.done.wait()
-            elapsed = time.perf_counter() - t0
-            cpu = time.process_time() - cpu0
-            commits = outbox.writer.commits - commits0
+# -- the gateway -----------------------------------------------------------------------------
+
+
+def write_config(
+    work: Path, args: argparse.Namespace, *, sim_port: int, xdr_port: int, profiles: Path
+) -> Path:
+    campaigns = work / "campaigns"
+    campaigns.mkdir()
+    (campaigns / "bench.toml").write_text(
+        f'id = "{CAMPAIGN}"\nname = "bench"\nclass = "marketing"\npriority = 50\n'
+        'kind = "realtime"\nchannels = ["sms"]\ninitial_state = "running"\n\n'
+        '[content.sms]\ntext = "bench {peer}"\n\n[trigger]\nevents = ["location_update"]\n'
+    )
+    config = work / "gateway.toml"
+    config.write_text(
+        f"""\
+[gateway]
+state_dir = "{work / "state"}"
+control_socket = "{work / "control.sock"}"
+timezone = "UTC"
+drain_deadline = "5s"
+sqlite_synchronous = "{args.sync}"
+
+[logging]
+level = "warning"
+format = "json"
+
+[campaigns]
+directory = "{campaigns}"
+
+[profiles]
+file = "{profiles}"
+
+[plugins.signaling_xdr]
+listen = "127.0.0.1:{xdr_port}"
+columns = ["time", "msisdn", "event", "peer"]
+
+[plugins.sms_smpp]
+
+[[plugins.sms_smpp.smsc]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "gateway"
+password = "secret"
+window = {args.window}
+registered_delivery = 1
+source_addr = "10086"
+"""
+    )
+    return config
+
+
+def start_gateway(config: Path, work: Path) -> subprocess.Popen[bytes]:
+    gatewayd = Path(sys.executable).parent / "gatewayd"
+    cmd = [str(gatewayd)] if gatewayd.exists() else [sys.executable, "-m", "gateway.daemon"]
+    log = open(work / "gatewayd.log", "wb")  # closed with the process
+    return subprocess.Popen([*cmd, "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+
+
+def ctl(work: Path, cmd: str, *argv: str) -> dict[str, Any]:
+    from gateway.ctl import request
+
+    return request(work / "control.sock", cmd, list(argv), timeout=30)
+
+
+def wait_ready(work: Path, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    from gateway.ctl import Unreachable
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"gatewayd exited with {proc.returncode}: see {work / 'gatewayd.log'}")
+        try:
+            if (
+                ctl(work, "status")["ok"]
+                and ctl(work, "smpp")["data"]["smsc"]["sim"]["binds"][0]["state"] == "bound"
+            ):
+                return time.monotonic() - started
+        except (Unreachable, KeyError, IndexError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gatewayd not ready within {timeout}s: see {work / 'gatewayd.log'}")
+
+
+def delivered(work: Path) -> int:
+    return int(ctl(work, "outbox")["data"]["states"].get("delivered", 0))
+
+
+# -- the probe -------------------------------------------------------------------------------
+
+
+class Feed:
+    """Sends XDR records at ``rate`` events/s for ``duration`` s over one TCP connection.
+
+    Each record carries the time it is written (epoch seconds, microseconds) and a unique peer
+    (``prefix`` + number) that the campaign copies into the SMS text. ``contact_ratio`` of the
+    events are ``location_update`` (a contact each), the others ``periodic_update`` (no match).
+    Subscribers are taken in turn from ``first`` on, so every contact is a new one.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        rate: float,
+        duration: float,
+        prefix: str,
+        first: int,
+        profiles: int,
+        contact_ratio: float = 1.0,
+    ) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.rate, self.duration, self.prefix = rate, duration, prefix
+        self.first, self.profiles, self.contact_ratio = first, profiles, contact_ratio
+        self.sent_at: dict[str, float] = {}  # peer -> time in its record (contacts only)
+        self.events = 0
+        self.elapsed = 0.0
+
+    def run(self) -> None:
+        start = time.time()
+        every = round(1 / self.contact_ratio) if self.contact_ratio < 1 else 1
+        i = 0
+        while True:
+            now = time.time()
+            if now - start >= self.duration:
+                break
+            due = min(int((now - start) * self.rate), int(self.duration * self.rate)) - i
+            if due <= 0:
+                time.sleep(0.002)
+                continue
+            lines = []
+            for _ in range(min(due, 2000)):
+                msisdn = MSISDN_BASE + (self.first + i) % self.profiles
+                if i % every == 0:
+                    peer = f"{self.prefix}{i}"
+                    self.sent_at[peer] = now
+                    lines.append(f"{now:.6f}|{msisdn}|location_update|{peer}\n")
+                else:
+                    lines.append(f"{now:.6f}|{msisdn}|periodic_update|-\n")
+                i += 1
+            self.sock.sendall("".join(lines).encode())
+        self.events = i
+        self.elapsed = time.time() - start
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- the phases ------------------------------------------------------------------------------
+
+
+def throughput(
+    args: argparse.Namespace, work: Path, xdr_port: int, first: int, sim: Simulator
+) -> dict[str, Any]:
+    feed = Feed(
+        xdr_port,
+        rate=args.max_load,
+        duration=args.duration,
+        prefix="T",
+        first=first,
+        profiles=args.profiles,
+    )
+    before = delivered(work)
+    thread = threading.Thread(target=feed.run, daemon=True)
+    thread.start()
+    time.sleep(1.0)  # warm-up: the outbox fills, the window is busy
+    t0, d0, s0 = time.monotonic(), delivered(work), sim.accepted
+    thread.join()
+    t1, d1, s1 = time.monotonic(), delivered(work), sim.accepted
+    feed.close()
+    # then the backlog alone (no decisions competing): outbox -> SMSC -> receipts
+    time.sleep(min(3.0, args.duration))
+    t2, d2 = time.monotonic(), delivered(work)
     return {
-        "messages": messages,
-        "seconds": round(elapsed, 3),
-        "messages_per_s": round(messages / elapsed, 1),
-        "cpu_us_per_message": round(1e6 * cpu / messages, 1),
-        "commits_per_message": round(commits / messages, 3),
-        "target_messages_per_s": 10_000,
+        "offered_events_per_s": round(feed.events / feed.elapsed),
+        "messages_per_s": round((d1 - d0) / (t1 - t0)),
+        "submit_sm_per_s": round((s1 - s0) / (t1 - t0)),
+        "draining_messages_per_s": round((d2 - d1) / (t2 - t1)),
+        "delivered": d2 - before,
+        "measured_s": round(t1 - t0, 1),
+        "events": feed.events,
     }
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+def latency(
+    args: argparse.Namespace, work: Path, xdr_port: int, first: int, sim: Simulator
+) -> Feed:
+    feed = Feed(
+        xdr_port,
+        rate=args.load,
+        duration=args.duration,
+        prefix="L",
+        first=first,
+        profiles=args.profiles,
+        contact_ratio=args.contact_ratio,
+    )
+    base = sim.accepted
+    feed.run()
+    deadline = time.monotonic() + args.settle
+    while sim.accepted - base < len(feed.sent_at) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    feed.close()
+    return feed
 
 
-async def run_rate(port: int, rate: int, seconds: float, synchronous: str) -> dict[str, Any]:
-    hooks = Hooks()
-    total = int(rate * seconds)
-    hooks.target = total
-    tick = 0.01
-    with tempfile.TemporaryDirectory() as tmp:
-        async with running(port, synchronous, hooks, Path(tmp)) as gw:
-            control, outbox = gw.contact_control, gw.outbox
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            sent, k = 0, 0
-            while sent < total:
-                k += 1
-                due = min(total, int(rate * k * tick))
-                n = due - sent
-                if n > 0:
-                    batch = requests(sent, n, "r")
-                    now = time.perf_counter()
-                    for r in batch:
-                        hooks.sent_at[r.contact_id] = now
-                    await control.decide_and_queue(batch, outbox)
-                    sent = due
-                await trio.sleep_until(
-                    trio.current_time() + max(0.0, t0 + k * tick - time.perf_counter())
-                )
-            offered = time.perf_counter() - t0
-            with trio.move_on_after(30):
-                await hooks.done.wait()
-            elapsed = time.perf_counter() - t0
-            cpu = time.process_time() - cpu0
-    lat = hooks.latencies
-    return {
-        "rate": rate,
-        "messages": total,
-        "offered_seconds": round(offered, 2),
-        "seconds_to_last_receipt": round(elapsed, 2),
-        "kept_up": offered < seconds * 1.05 and elapsed < seconds + 2.0,
-        "submit_p50_ms": round(1e3 * pct(lat, 0.50), 2),
-        "submit_p99_ms": round(1e3 * pct(lat, 0.99), 2),
-        "submit_max_ms": round(1e3 * max(lat), 2) if lat else None,
-        "cpu_us_per_message": round(1e6 * cpu / total, 1),
-        "target_p99_ms": 100,
-    }
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--messages", type=int, default=0)
-    ap.add_argument("--rate", type=int, default=5000)
-    ap.add_argument("--seconds", type=float, default=0)
-    ap.add_argument("--synchronous", default="full", choices=("full", "normal"))
-    ap.add_argument("--quick", action="store_true", help="20,000 messages, 4 s at the rate")
-    args = ap.parse_args()
-    messages = args.messages or (20_000 if args.quick else 100_000)
-    seconds = args.seconds or (4.0 if args.quick else 10.0)
-    proc, port = start_simulator(receipt_delay=0.1)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Cores used by each process over ``wall`` seconds (1.0 = one core busy)."""
+    return {name: round((after[name] - before[name]) / wall, 2) for name in before}
+
+
+class Stack:
+    """One simulator process and one gatewayd on a fresh state directory under ``work``."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, profiles: Path) -> None:
+        self.work = work
+        work.mkdir()
+        self.sim: Simulator | None = Simulator(work, args.receipt_delay)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.xdr_port = s.getsockname()[1]
+        config = write_config(
+            work, args, sim_port=self.sim.port, xdr_port=self.xdr_port, profiles=profiles
+        )
+        self.gateway: subprocess.Popen[bytes] | None = start_gateway(config, work)
+        self.ready_s = wait_ready(work, self.gateway, timeout=300)
+        print(f"gatewayd ready in {self.ready_s:.1f}s", file=sys.stderr)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by gatewayd and by the simulator."""
+        assert self.gateway is not None and self.sim is not None
+        return {
+            "gatewayd": cpu_seconds(self.gateway.pid),
+            "simulator": cpu_seconds(self.sim.proc.pid),
+        }
+
+    def stop(self) -> dict[str, float]:
+        """SIGTERM the gateway, stop the simulator; its record (peer -> received at)."""
+        assert self.gateway is not None and self.sim is not None
+        self.gateway.send_signal(signal.SIGTERM)
+        self.gateway.wait(60)
+        self.gateway = None
+        received = self.sim.stop()
+        self.sim = None
+        return received
+
+    def kill(self) -> None:
+        if self.gateway is not None:
+            self.gateway.kill()
+            self.gateway.wait()
+        if self.sim is not None:
+            self.sim.proc.kill()
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gen_profiles import generate
+
+    work = Path(tempfile.mkdtemp(prefix="gw-e2e-", dir="/tmp"))
+    profiles = work / "profiles.csv"
+    stacks: list[Stack] = []
     try:
-        result = {
-            "synchronous": args.synchronous,
-            "max": trio.run(run_max, port, messages, args.synchronous),
-            "rate": trio.run(run_rate, port, args.rate, seconds, args.synchronous),
+        t = time.monotonic()
+        generate(str(profiles), args.profiles)
+        print(f"profiles: {args.profiles} in {time.monotonic() - t:.1f}s", file=sys.stderr)
+
+        # each phase on a fresh gateway: no backlog or history of the other
+        result: dict[str, Any] = {}
+        if args.only in (None, "throughput"):
+            stacks.append(stack := Stack(args, work / "throughput", profiles))
+            c0, t0 = stack.cpu(), time.monotonic()
+            assert stack.sim is not None
+            tp = throughput(args, stack.work, stack.xdr_port, 0, stack.sim)
+            tp["cpu_cores"] = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
+            stack.stop()
+            print(f"throughput: {tp}", file=sys.stderr)
+            result["throughput"] = tp
+        if args.only in (None, "latency"):
+            stacks.append(stack := Stack(args, work / "latency", profiles))
+            assert stack.sim is not None
+            c0, t0 = stack.cpu(), time.monotonic()
+            lfeed = latency(args, stack.work, stack.xdr_port, 0, stack.sim)
+            lcpu = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
+            received = stack.stop()
+            lat = sorted(
+                (received[peer] - at) * 1000
+                for peer, at in lfeed.sent_at.items()
+                if peer in received
+            )
+            contacts = len(lfeed.sent_at)
+            lat_fig: dict[str, Any] = {
+                "offered_events_per_s": round(lfeed.events / lfeed.elapsed),
+                "contact_ratio": args.contact_ratio,
+                "contacts": contacts,
+                "submitted": len(lat),
+                "kept_up": len(lat) == contacts,
+                "cpu_cores": lcpu,
+            }
+            if lat:  # over the contacts submitted within --settle (all of them if kept_up)
+                lat_fig |= {
+                    "p50_ms": round(percentile(lat, 0.50), 1),
+                    "p99_ms": round(percentile(lat, 0.99), 1),
+                    "max_ms": round(lat[-1], 1),
+                    "mean_ms": round(statistics.fmean(lat), 1),
+                }
+            result["latency"] = lat_fig
+        return {
+            "bench": "e2e",
+            "quick": args.quick,
+            "profiles": args.profiles,
+            "window": args.window,
+            "sqlite_synchronous": args.sync,
+            "receipt_delay_s": args.receipt_delay,
+            "duration_s": args.duration,
+            "gatewayd_ready_s": round(stacks[0].ready_s, 1),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            **result,
+            "targets": {"messages_per_s": 10_000, "p99_ms": 100.0, "at_events_per_s": 5_000},
         }
     finally:
-        proc.terminate()
-        proc.wait(10)
-    print(json.dumps(result))
+        for stack in stacks:
+            stack.kill()
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="20,000 profiles, 3 s per phase")
+    ap.add_argument("--profiles", type=int, default=None, help="default 1,000,000")
+    ap.add_argument("--window", type=int, default=100, help="SMPP window of the one bind")
+    ap.add_argument("--load", type=float, default=5000.0, help="events/s of the latency phase")
+    ap.add_argument(
+        "--contact-ratio",
+        type=float,
+        default=1.0,
+        help="latency phase: share of events that are contacts",
+    )
+    ap.add_argument(
+        "--max-load", type=float, default=20000.0, help="events/s offered in the throughput phase"
+    )
+    ap.add_argument("--duration", type=float, default=None, help="seconds per phase (default 10)")
+    ap.add_argument(
+        "--settle", type=float, default=30.0, help="seconds to wait for the latency phase's submits"
+    )
+    ap.add_argument(
+        "--receipt-delay", type=float, default=0.1, help="the simulator's receipt delay"
+    )
+    ap.add_argument("--sync", choices=("normal", "full"), default="full", help="sqlite_synchronous")
+    ap.add_argument("--only", choices=("throughput", "latency"), help="run one phase only")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
+    ap.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--record", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.profiles is None:
+        args.profiles = 20_000 if args.quick else 1_000_000
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 10.0
+    if not 0 < args.contact_ratio <= 1:
+        ap.error("--contact-ratio must be in (0, 1]")
+    return args
 
 
 if __name__ == "__main__":
-    main()
+    arguments = parse_args()
+    if arguments.serve_simulator:
+        serve_simulator(arguments)
+    else:
+        print(json.dumps(main(arguments)))

@@ -1,4 +1,9 @@
-"""A small in-memory ContactControl (gateway.contracts.ContactControl) for outbox/channel tests.
+"""A small in-memory ContactControl for FAULT-INJECTION tests of the outbox only.
+
+Outbox and channel tests run against the real SQLite contact control (see
+tests/gateway/outbox/outbox_stack.py and tests/plugins/sms_smpp_harness.py); this fake stays for
+the three outbox tests that need a control that fails on purpose (flaky decisions, a failing
+report, one bad operation), where the real one cannot be made to fail that way.
 
 Allows everything except msisdns listed in ``deferred`` (DEFERRED until ``not_before``);
 records commits, releases and reconciled deliveries so tests can check the channel told it.

@@ -105,12 +105,9 @@ class Running:
         return await self.control.decide_many(list(requests))
 
     async def send(self, *requests: ContactRequest) -> list[ContactDecision]:
-        """Decide, queue the ALLOWED ones, return every decision (the pipeline's path)."""
-        decisions = await self.decide(requests)
-        allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]
-        if allowed:
-            await self.outbox.enqueue_many(allowed)
-        return decisions
+        """Decide and queue the ALLOWED ones in one transaction, return every decision (the
+        pipeline's path: ``decide_and_queue``)."""
+        return await self.control.decide_and_queue(list(requests), self.outbox)
 
     async def send_allowed(self, *requests: ContactRequest) -> None:
         """Like :meth:`send`, and contact control must have allowed every one."""
@@ -174,10 +171,11 @@ async def running_channel(
 
 
 @contextlib.asynccontextmanager
-async def running_simulator(**config: Any):
+async def running_simulator(*, port: int = 0, **config: Any):
+    """The SMSC simulator on loopback (``port`` 0: any free port, in ``sim.port``)."""
     sim = SmscSimulator(SimulatorConfig(**config))
     async with trio.open_nursery() as nursery:
-        await nursery.start(sim.serve)
+        await nursery.start(sim.serve, "127.0.0.1", port)
         yield sim
         nursery.cancel_scope.cancel()
 

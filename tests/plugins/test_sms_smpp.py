@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import attrs
+import trio
 
 from gateway.model import ContactDecision, Outcome
 from tests.plugins.sms_smpp_harness import (
@@ -396,3 +398,20 @@ async def test_caps_and_blacklist_hold_at_the_channel_boundary(tmp_path):
             "8619900000001",
             "8619900000001",
         ]
+
+
+async def test_message_waiting_in_the_outbox_keeps_its_place_under_the_cap(tmp_path):
+    """A message queued longer than reservation_timeout (SMSC down) and a later one: at most one reaches the subscriber under a cap of 1."""
+    with socket.socket() as s:  # a port with no SMSC behind it yet
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    contact = {**SMS_CAP_1, "reservation_timeout": "1s"}
+    async with running_channel(tmp_path, [smsc_table(port)], contact=contact) as h:
+        await h.send_allowed(request("first", "8613800000001"))
+        await trio.sleep(1.3)  # real time: the SMSC stays unreachable past the reservation
+        await h.send(request("second", "8613800000001"))
+        async with running_simulator(port=port) as sim:
+            await wait_for(lambda: sim.bound())
+            with trio.move_on_after(1.0):
+                await wait_for(lambda: len(sim.submitted) >= 2)
+            assert [s.destination_addr for s in sim.submitted] == ["8613800000001"]

@@ -11,8 +11,13 @@ import pytest
 import structlog
 
 from gateway.logging import configure_logging
-from tests.fakes.fake_contact_control import allowed
-from tests.plugins.sms_smpp_harness import running_channel, running_simulator, smsc_table, wait_for
+from tests.plugins.sms_smpp_harness import (
+    request,
+    running_channel,
+    running_simulator,
+    smsc_table,
+    wait_for,
+)
 
 
 def _states(h, contact_id: str) -> list[str]:
@@ -25,7 +30,7 @@ async def test_withheld_receipt_becomes_unknown_after_receipt_timeout(tmp_path):
         running_simulator(receipt_delay=None) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, receipt_timeout="0.3s")]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"w{i}", f"86138000000{i:02d}") for i in range(5)])
+        await h.send_allowed(*[request(f"w{i}", f"86138000000{i:02d}") for i in range(5)])
         await wait_for(lambda: len(h.observed.final()) == 5)
         assert set(h.observed.final().values()) == {"unknown"}
         assert _states(h, "w0") == ["submitted", "unknown"]
@@ -40,9 +45,7 @@ async def test_late_receipt_queried_with_query_sm(tmp_path):
     async with running_simulator(receipt_delay=None, undeliverable_prefixes=("86139",)) as sim:
         table = smsc_table(sim.port, receipt_timeout="0.3s", query_sm=True)
         async with running_channel(tmp_path, [table]) as h:
-            await h.outbox.enqueue_many(
-                [allowed("q1", "8613800000001"), allowed("q2", "8613900000002")]
-            )
+            await h.send_allowed(*[request("q1", "8613800000001"), request("q2", "8613900000002")])
             await wait_for(lambda: len(h.observed.final()) == 2)
             assert h.observed.final() == {"q1": "delivered", "q2": "undeliverable"}
             assert sim.stats["query_sm"] == 2 and h.channel.stats["receipts_queried"] == 2
@@ -54,7 +57,7 @@ async def test_smsc_without_query_sm_gives_unknown(tmp_path):
     async with running_simulator(receipt_delay=None, query_sm=False) as sim:
         table = smsc_table(sim.port, receipt_timeout="0.3s", query_sm=True)
         async with running_channel(tmp_path, [table]) as h:
-            await h.outbox.enqueue(allowed("n1"))
+            await h.send_allowed(request("n1"))
             await wait_for(lambda: "n1" in h.observed.final())
             assert h.observed.final() == {"n1": "unknown"}
             assert h.channel.stats["receipt_timeouts"] == 1
@@ -67,7 +70,7 @@ async def test_receipt_after_unknown_settles_the_message(tmp_path):
         running_simulator(receipt_delay=1.0) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, receipt_timeout="0.2s")]) as h,
     ):
-        await h.outbox.enqueue(allowed("late"))
+        await h.send_allowed(request("late"))
         await wait_for(lambda: "unknown" in _states(h, "late"))
         await wait_for(lambda: h.observed.final().get("late") == "delivered")
         assert _states(h, "late") == ["submitted", "unknown", "delivered"]
@@ -80,9 +83,9 @@ async def test_queue_full_for_one_destination_is_retried_bounded_and_rejected(tm
     async with running_simulator(receipt_delay=0.02, queue_full={"8613900000001": -1}) as sim:
         table = smsc_table(sim.port, queue_full_retries=2, queue_full_delay="0.2s")
         async with running_channel(tmp_path, [table]) as h:
-            await h.outbox.enqueue_many(
-                [allowed("full", "8613900000001")]
-                + [allowed(f"ok{i}", f"86138000000{i:02d}") for i in range(20)]
+            await h.send_allowed(
+                *[request("full", "8613900000001")]
+                + [request(f"ok{i}", f"86138000000{i:02d}") for i in range(20)]
             )
             await wait_for(lambda: len(h.observed.final()) == 21)
             final = h.observed.final()
@@ -105,9 +108,7 @@ async def test_separate_transmitter_and_receiver_binds(tmp_path):
         async with running_channel(tmp_path, [tx, rx]) as h:
             await wait_for(lambda: len(sim.bound()) == 2)
             assert sorted(sim.bound()) == [("gateway", "receiver"), ("gateway", "transmitter")]
-            await h.outbox.enqueue_many(
-                [allowed(f"t{i}", f"86138000000{i:02d}") for i in range(10)]
-            )
+            await h.send_allowed(*[request(f"t{i}", f"86138000000{i:02d}") for i in range(10)])
             await wait_for(lambda: len(h.observed.final()) == 10)
             assert set(h.observed.final().values()) == {"delivered"}
             assert {s.connection for s in sim.submitted} == {
@@ -167,7 +168,7 @@ async def test_receipt_watch_memory_follows_the_messages_awaited(tmp_path):
         running_simulator(receipt_delay=0.0) as sim,
         running_channel(tmp_path, [smsc_table(sim.port, receipt_timeout="1h", window=50)]) as h,
     ):
-        await h.outbox.enqueue_many([allowed(f"m{i}", f"8613{i:09d}") for i in range(12_000)])
+        await h.send_allowed(*[request(f"m{i}", f"8613{i:09d}") for i in range(12_000)])
         await wait_for(lambda: len(h.observed.final()) == 12_000, limit=60)
         assert set(h.observed.final().values()) == {"delivered"}
         assert len(h.channel._awaited) == 0
