@@ -197,13 +197,18 @@ class TwoWay:
             self._publish()
 
     def record_offer(self, decision: ContactDecision) -> None:
-        """An allowed contact of a campaign with ``[reply]`` is an open offer (no await)."""
+        """An allowed contact of a campaign with ``[reply]``, in the campaign's own class, is an
+        open offer (no await). A message of another class under the campaign's id (the order
+        result SMS of boss_orders, an opt-out confirmation: service class) answers the
+        subscriber and opens no offer, or a repeated "Y" would accept it."""
         if decision.outcome is not Outcome.ALLOWED or decision.reason == "duplicate":
             return
         campaigns = self.gateway.campaigns
         r = decision.request
         cdef = campaigns.get(r.campaign_id) if campaigns is not None else None
         if cdef is None or cdef.reply is None or self.store is None:
+            return
+        if r.campaign_class != cdef.campaign.campaign_class:
             return
         at = decision.decided_at
         offer = Offer(

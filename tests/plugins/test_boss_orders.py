@@ -1,6 +1,6 @@
 """The product order on acceptance, end to end: a real gateway, the SMSC simulator, a fake
-BOSS over real HTTP (SOAP 1.1 and JSON); the acceptance hook is fired directly (two-way SMS
-routing of a "Y" reply lives in the batch engineer's branch, not in this worktree)."""
+BOSS over real HTTP (SOAP 1.1 and JSON); the acceptance hook is fired directly here (the "Y"
+reply routed by two-way SMS from the simulator: tests/plugins/test_boss_orders_twoway.py)."""
 
 from __future__ import annotations
 
