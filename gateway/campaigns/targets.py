@@ -15,7 +15,6 @@ file, is what it runs on: editing the file afterwards cannot shift the cursor.
 from __future__ import annotations
 
 import os
-import re
 import zlib
 from array import array
 from pathlib import Path
@@ -24,8 +23,7 @@ import attrs
 
 from gateway.errors import GatewayError
 from gateway.numbers import ColumnNumberError, NumberPlan, active_plan, mask
-
-_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+from gateway.shard import parse_shard
 
 
 class TargetListError(GatewayError):
@@ -46,12 +44,7 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        m = _SHARD.match(text)
-        if not m:
-            raise ValueError(f'expected "INDEX/COUNT" such as "2/4", got {text!r}')
-        index, count = int(m.group(1)), int(m.group(2))
-        if count < 1 or not 1 <= index <= count:
-            raise ValueError(f"index must be between 1 and the count, got {text!r}")
+        index, count = parse_shard(text)
         return cls(index=index, count=count)
 
     @property

@@ -14,8 +14,7 @@ import attrs
 
 from adapters.sigtran.correlate import Correlator
 from gateway.config_reader import TableReader
-
-_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+from gateway.shard import parse_shard
 
 
 @attrs.frozen(kw_only=True)
@@ -32,12 +31,7 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        m = _SHARD.match(text)
-        if not m:
-            raise ValueError(f'expected "INDEX/COUNT" such as "2/4", got {text!r}')
-        index, count = int(m.group(1)), int(m.group(2))
-        if count < 1 or not 1 <= index <= count:
-            raise ValueError(f"index must be between 1 and the count, got {text!r}")
+        index, count = parse_shard(text)
         return cls(index=index, count=count)
 
     @property
