@@ -23,6 +23,7 @@ import attrs
 
 from gateway.control_peer import Peer, current_peer
 from gateway.errors import AdminCommandError
+from gateway.numbers import mask
 from gateway.staff.model import Permission, PermissionDenied
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ async def authorise(
     holds ``permission``; the use is audited, allowed or denied. With ``[staff]`` not
     configured: ``(words, None)``, nothing checked (the single-operator install)."""
     config = gateway.config.sections.get("staff")
-    if config is None or gateway.staff is None:
+    if config is None or not config.configured or gateway.staff is None:
         return split_as(args)[0], None
     directory: StaffDirectory = gateway.staff
     words, actor = await acting_account(args, config.acting, directory, action=action)
@@ -125,4 +126,39 @@ async def authorise(
 
 def staff_configured(gateway: Any) -> bool:
     """True when ``[staff]`` is in the configuration (permissions are enforced)."""
-    return gateway.config.sections.get("staff") is not None and gateway.staff is not None
+    config = gateway.config.sections.get("staff")
+    return config is not None and config.configured and gateway.staff is not None
+
+
+async def clear_or_masked(
+    gateway: Any, args: list[str], *, action: str, subject: str = "-"
+) -> tuple[list[str], bool]:
+    """For an admin output that can show subscriber numbers: ``(the other words, clear)``.
+
+    ``--clear`` asks for clear MSISDNs; with ``[staff]`` configured the acting account must
+    hold ``msisdn.read_clear`` (the use audited, allowed or denied), and without ``--clear``
+    the output is masked. Without ``[staff]`` (the single-operator install) numbers are shown
+    in clear, as they always were, and ``--as`` is accepted and ignored.
+    """
+    want = "--clear" in args
+    rest = [a for a in args if a != "--clear"]
+    if not staff_configured(gateway):
+        return split_as(rest)[0], True
+    if not want:
+        return split_as(rest)[0], False
+    words, _actor = await authorise(
+        gateway, rest, Permission.READ_CLEAR_MSISDN, action=action, subject=subject
+    )
+    return words, True
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every ``msisdn`` field masked (``861****01``), at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            k: mask(v) if k == "msisdn" and isinstance(v, str) else masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value

@@ -54,6 +54,9 @@ class StaffConfig:
     roles: Mapping[str, frozenset[Permission]] = attrs.field(factory=dict)
     #: OS user of a gatewayctl client -> its staff account; who may use --as
     acting: ActingRules = attrs.field(factory=ActingRules)
+    #: False when the configuration has no (or an empty) ``[staff]``: a single-operator
+    #: install, where the contact commands check no permission (gateway.staff.acting)
+    configured: bool = False
 
 
 def parse_staff_config(table: Mapping[str, Any], key: str = "staff") -> StaffConfig:
@@ -96,6 +99,7 @@ def parse_staff_config(table: Mapping[str, Any], key: str = "staff") -> StaffCon
         max_push_bytes=r.int("max_push_bytes", d.max_push_bytes, min=1024),
         roles=roles,
         acting=ActingRules(os_users=os_users, admin_group=admin_group or ""),
+        configured=bool(table),
     )
     r.finish()
     return config
