@@ -19,7 +19,6 @@ import attrs
 import structlog
 import trio
 
-from gateway.campaigns.config import resolve
 from gateway.config_reader import TableReader
 from gateway.contracts import (
     AdminCommand,
@@ -42,6 +41,18 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 DB_NAME = "staff.sqlite"
+
+
+def resolve(gateway: Gateway, value: str) -> Path | None:
+    """``value`` as a path relative to gateway.toml's directory; None when empty. (Here, not
+    imported from the campaigns component: campaigns' admin commands use gateway.staff.)"""
+    if not value:
+        return None
+    path = Path(value)
+    base = getattr(gateway.config, "path", None)
+    if not path.is_absolute() and base is not None:
+        path = Path(base).resolve().parent / path
+    return path
 
 
 @attrs.frozen(kw_only=True)
