@@ -37,7 +37,7 @@ import gateway
 from gateway.config import check_named_files, format_problem, load_config
 from gateway.config_reader import did_you_mean
 from gateway.contracts import AdminCommand, AdminReply
-from gateway.control_peer import read_peer, set_peer
+from gateway.control_peer import current_peer, read_peer, set_peer
 from gateway.errors import AdminCommandError, ConfigError, GatewayError
 from gateway.plugin_manager import call_each, plugin_names
 from gateway.supervisor import describe
@@ -271,7 +271,10 @@ async def dispatch(daemon: Daemon, line: bytes) -> dict[str, Any]:
             f"unknown command {name!r}{did_you_mean(name, list(daemon.commands))}; try 'help'"
         )
     plugin, command = found
-    log = structlog.get_logger().bind(plugin=plugin, command=name)
+    peer = current_peer()
+    log = structlog.get_logger().bind(
+        plugin=plugin, command=name, os_user=peer.user if peer is not None else None
+    )
     try:
         reply = await command.handler(list(argv))
     except AdminCommandError as exc:
