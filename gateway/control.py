@@ -13,6 +13,9 @@ and gets one line back::
 A connection may send several requests. Commands are the built-ins below plus those plugins
 return from ``gateway_admin_commands``; a handler that raises becomes an error reply and never
 stops the server. ``gatewayctl`` (:mod:`gateway.ctl`) is the client.
+
+Each connection's OS credentials (``SO_PEERCRED``: uid, gid, pid) are read when it is
+admitted and are the :func:`~gateway.control_peer.current_peer` of its commands.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import gateway
 from gateway.config import check_named_files, format_problem, load_config
 from gateway.config_reader import did_you_mean
 from gateway.contracts import AdminCommand, AdminReply
+from gateway.control_peer import current_peer, read_peer, set_peer
 from gateway.errors import AdminCommandError, ConfigError, GatewayError
 from gateway.plugin_manager import call_each, plugin_names
 from gateway.supervisor import describe
@@ -120,6 +124,7 @@ async def serve_control(
         task_status.started()
 
         connections: list[_Connection] = []  # in the order they were admitted
+        names = trio.CapacityLimiter(4)  # passwd/group lookups (NSS may be remote)
 
         async def handle(stream: trio.SocketStream) -> None:
             try:
@@ -134,6 +139,16 @@ async def serve_control(
                                         " running commands; try again"
                                     )
                                 )
+                            )
+                    return
+                try:  # the OS user who connected: the staff component maps it to an account
+                    set_peer(await trio.to_thread.run_sync(read_peer, stream.socket, limiter=names))
+                except OSError as exc:
+                    log.warning("control.peer_unknown", error=describe(exc))
+                    async with stream:
+                        with trio.move_on_after(1):
+                            await stream.send_all(
+                                encode_reply(_error("cannot identify the client"))
                             )
                     return
                 connection = _Connection(idle_since=trio.current_time())
@@ -256,7 +271,10 @@ async def dispatch(daemon: Daemon, line: bytes) -> dict[str, Any]:
             f"unknown command {name!r}{did_you_mean(name, list(daemon.commands))}; try 'help'"
         )
     plugin, command = found
-    log = structlog.get_logger().bind(plugin=plugin, command=name)
+    peer = current_peer()
+    log = structlog.get_logger().bind(
+        plugin=plugin, command=name, os_user=peer.user if peer is not None else None
+    )
     try:
         reply = await command.handler(list(argv))
     except AdminCommandError as exc:

@@ -23,7 +23,10 @@ CHUNK_BYTES = 128 * 1024
 #: A list line is a number, a reason and an expiry; a longer line is not a list.
 MAX_LINE_BYTES = 4096
 
-USAGE = "usage: gatewayctl dnd import CATEGORY FILE [--scope S] [--source SRC] [--allow-empty]"
+USAGE = (
+    "usage: gatewayctl dnd import CATEGORY FILE [--scope S] [--source SRC] [--allow-empty]"
+    " [--as ACCOUNT]"
+)
 
 Request = Callable[[str, list[str]], dict[str, Any]]
 
@@ -61,7 +64,7 @@ def split_args(argv: list[str]) -> tuple[str, str, list[str]]:
     for arg in it:
         if arg == "--allow-empty":
             options.append(arg)
-        elif arg in ("--scope", "--source"):
+        elif arg in ("--scope", "--source", "--as"):
             value = next(it, None)
             if value is None:
                 raise ImportRefused(f"{arg} needs a value")
@@ -104,7 +107,9 @@ def run_import(send: Request, argv: list[str], stdin: IO[bytes] | None = None) -
         except OSError as exc:
             send("dnd", ["import-abort", upload])
             raise ImportRefused(f"cannot read {path}: {exc.strerror or exc}") from None
-    return ok(send("dnd", ["import-commit", upload]))
+    # The account acting (--as) is checked for dnd.edit when the list is replaced too.
+    acting = [w for i, w in enumerate(options) if w == "--as" or options[i - 1 : i] == ["--as"]]
+    return ok(send("dnd", ["import-commit", upload, *acting]))
 
 
 def main(send: Request, argv: list[str], *, as_json: bool) -> int:

@@ -33,7 +33,7 @@ from gateway.contracts import AdminCommand, AdminReply, SectionSpec
 from gateway.errors import AdminCommandError, ConfigError, GatewayError
 from gateway.hookspecs import hookimpl
 from gateway.model import CampaignState
-from gateway.staff.acting import split_actor
+from gateway.staff.acting import ActingRules, acting_account
 from gateway.store import SqliteWorker, open_sqlite
 
 if TYPE_CHECKING:
@@ -234,10 +234,12 @@ class ApprovalComponent:
 
 async def approvals_command(component: ApprovalComponent, args: list[str]) -> AdminReply:
     """``gatewayctl approvals ...``: every use names the acting account and is audited."""
-    words, actor = split_actor(args)
-    words, opts = _options(words, ("comment", "count", "start-date", "end-date", "ref"))
     book = component.opened()
     directory = book.directory
+    staff = component.gateway.config.sections.get("staff")
+    rules = staff.acting if staff is not None else ActingRules()
+    words, actor = await acting_account(args, rules, directory, action="approvals.command")
+    words, opts = _options(words, ("comment", "count", "start-date", "end-date", "ref"))
     action = words[0] if words else "pending"
     account = directory.accounts.get(actor)
     if account is None or not account.enabled:
@@ -295,7 +297,7 @@ async def approvals_command(component: ApprovalComponent, args: list[str]) -> Ad
 USAGE = (
     "pending | history [CAMPAIGN] | show ID | approve|reject|send-back ID [--comment TEXT] | "
     "confirm ID --count N --start-date D --end-date D | file ID --ref REF | "
-    "delegate ID ACCOUNT; always --as ACCOUNT"
+    "delegate ID ACCOUNT [--as ACCOUNT]"
 )
 
 

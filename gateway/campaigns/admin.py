@@ -22,6 +22,7 @@ from gateway.campaigns.targets import TargetListError, read_targets
 from gateway.contracts import AdminCommand, AdminReply
 from gateway.errors import AdminCommandError
 from gateway.numbers import NumberError, active_plan, mask
+from gateway.staff.acting import clear_or_masked, masked
 
 USAGE = "list | show ID | " + "|".join(TRANSITIONS) + " ID [--by NAME] [--note TEXT] | reload"
 
@@ -419,6 +420,8 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         if action == "status" and len(args) <= 1:
             data = holder.statistics()
             return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
+        if action == "show":  # the MSISDN is masked unless --clear (gateway.staff.acting)
+            args, clear = await clear_or_masked(gateway, args, action="profiles.show")
         if action == "show" and len(args) == 2:
             index = holder.index
             row = index.row_by_msisdn(args[1])
@@ -428,6 +431,7 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
                 raise AdminCommandError(f"no profile for {args[1]!r} (MSISDN or IMSI)")
             view = index.view(row)
             data = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in view.items()}
+            data = data if clear else masked(data)
             return AdminReply(data=data, text="\n".join(f"{k}: {v}" for k, v in data.items()))
         if action == "reload" and len(args) == 1:
             result = await component.reload(gateway)

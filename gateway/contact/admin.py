@@ -13,6 +13,11 @@ Every MSISDN argument may be written in any form :mod:`gateway.numbers` accepts
 (``13500000001``, ``+86 135 0000 0001``...); it is normalised before use, and refused with
 a clear error when it cannot be.
 
+With ``[staff]`` configured, the acting staff account (:mod:`gateway.staff.acting`) needs
+``dnd.edit`` for add, remove and import, and ``msisdn.read_clear`` for ``--clear`` on ``why``
+and ``contacts`` (whose replies are masked without it); every use is audited. Without
+``[staff]``, nothing is checked and numbers are shown in clear.
+
 The daemon never opens a path a client names for ``dnd import``: it runs with its own
 privileges, and a client could make it read (and echo in an error) any file it can read.
 ``gatewayctl`` reads the file with the user's privileges and streams its lines over the
@@ -40,9 +45,11 @@ from gateway.contact.upload import Uploads
 from gateway.contracts import AdminCommand, AdminReply
 from gateway.errors import AdminCommandError
 from gateway.numbers import NumberError, active_plan, mask
+from gateway.staff.acting import authorise, clear_or_masked, masked
+from gateway.staff.model import Permission
 
-_OPTIONS = ("--scope", "--reason", "--source", "--expires", "--limit")
-_FLAGS = ("--allow-empty",)
+_OPTIONS = ("--scope", "--reason", "--source", "--expires", "--limit", "--as")
+_FLAGS = ("--allow-empty", "--clear")
 
 
 def _split(args: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -87,6 +94,7 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             raise AdminCommandError("usage: why MSISDN [CAMPAIGN]")
         cc = control()
         msisdn = _msisdn(words[0])
+        _, clear = await clear_or_masked(gateway, args, action="why", subject=mask(msisdn))
         campaign = words[1] if len(words) == 2 else None
         limit = int(options.get("limit", "20"))
         rows = await cc.ledger.query(msisdn=msisdn, campaign_id=campaign, limit=limit)
@@ -97,9 +105,8 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
                 e["category"] + (f"({e['scope']})" if e["scope"] else "") for e in entries
             )
             text += f"\nNow on lists: {cats}."
-        return AdminReply(
-            data={"msisdn": msisdn, "campaign": campaign, "rows": rows, "lists": entries}, text=text
-        )
+        data = {"msisdn": msisdn, "campaign": campaign, "rows": rows, "lists": entries}
+        return AdminReply(data=data if clear else masked(data), text=text)
 
     async def contacts(args: list[str]) -> AdminReply:
         words, _ = _split(args)
@@ -107,6 +114,7 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             raise AdminCommandError("usage: contacts MSISDN")
         cc = control()
         msisdn = _msisdn(words[0])
+        _, clear = await clear_or_masked(gateway, args, action="contacts", subject=mask(msisdn))
         live = await cc.current_contacts(msisdn)
         rows = await cc.ledger.query(msisdn=msisdn, limit=50)
         clock = cc.engine.clock
@@ -118,9 +126,8 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             )
         made = [r for r in rows if r["event"] in ("committed", "allowed")]
         lines.append(f"{len(made)} recent allowed/committed ledger row(s).")
-        return AdminReply(
-            data={"msisdn": msisdn, "live": live, "ledger": rows}, text="\n".join(lines)
-        )
+        data = {"msisdn": msisdn, "live": live, "ledger": rows}
+        return AdminReply(data=data if clear else masked(data), text="\n".join(lines))
 
     async def dnd(args: list[str]) -> AdminReply:
         if args[:1] == ["import-lines"]:  # raw text: no option parsing of file content
@@ -175,6 +182,9 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
                     "usage: dnd import-begin CATEGORY [--scope S] [--source SRC] [--allow-empty]"
                 )
             control()
+            await authorise(
+                gateway, args, Permission.EDIT_DND, action="dnd.import", subject=rest[0]
+            )
             upload = uploads.begin(
                 rest[0],
                 scope=scope,
@@ -189,6 +199,9 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
                 return AdminReply(data={"aborted": uploads.abort(rest[0])}, text="aborted")
             cc = control()
             staged = uploads.finish(rest[0])
+            await authorise(
+                gateway, args, Permission.EDIT_DND, action="dnd.import", subject=staged.category
+            )
             try:
                 size = await cc.lists.replace(
                     staged.category, staged.entries(), scope=staged.scope, source=staged.source
@@ -201,6 +214,11 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             )
         if verb in ("add", "remove") and len(rest) != 2:
             raise AdminCommandError(f"usage: dnd {verb} CATEGORY MSISDN [--scope S]")
+        if verb in ("add", "remove"):
+            subject = f"{rest[0]}:{mask(_msisdn(rest[1]))}"
+            await authorise(
+                gateway, args, Permission.EDIT_DND, action=f"dnd.{verb}", subject=subject
+            )
         try:
             if verb == "add":
                 expires = None
@@ -234,7 +252,7 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             name="why",
             help="explain the last contact decisions for a subscriber",
             handler=why,
-            usage="MSISDN [CAMPAIGN] [--limit N]",
+            usage="MSISDN [CAMPAIGN] [--limit N] [--clear]",
         ),
         AdminCommand(
             name="dnd",
@@ -247,6 +265,6 @@ def admin_commands(gateway: Any) -> list[AdminCommand]:
             name="contacts",
             help="contacts counting against a subscriber's caps now",
             handler=contacts,
-            usage="MSISDN",
+            usage="MSISDN [--clear]",
         ),
     ]

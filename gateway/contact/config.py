@@ -24,6 +24,8 @@ engine reads on every decision. Example::
 
     [contact.exemptions]
     service = ["greylist", "complaint_sensitive", "vip_protected"]
+    # or, to exempt the class from caps and cooldowns too (reminders, notices):
+    # service = { lists = ["greylist"], caps = true }
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ class ContactConfig:
     caps: tuple[CapRule, ...] = ()
     cooldowns: Mapping[str, float] = attrs.field(factory=dict)
     exemptions: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+    #: campaign classes outside the marketing caps: neither capped nor counted (like a passive
+    #: channel), so they never use up a marketing contact; set by ``caps = true`` in
+    #: ``[contact.exemptions]``
+    cap_exempt_classes: frozenset[str] = frozenset()
     passive_channels: frozenset[str] = frozenset()
     group_commit_interval: float = 0.0
     synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
@@ -265,9 +271,17 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
             cooldowns[cls] = seconds
 
     exemptions: dict[str, frozenset[str]] = {}
+    cap_exempt: set[str] = set()
     ex_reader = r.table("exemptions")
     for cls in ex_reader.keys():
-        cats = ex_reader.str_list(cls) or ()
+        if isinstance(ex_reader.raw(cls), Mapping):  # { lists = [...], caps = true }
+            cls_reader = ex_reader.table(cls)
+            cats = cls_reader.str_list("lists", ()) or ()
+            if cls_reader.bool("caps", False):
+                cap_exempt.add(cls)
+            cls_reader.check_unknown()
+        else:
+            cats = ex_reader.str_list(cls) or ()
         for cat in cats:
             if cat in NEVER_EXEMPT:
                 ex_reader.problem(cls, f"no campaign class may be exempt from {cat!r}")
@@ -276,6 +290,16 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
                     cls, f"unknown list category {cat!r}; use {', '.join(CATEGORIES)}"
                 )
         exemptions[cls] = frozenset(c for c in cats if c in CATEGORIES and c not in NEVER_EXEMPT)
+    # A cap or cooldown that could never apply is a setting that does nothing: refuse it.
+    for cap in caps:
+        if cap.campaign_class in cap_exempt:
+            r.problem(
+                f"caps.{cap.name}.campaign_class",
+                f"class {cap.campaign_class!r} is exempt from caps ([contact.exemptions])",
+            )
+    for cls in cooldowns:
+        if cls in cap_exempt:
+            r.problem(f"cooldowns.{cls}", "this class is exempt from caps ([contact.exemptions])")
 
     host, port = "127.0.0.1", 6379
     if redis:
@@ -296,6 +320,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
         caps=tuple(caps),
         cooldowns=cooldowns,
         exemptions=exemptions,
+        cap_exempt_classes=frozenset(cap_exempt),
         passive_channels=frozenset(passive),
         group_commit_interval=interval,
         synchronous=synchronous,

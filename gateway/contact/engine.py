@@ -228,12 +228,17 @@ class Engine:
         return None
 
     def counted(self, request: ContactRequest) -> bool:
-        """Passive channels (the subscriber asked) are neither capped nor counted."""
-        return request.channel not in self.config.passive_channels
+        """Passive channels (the subscriber asked) and classes exempt from caps (``caps = true``
+        in ``[contact.exemptions]``: service notices) are neither capped nor counted."""
+        config = self.config
+        return (
+            request.channel not in config.passive_channels
+            and request.campaign_class not in config.cap_exempt_classes
+        )
 
     def plan(self, request: ContactRequest, now: float) -> list[CapCheck]:
         """The cap and cooldown checks for ``request``, in configuration order."""
-        if request.channel in self.config.passive_channels:
+        if not self.counted(request):
             return []
         key = (request.channel, request.campaign_id, request.campaign_class)
         if now != self._plan_now:

@@ -13,6 +13,7 @@ from gateway.errors import AdminCommandError
 from gateway.hookspecs import hookimpl
 from gateway.outbox.config import OutboxConfig, parse_outbox_config
 from gateway.outbox.outbox import open_outbox
+from gateway.staff.acting import clear_or_masked, masked
 
 DB_NAME = "gateway.sqlite"
 
@@ -86,10 +87,13 @@ def gateway_admin_commands(gateway):
             lines = [f"{ch}: {n} waiting" for ch, n in sorted(data["depth"].items())] or ["(empty)"]
             lines.append("states: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
             return AdminReply(data=data, text="\n".join(lines))
+        if argv[0] == "show":  # the number is masked unless --clear (gateway.staff.acting)
+            argv, clear = await clear_or_masked(gateway, argv, action="outbox.show")
         if argv[0] == "show" and len(argv) == 2:
             entry = await outbox.show(argv[1])
             if entry is None:
                 raise AdminCommandError(f"no outbox entry for contact {argv[1]!r}")
+            entry = entry if clear else masked(entry)
             return AdminReply(data=entry, text="\n".join(f"{k}: {v}" for k, v in entry.items()))
         if argv[0] == "campaign" and len(argv) == 2:
             counts = await outbox.delivery_counts(argv[1])
@@ -104,7 +108,7 @@ def gateway_admin_commands(gateway):
             name="outbox",
             help="outbox depth per channel, one entry, or a campaign's delivery counts",
             handler=handler,
-            usage="[depth] | show CONTACT_ID | campaign CAMPAIGN_ID",
+            usage="[depth] | show CONTACT_ID [--clear] | campaign CAMPAIGN_ID",
         )
     ]
 

@@ -19,7 +19,6 @@ import attrs
 import structlog
 import trio
 
-from gateway.campaigns.config import resolve
 from gateway.config_reader import TableReader
 from gateway.contracts import (
     AdminCommand,
@@ -32,7 +31,7 @@ from gateway.contracts import (
 from gateway.errors import AdminCommandError, GatewayError
 from gateway.hookspecs import hookimpl
 from gateway.staff import spml
-from gateway.staff.acting import split_actor
+from gateway.staff.acting import ActingRules, acting_account
 from gateway.staff.directory import DirectoryError, StaffDirectory
 from gateway.staff.model import Permission, PermissionDenied
 from gateway.staff.sync import apply_spml, read_full_file
@@ -44,6 +43,18 @@ if TYPE_CHECKING:
 DB_NAME = "staff.sqlite"
 
 
+def resolve(gateway: Gateway, value: str) -> Path | None:
+    """``value`` as a path relative to gateway.toml's directory; None when empty. (Here, not
+    imported from the campaigns component: campaigns' admin commands use gateway.staff.)"""
+    if not value:
+        return None
+    path = Path(value)
+    base = getattr(gateway.config, "path", None)
+    if not path.is_absolute() and base is not None:
+        path = Path(base).resolve().parent / path
+    return path
+
+
 @attrs.frozen(kw_only=True)
 class StaffConfig:
     full_file: str = ""  # the 4A full file (JSON), relative to gateway.toml
@@ -52,6 +63,11 @@ class StaffConfig:
     push_actor: str = "4a-push"  # the name 4A pushes are audited under
     max_push_bytes: int = 1 << 20
     roles: Mapping[str, frozenset[Permission]] = attrs.field(factory=dict)
+    #: OS user of a gatewayctl client -> its staff account; who may use --as
+    acting: ActingRules = attrs.field(factory=ActingRules)
+    #: False when the configuration has no (or an empty) ``[staff]``: a single-operator
+    #: install, where the contact commands check no permission (gateway.staff.acting)
+    configured: bool = False
 
 
 def parse_staff_config(table: Mapping[str, Any], key: str = "staff") -> StaffConfig:
@@ -74,6 +90,15 @@ def parse_staff_config(table: Mapping[str, Any], key: str = "staff") -> StaffCon
             except ValueError:
                 r.problem(f"roles.{role}", f"unknown permission {perm!r}; known: {known}")
         roles[role] = frozenset(granted)
+    os_users: dict[str, str] = {}
+    users_reader = r.table("os_users")
+    for user in users_reader.keys():
+        account = users_reader.str(user)
+        if account is not None and not account.strip():
+            users_reader.problem(user, "must name a staff account")
+        elif account is not None:
+            os_users[user] = account.strip()
+    admin_group = r.str("admin_group", "")
     push_path = r.str("push_path", d.push_path)
     if push_path is not None and not push_path.startswith("/"):
         r.problem("push_path", "must start with /")
@@ -84,6 +109,8 @@ def parse_staff_config(table: Mapping[str, Any], key: str = "staff") -> StaffCon
         push_actor=r.str("push_actor", d.push_actor),
         max_push_bytes=r.int("max_push_bytes", d.max_push_bytes, min=1024),
         roles=roles,
+        acting=ActingRules(os_users=os_users, admin_group=admin_group or ""),
+        configured=bool(table),
     )
     r.finish()
     return config
@@ -208,8 +235,10 @@ class StaffComponent:
         return HttpResponse(status=200, headers=headers, body=body)
 
     async def command(self, args: list[str]) -> AdminReply:
-        words, actor = split_actor(args)
         directory = self.opened()
+        words, actor = await acting_account(
+            args, self.config().acting, directory, action="staff.command"
+        )
         action = words[0] if words else "list"
         try:
             if action == "sync":
@@ -237,7 +266,7 @@ class StaffComponent:
         if action == "audit":
             trail = await directory.audit_trail(subject=words[1] if len(words) > 1 else None)
             return AdminReply(data={"audit": trail})
-        raise AdminCommandError("usage: staff list|orgs|audit [SUBJECT]|sync --as ACCOUNT")
+        raise AdminCommandError("usage: staff list|orgs|audit [SUBJECT]|sync [--as ACCOUNT]")
 
 
 class StaffPlugin:
@@ -283,7 +312,7 @@ class StaffPlugin:
             AdminCommand(
                 name="staff",
                 help="4A staff directory: accounts, organisations, audit trail, full sync",
-                usage="list|orgs|audit [SUBJECT]|sync --as ACCOUNT",
+                usage="list|orgs|audit [SUBJECT]|sync [--as ACCOUNT]",
                 handler=component.command,
             )
         ]
