@@ -104,7 +104,7 @@ async def test_failed_sms_falls_back_to_the_next_channel(tmp_path):
     write(tmp_path, ok + bad, 'on = ["rejected", "undeliverable"]')
     plugin = IvrPlugin()
     async with open_smsc_simulator(receipt_delay=None, reject_prefixes={FAIL: 0x45}) as smsc:
-        async with open_gateway(tmp_path, config(tmp_path, smsc), plugins=(("ivr", plugin),)) as gw:
+        async with open_gateway(tmp_path, config(tmp_path, smsc), plugins=(("test_ivr_channel", plugin),)) as gw:
             await wait_until(lambda: plugin.channel and len(plugin.channel.reached) == 3, within=30)
             await trio.sleep(1.5)  # nothing more comes
             reached = plugin.channel.reached
@@ -125,7 +125,7 @@ async def test_no_answer_within_the_time_falls_back_an_answer_stops_it(tmp_path)
         async with open_gateway(
             tmp_path,
             config(tmp_path, smsc, extra='[twoway]\nservice_code = "10658000"'),
-            plugins=(("ivr", plugin),),
+            plugins=(("test_ivr_channel", plugin),),
         ) as gw:
             sim = smsc.simulator
             await wait_until(lambda: len(sim.submitted) == 2, within=30)
