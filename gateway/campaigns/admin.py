@@ -22,7 +22,8 @@ from gateway.campaigns.targets import TargetListError, read_targets
 from gateway.contracts import AdminCommand, AdminReply
 from gateway.errors import AdminCommandError
 from gateway.numbers import NumberError, active_plan, mask
-from gateway.staff.acting import clear_or_masked, masked
+from gateway.staff.acting import authorise, clear_or_masked, masked
+from gateway.staff.model import Permission
 
 USAGE = "list | show ID | " + "|".join(TRANSITIONS) + " ID [--by NAME] [--note TEXT] | reload"
 
@@ -211,6 +212,15 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         return AdminReply(data=data, text=f"{cdef.id}: {len(requests)} triggered: {outcomes}")
 
     async def test_send(args: list[str]) -> AdminReply:
+        # campaign.test_send, audited, when [staff] is configured (gatewayctl --as, or the
+        # OS user's account); a single-operator install checks nothing
+        args, _account = await authorise(
+            gateway,
+            args,
+            Permission.TEST_SEND,
+            action="campaign.test_send",
+            subject=args[0] if args else "-",
+        )
         words, opts = _options(args, ("to",))
         if len(words) != 1:
             raise AdminCommandError(f"usage: campaign {USAGE_TEST}")

@@ -138,3 +138,23 @@ async def test_campaign_new_from_every_scene(tmp_path):
             assert len(loaded) == len(scenes) - 1
             assert all(store.get(f"my-{s}").campaign.state is CampaignState.DRAFT for s in loaded)
     shutil.rmtree(tmp_path / "campaigns")
+
+
+async def test_test_send_needs_the_test_send_permission_when_staff_is_configured(tmp_path):
+    """With [staff]: an account without campaign.test_send is refused (nothing sent), one with
+    it sends; both uses are in the audit trail."""
+    from tests.gateway.staff.staff_data import STAFF_TOML, write_full_file
+
+    write_campaign(tmp_path, "draft")
+    full = write_full_file(tmp_path / "4a.json")
+    async with open_smsc_simulator(receipt_delay=None) as smsc:
+        extra = config(tmp_path, smsc) + STAFF_TOML.format(full_file=full)
+        async with open_gateway(tmp_path, extra) as gw:
+            with pytest.raises(AdminCommandError, match=r"campaign\.test_send"):
+                await gw.command("campaign", "test-send", "offer", "--as", "city1")
+            reply = await gw.command("campaign", "test-send", "offer", "--as", "author")
+            assert reply.data["queued"] == 2
+            await wait_until(lambda: len(smsc.simulator.submitted) == 2, within=10)
+            trail = await gw.gateway.staff.audit_trail(subject="offer")
+            uses = {(r["actor"], r["action"]) for r in trail}
+            assert {("city1", "campaign.test_send"), ("author", "campaign.test_send")} <= uses
