@@ -299,11 +299,10 @@ class StaffPlugin:
     @hookimpl
     def gateway_http_routes(self, gateway: Gateway) -> Iterable[HttpRoute]:
         component = self.component_of(gateway)
-        return [
-            HttpRoute(
-                method="POST", path=component.config().push_path, handler=component.handle_push
-            )
-        ]
+        config = component.config()
+        if not config.configured:  # no 4A here: no SPML endpoint on the host either
+            return []
+        return [HttpRoute(method="POST", path=config.push_path, handler=component.handle_push)]
 
     @hookimpl
     def gateway_admin_commands(self, gateway: Gateway) -> Iterable[AdminCommand]:
