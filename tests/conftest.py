@@ -141,3 +141,19 @@ def captured_logs() -> Iterator[CapturedLogs]:
         for handler in list(root.handlers):
             if type(handler).__name__ == "_StdlibBridge":
                 root.removeHandler(handler)
+
+
+# Tests that take tens of seconds whatever the machine (kill -9 rounds, memory over many
+# messages). They run first so that, with pytest-xdist, they start at once on separate workers
+# instead of leaving one worker busy long after the others are done.
+_LONG_TESTS = ("test_receipt_watch_memory_follows_the_messages_awaited",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the ``slow`` tests (and the few long ones in ``_LONG_TESTS``) to the front."""
+
+    def long_first(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", item.name)
+        return 0 if item.get_closest_marker("slow") or name in _LONG_TESTS else 1
+
+    items.sort(key=long_first)
