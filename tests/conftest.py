@@ -144,16 +144,21 @@ def captured_logs() -> Iterator[CapturedLogs]:
 
 
 # Tests that take tens of seconds whatever the machine (kill -9 rounds, memory over many
-# messages). They run first so that, with pytest-xdist, they start at once on separate workers
-# instead of leaving one worker busy long after the others are done.
+# messages), most of it CPU. They run first, so that with pytest-xdist they do not leave one
+# worker busy long after the others are done; and they form two xdist groups (--dist
+# loadgroup), so that at most two of them share the two cores at a time: four at once starved
+# each other past their own time limits under load.
 _LONG_TESTS = ("test_receipt_watch_memory_follows_the_messages_awaited",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Move the ``slow`` tests (and the few long ones in ``_LONG_TESTS``) to the front."""
+    """Move the ``slow`` tests (and those in ``_LONG_TESTS``) to the front, in two groups."""
 
-    def long_first(item: pytest.Item) -> int:
+    def long(item: pytest.Item) -> bool:
         name = getattr(item, "originalname", item.name)
-        return 0 if item.get_closest_marker("slow") or name in _LONG_TESTS else 1
+        return item.get_closest_marker("slow") is not None or name in _LONG_TESTS
 
-    items.sort(key=long_first)
+    items.sort(key=lambda item: not long(item))
+    for n, item in enumerate(i for i in items if long(i)):
+        item.add_marker(pytest.mark.xdist_group(f"long-{n % 2}"))
