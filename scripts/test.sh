@@ -2,8 +2,8 @@
 # Run the whole test suite on a fresh machine: install the system packages the tests use
 # (tshark, redis-server, libwbxml2-utils) when missing and we are root, create .venv with the project and its
 # test extras, then type-check gateway/ and adapters/ with mypy (configured in pyproject.toml; a
-# type error fails the run before any test), then run pytest. Extra arguments go to pytest
-# (e.g. ./scripts/test.sh -x -k smpp).
+# type error fails the run before any test), then run pytest on 4 workers. Extra arguments go to
+# pytest (e.g. ./scripts/test.sh -x -k smpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +33,11 @@ if ! .venv/bin/python -m mypy; then
     exit 1
 fi
 
+# Four pytest-xdist workers (the suite waits far more than it computes, so more workers than
+# cores pay off); tests of one xdist_group run on the same worker; the long tests are
+# scheduled first (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
 set +e
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@"
 code=$?
 set -e
 if [[ $code -eq 5 ]]; then

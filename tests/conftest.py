@@ -34,7 +34,10 @@ from tests.fakes.daemon_process import GatewaydProcess  # noqa: E402
 
 # No test writes into the checkout: hypothesis keeps no example database, and its caches
 # (.hypothesis/ in the working directory by default) go to a temporary directory.
-settings.register_profile("gateway", database=None)
+# No per-example deadline: it measures wall time, which on a loaded machine fails examples
+# that are merely slow (test_si_round_trip: 285 ms > 200 ms beside a second full run); what
+# the property tests prove is not their speed (benchmarks measure that).
+settings.register_profile("gateway", database=None, deadline=None)
 settings.load_profile("gateway")
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="gw-hypothesis-")
 configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
@@ -141,3 +144,24 @@ def captured_logs() -> Iterator[CapturedLogs]:
         for handler in list(root.handlers):
             if type(handler).__name__ == "_StdlibBridge":
                 root.removeHandler(handler)
+
+
+# Tests that take tens of seconds whatever the machine (kill -9 rounds, memory over many
+# messages), most of it CPU. They run first, so that with pytest-xdist they do not leave one
+# worker busy long after the others are done; and they form two xdist groups (--dist
+# loadgroup), so that at most two of them share the two cores at a time: four at once starved
+# each other past their own time limits under load.
+_LONG_TESTS = ("test_receipt_watch_memory_follows_the_messages_awaited",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the ``slow`` tests (and those in ``_LONG_TESTS``) to the front, in two groups."""
+
+    def long(item: pytest.Item) -> bool:
+        name = getattr(item, "originalname", item.name)
+        return item.get_closest_marker("slow") is not None or name in _LONG_TESTS
+
+    items.sort(key=lambda item: not long(item))
+    for n, item in enumerate(i for i in items if long(i)):
+        item.add_marker(pytest.mark.xdist_group(f"long-{n % 2}"))

@@ -241,7 +241,7 @@ def test_demo_script_runs_and_stops_by_itself(short_tmp):
     root = Path(__file__).resolve().parents[2]
     checkout_state = _tree(root / "var")
     result = subprocess.run(
-        [str(root / "scripts" / "demo.sh"), "--for", "8", "--state-dir", str(short_tmp / "demo")],
+        [str(root / "scripts" / "demo.sh"), "--for", "1", "--state-dir", str(short_tmp / "demo")],
         capture_output=True,
         text=True,
         timeout=120,

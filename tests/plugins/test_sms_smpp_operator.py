@@ -169,7 +169,7 @@ async def test_receipt_watch_memory_follows_the_messages_awaited(tmp_path):
         running_channel(tmp_path, [smsc_table(sim.port, receipt_timeout="1h", window=50)]) as h,
     ):
         await h.send_allowed(*[request(f"m{i}", f"8613{i:09d}") for i in range(12_000)])
-        await wait_for(lambda: len(h.observed.final()) == 12_000, limit=60)
+        await wait_for(lambda: len(h.observed.final()) == 12_000, limit=300)  # a hang guard
         assert set(h.observed.final().values()) == {"delivered"}
         assert len(h.channel._awaited) == 0
         assert len(h.channel._deadlines) <= 10_000

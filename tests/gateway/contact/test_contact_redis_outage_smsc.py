@@ -54,6 +54,10 @@ async def test_outage_while_sending_exceeds_no_cap(tmp_path, clock) -> None:
             assert lost == 0, f"{lost} delivery reports failed during the outage"
             with pytest.raises(ContactControlError):  # fail closed
                 await cc.decide_many(requests("x", DELIVERED[:3]))
+            # every commit and receipt reached contact control (journaled) before Redis is back:
+            # the outbox's final states come first, and on a loaded machine a receipt still on
+            # its way would be applied after the second round of decisions
+            await wait_for(lambda: cc.status()["redis_journaled"] >= 60, limit=30)
 
             clock.advance(300)  # the outage outlasts reservation_timeout
             server.start(port=server.port)
