@@ -38,7 +38,7 @@ async def request_dispatch(ws: BossWebservices, request: HttpRequest) -> HttpRes
     cdef = ws.gateway.campaigns.get(cid) if isinstance(cid, str) else None
     if cdef is None:
         raise BadRequest("campaign_id must name a known campaign")
-    if cdef.target_members is None:
+    if await ws.members(cdef) is None:
         raise BadRequest(f"campaign {cid!r} has no target list")
     dispatch_id = "crm-" + uuid.uuid4().hex[:16]
     assert ws.store is not None
@@ -93,7 +93,7 @@ async def _advance(ws: BossWebservices, http: httpx.AsyncClient, row: dict[str, 
     path = crm.drop_dir / row["file"]
     if row["state"] == "requested":
         cdef = ws.gateway.campaigns.get(row["campaign_id"])
-        members = sorted(cdef.target_members or ()) if cdef is not None else []
+        members = sorted(await ws.members(cdef) or ()) if cdef is not None else []
         data = "".join(f"{m}\n" for m in members).encode()
 
         def write() -> None:

@@ -146,8 +146,9 @@ async def dispatch(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
         )
     except ConfigError as exc:
         return reply(400, {"error": "invalid campaign", "problems": [str(p) for p in exc.problems]})
-    if cdef.target_members is not None:
-        count = len(cdef.target_members)
+    members = await ws.members(cdef)
+    if members is not None:
+        count = len(members)
     result = await campaigns.put(cdef, actor=f"boss:{work_order}")
     assert ws.store is not None
     await ws.store.insert(
@@ -209,7 +210,9 @@ async def status(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
         200,
         {
             **cdef.summary(),
-            "targets": len(cdef.target_members) if cdef.target_members is not None else None,
+            # a realtime campaign keeps its members; a batch one reads its list when it runs,
+            # so its size is the one the last work order with a list brought
+            "targets": None if (members := await ws.members(cdef)) is None else len(members),
             "counts": dict(ws.gateway.campaigns.counts.get(cid, {})),
             "deliveries": deliveries,
             "work_orders": orders,

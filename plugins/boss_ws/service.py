@@ -8,11 +8,13 @@ starts the CRM dispatcher (:mod:`.crm`) and serves until cancelled. The HTTP han
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
+from gateway.campaigns.targets import read_targets
 from gateway.contracts import HttpResponse
 from gateway.store import SqliteWorker, open_sqlite
 from plugins.boss_ws.config import BossWsConfig
@@ -56,6 +58,29 @@ class BossWebservices:
     ready: trio.Event = attrs.field(factory=trio.Event)
     #: one campaign parsed at a time (reading a large target list is CPU and I/O)
     parse_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+    #: batch target lists read for the touchpoint and CRM dispatch, by (path, mtime_ns)
+    _members: dict[str, tuple[int, frozenset[int]]] = attrs.field(factory=dict)
+
+    async def members(self, cdef: Any) -> frozenset[int] | None:
+        """The campaign's target list as number keys, or None when it has none. A realtime
+        campaign keeps its members; a batch campaign's list is read from its file (in a worker
+        thread, once per version of the file)."""
+        if cdef.target_members is not None:
+            return frozenset(cdef.target_members)
+        if not cdef.target_list:
+            return None
+        path = Path(cdef.target_list)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._members.get(str(path))
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        keys = await trio.to_thread.run_sync(read_targets, path, limiter=self.parse_limiter)
+        found = frozenset(keys)
+        self._members[str(path)] = (mtime, found)
+        return found
 
     def __attrs_post_init__(self) -> None:
         self.reconfigure(self.config)

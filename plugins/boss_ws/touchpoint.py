@@ -59,9 +59,11 @@ def touch_id(campaign_id: str, msisdn: str, channel: str, now: float) -> str:
     return "tp-" + hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
-def qualifies(cdef: Any, index: Any, row: int, msisdn: str, now: float) -> bool:
+def qualifies(
+    cdef: Any, members: frozenset[int] | None, index: Any, row: int, msisdn: str, now: float
+) -> bool:
     key = active_plan().key(msisdn)
-    if cdef.target_members is not None and key not in cdef.target_members:
+    if members is not None and key not in members:
         return False
     conditions = [
         c
@@ -98,7 +100,7 @@ async def touchpoint(ws: BossWebservices, request: HttpRequest) -> HttpResponse:
     for cdef in running:
         if len(offers) >= limit:
             break
-        if not qualifies(cdef, index, row, msisdn, now):
+        if not qualifies(cdef, await ws.members(cdef), index, row, msisdn, now):
             continue
         campaign = cdef.campaign
         contact = ContactRequest(
