@@ -24,6 +24,10 @@ def requests(tag: str, numbers: list[str]) -> list:
     return [req(m, contact_id=f"{tag}-{m}", content={"text": f"{tag} hello"}) for m in numbers]
 
 
+# In the serial pass of scripts/test.sh: under three parallel neighbours the receipts of the
+# outage were, in two runs of many, not all journaled within 30 s (cause not found; it passes
+# alone and in the serial pass). Listed in issue 9's closing note.
+@pytest.mark.slow
 async def test_outage_while_sending_exceeds_no_cap(tmp_path, clock) -> None:
     """Submits and receipts during the outage are replayed: after recovery no subscriber gets a second SMS."""
     (tmp_path / "redis").mkdir()
