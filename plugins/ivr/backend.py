@@ -33,8 +33,26 @@ class CallBackend(Protocol):
 
 
 @attrs.define(eq=False)
-class AmiBackend:
+class _ClientBackend:
+    """What both backends take from their client: counters, link state, its run loop."""
+
     config: IvrConfig
+    client: Any
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.client.stats
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.client.run(task_status=task_status)
+
+
+@attrs.define(eq=False)
+class AmiBackend(_ClientBackend):
     client: AmiClient
 
     @classmethod
@@ -50,17 +68,6 @@ class AmiBackend:
             clock=clock,
         )
         return cls(config, client)
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return self.client.stats
-
-    @property
-    def connected(self) -> bool:
-        return self.client.connected
-
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self.client.run(task_status=task_status)
 
     async def call(
         self, call_id: str, number: str, trunk: str, variables: Mapping[str, str]
@@ -79,8 +86,7 @@ class AmiBackend:
 
 
 @attrs.define(eq=False)
-class EslBackend:
-    config: IvrConfig
+class EslBackend(_ClientBackend):
     client: EslClient
 
     @classmethod
@@ -94,17 +100,6 @@ class EslBackend:
             clock=clock,
         )
         return cls(config, client)
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return self.client.stats
-
-    @property
-    def connected(self) -> bool:
-        return self.client.connected
-
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self.client.run(task_status=task_status)
 
     async def call(
         self, call_id: str, number: str, trunk: str, variables: Mapping[str, str]
