@@ -121,7 +121,7 @@ class GatewaydProcess:
         return out
 
     def wait_for_event(
-        self, name: str, timeout: float = 15.0, count: int = 1
+        self, name: str, timeout: float = 15.0, count: int = 1, poll: float = 0.05
     ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,7 +130,7 @@ class GatewaydProcess:
                 return found
             if self.proc is not None and self.proc.poll() is not None:
                 break
-            time.sleep(0.05)
+            time.sleep(poll)
         raise AssertionError(
             f"no {count}x {name!r} in log within {timeout}s:\n"
             + "\n".join(self.lines[-30:])
