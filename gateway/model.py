@@ -184,6 +184,9 @@ class Outcome(enum.StrEnum):
     CONTROL = "control"  # would be allowed, but held out as control group; nothing reserved
 
 
+_NO_DETAIL: Mapping[str, Any] = {}
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class ContactDecision:
     """Contact control's answer to one :class:`ContactRequest`.
@@ -198,7 +201,9 @@ class ContactDecision:
     decided_at: float
     reason: str | None = None
     rule: str | None = None  # the configured rule's name, where one applies
-    detail: Mapping[str, Any] = attrs.field(factory=dict)
+    # read-only: the default is one shared empty mapping (a fresh dict per decision was a
+    # tenth of a batch's decision time)
+    detail: Mapping[str, Any] = _NO_DETAIL
     not_before: float | None = None  # for DEFERRED
     reservation_expires_at: float | None = None  # for ALLOWED
 

@@ -74,6 +74,10 @@ class ContactControlBase:
     """Decision flow shared by the SQLite and Redis backends."""
 
     backend_name = "base"
+    # The expiry a backend gives reservations queued in the outbox with their decision, if it
+    # keeps them counting until the outbox reports a final state (see ``_evaluate``); None:
+    # they expire by ``reservation_timeout`` like any other.
+    held_expiry: float | None = None
 
     def __init__(
         self,
@@ -126,7 +130,9 @@ class ContactControlBase:
         self,
         items: list[tuple[ContactRequest, list[Any], int]],
         now: float,
+        expires: float,
     ) -> list[Violation | Duplicate | None]:
+        """Check ``items`` and reserve the ones allowed (mode RESERVE) until ``expires``."""
         raise NotImplementedError
 
     async def _transition(
@@ -174,7 +180,7 @@ class ContactControlBase:
                 if d.outcome is Outcome.DEFERRED and d.not_before is not None:
                     await outbox.defer(d.request, d.not_before)
             return decisions
-        decisions = self._hold(await self._evaluate(requests, reserve=True))
+        decisions = await self._evaluate(requests, reserve=True, queued=True)
         # No checkpoint from here to the await: the rows and the entries share one batch.
         batch = ledger.extend(self._count(decisions))
         staged = stage(decisions)
@@ -253,22 +259,25 @@ class ContactControlBase:
             raise
         return decisions
 
-    def _hold(self, decisions: list[ContactDecision]) -> list[ContactDecision]:
-        """Backend hook: the reservations of ``decisions`` are about to be queued in the outbox
-        with them; a backend that can keeps them counting until the outbox reports a final
-        state (see ``SqliteContactControl._hold``). Synchronous. Returns the decisions as
-        recorded."""
-        return decisions
-
     def _forget(self, contact_ids: list[str]) -> None:
         """Backend hook: drop reservations made in memory whose decision never became
         durable (the write failed). Synchronous, like the reservation itself."""
 
     async def _evaluate(
-        self, requests: list[ContactRequest], *, reserve: bool, rounds: int = 0
+        self,
+        requests: list[ContactRequest],
+        *,
+        reserve: bool,
+        queued: bool = False,
+        rounds: int = 0,
     ) -> list[ContactDecision]:
+        """Decide ``requests``; with ``reserve``, reserve the allowed ones. ``queued``: they
+        are queued in the outbox in the same transaction, and a backend with ``held_expiry``
+        reserves them held (never expiring by ``reservation_timeout``)."""
         engine = self.engine
         now = self.clock()
+        held = self.held_expiry if queued else None
+        expires = held if held is not None else now + self.config.reservation_timeout
         decisions: list[ContactDecision | None] = [None] * len(requests)
         pending: list[tuple[ContactRequest, list[Any], int]] = []
         where: list[int] = []
@@ -282,8 +291,7 @@ class ContactControlBase:
             pending.append((request, engine.plan(request, now) if counted else [], mode))
             where.append(i)
         if pending:
-            results = await self._reserve_batch(pending, now)
-            expires = now + self.config.reservation_timeout
+            results = await self._reserve_batch(pending, now, expires)
             for i, (request, _checks, mode), result in zip(where, pending, results, strict=True):
                 if result is None:
                     if request.control_group:
@@ -317,7 +325,9 @@ class ContactControlBase:
                     ):
                         if await self._preempt(result.victims):
                             decisions[i] = (
-                                await self._evaluate([request], reserve=True, rounds=rounds + 1)
+                                await self._evaluate(
+                                    [request], reserve=True, queued=queued, rounds=rounds + 1
+                                )
                             )[0]
                             continue
                     decisions[i] = self._suppressed(request, result, now)

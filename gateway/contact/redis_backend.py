@@ -214,11 +214,11 @@ class RedisContactControl(ContactControlBase):
         self,
         items: list[tuple[ContactRequest, list[Any], int]],
         now: float,
+        expires: float,
     ) -> list[Violation | Duplicate | None]:
         sha = self._sha["reserve"]
         horizon = self.config.horizon
         prune = _num(now - horizon if horizon != float("inf") else float("-inf"))
-        expires = now + self.config.reservation_timeout
         commands: list[tuple[Any, ...]] = []
         now_s = repr(now)
         ttl = str(self._ttl)

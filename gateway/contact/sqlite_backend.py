@@ -58,7 +58,7 @@ from gateway.contact.lists import ListStore
 from gateway.model import ContactDecision, ContactRequest, Outcome
 
 _FS, _RS = "\x1f", "\x1e"
-_HELD = float("inf")  # the expiry of a reservation queued in the outbox (see _hold)
+_HELD = float("inf")  # the expiry of a reservation queued in the outbox (see held_expiry)
 
 
 def _encode(r: Record) -> str:
@@ -152,6 +152,13 @@ class SqliteContactControl(ContactControlBase):
     """
 
     backend_name = "sqlite"
+    # Reservations queued in the outbox never expire by ``reservation_timeout``: the message
+    # may still go out (the SMSC down, the queue long, a restart), and the outbox brings every
+    # entry to a final state that commits or releases it (submit, rejection, the entry's own
+    # expiry, the unknown of a lost answer). Their ledger rows carry no expiry, so a restart
+    # rebuilds them held too. (Committing on enqueue instead would count messages never sent,
+    # and a refund could not tell them from real contacts.)
+    held_expiry = _HELD
 
     def __init__(
         self, config: ContactConfig, lists: ListStore, ledger: Ledger | None, **kw: Any
@@ -201,12 +208,12 @@ class SqliteContactControl(ContactControlBase):
     # -- check and reserve ----------------------------------------------------------------------
 
     async def _reserve_batch(
-        self, items: list[tuple[ContactRequest, list[Any], int]], now: float
+        self, items: list[tuple[ContactRequest, list[Any], int]], now: float, expires: float
     ) -> list[Violation | Duplicate | None]:
         # Synchronous on purpose: no checkpoint between check and reserve (atomic in Trio).
         history, records, open_ = self._history, self._records, self._open
         cutoff = now - self._horizon
-        expires = now + self.config.reservation_timeout
+        expiring = expires != _HELD
         results: list[Violation | Duplicate | None] = []
         for request, checks, mode in items:
             cid = request.contact_id
@@ -238,39 +245,10 @@ class SqliteContactControl(ContactControlBase):
                     RESERVED,
                 )
                 history.append(msisdn, cid)
-                open_[cid] = expires
+                if expiring:
+                    open_[cid] = expires
             results.append(violation)
         return results
-
-    def _hold(self, decisions: list[ContactDecision]) -> list[ContactDecision]:
-        """Reservations queued in the outbox never expire by ``reservation_timeout``: the
-        message may still go out (the SMSC down, the queue long, a restart), and the outbox
-        brings every entry to a final state that commits or releases it (submit, rejection,
-        the entry's own expiry, the unknown of a lost answer). Their ledger rows carry no
-        expiry, so a restart rebuilds them held too. (Committing on enqueue instead would
-        count messages never sent, and a refund could not tell them from real contacts.)"""
-        records, open_ = self._records, self._open
-        held = []
-        for d in decisions:
-            exp = d.reservation_expires_at
-            if d.outcome is Outcome.ALLOWED and exp is not None and d.reason != "duplicate":
-                cid = d.request.contact_id
-                rec = records.get(cid)
-                if rec is not None and rec[STATE] == RESERVED:
-                    records[cid] = make_record(
-                        cid,
-                        rec[MSISDN],
-                        rec[AT],
-                        rec[CHANNEL],
-                        rec[CAMPAIGN],
-                        rec[CLASS],
-                        rec[PRIORITY],
-                        _HELD,
-                    )
-                    open_.pop(cid, None)
-                d = attrs.evolve(d, reservation_expires_at=_HELD)
-            held.append(d)
-        return held
 
     def _forget(self, contact_ids: list[str]) -> None:
         records, history = self._records, self._history
