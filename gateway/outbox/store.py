@@ -108,13 +108,16 @@ def _hook(obj: dict) -> Any:
 
 
 _ENCODE = json.JSONEncoder(default=_default, separators=(",", ":")).encode
-_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_STR = json.encoder.encode_basestring_ascii
 # Fields written only when they differ from their default (a batch writes a million entries:
 # the defaults are most of them); load_request gives them back through the constructor.
+def _default_of(field: Any) -> Any:
+    default = field.default
+    return default.factory() if isinstance(default, attrs.Factory) else default  # type: ignore[arg-type]
+
+
 _OPTIONAL = tuple(
-    (f.name, f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[attr-defined]
-    for f in attrs.fields(ContactRequest)
-    if f.default is not attrs.NOTHING
+    (f.name, _default_of(f)) for f in attrs.fields(ContactRequest) if f.default is not attrs.NOTHING
 )
 # The last content encoded, and its text: a batch's requests share one content mapping (the
 # campaign's text), encoded once instead of a million times. Holding the object keeps its
