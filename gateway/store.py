@@ -7,6 +7,12 @@ writes. A few rare writers (campaign definitions) still use :class:`SqliteWorker
 run in a worker thread one call at a time; SQLite serialises them with the writer
 (``busy_timeout``). Blocking sqlite3 calls never run in the event loop.
 
+Checkpoints: the writer's connection does not copy the WAL back into the database on its
+commits (SQLite's default does, inside every thousandth commit, holding the write lock); a
+third connection does it in its own thread with PASSIVE checkpoints after commits, beside the
+writer. Should it fall far behind, the writer's own checkpoint at ``FALLBACK_CHECKPOINT_PAGES``
+bounds the WAL.
+
 Durability: ``synchronous=FULL`` (the default) makes a committed transaction survive power
 loss; ``NORMAL`` survives a crash of the process (kill -9) but not of the machine. A caller
 hears "durable" only after the transaction holding its writes committed, whatever the mode.
@@ -30,6 +36,13 @@ from gateway.errors import StoreError
 from gateway.statedb import claim_state_database
 
 T = TypeVar("T")
+
+#: The writer's own checkpoint (``wal_autocheckpoint``), in pages: reached only when the
+#: background checkpointer cannot keep up (SQLite's default, 1,000, put a checkpoint inside
+#: the commit path every ~4 MB written).
+FALLBACK_CHECKPOINT_PAGES = 50_000
+#: The WAL file is cut back to this size after a checkpoint restarts it.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 #: State files (database, WAL, SHM) and the state directory we create: nothing for others.
@@ -182,13 +195,20 @@ class StateWriter:
         path: Path | str,
         *,
         reader: SqliteWorker | None = None,
+        checkpointer: SqliteWorker | None = None,
         interval: float = 0.0,
         stall_limit: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        checkpoint_pause: float = 0.05,
     ) -> None:
         self.conn = conn
         self.path = str(path)
         self.reader = reader or SqliteWorker(conn)
+        self.checkpointer = checkpointer
+        self.checkpoint_pause = checkpoint_pause
+        self.checkpoints = 0  # background checkpoints run
+        self.checkpoint_failures = 0
+        self._committed = trio.Event()
         self.interval = interval
         self.stall_limit = stall_limit
         self.clock = clock
@@ -287,18 +307,45 @@ class StateWriter:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled (then the pending batch is left for :meth:`aclose`)."""
         self._running = True
-        task_status.started()
         try:
-            while True:
-                if not self._batch:
-                    await self._wakeup.wait()
-                # the loop alone replaces the event: a flush only sets it
-                self._wakeup = trio.Event()
-                if self.interval:
-                    await trio.sleep(self.interval)
-                await self._commit_pending()
+            async with trio.open_nursery() as nursery:
+                if self.checkpointer is not None:
+                    nursery.start_soon(self._checkpoints)
+                task_status.started()
+                while True:
+                    if not self._batch:
+                        await self._wakeup.wait()
+                    # the loop alone replaces the event: a flush only sets it
+                    self._wakeup = trio.Event()
+                    if self.interval:
+                        await trio.sleep(self.interval)
+                    await self._commit_pending()
         finally:
             self._running = False
+
+    async def _checkpoints(self) -> None:
+        """After commits, a PASSIVE checkpoint on the checkpointer's connection and thread: it
+        copies what it can of the WAL into the database without waiting for the writer or
+        any reader, so the commit path never does it. A pause between two bounds its share."""
+        assert self.checkpointer is not None
+        log = structlog.get_logger()
+        while True:
+            await self._committed.wait()
+            self._committed = trio.Event()
+            try:
+                await self.checkpointer.run(_passive_checkpoint)
+            except Exception as exc:  # the writer's own fallback checkpoint still bounds the WAL
+                self.checkpoint_failures += 1
+                if self.checkpoint_failures == 1 or self.checkpoint_failures % 1000 == 0:
+                    log.warning(
+                        "store.checkpoint_failed",
+                        path=self.path,
+                        error=str(exc),
+                        failures=self.checkpoint_failures,
+                    )
+            else:
+                self.checkpoints += 1
+            await trio.sleep(self.checkpoint_pause)
 
     async def _commit_pending(self) -> None:
         batch = self._batch
@@ -329,6 +376,7 @@ class StateWriter:
             self.commits += 1
             self.rows_written += sum(len(r) for r in batch.appends.values())
             self.operations += len(batch.ops)
+            self._committed.set()
         finally:
             self._writing = None
             batch.done.set()
@@ -341,6 +389,8 @@ class StateWriter:
             await trio.to_thread.run_sync(self.conn.close, limiter=self._limiter)
             if self.reader.conn is not self.conn:
                 await self.reader.aclose()
+            if self.checkpointer is not None:
+                await self.checkpointer.aclose()
 
 
 #: SQLite result codes that mean the database (not one operation) failed.
@@ -404,6 +454,12 @@ def _commit_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
         raise
 
 
+def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """(busy, WAL frames, frames copied into the database) of one PASSIVE checkpoint."""
+    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return (int(row[0]), int(row[1]), int(row[2]))
+
+
 @contextlib.asynccontextmanager
 async def open_state_writer(
     path: Path | str,
@@ -414,19 +470,35 @@ async def open_state_writer(
 ) -> AsyncIterator[StateWriter]:
     """Open the state database's writer (and a read connection) and run its commit loop."""
 
-    def connect() -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
-        conn = open_sqlite(path, synchronous=synchronous)
+    def connect() -> list[sqlite3.Connection]:
+        conns = [open_sqlite(path, synchronous=synchronous)]
         if str(path) == ":memory:":
-            return conn, None
+            return conns
         try:
-            return conn, open_sqlite(path, synchronous=synchronous)
+            conns[0].execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
+            conns[0].execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            conns.append(open_sqlite(path, synchronous=synchronous))  # reads
+            conns.append(open_sqlite(path, synchronous=synchronous))  # checkpoints
+            conns[2].execute("PRAGMA wal_autocheckpoint=0")
+            conns[2].execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         except BaseException:
-            conn.close()
+            for conn in conns:
+                conn.close()
             raise
+        return conns
 
-    conn, read_conn = await trio.to_thread.run_sync(connect)
-    reader = SqliteWorker(read_conn) if read_conn is not None else None
-    writer = StateWriter(conn, path, reader=reader, interval=interval, stall_limit=stall_limit)
+    conns = await trio.to_thread.run_sync(connect)
+    conn = conns[0]
+    reader = SqliteWorker(conns[1]) if len(conns) > 1 else None
+    checkpointer = SqliteWorker(conns[2]) if len(conns) > 2 else None
+    writer = StateWriter(
+        conn,
+        path,
+        reader=reader,
+        checkpointer=checkpointer,
+        interval=interval,
+        stall_limit=stall_limit,
+    )
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.serve)

@@ -435,6 +435,10 @@ class ContactControlBase:
         if self.ledger is not None:
             out["ledger_rows_written"] = self.ledger.rows_written
             out["ledger_commits"] = self.ledger.commits
+            writer = getattr(self.ledger, "writer", None)
+            if writer is not None and getattr(writer, "checkpointer", None) is not None:
+                out["state_checkpoints"] = writer.checkpoints
+                out["state_checkpoint_failures"] = writer.checkpoint_failures
         return out
 
 
