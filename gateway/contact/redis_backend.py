@@ -79,6 +79,12 @@ def _num(x: float) -> str:
 
 class RedisContactControl(ContactControlBase):
     backend_name = "redis"
+    # Reservations queued in the outbox with their decision stay live until the outbox reports
+    # a final state (submit, rejection, the entry's own expiry, the unknown of a lost answer),
+    # as in the SQLite backend: a message waiting longer than ``reservation_timeout`` (SMSC
+    # down, a long queue, restarts) must still count. Far in the future rather than inf: the
+    # scripts read the expiry with Lua's tonumber.
+    held_expiry = 1e300
 
     def __init__(
         self,

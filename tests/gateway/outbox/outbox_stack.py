@@ -1,4 +1,5 @@
-"""Helpers: the outbox as the daemon runs it: the real SQLite contact control, sharing one writer.
+"""Helpers: the outbox as the daemon runs it: the real SQLite contact control, sharing one writer
+(or the real Redis backend when ``table`` says ``backend = "redis"``).
 
 ``open_stack(table, **outbox)`` opens contact control (``table`` is its ``[contact]`` section)
 and the outbox on one state database and one :class:`~gateway.store.StateWriter`, wired
@@ -19,6 +20,7 @@ import attrs
 
 from gateway.app import Gateway
 from gateway.contact.config import parse_contact_config
+from gateway.contact.redis_backend import open_redis_contact_control
 from gateway.contact.sqlite_backend import open_sqlite_contact_control
 from gateway.model import ContactRequest
 from gateway.outbox import OutboxConfig, open_outbox
@@ -102,7 +104,10 @@ async def open_stack(
         return gw.outbox is not None and bool(await gw.outbox.cancel(contact_id, "preempted"))
 
     contact = parse_contact_config(table or {})
-    async with open_sqlite_contact_control(contact, path, clock=clock, preemptor=preempt) as cc:
+    opener = (
+        open_redis_contact_control if contact.backend == "redis" else open_sqlite_contact_control
+    )
+    async with opener(contact, path, clock=clock, preemptor=preempt) as cc:
         gw.contact_control, gw.ledger = cc, cc.ledger
         async with open_outbox(
             path,
