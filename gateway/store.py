@@ -289,6 +289,10 @@ class StateWriter:
 
     # -- health ---------------------------------------------------------------------------------
 
+    def busy(self) -> bool:
+        """A commit is being written or waits to be: the writer has no spare time now."""
+        return self._writing is not None or bool(self._batch)
+
     def oldest_wait(self) -> float:
         """Seconds the oldest write not yet durable has been waiting (0 when none)."""
         now = self.clock()

@@ -435,6 +435,7 @@ class ContactControlBase:
         if self.ledger is not None:
             out["ledger_rows_written"] = self.ledger.rows_written
             out["ledger_commits"] = self.ledger.commits
+            out["ledger_index_backlog"] = self.ledger.index_backlog()
             writer = getattr(self.ledger, "writer", None)
             if writer is not None and getattr(writer, "checkpointer", None) is not None:
                 out["state_checkpoints"] = writer.checkpoints

@@ -57,6 +57,10 @@ INSERT OR IGNORE INTO contact_ledger_indexed VALUES (0, 0);
 """
 
 INDEX_CHUNK = 5000
+#: Rows a busy writer may leave behind the lookup tables: while decisions keep the writer busy
+#: the tables wait (a lookup reads the unindexed tail instead) and catch up when it idles;
+#: past this backlog they are filled between decisions as before.
+INDEX_BACKLOG = 1_000_000
 
 COLUMNS = (
     "seq",
@@ -116,6 +120,9 @@ class Ledger:
     def __init__(self, writer: StateWriter, *, interval: float = 0.0) -> None:
         # ``interval`` is the writer's now (see open_local_database); kept for callers
         self.writer = writer
+        self.appended = 0  # rows queued by this process
+        self.indexed = 0  # of those, put in the lookup tables (an estimate: see serve_indexer)
+        self.index_deferred = 0  # rounds the indexer left to a busy writer
 
     @property
     def worker(self) -> StateWriter:
@@ -138,10 +145,16 @@ class Ledger:
 
     def append(self, row: tuple[Any, ...]) -> WriteBatch:
         """Queue a row for the next commit; await :meth:`durable` on the returned batch."""
+        self.appended += 1
         return self.writer.append(_INSERT, (row,))
 
     def extend(self, rows: Sequence[tuple[Any, ...]]) -> WriteBatch:
+        self.appended += len(rows)
         return self.writer.append(_INSERT, rows)
+
+    def index_backlog(self) -> int:
+        """Rows queued by this process and not yet in the lookup tables (an estimate)."""
+        return max(0, self.appended - self.indexed)
 
     async def durable(self, batch: WriteBatch) -> None:
         """Wait until ``batch`` is committed; raises StoreError if the write failed."""
@@ -239,20 +252,44 @@ class Ledger:
         interval: float = 1.0,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Keep the lookup tables close behind the writes (small chunks: commits stay quick)."""
+        """Keep the lookup tables behind the writes (small chunks: commits stay quick).
+
+        Decisions first: while the writer is busy and the backlog is under INDEX_BACKLOG, a
+        round is left for later (a burst of decisions is not slowed by a quarter for tables
+        only admin lookups read); the first round after start-up always runs."""
         task_status.started()
         log = structlog.get_logger()
         failing = None
+        first = True
+        busy = getattr(self.writer, "busy", lambda: False)
         while True:
             try:
-                while await self.index_pending() == INDEX_CHUNK:
+                while True:
+                    if not first and busy() and self.index_backlog() < INDEX_BACKLOG:
+                        self.index_deferred += 1
+                        break
+                    n = await self.index_pending()
+                    self.indexed += n
+                    if n < INDEX_CHUNK:
+                        self.indexed = max(self.indexed, self.appended - len_pending(self.writer))
+                        break
                     await trio.lowlevel.checkpoint()
+                first = False
                 failing = None
             except Exception as exc:  # a failed chunk is retried on the next round
                 if str(exc) != failing:  # once per cause, not every second of a full disk
                     log.error("contact.ledger_index_failed", error=str(exc))
                 failing = str(exc)
             await trio.sleep(interval)
+
+
+def len_pending(writer: Any) -> int:
+    """Ledger rows queued in the writer and not yet committed (not yet indexable)."""
+    rows = 0
+    for batch in (getattr(writer, "_writing", None), getattr(writer, "pending", None)):
+        if batch is not None:
+            rows += len(batch.appends.get(_INSERT, ()))
+    return rows
 
 
 def _prune_chunk(conn: sqlite3.Connection, before: float, chunk: int) -> int:

@@ -132,3 +132,45 @@ async def test_a_cancelled_flush_is_not_reported_durable(tmp_path) -> None:
     assert await writer.run(
         lambda c: c.execute("SELECT count(*) FROM contact_ledger").fetchone()
     ) == (0,)
+
+
+async def test_the_indexer_leaves_a_busy_writer_alone_up_to_the_backlog(
+    tmp_path, monkeypatch
+) -> None:
+    """While the writer is busy the lookup tables wait (until INDEX_BACKLOG rows are behind);
+    once it idles they catch up. The first round after start always runs."""
+    monkeypatch.setattr(ledger_module, "INDEX_CHUNK", 10)
+    monkeypatch.setattr(ledger_module, "INDEX_BACKLOG", 50)
+
+    async def indexed(writer: StateWriter) -> int:
+        return await writer.run(
+            lambda c: c.execute("SELECT count(*) FROM contact_ledger_by_msisdn").fetchone()[0]
+        )
+
+    async with open_state_writer(tmp_path / "l.sqlite") as writer:
+        await writer.setup(Ledger.create_schema)
+        ledger = Ledger(writer)
+        busy = [False]
+        monkeypatch.setattr(writer, "busy", lambda: busy[0])
+        await ledger.durable(ledger.extend([_row(i) for i in range(25)]))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda **kw: ledger.serve_indexer(interval=0.01, **kw))
+            with trio.fail_after(5):
+                while await indexed(writer) < 25:  # the first round runs whatever the writer
+                    await trio.sleep(0.01)
+            busy[0] = True
+            await ledger.durable(ledger.extend([_row(i) for i in range(25, 65)]))
+            await trio.sleep(0.2)
+            assert await indexed(writer) == 25  # 40 behind, under the backlog: left alone
+            assert ledger.index_deferred > 0
+            await ledger.durable(ledger.extend([_row(i) for i in range(65, 90)]))
+            with trio.fail_after(5):
+                while await indexed(writer) < 45:  # 65 behind: filled although busy ...
+                    await trio.sleep(0.01)
+            await trio.sleep(0.1)
+            assert await indexed(writer) == 45  # ... until less than the backlog is behind
+            busy[0] = False
+            with trio.fail_after(5):
+                while await indexed(writer) < 90:  # idle: all of it
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
