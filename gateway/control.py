@@ -20,6 +20,7 @@ admitted and are the :func:`~gateway.control_peer.current_peer` of its commands.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -336,6 +337,10 @@ def status_data(daemon: Daemon) -> dict[str, Any]:
         "plugins": plugins,
         "queues": queues,
         "metrics": gw.metrics.snapshot(),
+        "gc": {
+            "frozen_objects": gc.get_freeze_count(),
+            "collections": [g["collections"] for g in gc.get_stats()],
+        },
     }
 
 

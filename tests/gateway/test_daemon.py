@@ -158,6 +158,21 @@ def test_sighup_with_broken_config_keeps_the_old_one(
     assert proc.wait() == 0
 
 
+def test_the_start_up_heap_is_frozen_in_gatewayd_only(gateway_config, gatewayd):
+    """gatewayd keeps what start-up built out of the collector's full passes (status shows
+    it); a gateway run inside another process (the tests') leaves that process's collector
+    alone."""
+    import gc
+
+    proc = gatewayd(gateway_config())
+    data = proc.wait_ready()
+    assert data["gc"]["frozen_objects"] > 10_000, data["gc"]
+    assert len(data["gc"]["collections"]) == 3
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert gc.get_freeze_count() == 0  # nothing in this test process froze its heap
+
+
 def test_sd_notify_ready_watchdog_and_stopping(gateway_config, gatewayd, short_tmp):
     """READY=1 after start-up, WATCHDOG=1 every WATCHDOG_USEC/2, STOPPING=1 on SIGTERM."""
     notify = NotifySocket(str(short_tmp / "notify"))
