@@ -41,6 +41,10 @@ T = TypeVar("T")
 #: background checkpointer cannot keep up (SQLite's default, 1,000, put a checkpoint inside
 #: the commit path every ~4 MB written).
 FALLBACK_CHECKPOINT_PAGES = 50_000
+#: A background checkpoint after this many commits or written rows (and operations),
+#: whichever comes first.
+CHECKPOINT_COMMITS = 64
+CHECKPOINT_ROWS = 20_000
 #: The WAL file is cut back to this size after a checkpoint restarts it.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -200,6 +204,8 @@ class StateWriter:
         stall_limit: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_pause: float = 0.05,
+        checkpoint_commits: int = CHECKPOINT_COMMITS,
+        checkpoint_rows: int = CHECKPOINT_ROWS,
     ) -> None:
         self.conn = conn
         self.path = str(path)
@@ -208,6 +214,9 @@ class StateWriter:
         self.checkpoint_pause = checkpoint_pause
         self.checkpoints = 0  # background checkpoints run
         self.checkpoint_failures = 0
+        self.checkpoint_commits = checkpoint_commits
+        self.checkpoint_rows = checkpoint_rows
+        self._since_checkpoint = [0, 0]  # commits, rows and operations
         self._committed = trio.Event()
         self.interval = interval
         self.stall_limit = stall_limit
@@ -289,6 +298,14 @@ class StateWriter:
 
     # -- health ---------------------------------------------------------------------------------
 
+    def queued_rows(self, sql: str) -> int:
+        """Rows of ``sql`` queued or being written, not yet committed."""
+        return sum(
+            len(batch.appends.get(sql, ()))
+            for batch in (self._writing, self._batch)
+            if batch is not None
+        )
+
     def busy(self) -> bool:
         """A commit is being written or waits to be: the writer has no spare time now."""
         return self._writing is not None or bool(self._batch)
@@ -328,7 +345,7 @@ class StateWriter:
             self._running = False
 
     async def _checkpoints(self) -> None:
-        """After commits, a PASSIVE checkpoint on the checkpointer's connection and thread: it
+        """After enough commits, a PASSIVE checkpoint on the checkpointer's connection and thread: it
         copies what it can of the WAL into the database without waiting for the writer or
         any reader, so the commit path never does it. A pause between two bounds its share."""
         assert self.checkpointer is not None
@@ -378,9 +395,15 @@ class StateWriter:
                 )
                 self.failing = None
             self.commits += 1
-            self.rows_written += sum(len(r) for r in batch.appends.values())
+            rows = sum(len(r) for r in batch.appends.values())
+            self.rows_written += rows
             self.operations += len(batch.ops)
-            self._committed.set()
+            since = self._since_checkpoint
+            since[0] += 1
+            since[1] += rows + len(batch.ops)
+            if since[0] >= self.checkpoint_commits or since[1] >= self.checkpoint_rows:
+                since[0] = since[1] = 0
+                self._committed.set()
         finally:
             self._writing = None
             batch.done.set()

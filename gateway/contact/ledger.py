@@ -246,6 +246,24 @@ class Ledger:
         """Index up to INDEX_CHUNK rows written since the last call; returns how many."""
         return await self.writer.call(_index_chunk, INDEX_CHUNK)
 
+    async def index_round(self, *, force: bool = False) -> int:
+        """Index chunks until caught up, or (unless ``force``) until the writer is busy with
+        less than INDEX_BACKLOG rows behind; the rows indexed."""
+        busy = getattr(self.writer, "busy", lambda: False)
+        total = 0
+        while True:
+            if not force and busy() and self.index_backlog() < INDEX_BACKLOG:
+                self.index_deferred += 1
+                return total
+            n = await self.index_pending()
+            self.indexed += n
+            total += n
+            if n < INDEX_CHUNK:
+                queued = getattr(self.writer, "queued_rows", lambda sql: 0)(_INSERT)
+                self.indexed = max(self.indexed, self.appended - queued)
+                return total
+            await trio.lowlevel.checkpoint()
+
     async def serve_indexer(
         self,
         *,
@@ -261,19 +279,9 @@ class Ledger:
         log = structlog.get_logger()
         failing = None
         first = True
-        busy = getattr(self.writer, "busy", lambda: False)
         while True:
             try:
-                while True:
-                    if not first and busy() and self.index_backlog() < INDEX_BACKLOG:
-                        self.index_deferred += 1
-                        break
-                    n = await self.index_pending()
-                    self.indexed += n
-                    if n < INDEX_CHUNK:
-                        self.indexed = max(self.indexed, self.appended - len_pending(self.writer))
-                        break
-                    await trio.lowlevel.checkpoint()
+                await self.index_round(force=first)
                 first = False
                 failing = None
             except Exception as exc:  # a failed chunk is retried on the next round
@@ -281,15 +289,6 @@ class Ledger:
                     log.error("contact.ledger_index_failed", error=str(exc))
                 failing = str(exc)
             await trio.sleep(interval)
-
-
-def len_pending(writer: Any) -> int:
-    """Ledger rows queued in the writer and not yet committed (not yet indexable)."""
-    rows = 0
-    for batch in (getattr(writer, "_writing", None), getattr(writer, "pending", None)):
-        if batch is not None:
-            rows += len(batch.appends.get(_INSERT, ()))
-    return rows
 
 
 def _prune_chunk(conn: sqlite3.Connection, before: float, chunk: int) -> int:

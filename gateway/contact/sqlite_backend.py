@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import attrs
 import structlog
 import trio
 
@@ -55,7 +54,7 @@ from gateway.contact.engine import (
 )
 from gateway.contact.ledger import Ledger, ledger_row_from_outbox, load_counter_rows
 from gateway.contact.lists import ListStore
-from gateway.model import ContactDecision, ContactRequest, Outcome
+from gateway.model import ContactRequest
 
 _FS, _RS = "\x1f", "\x1e"
 _HELD = float("inf")  # the expiry of a reservation queued in the outbox (see held_expiry)

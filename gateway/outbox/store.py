@@ -109,13 +109,15 @@ def _hook(obj: dict) -> Any:
 
 _ENCODE = json.JSONEncoder(default=_default, separators=(",", ":")).encode
 _STR = json.encoder.encode_basestring_ascii
-# Fields written only when they differ from their default (a batch writes a million entries:
-# the defaults are most of them); load_request gives them back through the constructor.
+
+
 def _default_of(field: Any) -> Any:
     default = field.default
     return default.factory() if isinstance(default, attrs.Factory) else default  # type: ignore[arg-type]
 
 
+# Fields written only when they differ from their default (a batch writes a million entries:
+# the defaults are most of them); load_request gives them back through the constructor.
 _OPTIONAL = tuple(
     (f.name, _default_of(f)) for f in attrs.fields(ContactRequest) if f.default is not attrs.NOTHING
 )

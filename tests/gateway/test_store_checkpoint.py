@@ -8,9 +8,10 @@ import sqlite3
 import trio
 
 from gateway.store import FALLBACK_CHECKPOINT_PAGES, open_state_writer
+from gateway.testing import wait_until
 
 ROWS_PER_COMMIT = 500
-COMMITS = 60
+COMMITS = 80
 PAYLOAD = "x" * 400
 
 
@@ -28,9 +29,8 @@ async def test_wal_is_checkpointed_in_the_background(tmp_path):
             rows = [(i * ROWS_PER_COMMIT + j, PAYLOAD) for j in range(ROWS_PER_COMMIT)]
             await writer.durable(writer.append("INSERT INTO t VALUES (?, ?)", rows))
         written = COMMITS * ROWS_PER_COMMIT * len(PAYLOAD)  # ~12 MB, far below the fallback
-        with trio.fail_after(10):
-            while path.stat().st_size < written // 2:
-                await trio.sleep(0.05)  # the main file fills while the writer goes on
+        # the main file fills while the writer goes on
+        await wait_until(lambda: path.stat().st_size >= written // 2, within=10)
         assert writer.checkpoints > 0 and writer.checkpoint_failures == 0
         count = await writer.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
         assert count == COMMITS * ROWS_PER_COMMIT
@@ -44,11 +44,23 @@ async def test_a_failing_checkpointer_does_not_stop_the_writer(tmp_path):
         await writer.setup(_create)
         assert writer.checkpointer is not None
         writer.checkpointer.conn.close()  # every checkpoint now fails
+        writer.checkpoint_commits = 1  # one after every commit
         for i in range(5):
             await writer.durable(writer.append("INSERT INTO t VALUES (?, ?)", [(i, PAYLOAD)]))
-        with trio.fail_after(5):
-            while writer.checkpoint_failures == 0:
-                await trio.sleep(0.01)
+        await wait_until(lambda: writer.checkpoint_failures > 0, within=5)
         count = await writer.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
         assert count == 5
         writer.checkpointer.conn = sqlite3.connect(":memory:", check_same_thread=False)
+
+
+async def test_a_checkpoint_waits_for_enough_commits(tmp_path):
+    """A quiet node does not hop to the checkpointer's thread after every small commit."""
+    async with open_state_writer(tmp_path / "state.sqlite", synchronous="normal") as writer:
+        await writer.setup(_create)
+        writer.checkpoint_commits = 10
+        for i in range(9):
+            await writer.durable(writer.append("INSERT INTO t VALUES (?, ?)", [(i, PAYLOAD)]))
+        await trio.sleep(0.2)
+        assert writer.checkpoints == 0
+        await writer.durable(writer.append("INSERT INTO t VALUES (?, ?)", [(9, PAYLOAD)]))
+        await wait_until(lambda: writer.checkpoints == 1, within=5)

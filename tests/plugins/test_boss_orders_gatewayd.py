@@ -40,7 +40,7 @@ async def test_pending_order_survives_kill_9_and_is_placed_when_the_boss_returns
     gateway_config, gatewayd, short_tmp
 ):
     """Pending in the order book before the kill; placed once after the restart; SMS sent."""
-    boss_port, http_port = free_port(), free_port()
+    boss_port = free_port()  # the fake BOSS is started only later, on this port
     campaigns = short_tmp / "campaigns"
     campaigns.mkdir()
     (campaigns / "spring.toml").write_text(
@@ -53,7 +53,7 @@ async def test_pending_order_survives_kill_9_and_is_placed_when_the_boss_returns
             + SMSC.format(port=smsc.port)
             + f"""
 [http]
-listen = "127.0.0.1:{http_port}"
+listen = "127.0.0.1:0"
 [http.clients.crm]
 api_key = "boss-crm-test-key-0123456789"
 
@@ -66,6 +66,8 @@ enabled = true
         )
         first = gatewayd(config)
         await trio.to_thread.run_sync(first.wait_ready)
+        (listening,) = await trio.to_thread.run_sync(first.wait_for_event, "http.listening")
+        http_port = listening["port"]
         async with httpx.AsyncClient(headers={"X-Api-Key": "boss-crm-test-key-0123456789"}) as http:
             answer = await http.post(
                 f"http://127.0.0.1:{http_port}/boss/feedback",

@@ -181,7 +181,9 @@ async def test_touchpoint_respects_profile_dnd_and_caps(tmp_path):
                 {"work_order": "W1", "campaign": gold},
                 {
                     "work_order": "W2",
-                    "campaign": campaign("listed", priority=10),
+                    # paced so that it is still running (the second target in 100 s) when the
+                    # counter asks: a finished batch is not offered
+                    "campaign": campaign("listed", priority=10, batch={"rate": 0.01}),
                     "targets": [A, B],
                 },
                 {"work_order": "W3", "campaign": campaign("draft-only"), "targets": [A]},
@@ -210,8 +212,9 @@ async def test_touchpoint_respects_profile_dnd_and_caps(tmp_path):
     async with open_gateway(tmp_path / "gw2", config) as gw:
         url = f"http://127.0.0.1:{http_port(gw)}/boss"
         async with httpx.AsyncClient(headers={"X-Api-Key": "boss-crm-test-key-0123456789"}) as http:
-            for cid in ("one", "two"):
-                body = {"work_order": cid, "campaign": campaign(cid), "targets": [B]}
+            for cid in ("one", "two"):  # real-time: they stay running (a batch may finish)
+                realtime = campaign(cid, kind="realtime", trigger={"events": ["power_on"]})
+                body = {"work_order": cid, "campaign": realtime}
                 assert (await http.post(f"{url}/campaigns", json=body)).status_code == 201
                 await run(gw, cid, "approve", "start")
             first = (await http.post(f"{url}/touchpoint", json={"msisdn": B})).json()

@@ -119,6 +119,7 @@ def toml(ppg: FakePpg, extra: str = "") -> str:
         retry_backoff = "0.05s"
         retry_backoff_max = "0.1s"
         max_attempts = 3
+        scheduler_interval = "0.05s"
 
         [plugins.wap_push]
         transport = "ppg"
@@ -235,7 +236,7 @@ async def test_ppg_result_codes(tmp_path, nursery, script, states, error):
         recorder = Recorder()
         gw.daemon.pm.register(recorder, name="recorder")
         await enqueue(gw, "c1", "8613800000002")
-        await wait_until(lambda: recorder.states("c1"), within=30)
+        await wait_until(lambda: recorder.states("c1"), within=60)
         assert recorder.states("c1") == states
         errors = [e for c, _, e in recorder.reports if c == "c1"]
         if error is not None:

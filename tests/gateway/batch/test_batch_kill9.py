@@ -139,7 +139,9 @@ def test_batch_kill9_resumes_without_duplicates_or_gaps(short_tmp, gateway_confi
         # every target arrived, or is one of the (at most a window of) reported unknown ones
         assert len(missing) <= unknown <= 50, (len(missing), unknown)
         assert data["targets"] == SIZE
-        print(f"batch kill9: at_kill={at_kill} rate={rate:.1f}/s unknown={unknown} missing={len(missing)}")
+        print(
+            f"batch kill9: at_kill={at_kill} rate={rate:.1f}/s unknown={unknown} missing={len(missing)}"
+        )
         second.signal(15)
         assert second.wait(30) == 0
     finally:

@@ -35,7 +35,8 @@ async def main(path: str, reservation_timeout: str) -> None:
             ]
             decisions = await cc.decide_many(batch)
             allowed = [d.request.contact_id for d in decisions if d.allowed]
-            print("\n".join(f"A {c}" for c in allowed), flush=True)
+            if allowed:  # an empty batch printed a blank line: an "allowed" contact ""
+                print("\n".join(f"A {c}" for c in allowed), flush=True)
             for n, cid in enumerate(allowed):
                 if n % 3:  # leave some reservations uncommitted: they must expire
                     await cc.commit(cid)

@@ -28,7 +28,8 @@ def _run_and_kill(db: Path, tag: str, lines_before_kill: int) -> tuple[set[str],
     try:
         for n, line in enumerate(proc.stdout):
             kind, _, cid = line.strip().partition(" ")
-            (committed if kind == "C" else allowed).add(cid)
+            if kind in ("A", "C") and cid:
+                (committed if kind == "C" else allowed).add(cid)
             if n >= lines_before_kill:
                 os.kill(proc.pid, signal.SIGKILL)
                 break

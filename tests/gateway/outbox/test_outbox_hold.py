@@ -53,10 +53,9 @@ async def test_a_queued_message_keeps_its_reservation_past_the_timeout_and_resta
     """The SMSC is down for longer than reservation_timeout, across a restart: the queued
     message's reservation still counts (a second contact is refused) until the entry's final
     state (here its expiry in the queue) releases it."""
-    CAP1 = table  # noqa: N806
     clock = Clock()
     db = tmp_path / "gateway.sqlite"
-    async with open_stack(tmp_path, CAP1, db=db, clock=clock, run_scheduler=False) as s:
+    async with open_stack(tmp_path, table, db=db, clock=clock, run_scheduler=False) as s:
         first = await s.control.decide_and_queue([request("q1")], s.outbox)
         assert first[0].allowed
         clock.now += 600  # ten reservation timeouts; nothing was sent
@@ -64,7 +63,7 @@ async def test_a_queued_message_keeps_its_reservation_past_the_timeout_and_resta
         again = await s.control.decide_and_queue([request("q2")], s.outbox)
         assert not again[0].allowed, again[0]
     clock.now += 600
-    async with open_stack(tmp_path, CAP1, db=db, clock=clock, run_scheduler=False) as s:
+    async with open_stack(tmp_path, table, db=db, clock=clock, run_scheduler=False) as s:
         await sweep(s.control)
         after_restart = await s.control.decide_and_queue([request("q3")], s.outbox)
         assert not after_restart[0].allowed, after_restart[0]

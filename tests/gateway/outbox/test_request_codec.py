@@ -55,7 +55,9 @@ def _fields(request: ContactRequest) -> dict:
 
 
 def test_defaults_are_left_out_and_restored() -> None:
-    request = ContactRequest(contact_id="c1", msisdn="8613800000001", campaign_id="k", channel="sms")
+    request = ContactRequest(
+        contact_id="c1", msisdn="8613800000001", campaign_id="k", channel="sms"
+    )
     stored = json.loads(dump_request(request))
     assert stored == {
         "contact_id": "c1",
