@@ -99,6 +99,8 @@ class Feed:
     )
     #: One pass at a time (the service's loop and ``gatewayctl bossfiles poll``).
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
+    #: Archives a crash interrupted have been finished (once, before the first pass).
+    _archives_finished: bool = False
 
     @property
     def local(self) -> bool:
@@ -143,6 +145,9 @@ class Feed:
 
     async def _poll(self, now: float) -> list[tuple[str, str]]:
         done: list[tuple[str, str]] = []
+        if not self._archives_finished:
+            await self._finish_archives()
+            self._archives_finished = True
         if not self.local:
             self.incoming.mkdir(parents=True, exist_ok=True)
             done += await self._process_incoming()  # left by a crash, or just fetched
@@ -230,6 +235,29 @@ class Feed:
             seconds=round(time.perf_counter() - started, 3),
         )
         return "applied"
+
+    async def _finish_archives(self) -> None:
+        """A file applied but not marked archived whose data file has left the incoming
+        directory was being archived when the process died (the data file moved, then the
+        check file, then the mark): move what is left and mark it. One whose data file is
+        still there is archived by the pass itself (same name and checksum)."""
+        for applied_id, name in await self.state.unarchived(self.config.name):
+            data = self.incoming / name
+            check = self.incoming / self.config.check_for(name)
+            if data.exists():
+                continue
+            folder = self.work_dir / "archive" / self.config.name / time.strftime("%Y%m%d")
+
+            def move(check: Path = check, folder: Path = folder) -> None:
+                if check.exists():
+                    _move(check, folder)
+                    _fsync(folder)
+
+            await trio.to_thread.run_sync(move, limiter=self.limiter)
+            await self.state.mark_archived(applied_id)
+            self.log.warning(
+                "boss_files.archive_finished", feed=self.config.name, file=name, id=applied_id
+            )
 
     async def _archive(self, data: Path, check: Path, applied_id: int) -> None:
         folder = self.work_dir / "archive" / self.config.name / time.strftime("%Y%m%d")

@@ -126,6 +126,18 @@ class FilesState:
         )
         return int(cur.lastrowid or 0)
 
+    async def unarchived(self, feed: str) -> list[tuple[int, str]]:
+        """(id, file name) of the files of ``feed`` applied but not yet archived."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            rows = conn.execute(
+                "SELECT id, name FROM applied_files WHERE feed = ? AND archived = 0 ORDER BY id",
+                (feed,),
+            ).fetchall()
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+        return await self.run(read)
+
     async def mark_archived(self, applied_id: int) -> None:
         await self.run(
             lambda c: c.execute("UPDATE applied_files SET archived = 1 WHERE id = ?", (applied_id,))

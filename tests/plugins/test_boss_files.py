@@ -355,3 +355,36 @@ columns = ["op", "msisdn", "reason"]
         assert hit.outcome == Outcome.SUPPRESSED, hit
         assert "complaint_sensitive" in hit.reason, hit.reason
         assert other.outcome == Outcome.ALLOWED
+
+
+@pytest.mark.parametrize("left_in_inbox", [True, False], ids=["check-left", "both-moved"])
+async def test_an_archive_cut_by_a_crash_is_finished_at_the_next_start(
+    tmp_path: Path, inbox: Path, left_in_inbox: bool
+) -> None:
+    """kill -9 between moving the data file to the archive and marking it archived (the check
+    file still in the inbox, or both moved): the next start finishes the archive and marks it
+    (it stayed "not archived" for ever, and the check file in the inbox)."""
+    import sqlite3
+
+    name = "PROFILE_1.txt"
+    async with boss_gateway(tmp_path, profile_feed(inbox)) as gw:
+        deliver(inbox, name, ["13800138000|460001234567890|全球通|北京"], encoding="gbk")
+        assert await feed(gw, "profiles").poll_once() == [(name, "applied")]
+    archive = tmp_path / "work" / "archive" / "profiles"
+    (check,) = [p for p in archive.rglob("*.chk")]
+    if left_in_inbox:
+        check.rename(inbox / check.name)  # as if the kill came between the two moves
+    db = tmp_path / "work" / "boss_files.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE applied_files SET archived = 0")
+    conn.close()
+    async with boss_gateway(tmp_path, profile_feed(inbox)) as gw:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT name, archived FROM applied_files").fetchall() == [
+                (name, 1)
+            ]
+        conn.close()
+        assert not list(inbox.iterdir())
+        archived = sorted(p.name for p in archive.rglob("*") if p.is_file())
+        assert archived == [name, name + ".chk"]
+        assert await feed(gw, "profiles").poll_once() == []  # nothing applied again
