@@ -217,7 +217,7 @@ class StateWriter:
         self.checkpoint_commits = checkpoint_commits
         self.checkpoint_rows = checkpoint_rows
         self._since_checkpoint = [0, 0]  # commits, rows and operations
-        self._committed = trio.Event()
+        self._checkpoint_due = trio.Event()
         self.interval = interval
         self.stall_limit = stall_limit
         self.clock = clock
@@ -351,8 +351,8 @@ class StateWriter:
         assert self.checkpointer is not None
         log = structlog.get_logger()
         while True:
-            await self._committed.wait()
-            self._committed = trio.Event()
+            await self._checkpoint_due.wait()
+            self._checkpoint_due = trio.Event()
             try:
                 await self.checkpointer.run(_passive_checkpoint)
             except Exception as exc:  # the writer's own fallback checkpoint still bounds the WAL
@@ -403,7 +403,7 @@ class StateWriter:
             since[1] += rows + len(batch.ops)
             if since[0] >= self.checkpoint_commits or since[1] >= self.checkpoint_rows:
                 since[0] = since[1] = 0
-                self._committed.set()
+                self._checkpoint_due.set()
         finally:
             self._writing = None
             batch.done.set()

@@ -436,8 +436,8 @@ class ContactControlBase:
             out["ledger_rows_written"] = self.ledger.rows_written
             out["ledger_commits"] = self.ledger.commits
             out["ledger_index_backlog"] = self.ledger.index_backlog()
-            writer = getattr(self.ledger, "writer", None)
-            if writer is not None and getattr(writer, "checkpointer", None) is not None:
+            writer = self.ledger.writer
+            if writer.checkpointer is not None:
                 out["state_checkpoints"] = writer.checkpoints
                 out["state_checkpoint_failures"] = writer.checkpoint_failures
         return out

@@ -249,17 +249,16 @@ class Ledger:
     async def index_round(self, *, force: bool = False) -> int:
         """Index chunks until caught up, or (unless ``force``) until the writer is busy with
         less than INDEX_BACKLOG rows behind; the rows indexed."""
-        busy = getattr(self.writer, "busy", lambda: False)
         total = 0
         while True:
-            if not force and busy() and self.index_backlog() < INDEX_BACKLOG:
+            if not force and self.writer.busy() and self.index_backlog() < INDEX_BACKLOG:
                 self.index_deferred += 1
                 return total
             n = await self.index_pending()
             self.indexed += n
             total += n
             if n < INDEX_CHUNK:
-                queued = getattr(self.writer, "queued_rows", lambda sql: 0)(_INSERT)
+                queued = self.writer.queued_rows(_INSERT)
                 self.indexed = max(self.indexed, self.appended - queued)
                 return total
             await trio.lowlevel.checkpoint()

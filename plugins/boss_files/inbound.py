@@ -246,7 +246,7 @@ class Feed:
             check = self.incoming / self.config.check_for(name)
             if data.exists():
                 continue
-            folder = self.work_dir / "archive" / self.config.name / time.strftime("%Y%m%d")
+            folder = self._archive_folder()
 
             def move(check: Path = check, folder: Path = folder) -> None:
                 if check.exists():
@@ -259,8 +259,11 @@ class Feed:
                 "boss_files.archive_finished", feed=self.config.name, file=name, id=applied_id
             )
 
+    def _archive_folder(self) -> Path:
+        return self.work_dir / "archive" / self.config.name / time.strftime("%Y%m%d")
+
     async def _archive(self, data: Path, check: Path, applied_id: int) -> None:
-        folder = self.work_dir / "archive" / self.config.name / time.strftime("%Y%m%d")
+        folder = self._archive_folder()
 
         def move() -> None:
             _move(data, folder)
