@@ -69,7 +69,9 @@ def campaign(tmp_path: Path, n: int, *, windows: str = "", rate: float = 0.0):
     return parse_campaign(table, origin="test", areas={})
 
 
-async def run_runner(tmp_path, clock, cdef, *, hours="00:00-24:00", shard=None, until=None):
+async def run_runner(
+    tmp_path, clock, cdef, *, hours="00:00-24:00", shard=None, until=None, wrap=None
+):
     config = parse_contact_config({"contact_hours": {"sms": hours}, "timezone": "Asia/Shanghai"})
     db = tmp_path / "state.sqlite"
     async with open_sqlite_contact_control(config, db, clock=clock) as cc:
@@ -82,7 +84,7 @@ async def run_runner(tmp_path, clock, cdef, *, hours="00:00-24:00", shard=None, 
             runner = BatchRunner(
                 campaign_id="b",
                 campaigns=store,
-                control=cc,
+                control=cc if wrap is None else wrap(cc),
                 outbox=ob,
                 progress=progress,
                 snapshot_dir=tmp_path / "batch",
@@ -111,6 +113,38 @@ async def test_waits_outside_the_send_window_then_sends(tmp_path):
     runner, outcomes, stats, store = await run_runner(tmp_path, clock, cdef, until=until)
     assert runner.cursor == 300 and outcomes["allowed"] == 300 and stats["enqueued"] == 300
     assert store.actions == ["finish"]
+
+
+class CountingControl:
+    """Contact control that records the size of each step handed to ``decide_and_queue``."""
+
+    def __init__(self, control) -> None:
+        self.control = control
+        self.steps: list[int] = []
+
+    async def decide_and_queue(self, requests, outbox):
+        self.steps.append(len(requests))
+        return await self.control.decide_and_queue(requests, outbox)
+
+
+async def test_paced_steps_carry_the_targets_of_ten_milliseconds(tmp_path):
+    """At 1,000/s a step waits for 10 targets (the step period's worth), not one per
+    millisecond (a decision transaction and a scheduler round per target); the rate holds."""
+    clock = Clock(at(10))
+    cdef = campaign(tmp_path, 300, rate=1000)
+    counting: list[CountingControl] = []
+
+    def wrap(cc):
+        counting.append(CountingControl(cc))
+        return counting[0]
+
+    started = trio.current_time()
+    runner, outcomes, _, _ = await run_runner(tmp_path, clock, cdef, wrap=wrap)
+    elapsed = trio.current_time() - started
+    steps = counting[0].steps
+    assert runner.cursor == 300 and outcomes["allowed"] == 300 and sum(steps) == 300
+    assert len(steps) <= 30 and min(steps[:-1]) >= 10, steps  # the last: what is left
+    assert elapsed >= 0.29  # 300 at 1,000/s, the first token at once
 
 
 async def test_quiet_hours_defer_batch_contacts_to_the_outbox(tmp_path):
