@@ -26,7 +26,13 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q -e '.[test]'
+# (re)install when pyproject.toml changed since the last install (the checkout itself is
+# installed editable: code changes need none)
+stamp=.venv/.gateway-pyproject.sha256
+if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+    sha256sum pyproject.toml >"$stamp"
+fi
 
 if ! .venv/bin/python -m mypy; then
     echo "test.sh: mypy found type errors (see above); fix them before the tests run" >&2
@@ -35,15 +41,27 @@ fi
 
 # Two passes. First everything but the `slow` tests on four pytest-xdist workers (the suite
 # waits far more than it computes, so more workers than cores pay off; tests of one
-# xdist_group share a worker). Then the `slow` tests (kill -9 rounds, a paced 100,000-target
-# batch, memory bounds) one at a time: they measure rates and bounds that CPU starvation by
-# three neighbours would break. PYTEST_WORKERS=0 runs the first pass in one process.
-# Extra arguments go to both passes; "no tests collected" in one pass is fine, in both a failure.
+# xdist_group share a worker). Then the `slow` tests (a paced 100,000-target batch killed
+# half way, kill -9 at chosen points, memory bounds) one at a time: they measure rates and
+# bounds that CPU starvation by three neighbours would break. PYTEST_WORKERS=0 runs the first
+# pass in one process. Extra arguments go to both passes (without any, the second pass
+# collects only the files that mark tests slow); "no tests collected" in one pass is fine, in
+# both a failure.
 set +e
 .venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-4}" --dist loadgroup -m "not slow" "$@"
 fast=$?
-.venv/bin/python -m pytest -q -m slow "$@"
-slow=$?
+if [[ $# -gt 0 ]]; then
+    .venv/bin/python -m pytest -q -m slow "$@"
+    slow=$?
+else
+    mapfile -t slow_files < <(grep -rlE --include='test_*.py' 'mark\.slow\b' tests | sort)
+    if [[ ${#slow_files[@]} -gt 0 ]]; then
+        .venv/bin/python -m pytest -q -m slow "${slow_files[@]}"
+        slow=$?
+    else
+        slow=5
+    fi
+fi
 set -e
 if [[ $fast -eq 5 && $slow -eq 5 ]]; then
     echo "test.sh: pytest collected no tests" >&2

@@ -146,12 +146,17 @@ def captured_logs() -> Iterator[CapturedLogs]:
                 root.removeHandler(handler)
 
 
-# Tests that take tens of seconds whatever the machine (kill -9 rounds, memory over many
-# messages), most of it CPU. They run first, so that with pytest-xdist they do not leave one
-# worker busy long after the others are done; and they form two xdist groups (--dist
-# loadgroup), so that at most two of them share the two cores at a time: four at once starved
-# each other past their own time limits under load.
-_LONG_TESTS = ("test_receipt_watch_memory_follows_the_messages_awaited",)
+# Tests that take ten seconds or more whatever the machine (randomized kill -9 rounds, memory
+# over many messages), most of it CPU, and assert no rate: they run in the parallel pass (the
+# ``slow`` ones, which do, run alone afterwards). They run first, so that with pytest-xdist
+# they do not leave one worker busy long after the others are done; and they form two xdist
+# groups (--dist loadgroup), so that at most two of them share the two cores at a time: four
+# at once starved each other past their own time limits under load.
+_LONG_TESTS = (
+    "test_receipt_watch_memory_follows_the_messages_awaited",
+    "test_random_kill9_keeps_caps_dnd_and_accepted_contacts",
+    "test_two_quick_kills_do_not_exceed_a_daily_cap",
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks

@@ -273,7 +273,6 @@ def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
     return plan
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("resend_unknown", [False, True], ids=["resend_off", "resend_on"])
 def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, resend_unknown):
     """20+ kill -9 at random points: no cap exceeded, no blacklisted contact, nothing accepted lost."""
@@ -291,7 +290,6 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
     feed = EventFeed(xdr_port, rng)
     started = time.monotonic()
     kills: list[tuple[str, float, int]] = []
-    killed_at: list[float] = []
     daemons = []
     try:
         first = gatewayd(config, env=env)
@@ -311,7 +309,6 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
             assert daemon.proc is not None and daemon.proc.poll() is None, (
                 f"gatewayd exited by itself:\n{daemon.stderr}" + "\n".join(daemon.lines[-20:])
             )
-            killed_at.append(time.time())
             daemon.kill()
             while notify.receive(0.001) is not None:  # a READY of the killed process
                 pass
@@ -345,7 +342,8 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
     # the simulator's record: contact ids from the text "<campaign> e<N>" and the destination
     events = {peer: (at, msisdn) for at, msisdn, peer in feed.sent}
     submits: collections.Counter[str] = collections.Counter()
-    submitted_at: dict[str, list[float]] = collections.defaultdict(list)
+    # per contact: (time, SMPP connection) of each submit_sm; each daemon binds once
+    submitted_at: dict[str, list[tuple[float, int]]] = collections.defaultdict(list)
     by_msisdn: dict[str, set[str]] = collections.defaultdict(set)
     by_campaign: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
     for s in list(sim.submitted):
@@ -354,24 +352,27 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
         assert s.destination_addr == msisdn
         cid = contact_id_for(campaign, msisdn, "location_update", int(at * 1000))
         submits[cid] += 1
-        submitted_at[cid].append(s.received_at)
+        submitted_at[cid].append((s.received_at, s.connection))
         by_msisdn[msisdn].add(cid)
         by_campaign[(msisdn, campaign)].add(cid)
     duplicates = sum(n - 1 for n in submits.values())
-    # each repeated submit is charged to the last kill before it: there must be one, and no
-    # kill may cause more repeats than the window had messages in flight
-    per_kill: collections.Counter[int] = collections.Counter()
-    for times in submitted_at.values():
-        for earlier, later in itertools.pairwise(times):
-            # (the simulator may read what the killed process wrote a little after the kill)
-            cause = [k for k, at in enumerate(killed_at) if earlier < at + 0.5 and at < later]
-            per_kill[cause[-1] if cause else -1] += 1
+    # A repeated submit is charged to the connection that sent the one before it: that
+    # connection's daemon was killed with the message unrecorded (a window slot is freed only
+    # once its answer is durable), so no connection may leave more repeats than the window. By
+    # connection rather than by time: a message in flight at one kill may be resent only after
+    # later kills (those daemons died in recovery or right after READY), which a time-based
+    # charge gave to the last kill (12 for a window of 10 in a loaded run).
+    per_connection: collections.Counter[int] = collections.Counter()  # connection -> repeats
+    for sends in submitted_at.values():
+        sends.sort()
+        for (_, earlier), (_, later) in itertools.pairwise(sends):
+            per_connection[-1 if earlier == later else earlier] += 1
     unmatched = sum(len(d.events("sms.receipt_unmatched")) for d in daemons)
     states = collections.Counter(state for _, state in outbox.values())
     print(
         f"kills={len(kills)} wall={wall:.1f}s events={len(feed.sent)} submits={len(sim.submitted)}"
         f" contacts={len(submits)} duplicates={duplicates} outbox={dict(states)}"
-        f" receipts_unmatched_logged={unmatched} duplicates_per_kill={dict(per_kill)}"
+        f" receipts_unmatched_logged={unmatched} repeats_per_connection={dict(per_connection)}"
     )
     print("kill points (kind, delay s, submits so far):", kills)
 
@@ -407,8 +408,10 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
     unknown_to_outbox = set(submits) - set(outbox)
     if unknown_to_outbox:
         problems["at the SMSC, not in the outbox"] = sorted(unknown_to_outbox)
-    if per_kill[-1]:
-        problems["submitted twice with no kill in between"] = per_kill[-1]
-    if max(per_kill.values(), default=0) > WINDOW:
-        problems[f"more duplicates than the window ({WINDOW}) for one kill"] = dict(per_kill)
+    if per_connection[-1]:
+        problems["submitted twice on one connection (no kill in between)"] = per_connection[-1]
+    if max(per_connection.values(), default=0) > WINDOW:
+        problems[f"more repeats than the window ({WINDOW}) from one killed connection"] = dict(
+            per_connection
+        )
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())

@@ -21,7 +21,7 @@ import trio
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 
 SIZE = 100_000
-RATE = 1000
+RATE = 4000
 
 
 class SimulatorThread:

@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import trio
 
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
@@ -60,7 +59,6 @@ def received(sim: SmscSimulator) -> list[str]:
     return [s.short_message.decode().split()[-1] for s in list(sim.submitted)]
 
 
-@pytest.mark.slow
 def test_two_quick_kills_do_not_exceed_a_daily_cap(short_tmp, gateway_config, gatewayd):
     """kill -9 mid-send, restart, kill -9 right after READY, restart past the timeout: cap 2 holds."""
     with Smsc() as sim:
