@@ -156,6 +156,8 @@ _LONG_TESTS = (
     "test_receipt_watch_memory_follows_the_messages_awaited",
     "test_random_kill9_keeps_caps_dnd_and_accepted_contacts",
     "test_two_quick_kills_do_not_exceed_a_daily_cap",
+    "test_kill9_mid_campaign_loses_nothing",
+    "test_peak_rss_is_flat_from_10_to_100_mb",
 )
 
 

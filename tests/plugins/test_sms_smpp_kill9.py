@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import trio
 
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
@@ -73,7 +72,6 @@ def received_keys(sim: SmscSimulator) -> collections.Counter:
     return collections.Counter(s.short_message.decode().split()[-1] for s in list(sim.submitted))
 
 
-@pytest.mark.slow
 def test_kill9_mid_campaign_loses_nothing(short_tmp, gateway_config, gatewayd):
     """SIGKILL mid-campaign: after restart all 20,000 arrived, duplicates <= window, and reported."""
     simthread = SimulatorThread()

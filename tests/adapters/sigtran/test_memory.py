@@ -7,8 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from adapters.sigtran.pcap import pcap_record, write_pcap_header
 from adapters.sigtran.scenario import Scenario, frames
 
@@ -53,7 +51,6 @@ def peak_rss_kb(path: Path) -> tuple[int, int, int]:
     return int(out[0]), int(out[1]), int(out[2])
 
 
-@pytest.mark.slow
 def test_peak_rss_is_flat_from_10_to_100_mb(tmp_path):
     """Decoding 100 MB needs no more memory than 10 MB (within 10 MB of slack)."""
     small, big = tmp_path / "10.pcap", tmp_path / "100.pcap"
