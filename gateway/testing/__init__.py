@@ -20,6 +20,8 @@ which gives the fixtures ``smsc_simulator``, ``fake_clock`` and ``open_test_gate
 - :class:`FakeClock`: a wall clock (``time.time`` stand-in) that moves only when told, or
   follows Trio's clock so that ``autojump_clock`` drives it too.
 - :func:`wait_until`: poll a condition with a deadline instead of sleeping a fixed time.
+- :func:`reserved_port`: a port for a peer that is down now and comes up later (connections
+  refused until then; no other test is given the port meanwhile).
 - :func:`gateway.testing.resp.encode_reply`: RESP2 replies as bytes, for a fake Redis peer
   (moved out of the production codec, which only parses replies).
 
@@ -31,6 +33,7 @@ from gateway.testing.boss import FakeBoss, FakeCrm, open_fake_boss, open_fake_cr
 from gateway.testing.clock import FakeClock
 from gateway.testing.gateway import GatewayHandle, open_gateway, wait_until, write_gateway_config
 from gateway.testing.mmsc import FakeMmsc, MmscAnswer, open_fake_mmsc
+from gateway.testing.ports import reserved_port
 from gateway.testing.smsc import SmscHandle, open_smsc_simulator
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "open_fake_mmsc",
     "open_gateway",
     "open_smsc_simulator",
+    "reserved_port",
     "wait_until",
     "write_gateway_config",
 ]

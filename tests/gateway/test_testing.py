@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -9,7 +10,7 @@ import trio
 
 from gateway.model import ContactDecision, ContactRequest, Outcome
 from gateway.outbox import OutboxConfig, open_outbox
-from gateway.testing import FakeClock, open_smsc_simulator, wait_until
+from gateway.testing import FakeClock, open_smsc_simulator, reserved_port, wait_until
 
 
 async def test_fake_clock_moves_with_the_mock_clock(autojump_clock):
@@ -78,3 +79,25 @@ async def test_smsc_simulator_handle_listens_on_loopback():
         stream = await trio.open_tcp_stream(smsc.host, smsc.port)
         await stream.aclose()
         assert smsc.texts() == []
+
+
+async def test_reserved_port_is_refused_then_served_and_given_to_nobody_else():
+    """A reserved port refuses connections (a peer that is down), is not handed out by
+    ``bind(port 0)`` meanwhile, and a server binds it inside the block with no gap."""
+    with reserved_port() as port:
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream("127.0.0.1", port)
+        with socket.socket() as other, pytest.raises(OSError):  # held: EADDRINUSE
+            other.bind(("127.0.0.1", port))
+        handed_out = set()
+        for _ in range(500):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                handed_out.add(s.getsockname()[1])
+        assert port not in handed_out
+        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+        async with listeners[0], await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            server = await listeners[0].accept()
+            async with server:
+                await stream.send_all(b"up")
+                assert await server.receive_some(2) == b"up"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gateway.model import Acceptance, ContactRequest, Outcome
-from gateway.testing import open_gateway, open_smsc_simulator, wait_until
+from gateway.testing import open_gateway, open_smsc_simulator, reserved_port, wait_until
 from gateway.testing.boss import open_fake_boss
 from plugins.boss_orders import RUNNING
 from tests.plugins.boss_harness import CAPS, JSON_ORDER, SMSC, SOAP_ORDER
@@ -88,24 +88,23 @@ async def test_refused_order_is_final_and_says_why(tmp_path):
 async def test_orders_wait_while_the_boss_is_down_and_survive_a_restart(tmp_path):
     """With the BOSS refusing connections the order stays pending (the daemon runs on),
     across a gateway restart; once the BOSS is back it is placed once and the SMS sent."""
-    async with open_fake_boss("soap") as probe:
-        port = probe.port  # a free port, then nobody listens on it
-    async with open_smsc_simulator(receipt_delay=0.01) as smsc:
-        config = SOAP_ORDER.format(port=port) + SMSC.format(port=smsc.port)
-        async with open_gateway(tmp_path / "gw", config) as gw:
-            gw.gateway.hook.gateway_offer_accepted(acceptance=accepted())
+    with reserved_port() as port:  # refused until the fake BOSS starts on it
+        async with open_smsc_simulator(receipt_delay=0.01) as smsc:
+            config = SOAP_ORDER.format(port=port) + SMSC.format(port=smsc.port)
+            async with open_gateway(tmp_path / "gw", config) as gw:
+                gw.gateway.hook.gateway_offer_accepted(acceptance=accepted())
 
-            async def tried_twice():
-                order = await RUNNING.service.book.get("spring:8613800000001:1")
-                return order is not None and order.attempts >= 2
+                async def tried_twice():
+                    order = await RUNNING.service.book.get("spring:8613800000001:1")
+                    return order is not None and order.attempts >= 2
 
-            await wait_until(tried_twice)
-            assert await orders_of(gw) == {"pending": 1}
-            status = await gw.command("status")
-            assert "boss_orders" in json.dumps(status.data)
-        assert smsc.texts() == []
-        async with open_fake_boss("soap", port=port) as boss:
-            async with open_gateway(tmp_path / "gw", config):
-                await wait_until(lambda: any("is yours" in str(t) for t in smsc.texts()))
-                assert len(boss.orders) == 1
-                assert await orders_of(None) == {"placed": 1}
+                await wait_until(tried_twice)
+                assert await orders_of(gw) == {"pending": 1}
+                status = await gw.command("status")
+                assert "boss_orders" in json.dumps(status.data)
+            assert smsc.texts() == []
+            async with open_fake_boss("soap", port=port) as boss:
+                async with open_gateway(tmp_path / "gw", config):
+                    await wait_until(lambda: any("is yours" in str(t) for t in smsc.texts()))
+                    assert len(boss.orders) == 1
+                    assert await orders_of(None) == {"placed": 1}

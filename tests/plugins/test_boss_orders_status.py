@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from gateway.model import EventKind, SignalEvent
-from gateway.testing import open_gateway, open_smsc_simulator, wait_until
+from gateway.testing import open_gateway, open_smsc_simulator, reserved_port, wait_until
 from gateway.testing.boss import open_fake_boss
 from plugins.boss_orders import RUNNING
 from tests.plugins.boss_harness import SMSC, SOAP_ORDER
@@ -72,19 +72,18 @@ async def test_boss_down_does_not_stall_the_pipeline(tmp_path):
     campaigns = tmp_path / "campaigns"
     campaigns.mkdir()
     (campaigns / "care.toml").write_text(CAMPAIGN)
-    async with open_fake_boss("soap") as probe:
-        port = probe.port
-    async with open_smsc_simulator(receipt_delay=0.01) as smsc:
-        config = SOAP_ORDER.format(port=port) + SMSC.format(port=smsc.port)
-        config += f'\n[campaigns]\ndirectory = "{campaigns}"\n'
-        async with open_gateway(tmp_path / "gw", config) as gw:
-            started = time.monotonic()
-            for n in range(50):
-                await gw.gateway.pipeline.send([power_on(A, n)])
-            assert time.monotonic() - started < 5
-            client = RUNNING.service.client
-            await wait_until(lambda: client.failures >= 1)
-            assert smsc.texts() == []
+    with reserved_port() as port:  # refused: the BOSS is down
+        async with open_smsc_simulator(receipt_delay=0.01) as smsc:
+            config = SOAP_ORDER.format(port=port) + SMSC.format(port=smsc.port)
+            config += f'\n[campaigns]\ndirectory = "{campaigns}"\n'
+            async with open_gateway(tmp_path / "gw", config) as gw:
+                started = time.monotonic()
+                for n in range(50):
+                    await gw.gateway.pipeline.send([power_on(A, n)])
+                assert time.monotonic() - started < 5
+                client = RUNNING.service.client
+                await wait_until(lambda: client.failures >= 1)
+                assert smsc.texts() == []
 
 
 async def test_campaign_asking_for_status_without_a_status_operation_is_reported(tmp_path):
