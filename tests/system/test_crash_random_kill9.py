@@ -29,6 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ import trio
 
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 from gateway.pipeline import contact_id_for
+from gateway.testing import reserved_port
 from tests.fakes.notify_socket import NotifySocket
 
 WINDOW = 10
@@ -51,10 +53,12 @@ DND_EVERY = 7  # every 7th subscriber is blacklisted
 SUBSCRIBERS = 4000  # more than the feed reaches in a run
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def xdr_port() -> Iterator[int]:
+    """The daemon's XDR port, held for the whole test: between a kill and the next start
+    nobody listens on it, and a port merely noted could be given to another test meanwhile."""
+    with reserved_port() as port:
+        yield port
 
 
 def is_dnd(index: int) -> bool:
@@ -274,7 +278,9 @@ def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
 
 
 @pytest.mark.parametrize("resend_unknown", [False, True], ids=["resend_off", "resend_on"])
-def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, resend_unknown):
+def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(
+    short_tmp, gatewayd, xdr_port, resend_unknown
+):
     """20+ kill -9 at random points: no cap exceeded, no blacklisted contact, nothing accepted lost."""
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 32)))
     print(f"crash test seed: CRASH_SEED={seed} resend_unknown={resend_unknown}")
@@ -282,7 +288,6 @@ def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(short_tmp, gatewayd, 
     simthread = SimulatorThread()
     sim = simthread.start()
     notify = NotifySocket(str(short_tmp / "notify.sock"))
-    xdr_port = free_port()
     config = write_config(
         short_tmp, sim_port=sim.port, xdr_port=xdr_port, resend_unknown=resend_unknown
     )
