@@ -66,10 +66,12 @@ def gateway_toml(directory: Path, smsc) -> str:
 
 
 async def test_batch_paced_rate_dedup_and_progress(tmp_path):
-    """Targets normalised and de-duplicated, each sent once, at the set rate: never above it
-    by more than 2 %; below it only by what a starved CPU costs (a second suite beside this
-    one measured 170-194/s: the bound below only says it is paced, not stalled). The 2 % both
-    ways is held by the serial 100,000-target test, which has the CPU."""
+    """Targets normalised and de-duplicated, each sent once, at the set rate: above it only
+    by the token bucket's burst (a poll's worth, 20 targets: after a stall the runner may
+    catch up by that much, 206.9/s at most over 600 targets) and 2 % of jitter; below it only
+    by what a starved CPU costs (a second suite beside this one measured 170-194/s: the bound
+    below only says it is paced, not stalled). The 2 % both ways is held by the serial pacing
+    test, which has the CPU. (Beside a second full run: 204.1/s once.)"""
     numbers = write_targets(tmp_path / "targets.txt", 600)
     campaign_toml(tmp_path, rate=200)
     async with open_smsc_simulator(receipt_delay=None) as smsc:
@@ -86,7 +88,8 @@ async def test_batch_paced_rate_dedup_and_progress(tmp_path):
     assert sorted(dests) == sorted(numbers)  # once each, none skipped
     times = sorted(s.received_at for s in sim.submitted)
     rate = (len(times) - 1) / (times[-1] - times[0])
-    assert 200 * 0.5 <= rate <= 200 * 1.02, rate
+    burst = 200 * 0.1  # [plugins.batch] poll (0.1 s) at the campaign's rate
+    assert 200 * 0.5 <= rate <= 200 * (len(times) - 1) / (len(times) - 1 - burst) * 1.02, rate
     data = reply.data
     assert data["targets"] == 600 and data["presented"] == 600 and data["remaining"] == 0
     assert data["decided"]["allowed"] == 600
