@@ -15,7 +15,13 @@ import trio
 from gateway.campaigns.config import resolve
 from gateway.campaigns.evaluation import conversion_rows, evaluation
 from gateway.campaigns.loader import check_campaign_files
-from gateway.campaigns.manual import TRIGGER_STATES, manual_requests, test_decisions, test_rows
+from gateway.campaigns.manual import (
+    TRIGGER_STATES,
+    TriggerStamps,
+    manual_requests,
+    test_decisions,
+    test_rows,
+)
 from gateway.campaigns.model import TRANSITIONS, LifecycleError
 from gateway.campaigns.preview import EventFileError, read_event_lines, run_preview
 from gateway.campaigns.targets import TargetListError, read_targets
@@ -65,6 +71,7 @@ def _when(ts: float | None) -> str:
 
 def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
     """``component`` is the :class:`~gateway.campaigns.plugin.CampaignsComponent`."""
+    stamps = TriggerStamps()  # manual triggers and test sends: one stamp each
 
     def store() -> Any:
         if gateway.campaigns is None:
@@ -198,11 +205,14 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
         control, outbox = gateway.contact_control, gateway.outbox
         if control is None or outbox is None:
             raise AdminCommandError("contact control or the outbox is not open")
+        now = time.time()
         requests = manual_requests(
             cdef,
             numbers,
             profiles=gateway.profiles,
             reply_address=store().reply_addresses.get(cdef.id),
+            now=now,
+            stamp=stamps.next(now),
         )
         outcomes: dict[str, int] = {}
         for start in range(0, len(requests), 5000):
@@ -246,6 +256,7 @@ def admin_commands(gateway: Any, component: Any) -> list[AdminCommand]:
             reply_address=store().reply_addresses.get(cdef.id),
             now=now,
             prefix="ts",
+            stamp=stamps.next(now),
         )
         decisions = test_decisions(requests, now)
         await ledger.durable(ledger.extend(test_rows(decisions)))

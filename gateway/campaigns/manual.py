@@ -22,6 +22,21 @@ from gateway.model import CampaignState, ContactDecision, ContactRequest, Outcom
 TRIGGER_STATES = (CampaignState.APPROVED, CampaignState.RUNNING)
 
 
+class TriggerStamps:
+    """The millisecond stamps that name manual triggers and test sends in their contact ids,
+    strictly increasing: two commands in the same millisecond are two contacts. (With the bare
+    time, the second trigger of a subscriber in that millisecond was taken for the first one
+    again: "allowed" as a duplicate, not decided, and not sent.)"""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self, now: float) -> int:
+        stamp = max(int(now * 1000), self.last + 1)
+        self.last = stamp
+        return stamp
+
+
 def render(cdef: CampaignDef, channel: str, msisdn: str, profiles: Any) -> dict[str, Any]:
     """The campaign's content for one subscriber (profile attributes where known)."""
     index = getattr(profiles, "index", None)
@@ -45,12 +60,16 @@ def manual_requests(
     reply_address: str | None = None,
     now: float | None = None,
     prefix: str = "mt",
+    stamp: int | None = None,
 ) -> list[ContactRequest]:
     """One request per subscriber on the campaign's first channel; ``contact_id`` names the
-    campaign, the number and the trigger's time (a repeated trigger is a new contact)."""
+    campaign, the number and the trigger (``stamp``, from :class:`TriggerStamps`; by default
+    the time in milliseconds): a repeated trigger is a new contact."""
     campaign = cdef.campaign
     channel = campaign.channels[0]
     at = time.time() if now is None else now
+    if stamp is None:
+        stamp = int(at * 1000)
     out = []
     for msisdn in dict.fromkeys(msisdns):
         content = render(cdef, channel, msisdn, profiles)
@@ -58,7 +77,7 @@ def manual_requests(
             content["source_addr"] = reply_address
         out.append(
             ContactRequest(
-                contact_id=f"{prefix}-{campaign.id}-{msisdn}-{int(at * 1000)}",
+                contact_id=f"{prefix}-{campaign.id}-{msisdn}-{stamp}",
                 msisdn=msisdn,
                 campaign_id=campaign.id,
                 channel=channel,

@@ -83,6 +83,11 @@ class CampaignStore:
         self.reply_addresses: dict[str, str] = {}
         self.progress_source: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
         self._files = trio.CapacityLimiter(1)  # reading campaign files and target lists
+        # One lifecycle transition at a time: each is checked against the state the one
+        # before it left. Without it a batch's "finish" and an operator's "cancel" both passed
+        # the check while the other was being written, and the later write won ("finished"
+        # after a 200 "cancelled"; the audit showed both leaving "running").
+        self._transitions = trio.Lock()
         #: Approval gates (``gateway.approval.gate.ApprovalGate``): ``await gate.admit(old, new)``
         #: may hold a new or changed definition; ``await gate.check_transition(cdef, action,
         #: target, actor=actor)`` raises LifecycleError to refuse a transition.
@@ -193,6 +198,12 @@ class CampaignStore:
         self, campaign_id: str, action: str, *, actor: str, note: str = "", recompile: bool = True
     ) -> CampaignDef:
         """Apply a lifecycle action (approve, pause...); LifecycleError if not allowed now."""
+        async with self._transitions:
+            return await self._transition(campaign_id, action, actor, note, recompile)
+
+    async def _transition(
+        self, campaign_id: str, action: str, actor: str, note: str, recompile: bool
+    ) -> CampaignDef:
         cdef = self.campaigns.get(campaign_id)
         if cdef is None:
             raise LifecycleError(f"no campaign {campaign_id!r}")

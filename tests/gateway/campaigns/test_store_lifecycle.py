@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import trio
 
 from gateway.campaigns import CampaignStore, LifecycleError
 from gateway.model import CampaignState
@@ -172,3 +173,37 @@ async def test_campaign_files_are_read_off_the_event_loop(tmp_path, monkeypatch)
     result = await store.sync_dir(tmp_path / "c")
     assert result["created"] == 1
     assert threads and threading.get_ident() not in threads
+
+
+async def test_concurrent_transitions_are_checked_one_after_the_other(tmp_path):
+    """A batch's "finish" and an operator's "cancel" at the same moment: one applies, the other
+    is refused against the state the first left; memory, database and audit agree (both used
+    to pass the check while the other was written: "finished" after a 200 "cancelled")."""
+    write(tmp_path / "c")
+    store = await open_store(tmp_path)
+    await store.sync_dir(tmp_path / "c")
+    await store.transition("c1", "approve", actor="li.wei")
+    await store.activate_due(time.time())
+    assert store.get("c1").campaign.state is CampaignState.RUNNING
+    outcomes: dict[str, str] = {}
+
+    async def act(action: str, actor: str) -> None:
+        try:
+            outcomes[action] = (await store.transition("c1", action, actor=actor)).campaign.state
+        except LifecycleError as exc:
+            outcomes[action] = f"refused: {exc}"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(act, "finish", "batch")
+        nursery.start_soon(act, "cancel", "ops")
+    applied = [a for a, o in outcomes.items() if isinstance(o, CampaignState)]
+    assert len(applied) == 1, outcomes  # whichever ran first
+    (other,) = {"finish", "cancel"} - set(applied)
+    final = outcomes[applied[0]]
+    assert outcomes[other].startswith(f"refused: cannot {other} a campaign that is {final.value}")
+    audit = await store.audit("c1")
+    assert [(a["action"], a["from"]) for a in audit if a["action"] in outcomes] == [
+        (applied[0], "running")
+    ]
+    reopened = await open_store(tmp_path)
+    assert reopened.get("c1").campaign.state is final is store.get("c1").campaign.state
