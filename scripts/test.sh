@@ -41,10 +41,11 @@ fi
 
 # Two passes. First everything but the `slow` tests on four pytest-xdist workers (the suite
 # waits far more than it computes, so more workers than cores pay off; tests of one
-# xdist_group share a worker). Then the `slow` tests (a paced 100,000-target batch killed
-# half way, kill -9 at chosen points, memory bounds) one at a time: they measure rates and
-# bounds that CPU starvation by three neighbours would break. PYTEST_WORKERS=0 runs the first
-# pass in one process. Extra arguments go to both passes (without any, the second pass
+# xdist_group share a worker; long tests that assert no rate, such as the randomized kill -9
+# rounds, start first, two at a time). Then the `slow` tests (batch pacing, a paced
+# 100,000-target batch killed half way, kill -9 at chosen points, a Redis outage under SMPP
+# load) one at a time: they measure rates and timings that CPU starvation by three neighbours
+# would break. PYTEST_WORKERS=0 runs the first pass in one process. Extra arguments go to both passes (without any, the second pass
 # collects only the files that mark tests slow); "no tests collected" in one pass is fine, in
 # both a failure.
 set +e
