@@ -26,6 +26,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -161,15 +162,18 @@ class WriteBatch:
     ``appends`` maps an INSERT statement to its rows (one ``executemany`` each, in the order
     the statements were first used); ``ops`` are ``[fn, args, result, error, batch]`` lists run as
     ``fn(conn, *args)`` after the appends. ``done`` is set once the transaction committed or
-    failed (``error``: the whole batch failed; an op's own error is in its list).
+    failed (``error``: the whole batch failed; an op's own error is in its list). ``ran`` is
+    set earlier, once the ops have run inside the still open transaction (or the batch
+    failed): what :meth:`StateWriter.executed` waits for.
     """
 
-    __slots__ = ("appends", "done", "error", "ops", "queued_at")
+    __slots__ = ("appends", "done", "error", "ops", "queued_at", "ran")
 
     def __init__(self) -> None:
         self.appends: dict[str, list[tuple[Any, ...]]] = {}
         self.ops: list[list[Any]] = []
         self.done = trio.Event()
+        self.ran = trio.Event()
         self.error: BaseException | None = None
         self.queued_at = 0.0
 
@@ -268,6 +272,22 @@ class StateWriter:
     async def result(self, op: list[Any]) -> Any:
         """Wait for the commit of ``op``'s batch and return its result (or raise its error)."""
         await self.durable(op[4])
+        if op[3] is not None:
+            raise op[3]
+        return op[2]
+
+    async def executed(self, op: list[Any]) -> Any:
+        """``op``'s result as soon as it has run, before its transaction commits.
+
+        For reads that take something in memory (the outbox's leases): the caller may act on
+        the result only through a later write that checks the state this op left (a lease is
+        honoured only by ``mark_sending``, committed after this batch, or not at all if this
+        batch fails). Never for anything that reports "done" to the outside.
+        """
+        batch = op[4]
+        await batch.ran.wait()
+        if batch.error is not None:
+            raise StoreError(f"state database {self.path}: write failed: {batch.error}")
         if op[3] is not None:
             raise op[3]
         return op[2]
@@ -374,8 +394,11 @@ class StateWriter:
             return
         self._batch = WriteBatch()
         self._writing = batch
+        ran = partial(trio.lowlevel.current_trio_token().run_sync_soon, batch.ran.set)
         try:
-            await trio.to_thread.run_sync(_commit_batch, self.conn, batch, limiter=self._limiter)
+            await trio.to_thread.run_sync(
+                _commit_batch, self.conn, batch, ran, limiter=self._limiter
+            )
         except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
             batch.error = exc
             self.failed_batches += 1
@@ -406,6 +429,7 @@ class StateWriter:
                 self._checkpoint_due.set()
         finally:
             self._writing = None
+            batch.ran.set()
             batch.done.set()
 
     async def aclose(self) -> None:
@@ -443,8 +467,13 @@ def _database_failed(exc: Exception) -> bool:
     return code is not None and (code & 0xFF) in _DATABASE_FAILURES
 
 
-def _commit_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
-    """One transaction: the appends, then the ops. An op that raises fails alone (savepoints)."""
+def _commit_batch(
+    conn: sqlite3.Connection, batch: WriteBatch, ran: Callable[[], Any] | None = None
+) -> None:
+    """One transaction: the appends, then the ops. An op that raises fails alone (savepoints).
+
+    ``ran`` is called (thread-safe, without waiting) once the ops have run, before COMMIT.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in batch.appends.items():
@@ -474,6 +503,8 @@ def _commit_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
                     conn.execute("ROLLBACK TO op")
                     op[3] = exc
                 conn.execute("RELEASE op")
+        if ran is not None:
+            ran()
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
