@@ -104,7 +104,10 @@ class SmppHandler(Protocol):
         Call ``job.settle()`` once the result is recorded (it frees a window slot)."""
 
     async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
-        """A deliver_sm (receipt or MO); return the command_status of the deliver_sm_resp."""
+        """A deliver_sm (receipt or MO); return the command_status of the deliver_sm_resp.
+
+        A handler may also offer ``on_deliver_many(events, bind) -> statuses`` (one status per
+        event, in order): the bind then hands it the deliver_sm read together at once."""
 
     def on_event(self, event: str, **fields: Any) -> None:
         """Something to log or count: ``smpp.bind_ok``, ``smpp.disconnected``, ``smpp.throttled``..."""

@@ -428,9 +428,17 @@ class _BindConnection:
                     except trio.WouldBlock:
                         break
                 statuses = [p.ESME_RX_T_APPN] * len(batch)
-                async with trio.open_nursery() as nursery:
-                    for i, event in enumerate(batch):
-                        nursery.start_soon(self._deliver_one, statuses, i, event)
+                h = self.account.handler
+                many = getattr(h, "on_deliver_many", None)
+                if many is not None:  # the handler takes them together (one commit, one task)
+                    try:
+                        statuses = list(await many(batch, self.state.name))
+                    except Exception as exc:  # a handler bug must not kill the bind
+                        h.on_event("smpp.deliver_failed", smsc=self.account.name, error=repr(exc))
+                else:
+                    async with trio.open_nursery() as nursery:
+                        for i, event in enumerate(batch):
+                            nursery.start_soon(self._deliver_one, statuses, i, event)
                 for event, status in zip(batch, statuses, strict=True):
                     self.session.send_deliver_sm_resp(event.sequence, status)
                 await self.flush()

@@ -27,6 +27,7 @@ import structlog
 import trio
 
 from gateway.contact.ledger import record_lost_answers
+from gateway.errors import StoreError
 from gateway.model import ContactDecision, ContactRequest, Delivery, DeliveryState, Outcome
 from gateway.outbox import store
 from gateway.outbox.config import OutboxConfig
@@ -34,6 +35,9 @@ from gateway.outbox.store import OutboxMessage
 from gateway.store import StateWriter, open_state_writer
 
 __all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
+
+#: Requests of queued entries kept in memory for their take (``Outbox._staged_requests``).
+STAGED_REQUESTS = 20_000
 
 
 class StagedDecisions(NamedTuple):
@@ -84,6 +88,11 @@ class Outbox:
     _next_early_purge: float = 0.0
     #: contact_id -> (channel, the peer's ids of its parts) for its submit answer's report
     _submit_ids: dict[str, tuple[str, list[str]]] = attrs.field(factory=dict)
+    #: contact_id -> (stored text, request) of entries queued by this process and not taken
+    #: yet: take uses the request instead of decoding the text (see ``store.take``). Bounded:
+    #: when full it is emptied (entries cancelled or expired before a take are dropped then;
+    #: a message missing from it is decoded from the database as after a restart).
+    _staged_requests: dict[str, tuple[str, ContactRequest]] = attrs.field(factory=dict)
     _recorder: tuple[tuple[int, int], store.LedgerRecorder] | None = None
     _recovered: bool = True  # False while a start-up recovery failed (retried by the scheduler)
 
@@ -117,10 +126,15 @@ class Outbox:
         now = self.clock()
         expiry = self.config.expiry
         rows, held = [], []
+        kept = self._staged_requests
+        if len(kept) + len(decisions) > STAGED_REQUESTS:
+            kept.clear()
         for d in decisions:
             outcome = d.outcome
             r = d.request
             if outcome is Outcome.ALLOWED:
+                text = store.dump_request(r)
+                kept[r.contact_id] = (text, r)
                 rows.append(
                     (
                         r.contact_id,
@@ -128,7 +142,7 @@ class Outbox:
                         r.campaign_id,
                         r.msisdn,
                         r.priority,
-                        store.dump_request(r),
+                        text,
                         now,
                         (d.decided_at or now) + expiry,
                         now,
@@ -441,7 +455,14 @@ class OutboxQueue:
                 # lease if this batch fails. Not waiting for this commit takes one commit off
                 # every message's way to the wire.
                 messages = await ob.writer.executed(
-                    ob.writer.submit(store.take, self.channel, limit, now, now + ob.config.lease)
+                    ob.writer.submit(
+                        store.take,
+                        self.channel,
+                        limit,
+                        now,
+                        now + ob.config.lease,
+                        ob._staged_requests,
+                    )
                 )
                 if messages:
                     self.leased.update(m.contact_id for m in messages)
@@ -559,16 +580,64 @@ class OutboxQueue:
         answer is not recorded yet: it is then kept durably (``outbox_early_receipts``) and
         the submit answer's recording applies it (see :meth:`report_submitted`)."""
         ob = self.outbox
-        gw = ob.gateway
         recorder = ob.ledger_recorder()
         now = ob.clock()
         result = await ob.writer.call(
             store.settle_receipt, self.channel, message_id, state, now, error, recorder
         )
+        await self._settled(result, now, error, msisdn, receipt_id, recorder)
+        return result
+
+    async def settle_receipts(
+        self, items: Sequence[tuple[str, str, str | None, str | None, str | None]]
+    ) -> list[Any]:
+        """:meth:`settle_receipt` for many receipts ``(message_id, state, error, msisdn,
+        receipt_id)`` in one writer op (one commit): per receipt what ``settle_receipt``
+        returns, or the exception that failed it. A receipt that fails its op makes each
+        be settled alone (so it fails alone); a failed commit raises StoreError for all."""
+        ob = self.outbox
+        recorder = ob.ledger_recorder()
+        now = ob.clock()
+        rows = [(mid, state, error) for mid, state, error, _m, _r in items]
+        results: list[Any]
+        try:
+            results = await ob.writer.call(store.settle_receipts, self.channel, rows, now, recorder)
+        except StoreError:
+            raise
+        except Exception:
+            results = []
+            for mid, state, error in rows:
+                try:
+                    results.append(
+                        await ob.writer.call(
+                            store.settle_receipt, self.channel, mid, state, now, error, recorder
+                        )
+                    )
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    results.append(exc)
+        for (_mid, _state, error, msisdn, receipt_id), result in zip(items, results, strict=True):
+            if isinstance(result, Exception):
+                continue
+            await self._settled(result, now, error, msisdn, receipt_id, recorder)
+        return results
+
+    async def _settled(
+        self,
+        result: tuple[str, str | None] | None,
+        now: float,
+        error: str | None,
+        msisdn: str | None,
+        receipt_id: str | None,
+        recorder: Any,
+    ) -> None:
+        """After a receipt's commit: count it; a final state is reconciled and reported."""
+        ob = self.outbox
         ob.stats["receipts" if result else "receipts_unmatched"] += 1
         if result is None or result[1] is None:
-            return result
-        contact_id, final = result
+            return
+        contact_id, final = result[0], result[1]
         delivery = Delivery(
             contact_id=contact_id,
             channel=self.channel,
@@ -579,11 +648,10 @@ class OutboxQueue:
             msisdn=msisdn,
         )
         if recorder is not None:
-            gw.contact_control.apply_recorded(delivery)
-            gw.hook.gateway_delivery_report(delivery=delivery)
+            ob.gateway.contact_control.apply_recorded(delivery)
+            ob.gateway.hook.gateway_delivery_report(delivery=delivery)
         else:  # a remote backend (Redis), or no gateway: the ordinary report
             await ob._report(delivery)
-        return result
 
     async def apply_receipt(self, message_id: str, state: str) -> tuple[str, str | None] | None:
         """A receipt for one part: ``(contact_id, final state once every part has one)`` or None."""

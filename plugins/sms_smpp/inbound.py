@@ -96,41 +96,71 @@ class InboundMixin:
     _watch_wakeup: Any
 
     async def on_deliver(self, event: p.DeliverSm, bind: str) -> int:
-        if event.is_receipt:
-            return await self._on_receipt(event, self._bind_account.get(bind, ""))
-        return self._on_mo(event)
+        return (await self.on_deliver_many([event], bind))[0]
 
-    async def _on_receipt(self, event: p.DeliverSm, account: str) -> int:
-        log = structlog.get_logger()  # bound only when it logs (the hot path does not)
+    async def on_deliver_many(self, events: list[p.DeliverSm], bind: str) -> list[int]:
+        """The deliver_sm a bind read together: MO messages one by one, the receipts settled
+        together (one writer op, one commit); a status per event for its deliver_sm_resp.
+
+        A receipt is acknowledged only once it is durable; if its settling fails it gets
+        ESME_RX_T_APPN and the SMSC sends it again later."""
+        account = self._bind_account.get(bind, "")
+        statuses = [p.ESME_ROK] * len(events)
+        receipts: list[tuple[int, str, Any, str | None]] = []
+        for i, event in enumerate(events):
+            if not event.is_receipt:
+                statuses[i] = self._on_mo(event)
+                continue
+            receipt = self._read_receipt(event)
+            if receipt is None or receipt.state == "submitted":
+                continue  # unreadable (logged), or intermediate (ENROUTE, ACCEPTD)
+            key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
+            receipts.append((i, key, receipt, event.source_addr or None))
+        if not receipts:
+            return statuses
         try:
-            receipt = fast_receipt(
+            applied = await self._apply_receipts([(k, r, m) for _i, k, r, m in receipts])
+        except Exception as exc:  # the commit failed (disk full): only the receipts wait
+            applied = [exc] * len(receipts)
+        for (i, _key, receipt, _msisdn), outcome in zip(receipts, applied, strict=True):
+            if isinstance(outcome, Exception):
+                statuses[i] = p.ESME_RX_T_APPN
+                structlog.get_logger().error(
+                    "sms.receipt_failed",
+                    plugin="sms_smpp",
+                    channel=self.name,
+                    message_id=receipt.message_id,
+                    error=repr(outcome),
+                )
+            elif not outcome:
+                # Not (yet) known: the submit answer may still be on its way to the database,
+                # or on another bind. The outbox kept it durably before this acknowledgement;
+                # recording the submit answer applies it.
+                self.stats["receipts"] += 1
+                self.stats["receipts_early"] += 1
+                structlog.get_logger().info(
+                    "sms.receipt_unmatched",
+                    plugin="sms_smpp",
+                    channel=self.name,
+                    message_id=receipt.message_id,
+                    smsc=account,
+                )
+        return statuses
+
+    def _read_receipt(self, event: p.DeliverSm) -> Any:
+        """The receipt in a deliver_sm, or None (logged) for one that cannot be read: it is
+        acknowledged all the same (the SMSC would resend the same unreadable text forever)."""
+        try:
+            return fast_receipt(
                 event.short_message, event.receipted_message_id, event.message_state
             ) or receipt_from_fields(
                 event.short_message, event.receipted_message_id, event.message_state
             )
         except ReceiptParseError as exc:
-            log.warning(
+            structlog.get_logger().warning(
                 "sms.receipt_unreadable", plugin="sms_smpp", channel=self.name, error=str(exc)
             )
-            return p.ESME_ROK  # the SMSC would resend the same unreadable text forever
-        state = receipt.state
-        if state == "submitted":
-            return p.ESME_ROK  # intermediate (ENROUTE, ACCEPTD)
-        key = f"{account}/{self._receipt_id(account, receipt.message_id)}"
-        if not await self._apply_receipt(key, receipt, event.source_addr or None):
-            # Not (yet) known: the submit answer may still be on its way to the database, or on
-            # another bind. The outbox kept it durably before this acknowledgement; recording
-            # the submit answer applies it.
-            self.stats["receipts"] += 1
-            self.stats["receipts_early"] += 1
-            log.info(
-                "sms.receipt_unmatched",
-                plugin="sms_smpp",
-                channel=self.name,
-                message_id=receipt.message_id,
-                smsc=account,
-            )
-        return p.ESME_ROK
+            return None
 
     def _submit_id(self, account: str, message_id: str) -> str:
         """A submit answer's id in the form receipts are matched in (see ``receipt_id``)."""
@@ -145,22 +175,42 @@ class InboundMixin:
         return smsc.config.receipt_id if smsc is not None else "as_is"
 
     async def _apply_receipt(self, key: str, receipt: Any, msisdn: str | None) -> bool:
-        # the receipt, the final state and its reconciliation: one transaction (the outbox's)
-        result = await self._queue.settle_receipt(
-            key,
-            receipt.state,
-            error=f"{receipt.stat} err:{receipt.err}",
-            msisdn=msisdn,
-            receipt_id=receipt.message_id,
+        (outcome,) = await self._apply_receipts([(key, receipt, msisdn)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _apply_receipts(self, items: list[tuple[str, Any, str | None]]) -> list[Any]:
+        """Settle receipts ``(key, receipt, msisdn)``: per receipt True (applied), False (its
+        submit answer is not recorded yet: kept as an early receipt) or the exception that
+        failed it. Each receipt, its final state and reconciliation are in one transaction
+        (the outbox's), the receipts of one call in the same one."""
+        results = await self._queue.settle_receipts(
+            [
+                (
+                    key,
+                    receipt.state,
+                    f"{receipt.stat} err:{receipt.err}",
+                    msisdn,
+                    receipt.message_id,
+                )
+                for key, receipt, msisdn in items
+            ]
         )
-        if result is None:
-            return False
-        self.stats["receipts"] += 1
-        contact_id, final = result
-        if final is not None:
-            if self._awaited.pop(contact_id, None) is None and self._unknown.pop(contact_id, None):
-                self.stats["receipts_after_unknown"] += 1
-        return True
+        out: list[Any] = []
+        for result in results:
+            if result is None or isinstance(result, Exception):
+                out.append(False if result is None else result)
+                continue
+            self.stats["receipts"] += 1
+            contact_id, final = result
+            if final is not None:
+                if self._awaited.pop(contact_id, None) is None and self._unknown.pop(
+                    contact_id, None
+                ):
+                    self.stats["receipts_after_unknown"] += 1
+            out.append(True)
+        return out
 
     def _on_mo(self, event: p.DeliverSm) -> int:
         log = structlog.get_logger().bind(plugin="sms_smpp", channel=self.name)
