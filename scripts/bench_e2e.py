@@ -4,7 +4,7 @@
 A real ``gatewayd`` with the whole path: XDR records over TCP (``signaling_xdr``), profiles
 from a BOSS file (1,000,000 by default), one realtime campaign that turns every
 ``location_update`` into an SMS, the SQLite contact control and outbox with
-``sqlite_synchronous = full`` (or ``--sync``), one SMPP bind to the bundled SMSC simulator
+``sqlite_synchronous = full`` (or ``--sync``), one SMPP bind (``--binds``) to the bundled SMSC simulator
 running in its own process and sending delivery receipts.
 
 Two figures (issue 9, "one durable write path"):
@@ -186,6 +186,7 @@ port = {sim_port}
 system_id = "gateway"
 password = "secret"
 window = {args.window}
+binds = {args.binds}
 registered_delivery = 1
 source_addr = "10086"
 """
@@ -462,6 +463,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "quick": args.quick,
             "profiles": args.profiles,
             "window": args.window,
+            "binds": args.binds,
             "sqlite_synchronous": args.sync,
             "receipt_delay_s": args.receipt_delay,
             "duration_s": args.duration,
@@ -483,7 +485,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="20,000 profiles, 3 s per phase")
     ap.add_argument("--profiles", type=int, default=None, help="default 1,000,000")
-    ap.add_argument("--window", type=int, default=100, help="SMPP window of the one bind")
+    ap.add_argument("--window", type=int, default=100, help="SMPP window of each bind")
+    ap.add_argument("--binds", type=int, default=1, help="transceiver binds to the SMSC")
     ap.add_argument("--load", type=float, default=5000.0, help="events/s of the latency phase")
     ap.add_argument(
         "--contact-ratio",

@@ -80,3 +80,29 @@ async def test_take_hands_out_the_request_it_was_given(tmp_path, monkeypatch):
         async with ob.open_queue("sms") as q:
             got = {m.contact_id: m.request for m in await q.take(10)}
         assert got == {d.request.contact_id: d.request for d in decisions}
+
+
+def test_mark_sending_marks_each_leased_entry_once(tmp_path):
+    """One statement per 500 ids: every leased entry named is marked once, whatever the
+    duplicates; entries not leased (queued, already sending) are not."""
+    from gateway.outbox import store
+    from gateway.store import open_sqlite
+
+    conn = open_sqlite(tmp_path / "s.sqlite")
+    store.create(conn)
+    rows = [(f"c{i}", "sms", "k", "8613800000000", 0, "{}", 0.0, 1e12, 0.0) for i in range(1203)]
+    conn.execute("BEGIN")
+    store.insert_entries(conn, rows)
+    leased = [f"c{i}" for i in range(1200)]
+    conn.execute(
+        f"UPDATE outbox_entries SET state = 'leased' WHERE contact_id IN ({','.join('?' * 1200)})",
+        leased,
+    )
+    conn.execute("UPDATE outbox_entries SET state = 'sending' WHERE contact_id = 'c1201'")
+    conn.execute("COMMIT")
+    asked = [*leased, "c5", "c700", "c1202", "c1201", "nobody"]
+    marked = store.mark_sending(conn, asked, 1.0)
+    assert sorted(marked) == sorted(leased) and len(marked) == 1200
+    assert store.mark_sending(conn, ["c5"], 2.0) == []  # sending already
+    states = dict(conn.execute("SELECT state, count(*) FROM outbox_entries GROUP BY state"))
+    assert states == {"sending": 1201, "queued": 2}
