@@ -41,6 +41,7 @@ EXTENSION = {
 
 _ENCODE: dict[str, tuple[int, ...]] = {ch: (i,) for i, ch in enumerate(BASIC) if i != ESC}
 _ENCODE.update({ch: (ESC, code) for code, ch in EXTENSION.items()})
+_ALPHABET = frozenset(_ENCODE)
 
 
 class GsmEncodeError(ValueError):
@@ -49,8 +50,7 @@ class GsmEncodeError(ValueError):
 
 def can_encode(text: str) -> bool:
     """True if every character of ``text`` is in the default alphabet (or its extension)."""
-    enc = _ENCODE
-    return all(ch in enc for ch in text)
+    return _ALPHABET.issuperset(text)  # one C loop (a generator per character cost 2 % of a core)
 
 
 def char_septets(text: str, *, replace: str | None = None) -> list[tuple[int, ...]]:

@@ -167,3 +167,11 @@ def test_receipt_variants():
     assert (r.message_id, r.state, r.err) == ("7F3A", "undeliverable", "001")
     tlv = receipt_from_fields(b"id:x stat:DELIVRD err:000", b"real-id\x00", 5)
     assert (tlv.message_id, tlv.state) == ("real-id", "undeliverable")
+
+
+@given(st.text(alphabet=st.sampled_from([*sorted(gsm0338._ENCODE), "é", "`", "中", "\x00"])))
+def test_can_encode_means_every_character_has_septets(text):
+    """can_encode (one set test) answers what a check of each character answers."""
+    assert gsm0338.can_encode(text) == all(ch in gsm0338._ENCODE for ch in text)
+    if gsm0338.can_encode(text):
+        assert sum(len(u) for u in gsm0338.char_septets(text)) >= len(text)

@@ -70,3 +70,12 @@ def test_defaults_are_left_out_and_restored() -> None:
         contact_id="c2", msisdn="1", campaign_id="k", channel="sms", created_at=0, priority=0
     )
     assert load_request(dump_request(odd)).created_at == 0
+
+
+@given(st.dictionaries(st.text(max_size=30), st.text(max_size=200), max_size=4) | content)
+def test_content_fast_path_writes_what_the_json_encoder_writes(value):
+    """The fast path for text-to-text contents is byte for byte the JSON encoder's output
+    (any character: control, non-ASCII, lone surrogates); other contents take the encoder."""
+    from gateway.outbox.store import _ENCODE, _encode_content
+
+    assert _encode_content(value) == _ENCODE(value)
