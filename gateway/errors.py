@@ -67,3 +67,7 @@ class ContactControlError(GatewayError):
 
 class AdminCommandError(GatewayError):
     """Raised by an admin command handler; the message is shown to the gatewayctl user."""
+
+
+class WriterProcessDied(StoreError):
+    """The state writer process exited with a batch in flight: its outcome is unknown."""

@@ -2,8 +2,9 @@
 
 One writer: :class:`StateWriter` owns the database's only write connection and runs every
 write of the contact ledger, the outbox and the lists by group commit in one worker thread
-(:func:`open_state_writer`); reads use a second connection, and WAL lets them go on while it
-writes. A few rare writers (campaign definitions) still use :class:`SqliteWorker`, a connection
+(:func:`open_state_writer`), or, with ``process=True`` (``[contact] state_writer =
+"process"``), in a writer process of its own (:mod:`gateway.writer_process`); reads use a
+second connection, and WAL lets them go on while it writes. A few rare writers (campaign definitions) still use :class:`SqliteWorker`, a connection
 run in a worker thread one call at a time; SQLite serialises them with the writer
 (``busy_timeout``). Blocking sqlite3 calls never run in the event loop.
 
@@ -21,9 +22,7 @@ hears "durable" only after the transaction holding its writes committed, whateve
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
@@ -33,88 +32,42 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
-from gateway.errors import StoreError
-from gateway.statedb import claim_state_database
+from gateway.errors import StoreError, WriterProcessDied
+from gateway.sqlite_base import (  # re-exported: the store's public names
+    CHECKPOINT_COMMITS,
+    CHECKPOINT_ROWS,
+    FALLBACK_CHECKPOINT_PAGES,
+    STATE_DIR_MODE,
+    STATE_FILE_MODE,
+    SYNCHRONOUS_MODES,
+    WAL_SIZE_LIMIT,
+    commit_batch,
+    make_state_dir,
+    open_sqlite,
+    open_writer_connection,
+    secure_state_file,
+)
+
+__all__ = [
+    "CHECKPOINT_COMMITS",
+    "CHECKPOINT_ROWS",
+    "FALLBACK_CHECKPOINT_PAGES",
+    "STATE_DIR_MODE",
+    "STATE_FILE_MODE",
+    "SYNCHRONOUS_MODES",
+    "WAL_SIZE_LIMIT",
+    "SqliteWorker",
+    "StateWriter",
+    "WriteBatch",
+    "commit_batch",
+    "make_state_dir",
+    "open_sqlite",
+    "open_state_writer",
+    "open_writer_connection",
+    "secure_state_file",
+]
 
 T = TypeVar("T")
-
-#: The writer's own checkpoint (``wal_autocheckpoint``), in pages: reached only when the
-#: background checkpointer cannot keep up (SQLite's default, 1,000, put a checkpoint inside
-#: the commit path every ~4 MB written).
-FALLBACK_CHECKPOINT_PAGES = 50_000
-#: A background checkpoint after this many commits or written rows (and operations),
-#: whichever comes first.
-CHECKPOINT_COMMITS = 64
-CHECKPOINT_ROWS = 20_000
-#: The WAL file is cut back to this size after a checkpoint restarts it.
-WAL_SIZE_LIMIT = 64 * 1024 * 1024
-
-SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
-#: State files (database, WAL, SHM) and the state directory we create: nothing for others.
-STATE_FILE_MODE = 0o640
-STATE_DIR_MODE = 0o750
-
-
-def make_state_dir(path: Path) -> None:
-    """Create ``path`` (and parents) if missing; the directory created gets 0750 whatever the umask."""
-    if path.is_dir():
-        return
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, STATE_DIR_MODE)
-
-
-def secure_state_file(path: Path, *, created: bool) -> None:
-    """Make a state database 0640 when we created it, else take away anything beyond 0640.
-
-    Called before WAL mode is set: SQLite gives a new ``-wal`` and ``-shm`` file the mode of
-    the database (and fchmods them to it), so they follow whatever the umask. Leftover ones
-    from an earlier run are tightened too, where we may (a file of another owner that we can
-    use through its group is left as it is).
-    """
-    if created:
-        os.chmod(path, STATE_FILE_MODE)
-    for existing in (
-        *(() if created else (path,)),
-        path.with_name(path.name + "-wal"),
-        path.with_name(path.name + "-shm"),
-    ):
-        try:
-            mode = stat.S_IMODE(os.stat(existing).st_mode)
-            if mode & ~STATE_FILE_MODE:
-                os.chmod(existing, mode & STATE_FILE_MODE)
-        except (FileNotFoundError, PermissionError):
-            pass
-
-
-def open_sqlite(
-    path: Path | str, *, synchronous: str = "full", busy_timeout_ms: int = 10_000
-) -> sqlite3.Connection:
-    """Open (creating if needed) the database at ``path`` in WAL mode.
-
-    The connection may be used from any thread but by one at a time (see SqliteWorker).
-    Raises StoreError with the path and the reason when it cannot be opened.
-    """
-    if synchronous not in SYNCHRONOUS_MODES:
-        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
-    path = Path(path)
-    claim_state_database(path)  # refuses a file that is not ours (gateway/statedb.py)
-    try:
-        on_disk = str(path) != ":memory:"
-        if on_disk:
-            make_state_dir(path.parent)
-        existed = path.exists()
-        conn = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_ms / 1000
-        )
-        if on_disk:
-            secure_state_file(path, created=not existed)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot open state database {path}: {exc}") from exc
-    return conn
 
 
 class SqliteWorker:
@@ -207,12 +160,15 @@ class StateWriter:
         interval: float = 0.0,
         stall_limit: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        remote: Any = None,
         checkpoint_pause: float = 0.05,
         checkpoint_commits: int = CHECKPOINT_COMMITS,
         checkpoint_rows: int = CHECKPOINT_ROWS,
     ) -> None:
         self.conn = conn
         self.path = str(path)
+        #: gateway.writer_process.RemoteWriter: batches that pickle commit in its process
+        self.remote = remote
         self.reader = reader or SqliteWorker(conn)
         self.checkpointer = checkpointer
         self.checkpoint_pause = checkpoint_pause
@@ -231,6 +187,7 @@ class StateWriter:
         self._wakeup = trio.Event()
         self._running = False
         self.commits = 0
+        self.local_batches = 0  # with a writer process: batches committed by this process
         self.rows_written = 0
         self.operations = 0
         self.failed_batches = 0
@@ -395,10 +352,25 @@ class StateWriter:
         self._batch = WriteBatch()
         self._writing = batch
         ran = partial(trio.lowlevel.current_trio_token().run_sync_soon, batch.ran.set)
+        remote = self.remote
+        frame = remote.encode(batch) if remote is not None else None
+        if remote is not None and frame is None:
+            self.local_batches += 1  # an op that does not travel (a closure): committed here
         try:
-            await trio.to_thread.run_sync(
-                _commit_batch, self.conn, batch, ran, limiter=self._limiter
-            )
+            if frame is not None:
+                # like the thread's, a batch sent is seen through (cancelled or not)
+                with trio.CancelScope(shield=True):
+                    await remote.commit(batch, frame)
+            else:
+                await trio.to_thread.run_sync(
+                    commit_batch, self.conn, batch, ran, limiter=self._limiter
+                )
+        except WriterProcessDied as exc:
+            # the batch in flight may or may not have committed: stop rather than guess
+            batch.error = exc
+            self.failed_batches += 1
+            structlog.get_logger().critical("store.writer_process_died", error=str(exc))
+            raise
         except Exception as exc:  # disk full, I/O error: every waiter of this batch hears it
             batch.error = exc
             self.failed_batches += 1
@@ -444,74 +416,6 @@ class StateWriter:
                 await self.checkpointer.aclose()
 
 
-#: SQLite result codes that mean the database (not one operation) failed.
-_DATABASE_FAILURES = frozenset(
-    (
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_NOMEM,
-        sqlite3.SQLITE_CORRUPT,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_NOTADB,
-    )
-)
-
-
-def _database_failed(exc: Exception) -> bool:
-    if isinstance(exc, OSError):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF) in _DATABASE_FAILURES
-
-
-def _commit_batch(
-    conn: sqlite3.Connection, batch: WriteBatch, ran: Callable[[], Any] | None = None
-) -> None:
-    """One transaction: the appends, then the ops. An op that raises fails alone (savepoints).
-
-    ``ran`` is called (thread-safe, without waiting) once the ops have run, before COMMIT.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, rows in batch.appends.items():
-            conn.executemany(sql, rows)
-        failed = False
-        for op in batch.ops:
-            try:
-                op[2] = op[0](conn, *op[1])
-            except Exception as exc:
-                if _database_failed(exc):
-                    raise  # the database itself (full, I/O): the whole batch
-                failed = True
-                break
-        if failed:
-            conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
-            for sql, rows in batch.appends.items():
-                conn.executemany(sql, rows)
-            for op in batch.ops:
-                op[2] = op[3] = None
-                conn.execute("SAVEPOINT op")
-                try:
-                    op[2] = op[0](conn, *op[1])
-                except Exception as exc:
-                    if _database_failed(exc):
-                        raise
-                    conn.execute("ROLLBACK TO op")
-                    op[3] = exc
-                conn.execute("RELEASE op")
-        if ran is not None:
-            ran()
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
     """(busy, WAL frames, frames copied into the database) of one PASSIVE checkpoint."""
     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -525,16 +429,20 @@ async def open_state_writer(
     synchronous: str = "full",
     interval: float = 0.0,
     stall_limit: float = 30.0,
+    process: bool = False,
 ) -> AsyncIterator[StateWriter]:
-    """Open the state database's writer (and a read connection) and run its commit loop."""
+    """Open the state database's writer (and a read connection) and run its commit loop.
+
+    ``process``: group commits run in a writer process of their own
+    (:mod:`gateway.writer_process`); the connection opened here serves the batches that
+    cannot travel there and schema set-up.
+    """
 
     def connect() -> list[sqlite3.Connection]:
-        conns = [open_sqlite(path, synchronous=synchronous)]
         if str(path) == ":memory:":
-            return conns
+            return [open_sqlite(path, synchronous=synchronous)]
+        conns = [open_writer_connection(path, synchronous)]
         try:
-            conns[0].execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
-            conns[0].execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conns.append(open_sqlite(path, synchronous=synchronous))  # reads
             conns.append(open_sqlite(path, synchronous=synchronous))  # checkpoints
             conns[2].execute("PRAGMA wal_autocheckpoint=0")
@@ -549,6 +457,11 @@ async def open_state_writer(
     conn = conns[0]
     reader = SqliteWorker(conns[1]) if len(conns) > 1 else None
     checkpointer = SqliteWorker(conns[2]) if len(conns) > 2 else None
+    remote = None
+    if process and str(path) != ":memory:":
+        from gateway.writer_process import RemoteWriter
+
+        remote = RemoteWriter(str(path), synchronous)
     writer = StateWriter(
         conn,
         path,
@@ -556,8 +469,11 @@ async def open_state_writer(
         checkpointer=checkpointer,
         interval=interval,
         stall_limit=stall_limit,
+        remote=remote,
     )
     try:
+        if remote is not None:
+            await remote.start()
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.serve)
             try:
@@ -566,3 +482,5 @@ async def open_state_writer(
                 nursery.cancel_scope.cancel()
     finally:
         await writer.aclose()
+        if remote is not None:
+            await remote.aclose()

@@ -177,6 +177,9 @@ file = "{profiles}"
 listen = "127.0.0.1:{xdr_port}"
 columns = ["time", "msisdn", "event", "peer"]
 
+[contact]
+state_writer = "{args.state_writer}"
+
 [plugins.sms_smpp]
 
 [[plugins.sms_smpp.smsc]]
@@ -358,6 +361,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gatewayd's state writer process)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
     """Cores used by each process over ``wall`` seconds (1.0 = one core busy)."""
     return {name: round((after[name] - before[name]) / wall, 2) for name in before}
@@ -381,10 +398,13 @@ class Stack:
         print(f"gatewayd ready in {self.ready_s:.1f}s", file=sys.stderr)
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds (user + system) used so far by gatewayd and by the simulator."""
+        """CPU seconds (user + system) used so far by gatewayd, its state writer process
+        (``[contact] state_writer = "process"``; 0 without one) and the simulator."""
         assert self.gateway is not None and self.sim is not None
+        children = child_pids(self.gateway.pid)
         return {
             "gatewayd": cpu_seconds(self.gateway.pid),
+            "gatewayd_writer": sum(cpu_seconds(pid) for pid in children),
             "simulator": cpu_seconds(self.sim.proc.pid),
         }
 
@@ -464,6 +484,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "profiles": args.profiles,
             "window": args.window,
             "binds": args.binds,
+            "state_writer": args.state_writer,
             "sqlite_synchronous": args.sync,
             "receipt_delay_s": args.receipt_delay,
             "duration_s": args.duration,
@@ -487,6 +508,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profiles", type=int, default=None, help="default 1,000,000")
     ap.add_argument("--window", type=int, default=100, help="SMPP window of each bind")
     ap.add_argument("--binds", type=int, default=1, help="transceiver binds to the SMSC")
+    ap.add_argument(
+        "--state-writer",
+        choices=("process", "thread"),
+        default="process",
+        help="[contact] state_writer (default process, as in etc/gateway.toml)",
+    )
     ap.add_argument("--load", type=float, default=5000.0, help="events/s of the latency phase")
     ap.add_argument(
         "--contact-ratio",

@@ -116,7 +116,11 @@ RESTART_KEYS = (
     "redis_prefix",
     "synchronous",
     "group_commit_interval",
+    "state_writer",
 )
+
+#: Where the state database's group commits run (gateway.writer_process).
+STATE_WRITERS = ("process", "thread")
 
 
 @attrs.frozen(kw_only=True)
@@ -138,6 +142,9 @@ class ContactConfig:
     cap_exempt_classes: frozenset[str] = frozenset()
     passive_channels: frozenset[str] = frozenset()
     group_commit_interval: float = 0.0
+    #: "process": the group commits run in a writer process of their own (the GIL is not
+    #: shared with the event loop); "thread": in a thread of the daemon.
+    state_writer: str = "thread"
     synchronous: str = ""  # "" = the [gateway] sqlite_synchronous (see plugin.contact_config)
     sweep_interval: float = 30.0
     #: A write waiting longer than this for durability means work is not moving: the daemon
@@ -240,6 +247,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
             )
     passive = r.str_list("passive_channels", ())
     interval = r.duration("group_commit_interval", 0.0, max=1.0)
+    state_writer = r.str("state_writer", "thread", choices=STATE_WRITERS)
     synchronous = r.str("synchronous", "", choices=("", "normal", "full", "extra"))
     sweep = r.duration("sweep_interval", 30.0, min=0.1)
     durable_wait = r.duration("durable_wait_limit", 30.0, min=0.1, max=3600)
@@ -323,6 +331,7 @@ def parse_contact_config(table: Mapping[str, Any], key: str = "contact") -> Cont
         cap_exempt_classes=frozenset(cap_exempt),
         passive_channels=frozenset(passive),
         group_commit_interval=interval,
+        state_writer=state_writer or "thread",
         synchronous=synchronous,
         sweep_interval=sweep,
         durable_wait_limit=durable_wait,

@@ -437,6 +437,11 @@ class ContactControlBase:
             out["ledger_commits"] = self.ledger.commits
             out["ledger_index_backlog"] = self.ledger.index_backlog()
             writer = self.ledger.writer
+            remote = getattr(writer, "remote", None)
+            out["state_writer"] = "thread" if remote is None else "process"
+            if remote is not None:
+                out["state_writer_pid"] = remote.proc.pid if remote.proc is not None else None
+                out["state_writer_local_batches"] = writer.local_batches
             if writer.checkpointer is not None:
                 out["state_checkpoints"] = writer.checkpoints
                 out["state_checkpoint_failures"] = writer.checkpoint_failures
@@ -457,6 +462,7 @@ async def open_local_database(
         synchronous=config.synchronous or "full",
         interval=config.group_commit_interval,
         stall_limit=config.durable_wait_limit,
+        process=config.state_writer == "process",
     ) as writer:
         await writer.setup(lambda c: (Ledger.create_schema(c), ListStore.create_schema(c)))
         yield writer

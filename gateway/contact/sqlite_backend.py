@@ -142,6 +142,28 @@ class _History:
         return sum(t.count(_RS) + 1 for t in self._d.values())
 
 
+class ReceiptRecorder:
+    """``fn(conn, contact_id, prior, final, now)``: the ledger row a receipt's final state asks
+    for (see :meth:`SqliteContactControl.receipt_recorder`). Plain data, so that it travels to
+    a writer process (:mod:`gateway.writer_process`) with the op that calls it."""
+
+    __slots__ = ("refund", "steps")
+
+    def __init__(self, steps: dict[str, tuple[str, str]], refund: frozenset[str]) -> None:
+        self.steps = steps
+        self.refund = refund
+
+    def __call__(
+        self, conn: sqlite3.Connection, contact_id: str, prior: str, final: str, now: float
+    ) -> None:
+        step = self.steps.get(final)
+        if step is not None and prior not in self.refund:
+            ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReceiptRecorder, (self.steps, self.refund))
+
+
 class SqliteContactControl(ContactControlBase):
     """Contact control with in-memory counters and the SQLite ledger as the durable record.
 
@@ -298,14 +320,7 @@ class SqliteContactControl(ContactControlBase):
             if step is not None and step[0] != "committed" and not step[2]:
                 steps[state] = step[:2]
 
-        def record(
-            conn: sqlite3.Connection, contact_id: str, prior: str, final: str, now: float
-        ) -> None:
-            step = steps.get(final)
-            if step is not None and prior not in refund:
-                ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
-
-        return record
+        return ReceiptRecorder(steps, frozenset(refund))
 
     def apply_recorded(self, delivery: Any) -> None:
         """The memory side of a reconciliation whose ledger row is already durable."""

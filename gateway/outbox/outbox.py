@@ -461,7 +461,8 @@ class OutboxQueue:
                         limit,
                         now,
                         now + ob.config.lease,
-                        ob._staged_requests,
+                        # a process writer would get a copy of it
+                        ob._staged_requests if ob.writer.remote is None else None,
                     )
                 )
                 if messages:

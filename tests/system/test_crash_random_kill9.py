@@ -151,7 +151,9 @@ class EventFeed:
                 conn.close()
 
 
-def write_config(tmp: Path, *, sim_port: int, xdr_port: int, resend_unknown: bool) -> Path:
+def write_config(
+    tmp: Path, *, sim_port: int, xdr_port: int, resend_unknown: bool, state_writer: str = "process"
+) -> Path:
     campaigns = tmp / "campaigns"
     campaigns.mkdir()
     for cid in CAMPAIGNS:
@@ -182,6 +184,7 @@ format = "json"
 [contact]
 reservation_timeout = "{RESERVATION_TIMEOUT}s"
 sweep_interval = "0.2s"
+state_writer = "{state_writer}"
 
 [contact.caps.sms_24h]
 scope = "channel"
@@ -277,6 +280,8 @@ def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
     return plan
 
 
+# The reference config's writer process in both; the thread writer is killed by the other
+# crash tests (two quick kills in both modes, the SMPP and batch kill -9 tests).
 @pytest.mark.parametrize("resend_unknown", [False, True], ids=["resend_off", "resend_on"])
 def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(
     short_tmp, gatewayd, xdr_port, resend_unknown

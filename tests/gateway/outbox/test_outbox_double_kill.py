@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
@@ -59,7 +60,10 @@ def received(sim: SmscSimulator) -> list[str]:
     return [s.short_message.decode().split()[-1] for s in list(sim.submitted)]
 
 
-def test_two_quick_kills_do_not_exceed_a_daily_cap(short_tmp, gateway_config, gatewayd):
+@pytest.mark.parametrize("state_writer", ["thread", "process"])
+def test_two_quick_kills_do_not_exceed_a_daily_cap(
+    short_tmp, gateway_config, gatewayd, state_writer
+):
     """kill -9 mid-send, restart, kill -9 right after READY, restart past the timeout: cap 2 holds."""
     with Smsc() as sim:
         config = gateway_config(
@@ -67,6 +71,7 @@ def test_two_quick_kills_do_not_exceed_a_daily_cap(short_tmp, gateway_config, ga
             [contact]
             reservation_timeout = "2s"
             sweep_interval = "0.2s"
+            state_writer = "{state_writer}"
 
             [contact.caps.sms_day]
             scope = "channel"

@@ -1,0 +1,154 @@
+"""The state database's writer connection in a process of its own (``[contact] state_writer``).
+
+With the writer in a thread, every SQLite step gives the GIL up and takes it back: beside a
+busy event loop the writer thread waited for the GIL about as long as it worked (40 % of its
+active time, sampled with ``py-spy --native``), and under overload it was the path's limit.
+Here the group commits of :class:`gateway.store.StateWriter` run in a child process with its
+own connection (:mod:`gateway.writer_child`): the same :func:`gateway.sqlite_base.commit_batch`,
+so the same transaction, the
+same savepoints and the same "ran before COMMIT" point. A batch travels pickled: its appends
+(statement and rows) and its ops (a module-level function and its arguments). A batch that
+does not pickle (an op that is a closure: the rare writers) is committed by the parent's own
+connection in a thread, as before; the two never write at the same time (the commit loop is
+sequential).
+
+Failure: should the child die, the parent cannot know whether the batch in flight committed;
+contact control's memory and the database could then disagree. The writer therefore stops
+(:class:`WriterProcessDied` out of the commit loop ends the daemon, whose restart recovers from
+the database), rather than guess. The child exits when the parent's end of the socket closes
+(the parent stopped, or was killed): it finishes the transaction it is in, then exits.
+
+Wire: 4-byte big-endian length, then a pickle. Parent to child: ``(appends, [(fn, args)...])``.
+Child to parent: ``("ran", [(result, error)...])`` before COMMIT, then ``("done", None)``; or
+``("failed", exception)`` for a batch that failed as a whole.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import trio
+
+from gateway.errors import StoreError, WriterProcessDied
+
+_LEN = struct.Struct(">I")
+
+
+def encode_batch(batch: Any) -> bytes | None:
+    """The batch's wire form, or None when it does not pickle (an op that is a closure)."""
+    try:
+        body = pickle.dumps(
+            (batch.appends, [(op[0], op[1]) for op in batch.ops]), protocol=pickle.HIGHEST_PROTOCOL
+        )
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    return _LEN.pack(len(body)) + body
+
+
+class RemoteWriter:
+    """Parent side: one child process, one socket, one batch at a time."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: trio.socket.SocketType | None = None
+        self._buffer = bytearray()
+        self.batches = 0
+        self.dead: str | None = None
+
+    @staticmethod
+    def encode(batch: Any) -> bytes | None:
+        """:func:`encode_batch`."""
+        return encode_batch(batch)
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.writer_child",
+                    str(child.fileno()),
+                    self.path,
+                    self.synchronous,
+                ],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        self.sock = trio.socket.from_stdlib_socket(parent)
+        kind, detail = await self._receive()  # ("ready", None) once its connection is open
+        if kind != "ready":
+            raise StoreError(f"state writer process for {self.path} did not start: {detail}")
+
+    async def commit(self, batch: Any, frame: bytes) -> None:
+        """Send ``batch`` (``frame``: :func:`encode_batch`), fill its ops' results, set
+        ``batch.ran`` when they have run; return once committed or raise what failed it."""
+        if self.dead is not None:
+            raise WriterProcessDied(self.dead)
+        assert self.sock is not None
+        try:
+            await _send_all(self.sock, frame)
+            while True:
+                kind, detail = await self._receive()
+                if kind == "ran":
+                    for op, (result, error) in zip(batch.ops, detail, strict=True):
+                        op[2], op[3] = result, error
+                    batch.ran.set()
+                elif kind == "done":
+                    self.batches += 1
+                    return
+                else:  # "failed": the batch as a whole
+                    raise detail
+        except (OSError, EOFError, trio.ClosedResourceError) as exc:
+            code = self.proc.poll() if self.proc is not None else None
+            self.dead = f"state writer process for {self.path} exited (code {code}): {exc!r}"
+            raise WriterProcessDied(self.dead) from exc
+
+    async def _receive(self) -> tuple[str, Any]:
+        assert self.sock is not None
+        buf = self._buffer
+        while True:
+            if len(buf) >= 4:
+                (size,) = _LEN.unpack_from(buf)
+                if len(buf) >= 4 + size:
+                    message = pickle.loads(memoryview(buf)[4 : 4 + size])
+                    del buf[: 4 + size]
+                    return message
+            data = await self.sock.recv(1 << 20)
+            if not data:
+                raise EOFError("the writer process closed its socket")
+            buf += data
+
+    async def aclose(self) -> None:
+        """Close the socket (the child finishes and exits), wait for it."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        proc = self.proc
+        if proc is not None:
+            self.proc = None
+            await trio.to_thread.run_sync(_wait_or_kill, proc)
+
+
+async def _send_all(sock: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        sent = await sock.send(view)
+        view = view[sent:]
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
