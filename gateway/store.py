@@ -357,11 +357,14 @@ class StateWriter:
         if remote is not None and frame is None:
             self.local_batches += 1  # an op that does not travel (a closure): committed here
         try:
+            sent = False
             if frame is not None:
                 # like the thread's, a batch sent is seen through (cancelled or not)
                 with trio.CancelScope(shield=True):
-                    await remote.commit(batch, frame)
-            else:
+                    sent = await remote.commit(batch, frame)
+                if not sent:
+                    self.local_batches += 1  # the child could not read it: nothing written
+            if not sent:
                 await trio.to_thread.run_sync(
                     commit_batch, self.conn, batch, ran, limiter=self._limiter
                 )

@@ -41,15 +41,13 @@ def _send_failed(sock: socket.socket, exc: BaseException) -> None:
         _send(sock, ("failed", RuntimeError(repr(exc))))
 
 
-def _receive(sock: socket.socket) -> Any:
+def _receive(sock: socket.socket) -> bytes | None:
+    """The next message's pickle, or None once the parent closed its end."""
     head = _read_exactly(sock, 4)
     if head is None:
         return None
     (size,) = _LEN.unpack(head)
-    body = _read_exactly(sock, size)
-    if body is None:
-        return None
-    return pickle.loads(body)
+    return _read_exactly(sock, size)
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
@@ -76,11 +74,15 @@ def child_main(fd: int, path: str, synchronous: str) -> int:
         return 1
     _send(sock, ("ready", None))
     while True:
-        message = _receive(sock)
-        if message is None:  # the parent closed (stopped or killed): nothing is in flight
+        body = _receive(sock)
+        if body is None:  # the parent closed (stopped or killed): nothing is in flight
             conn.close()
             return 0
-        appends, ops = message
+        try:
+            appends, ops = pickle.loads(body)
+        except Exception as exc:  # an op of a module this process cannot import
+            _send(sock, ("unreadable", repr(exc)))
+            continue
         batch = _Batch(appends, [[fn, args, None, None, None] for fn, args in ops])
 
         def ran(batch: _Batch = batch) -> None:

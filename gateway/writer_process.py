@@ -60,6 +60,7 @@ class RemoteWriter:
         self.sock: trio.socket.SocketType | None = None
         self._buffer = bytearray()
         self.batches = 0
+        self.unreadable = 0  # batches the child could not unpickle (committed by the parent)
         self.dead: str | None = None
 
     @staticmethod
@@ -89,9 +90,11 @@ class RemoteWriter:
         if kind != "ready":
             raise StoreError(f"state writer process for {self.path} did not start: {detail}")
 
-    async def commit(self, batch: Any, frame: bytes) -> None:
+    async def commit(self, batch: Any, frame: bytes) -> bool:
         """Send ``batch`` (``frame``: :func:`encode_batch`), fill its ops' results, set
-        ``batch.ran`` when they have run; return once committed or raise what failed it."""
+        ``batch.ran`` when they have run; True once committed, or raise what failed it.
+        False when the child could not read it (an op of a module it cannot import, such as
+        a plugin loaded from a path): nothing was written, commit it here."""
         if self.dead is not None:
             raise WriterProcessDied(self.dead)
         assert self.sock is not None
@@ -105,7 +108,10 @@ class RemoteWriter:
                     batch.ran.set()
                 elif kind == "done":
                     self.batches += 1
-                    return
+                    return True
+                elif kind == "unreadable":
+                    self.unreadable += 1
+                    return False
                 else:  # "failed": the batch as a whole
                     raise detail
         except (OSError, EOFError, trio.ClosedResourceError) as exc:

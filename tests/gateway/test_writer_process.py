@@ -206,3 +206,25 @@ def test_gatewayd_stops_when_its_writer_process_dies(gateway_config, gatewayd):
     again.signal(signal.SIGTERM)
     assert again.wait(20) == 0
     assert not _alive(pid)
+
+
+async def test_an_op_the_child_cannot_import_commits_here(tmp_path, monkeypatch):
+    """A plugin loaded from a path the writer process does not have: its op pickles here but
+    cannot be read there; nothing is written there and the daemon's connection commits it."""
+    (tmp_path / "private_ops.py").write_text(
+        "def insert(conn, cid):\n"
+        "    conn.execute(\"INSERT INTO outbox_deferred VALUES (?, 'sms', '{}', 0)\", (cid,))\n"
+        "    return cid\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import private_ops  # type: ignore[import-not-found]
+
+    async with open_state_writer(tmp_path / "s.sqlite", process=True) as writer:
+        await writer.setup(outbox_store.create)
+        assert await writer.call(private_ops.insert, "p1") == "p1"
+        assert writer.remote.unreadable == 1 and writer.local_batches == 1
+        assert await writer.call(outbox_store.insert_entries, [_row("a")]) == ["a"]  # still there
+        rows = await writer.run(
+            lambda c: c.execute("SELECT contact_id FROM outbox_deferred").fetchall()
+        )
+        assert rows == [("p1",)]

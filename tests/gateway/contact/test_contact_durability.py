@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.lowlevel
 from contact_helpers import req
+
+from tests.fakes.sqlite_faults import limit_pages
 
 
 async def test_decisions_continue_after_a_flush_while_traffic_flows(open_sqlite) -> None:
@@ -86,26 +89,26 @@ async def test_watchdog_is_withheld_while_a_decision_waits_for_durability(
         sock.close()
 
 
+@pytest.mark.parametrize("state_writer", ["thread", "process"])
 async def test_a_full_disk_refuses_decisions_releases_them_and_resumes(
-    open_sqlite, captured_logs
+    open_sqlite, captured_logs, state_writer
 ) -> None:
-    """Disk full: decisions fail naming the database, hold no reservation, and resume after."""
-    import pytest
-
+    """Disk full: decisions fail naming the database, hold no reservation, and resume after
+    (with the writer in a thread and in a writer process: the limit is set on the writing
+    connection, the child's in the second case)."""
     from gateway.errors import StoreError
 
     cap1 = {
-        "caps": {"sms_day": {"channel": "sms", "limit": 1, "window": "day", "scope": "channel"}}
+        "caps": {"sms_day": {"channel": "sms", "limit": 1, "window": "day", "scope": "channel"}},
+        "state_writer": state_writer,
     }
     async with open_sqlite(cap1) as cc:
         writer = cc.ledger.writer
-
-        def fill(conn, pages):  # the file may not grow: SQLITE_FULL, as on a full disk
-            (count,) = conn.execute("PRAGMA page_count").fetchone()
-            conn.execute(f"PRAGMA max_page_count = {count if pages is None else pages}")
+        assert (writer.remote is not None) == (state_writer == "process")
+        fill = writer.setup if state_writer == "thread" else writer.call
 
         await cc.decide(req("8613800000001"))  # the tables have their first pages
-        await writer.setup(fill, None)
+        await fill(limit_pages, None)
         with pytest.raises(StoreError, match=r"gateway\.sqlite.*full"):
             for i in range(2000):  # until the pages in hand are used up
                 await cc.decide_many([req(f"86139{i:08d}{j}") for j in range(5)])
@@ -113,6 +116,6 @@ async def test_a_full_disk_refuses_decisions_releases_them_and_resumes(
         assert await cc.current_contacts(failed_msisdn) == []  # released in memory
         logged = [r for r in captured_logs.records() if r["event"] == "store.write_failed"]
         assert len(logged) == 1 and "gateway.sqlite" in logged[0]["path"]
-        await writer.setup(fill, 1_000_000)  # space returns
+        await fill(limit_pages, 1_000_000)  # space returns
         assert (await cc.decide(req(failed_msisdn))).outcome == "allowed"
         assert any(r["event"] == "store.write_recovered" for r in captured_logs.records())
