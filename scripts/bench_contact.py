@@ -59,8 +59,9 @@ CHANNELS = ("sms", "mms", "wap", "ivr")
 BASE = 8613000000000
 
 
-def contact_table(redis_port: int | None = None) -> dict:
+def contact_table(redis_port: int | None = None, state_writer: str = "thread") -> dict:
     table = {
+        "state_writer": state_writer,
         "reservation_timeout": "10m",
         "contact_hours": {c: "00:00-24:00" for c in CHANNELS},  # checked, never quiet: any hour
         "caps": {
@@ -329,9 +330,10 @@ async def main(args: argparse.Namespace) -> dict:
         "campaigns": args.campaigns,
         "channels": len(CHANNELS),
         "cpus": os.cpu_count(),
+        "state_writer": args.state_writer,
     }
     try:
-        config = parse_contact_config(contact_table())
+        config = parse_contact_config(contact_table(state_writer=args.state_writer))
         work = Workload(args.subscribers, args.campaigns)
         async with open_sqlite_contact_control(config, tmp / "sqlite.db") as cc:
             out.update(await load_lists(cc, args.subscribers, args.import_size))
@@ -429,6 +431,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--import-size", type=int, default=1_000_000)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--streams", type=int, default=4, help="concurrent decide_many callers")
+    p.add_argument(
+        "--state-writer",
+        choices=("thread", "process"),
+        default="thread",
+        help="[contact] state_writer of the SQLite run (default thread, the default)",
+    )
     args = p.parse_args()
     if args.quick:
         args.subscribers, args.decisions, args.redis_decisions = 50_000, 20_000, 10_000
