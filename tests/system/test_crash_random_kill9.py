@@ -280,8 +280,8 @@ def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
     return plan
 
 
-# The reference config's writer process in both; the thread writer is killed by the other
-# crash tests (two quick kills in both modes, the SMPP and batch kill -9 tests).
+# The writer process (recommended in etc/gateway.toml) in both; the writer thread is killed by
+# the other crash tests (two quick kills, the SMPP and batch kill -9 tests).
 @pytest.mark.parametrize("resend_unknown", [False, True], ids=["resend_off", "resend_on"])
 def test_random_kill9_keeps_caps_dnd_and_accepted_contacts(
     short_tmp, gatewayd, xdr_port, resend_unknown
