@@ -5,10 +5,10 @@ busy event loop the writer thread waited for the GIL about as long as it worked 
 active time, sampled with ``py-spy --native``), and under overload it was the path's limit.
 Here the group commits of :class:`gateway.store.StateWriter` run in a child process with its
 own connection (:mod:`gateway.writer_child`): the same :func:`gateway.sqlite_base.commit_batch`,
-so the same transaction, the
-same savepoints and the same "ran before COMMIT" point. A batch travels pickled: its appends
-(statement and rows) and its ops (a module-level function and its arguments). A batch that
-does not pickle (an op that is a closure: the rare writers) is committed by the parent's own
+so the same transaction, the same savepoints and the same "ran before COMMIT" point. A batch
+travels pickled: its appends (statement and rows) and its ops (a module-level function and its
+arguments). A batch that does not pickle (an op that is a closure: the rare writers), or that
+the child cannot read (an op of a module it cannot import), is committed by the parent's own
 connection in a thread, as before; the two never write at the same time (the commit loop is
 sequential).
 
@@ -19,8 +19,10 @@ the database), rather than guess. The child exits when the parent's end of the s
 (the parent stopped, or was killed): it finishes the transaction it is in, then exits.
 
 Wire: 4-byte big-endian length, then a pickle. Parent to child: ``(appends, [(fn, args)...])``.
-Child to parent: ``("ran", [(result, error)...])`` before COMMIT, then ``("done", None)``; or
-``("failed", exception)`` for a batch that failed as a whole.
+Child to parent: ``("ready", None)`` once its connection is open; per batch ``("ran",
+[(result, error)...])`` before COMMIT, then ``("done", None)``; ``("failed", exception)`` for
+a batch that failed as a whole; ``("unreadable", text)`` for one it could not unpickle (nothing
+written).
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ class RemoteWriter:
         finally:
             child.close()
         self.sock = trio.socket.from_stdlib_socket(parent)
-        kind, detail = await self._receive()  # ("ready", None) once its connection is open
+        try:
+            kind, detail = await self._receive()  # ("ready", None) once its connection is open
+        except (OSError, EOFError) as exc:
+            code = self.proc.poll()
+            kind, detail = "failed", f"it exited (code {code}) before it was ready: {exc}"
         if kind != "ready":
             raise StoreError(f"state writer process for {self.path} did not start: {detail}")
 
@@ -126,7 +132,7 @@ class RemoteWriter:
             if len(buf) >= 4:
                 (size,) = _LEN.unpack_from(buf)
                 if len(buf) >= 4 + size:
-                    message = pickle.loads(memoryview(buf)[4 : 4 + size])
+                    message = pickle.loads(buf[4 : 4 + size])
                     del buf[: 4 + size]
                     return message
             data = await self.sock.recv(1 << 20)
