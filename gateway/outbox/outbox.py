@@ -126,7 +126,8 @@ class Outbox:
         now = self.clock()
         expiry = self.config.expiry
         rows, held = [], []
-        kept = self._staged_requests
+        # (with a writer process the take runs there and decodes: nothing to keep here)
+        kept = self._staged_requests if getattr(self.writer, "remote", None) is None else {}
         if len(kept) + len(decisions) > STAGED_REQUESTS:
             kept.clear()
         for d in decisions:
