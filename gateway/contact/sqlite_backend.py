@@ -160,9 +160,6 @@ class ReceiptRecorder:
         if step is not None and prior not in self.refund:
             ledger_row_from_outbox(conn, contact_id, step[0], step[1], now)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (ReceiptRecorder, (self.steps, self.refund))
-
 
 class SqliteContactControl(ContactControlBase):
     """Contact control with in-memory counters and the SQLite ledger as the durable record.

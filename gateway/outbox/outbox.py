@@ -127,15 +127,16 @@ class Outbox:
         expiry = self.config.expiry
         rows, held = [], []
         # (with a writer process the take runs there and decodes: nothing to keep here)
-        kept = self._staged_requests if getattr(self.writer, "remote", None) is None else {}
-        if len(kept) + len(decisions) > STAGED_REQUESTS:
+        kept = self._staged_requests if getattr(self.writer, "remote", None) is None else None
+        if kept is not None and len(kept) + len(decisions) > STAGED_REQUESTS:
             kept.clear()
         for d in decisions:
             outcome = d.outcome
             r = d.request
             if outcome is Outcome.ALLOWED:
                 text = store.dump_request(r)
-                kept[r.contact_id] = (text, r)
+                if kept is not None:
+                    kept[r.contact_id] = (text, r)
                 rows.append(
                     (
                         r.contact_id,

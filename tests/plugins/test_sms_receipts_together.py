@@ -9,6 +9,8 @@ simulator over loopback (its own receipts turned off: the test writes them).
 
 from __future__ import annotations
 
+import contextlib
+
 import trio
 
 from adapters.smpp import protocol as p
@@ -59,6 +61,16 @@ def mo(seq: int) -> DeliverSm:
     )
 
 
+@contextlib.asynccontextmanager
+async def _channel(tmp_path):
+    """The SMSC simulator (no receipts of its own: the tests write them) and the channel."""
+    async with (
+        running_simulator(receipt_delay=None) as sim,
+        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
+    ):
+        yield sim, h
+
+
 async def _submitted(h, sim, n: int) -> list[str]:
     """Send ``n`` messages (to n subscribers) and wait until their submit answers are recorded."""
     await h.send_allowed(*[request(f"m{i}", msisdn=f"86138000001{i:02d}") for i in range(n)])
@@ -69,10 +81,7 @@ async def _submitted(h, sim, n: int) -> list[str]:
 
 
 async def test_receipts_read_together_are_one_op(tmp_path):
-    async with (
-        running_simulator(receipt_delay=None) as sim,
-        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
-    ):
+    async with _channel(tmp_path) as (sim, h):
         ids = await _submitted(h, sim, 20)
         writer = h.outbox.writer
         ops = writer.operations
@@ -87,10 +96,7 @@ async def test_receipts_read_together_are_one_op(tmp_path):
 
 
 async def test_a_receipt_that_fails_fails_alone(tmp_path, monkeypatch):
-    async with (
-        running_simulator(receipt_delay=None) as sim,
-        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
-    ):
+    async with _channel(tmp_path) as (sim, h):
         ids = await _submitted(h, sim, 5)
         real = store.settle_receipt
         bad = f"main/{ids[2]}"
@@ -113,10 +119,7 @@ async def test_a_receipt_that_fails_fails_alone(tmp_path, monkeypatch):
 
 
 async def test_a_failed_commit_holds_back_the_receipts_not_the_mo(tmp_path):
-    async with (
-        running_simulator(receipt_delay=None) as sim,
-        running_channel(tmp_path, [smsc_table(sim.port)]) as h,
-    ):
+    async with _channel(tmp_path) as (sim, h):
         ids = await _submitted(h, sim, 3)
         writer = h.outbox.writer
         gated = GatedConnection(writer.conn)
