@@ -89,7 +89,7 @@ class Outbox:
     #: contact_id -> (channel, the peer's ids of its parts) for its submit answer's report
     _submit_ids: dict[str, tuple[str, list[str]]] = attrs.field(factory=dict)
     #: contact_id -> (stored text, request) of entries queued by this process and not taken
-    #: yet: take uses the request instead of decoding the text (see ``store.take``). Bounded:
+    #: yet: take uses the request instead of decoding the text (see ``store.messages_from_rows``). Bounded:
     #: when full it is emptied (entries cancelled or expired before a take are dropped then;
     #: a message missing from it is decoded from the database as after a restart).
     _staged_requests: dict[str, tuple[str, ContactRequest]] = attrs.field(factory=dict)
@@ -126,17 +126,15 @@ class Outbox:
         now = self.clock()
         expiry = self.config.expiry
         rows, held = [], []
-        # (with a writer process the take runs there and decodes: nothing to keep here)
-        kept = self._staged_requests if getattr(self.writer, "remote", None) is None else None
-        if kept is not None and len(kept) + len(decisions) > STAGED_REQUESTS:
+        kept = self._staged_requests
+        if len(kept) + len(decisions) > STAGED_REQUESTS:
             kept.clear()
         for d in decisions:
             outcome = d.outcome
             r = d.request
             if outcome is Outcome.ALLOWED:
                 text = store.dump_request(r)
-                if kept is not None:
-                    kept[r.contact_id] = (text, r)
+                kept[r.contact_id] = (text, r)
                 rows.append(
                     (
                         r.contact_id,
@@ -456,17 +454,12 @@ class OutboxQueue:
                 # mark_sending (committed after this batch) lets one be sent, and it finds no
                 # lease if this batch fails. Not waiting for this commit takes one commit off
                 # every message's way to the wire.
-                messages = await ob.writer.executed(
+                rows = await ob.writer.executed(
                     ob.writer.submit(
-                        store.take,
-                        self.channel,
-                        limit,
-                        now,
-                        now + ob.config.lease,
-                        # a process writer would get a copy of it
-                        ob._staged_requests if ob.writer.remote is None else None,
+                        store.take, self.channel, limit, now, now + ob.config.lease
                     )
                 )
+                messages = store.messages_from_rows(self.channel, rows, ob._staged_requests)
                 if messages:
                     self.leased.update(m.contact_id for m in messages)
                     ob.stats["taken"] += len(messages)

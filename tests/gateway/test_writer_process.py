@@ -71,7 +71,7 @@ async def test_batches_commit_in_the_writer_process(tmp_path):
         assert await writer.executed(op) == ["a", "b"]  # answered from the child
         assert await writer.result(op) == ["a", "b"]
         taken = await writer.call(outbox_store.take, "sms", 10, 1.0, 2.0)
-        assert [m.contact_id for m in taken] == ["a", "b"]
+        assert [r[0] for r in taken] == ["a", "b"]
         assert await _count(writer) == 2
         assert writer.remote.batches >= 2 and writer.local_batches == 0
 

@@ -79,3 +79,12 @@ def test_content_fast_path_writes_what_the_json_encoder_writes(value):
     from gateway.outbox.store import _ENCODE, _encode_content
 
     assert _encode_content(value) == _ENCODE(value)
+
+
+@given(leaf | st.floats() | st.integers() | st.lists(leaf, max_size=3))
+def test_field_fast_path_writes_what_the_json_encoder_writes(value):
+    """Scalars (floats of every kind, ints of any size, text, flags, null) are written byte
+    for byte as the JSON encoder writes them; anything else takes the encoder."""
+    from gateway.outbox.store import _ENCODE, _encode_value
+
+    assert _encode_value(value) == _ENCODE(value)
