@@ -36,6 +36,8 @@ from gateway.store import StateWriter, open_state_writer
 
 __all__ = ["Outbox", "OutboxMessage", "OutboxQueue", "open_outbox"]
 
+#: Finished entries deleted per transaction by the purge (``store.purge_finished``'s limit).
+PURGE_CHUNK = 10_000
 #: Requests of queued entries kept in memory for their take (``Outbox._staged_requests``).
 STAGED_REQUESTS = 20_000
 
@@ -410,8 +412,16 @@ class Outbox:
                 self.stats["redecided"] += 1
         if self.config.retention and now >= self._next_purge:
             self._next_purge = now + 600
-            purged = await self._call(store.purge_finished, now - self.config.retention)
-            self.stats["purged"] += purged
+            # in chunks, each its own transaction (the writer serves decisions between them)
+            while True:
+                purged = await self._call(
+                    store.purge_finished, now - self.config.retention, PURGE_CHUNK
+                )
+                self.stats["purged"] += purged
+                if purged < PURGE_CHUNK:
+                    break
+            while await self._call(store.purge_message_ids):
+                pass
         if now >= self._next_early_purge:
             self._next_early_purge = now + 600
             # a receipt that no submit answer claimed within a day is not ours

@@ -82,7 +82,12 @@ CREATE TABLE IF NOT EXISTS outbox_message_ids (
     state TEXT NOT NULL DEFAULT 'submitted',
     PRIMARY KEY (channel, message_id)
 );
-CREATE INDEX IF NOT EXISTS outbox_message_contact ON outbox_message_ids (contact_id);
+-- A message's parts by its contact, for the parts of long messages only: a random key indexed
+-- for every message cost a page written per message. One-part ids are found by their key and
+-- purged by purge_message_ids.
+DROP INDEX IF EXISTS outbox_message_contact;
+CREATE INDEX IF NOT EXISTS outbox_message_parts ON outbox_message_ids (contact_id)
+    WHERE segments > 1;
 CREATE TABLE IF NOT EXISTS outbox_early_receipts (
     channel TEXT NOT NULL,
     message_id TEXT NOT NULL,
@@ -416,7 +421,8 @@ def apply_receipt(
     states = [
         r[0]
         for r in conn.execute(
-            "SELECT state FROM outbox_message_ids WHERE contact_id = ? AND channel = ?",
+            "SELECT state FROM outbox_message_ids WHERE contact_id = ? AND segments > 1"
+            " AND channel = ?",
             (contact_id, channel),
         )
     ]
@@ -606,7 +612,8 @@ def due_timers(conn: sqlite3.Connection, now: float) -> tuple[int, int, list[tup
 
 
 def purge_finished(conn: sqlite3.Connection, before: float, limit: int = 10_000) -> int:
-    """Delete up to ``limit`` finished entries last changed before ``before`` (and their ids)."""
+    """Delete up to ``limit`` finished entries last changed before ``before`` (their message
+    ids follow in :func:`purge_message_ids`)."""
     seqs = [
         r[0]
         for r in conn.execute(
@@ -614,14 +621,20 @@ def purge_finished(conn: sqlite3.Connection, before: float, limit: int = 10_000)
             (before, limit),
         )
     ]
-    if not seqs:
-        return 0
-    conn.executemany(
-        "DELETE FROM outbox_message_ids WHERE contact_id = (SELECT contact_id FROM outbox_entries WHERE seq = ?)",
-        [(q,) for q in seqs],
-    )
     conn.executemany("DELETE FROM outbox_entries WHERE seq = ?", [(q,) for q in seqs])
     return len(seqs)
+
+
+def purge_message_ids(conn: sqlite3.Connection, limit: int = 10_000) -> int:
+    """Delete the message ids whose entry was purged, among the ``limit`` oldest ones; the
+    number deleted. Ids are mapped in about the order their entries finish and go, so the
+    oldest are the ones to look at: the caller repeats while this deletes some."""
+    return conn.execute(
+        "DELETE FROM outbox_message_ids WHERE rowid IN (SELECT m.rowid FROM"
+        " (SELECT rowid, contact_id FROM outbox_message_ids ORDER BY rowid LIMIT ?) AS m"
+        " WHERE NOT EXISTS (SELECT 1 FROM outbox_entries e WHERE e.contact_id = m.contact_id))",
+        (limit,),
+    ).rowcount
 
 
 def insert_deferred(
@@ -696,13 +709,26 @@ def show(conn: sqlite3.Connection, contact_id: str) -> dict | None:
         if row is None:
             return None
         entry = {k: row[k] for k in row.keys() if k != "request"}
-        entry["message_ids"] = [
-            r["message_id"] + ":" + r["state"]
-            for r in conn.execute(
-                "SELECT message_id, state FROM outbox_message_ids WHERE contact_id = ? ORDER BY segment",
+        # a long message's parts by the index; one part by its id (or, mapped under another
+        # id than the entry's, by a scan: an operator's question, not the message path)
+        parts = conn.execute(
+            "SELECT message_id, state FROM outbox_message_ids WHERE contact_id = ?"
+            " AND segments > 1 ORDER BY segment",
+            (contact_id,),
+        ).fetchall()
+        if not parts and row["message_id"] is not None:
+            parts = conn.execute(
+                "SELECT message_id, state FROM outbox_message_ids WHERE channel = ?"
+                " AND message_id = ? AND contact_id = ?",
+                (row["channel"], row["message_id"], contact_id),
+            ).fetchall()
+        if not parts:
+            parts = conn.execute(
+                "SELECT message_id, state FROM outbox_message_ids WHERE contact_id = ?"
+                " ORDER BY segment",
                 (contact_id,),
-            )
-        ]
+            ).fetchall()
+        entry["message_ids"] = [r["message_id"] + ":" + r["state"] for r in parts]
         return entry
     finally:
         conn.row_factory = None

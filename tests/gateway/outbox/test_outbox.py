@@ -268,6 +268,10 @@ async def test_finished_entries_are_purged_after_retention(tmp_path):
         await ob.tick()
         assert ob.stats["purged"] == 1
         assert await ob.show("old") is None and await ob.show("live") is not None
+        ids = await ob.writer.run(
+            lambda c: c.execute("SELECT count(*) FROM outbox_message_ids").fetchone()[0]
+        )
+        assert ids == 0  # the purged entry's ids went too
 
 
 async def test_one_failing_operation_does_not_fail_its_batch(tmp_path):

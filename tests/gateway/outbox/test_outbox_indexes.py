@@ -26,6 +26,8 @@ PLANS = {
     "SELECT state, count(*) FROM outbox_entries WHERE campaign_id = ? GROUP BY state": (
         "outbox_by_campaign"
     ),
+    "SELECT state FROM outbox_message_ids WHERE contact_id = ? AND segments > 1"
+    " AND channel = ?": "outbox_message_parts",
 }
 
 
@@ -118,3 +120,31 @@ def test_a_database_with_the_old_indexes_gets_the_new_ones(tmp_path):
     assert not names & {"outbox_take", "outbox_timers", "outbox_campaign"}
     assert {"outbox_queued", "outbox_finished", "outbox_by_campaign"} <= names
     assert [r[0] for r in store.take(conn, "sms", 5, 1.0, 2.0)] == ["q"]
+
+
+def test_message_ids_go_with_their_entries_one_part_or_many(conn):
+    """Purged entries take their parts' ids along (one-part ids have no contact index: the
+    sweep finds them); ids of entries still there stay, and show() lists them either way."""
+    rows = [(f"c{i}", "sms", "k", "1", 0, "{}", 0.0, 9e9, 0.0) for i in range(5)]
+    store.insert_entries(conn, rows)
+    store.take(conn, "sms", 5, 0.0, 30.0)
+    store.mark_sending(conn, [f"c{i}" for i in range(5)], 0.0)
+    store.record_submitted(conn, "sms", "c0", ["m0"], "m0", 1.0, None)
+    store.record_submitted(conn, "sms", "c1", ["m1a", "m1b"], "m1a", 1.0, None)
+    store.record_submitted(conn, "sms", "c2", ["m2"], "m2", 1.0, None)
+    store.map_message_ids(conn, "sms", "c3", ["other"])  # mapped under another id than the entry's
+    store.record_submitted(conn, "sms", "c4", ["m4a", "m4b"], "m4a", 1.0, None)
+    assert store.show(conn, "c1")["message_ids"] == ["m1a:submitted", "m1b:submitted"]
+    assert store.show(conn, "c0")["message_ids"] == ["m0:submitted"]
+    assert store.show(conn, "c3")["message_ids"] == ["other:submitted"]
+    for cid in ("c0", "c1", "c3"):
+        store.record_state(conn, cid, "delivered", None, None, 2.0)
+    assert store.purge_finished(conn, before=3.0) == 3
+    deleted = 0
+    while n := store.purge_message_ids(conn, limit=2):
+        deleted += n
+    assert deleted == 4
+    left = {r[0] for r in conn.execute("SELECT message_id FROM outbox_message_ids")}
+    assert left == {"m2", "m4a", "m4b"}
+    assert store.apply_receipt(conn, "sms", "m4a", "delivered") == ("c4", None)
+    assert store.apply_receipt(conn, "sms", "m4b", "delivered") == ("c4", "delivered")
