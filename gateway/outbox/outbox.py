@@ -90,11 +90,12 @@ class Outbox:
     _next_early_purge: float = 0.0
     #: contact_id -> (channel, the peer's ids of its parts) for its submit answer's report
     _submit_ids: dict[str, tuple[str, list[str]]] = attrs.field(factory=dict)
-    #: contact_id -> (stored text, request) of entries queued by this process and not taken
-    #: yet: take uses the request instead of decoding the text (see ``store.messages_from_rows``). Bounded:
-    #: when full it is emptied (entries cancelled or expired before a take are dropped then;
-    #: a message missing from it is decoded from the database as after a restart).
-    _staged_requests: dict[str, tuple[str, ContactRequest]] = attrs.field(factory=dict)
+    #: contact_id -> (stored text, request, queued at) of entries queued by this process and
+    #: not taken yet: take uses the request instead of decoding the text (see
+    #: ``store.messages_from_rows``). Bounded: when full, newer entries are not held (a message
+    #: missing from it is decoded from the database, as after a restart); a take, a cancel or
+    #: a duplicate removes its entry, and the scheduler those past their expiry.
+    _staged_requests: dict[str, tuple[str, ContactRequest, float]] = attrs.field(factory=dict)
     _recorder: tuple[tuple[int, int], store.LedgerRecorder] | None = None
     _recovered: bool = True  # False while a start-up recovery failed (retried by the scheduler)
 
@@ -129,14 +130,15 @@ class Outbox:
         expiry = self.config.expiry
         rows, held = [], []
         kept = self._staged_requests
-        if len(kept) + len(decisions) > STAGED_REQUESTS:
-            kept.clear()
+        room = STAGED_REQUESTS - len(kept)  # full: the newest are decoded when taken
         for d in decisions:
             outcome = d.outcome
             r = d.request
             if outcome is Outcome.ALLOWED:
                 text = store.dump_request(r)
-                kept[r.contact_id] = (text, r)
+                if room > 0:
+                    kept[r.contact_id] = (text, r, now)
+                    room -= 1
                 rows.append(
                     (
                         r.contact_id,
@@ -171,6 +173,8 @@ class Outbox:
             if row[0] in fresh:
                 depths[row[1]] = depths.get(row[1], 0) + 1
                 self._wake(row[1])
+            else:  # a duplicate: the entry there keeps its own request
+                self._staged_requests.pop(row[0], None)
         for held in staged.held:
             self.stats["deferred"] += 1
             depths[held[1]] = depths.get(held[1], 0) + 1
@@ -188,6 +192,7 @@ class Outbox:
         self._depths[request.channel] = self._depths.get(request.channel, 0) + 1
 
     async def cancel(self, contact_id: str, reason: str) -> bool:
+        self._staged_requests.pop(contact_id, None)
         done = await self._call(store.cancel, contact_id, reason, self.clock())
         if done:
             self.stats["cancelled"] += 1
@@ -347,12 +352,23 @@ class Outbox:
             except Exception as exc:  # keep scheduling; the next tick may succeed
                 structlog.get_logger().error("outbox.tick_failed", error=repr(exc))
 
+    def _forget_staged(self, before: float) -> None:
+        """Drop held requests queued before ``before``: past their expiry they are not sent
+        (kept in the order queued: the oldest are first)."""
+        kept = self._staged_requests
+        while kept:
+            contact_id = next(iter(kept))
+            if kept[contact_id][2] >= before:
+                break
+            del kept[contact_id]
+
     async def tick(self) -> None:
         """One scheduler pass: retries due, expired leases, expiry, deferred requests."""
         if not self._recovered:
             await self.recover()
             self._recovered = True
         now = self.clock()
+        self._forget_staged(now - self.config.expiry)
         log = structlog.get_logger()
         while self._unknown_to_report:
             contact_id, ch, msisdn = self._unknown_to_report[-1]

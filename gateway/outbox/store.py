@@ -213,8 +213,14 @@ def dump_request(request: ContactRequest) -> str:
     return "".join(parts)
 
 
+_loads = json.loads
+
+
 def load_request(text: str) -> ContactRequest:
-    return ContactRequest(**json.loads(text, object_hook=_hook))
+    # the hook (a Python call per mapping) only for a text that holds bytes
+    if '"__bytes__"' in text:
+        return ContactRequest(**_loads(text, object_hook=_hook))
+    return ContactRequest(**_loads(text))
 
 
 # -- operations (each runs inside a transaction opened by the group committer) -----------------------
@@ -280,7 +286,7 @@ def take(
 def messages_from_rows(
     channel: str,
     rows: Sequence[tuple],
-    staged: dict[str, tuple[str, ContactRequest]] | None = None,
+    staged: dict[str, tuple[str, ContactRequest, float]] | None = None,
 ) -> list[OutboxMessage]:
     """:func:`take`'s rows as messages. ``staged``: contact_id -> (the request's stored text,
     the request) kept by the outbox when it queued them: a message whose stored text is that

@@ -82,6 +82,29 @@ async def test_take_hands_out_the_request_it_was_given(tmp_path, monkeypatch):
         assert got == {d.request.contact_id: d.request for d in decisions}
 
 
+
+async def test_held_requests_full_keeps_the_oldest_and_forgets_what_cannot_be_taken(
+    tmp_path, monkeypatch
+):
+    """Full, the memory keeps the requests queued first (the next to be taken) and holds no
+    newer one; a cancel, a duplicate and an expiry each take their request out of it."""
+    from gateway.outbox import outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "STAGED_REQUESTS", 3)
+    async with open_ob(tmp_path / "db", cfg(expiry=60)) as ob:
+        decisions = [await allow(ob, f"n{i}", msisdn=f"86138000000{i:02d}") for i in range(5)]
+        await ob.enqueue_many(decisions)
+        assert list(ob._staged_requests) == ["n0", "n1", "n2"]
+        assert await ob.cancel("n1", "preempted")
+        assert list(ob._staged_requests) == ["n0", "n2"]
+        assert await ob.enqueue(decisions[2]) is False  # a duplicate: the stored one stays
+        assert list(ob._staged_requests) == ["n0"]
+        start = ob.clock()
+        ob.clock = lambda: start + 61
+        await ob.tick()
+        assert ob._staged_requests == {}
+
+
 def test_mark_sending_marks_each_leased_entry_once(tmp_path):
     """One statement per 500 ids: every leased entry named is marked once, whatever the
     duplicates; entries not leased (queued, already sending) are not."""
