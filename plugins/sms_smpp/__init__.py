@@ -48,7 +48,7 @@ def _render(snap: dict[str, Any]) -> str:
         )
         for b in s["binds"]:
             lines.append(
-                f"  {b['name']:<12} {b['mode']:<12} {b['state']:<10} window {b['window_used']}/{b['window']}"
+                f"  {b['name']:<12} {b['mode']:<12} {b['state']:<10} window {b['window_used']}/{b['window']} settling {b['window_settling']}"
                 f" submitted={b['submitted']} reconnects={b['reconnects']}"
                 + (f" last_error={b['last_error']}" if b["last_error"] else "")
             )

@@ -523,6 +523,8 @@ class SmsChannel(InboundMixin):
                         "mode": b.mode,
                         "state": b.state,
                         "window_used": b.outstanding,
+                        # answered, the answer not yet durable: still holding its window slot
+                        "window_settling": b.unsettled,
                         "window": c.window,
                         "submitted": b.submitted,
                         "reconnects": b.reconnects,

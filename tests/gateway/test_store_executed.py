@@ -92,3 +92,32 @@ async def test_a_commit_that_fails_after_the_ops_ran(tmp_path):
         gated.fail = False
         assert await writer.call(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_results_of_a_committed_batch_need_no_scheduler_round_each(tmp_path):
+    """Going through the results of a batch already committed does not wait a scheduler
+    round per result (under load that put tens of milliseconds between a commit and its last
+    waiter): another runnable task gets no turn in between."""
+    async with trio.open_nursery() as nursery:
+        writer, _gated = await _writer(tmp_path, nursery)
+        ops = [writer.submit(_insert, f"v{i}") for i in range(100)]
+        with trio.fail_after(5):
+            await writer.durable(ops[-1][4])
+        turns = 0
+
+        async def other() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await trio.lowlevel.checkpoint()
+
+        nursery.start_soon(other)
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+        assert turns > 0  # it runs whenever this task yields
+        turns = 0
+        results = [await writer.result(op) for op in ops]
+        results += [await writer.executed(op) for op in ops]
+        assert results == list(range(1, 101)) * 2
+        assert turns == 0
+        nursery.cancel_scope.cancel()
