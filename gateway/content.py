@@ -140,6 +140,15 @@ class ChannelDeclaration:
         ]
 
 
+def requirements_of(channel: Any) -> frozenset[str]:
+    """``declaration_of(channel).requires`` without building the declaration (asked per
+    contact request by the pipeline)."""
+    requires = getattr(channel, "requires", None) if channel is not None else None
+    if not requires:
+        return frozenset()
+    return requires if type(requires) is frozenset else frozenset(requires)
+
+
 def declaration_of(channel: Any) -> ChannelDeclaration:
     """The declaration of a registered channel object (defaults for members it lacks).
 

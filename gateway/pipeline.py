@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.content import declaration_of
+from gateway.content import requirements_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.numbers import active_plan, e164_request
 from gateway.rules.conditions import LocalClock, MatchContext, MatcherState
@@ -279,7 +279,7 @@ class Pipeline:
         unknown = ctx.row < 0 and handset_of(ctx) is None
         for channel in cdef.campaign.channels:
             # What the handset must support is the channel's own declaration (Channel.requires).
-            needed = declaration_of(self.gateway.channels.get(channel)).requires
+            needed = requirements_of(self.gateway.channels.get(channel))
             if not needed or unknown or supports(ctx, needed):
                 return channel
             self.campaigns.count(cdef.campaign.id, f"handset_unfit.{channel}")

@@ -4,23 +4,31 @@
 A real ``gatewayd`` with the whole path: XDR records over TCP (``signaling_xdr``), profiles
 from a BOSS file (1,000,000 by default), one realtime campaign that turns every
 ``location_update`` into an SMS, the SQLite contact control and outbox with
-``sqlite_synchronous = full`` (or ``--sync``), one SMPP bind (``--binds``) to the bundled SMSC simulator
-running in its own process and sending delivery receipts.
+``sqlite_synchronous = full`` (or ``--sync``), eight SMPP binds of window 100 (``--binds``,
+``--window``: a high-volume account) to the bundled SMSC simulator running in its own process
+and sending delivery receipts. One bind is bounded by its window: each slot is held from the
+submit until its answer is durable (~25 ms under load), about 3,700 messages/s for 100 slots.
 
-Two figures (issue 9, "one durable write path"):
+Three phases (issue 9, "one durable write path"), each on a fresh gateway:
 
 - ``throughput``: events offered faster than the gateway can go (``--max-load``, every event a
   contact) for ``--duration`` seconds; ``messages_per_s`` is the rate of messages delivered
   (receipt applied, as the gateway's outbox counts them) over the run, after a warm-up second
   (``submit_sm_per_s``: the rate the simulator accepted submit_sm over the same seconds);
   ``draining_messages_per_s`` the same rate in the seconds after the feed stopped, when only
-  the outbox backlog moves (outbox -> SMSC -> receipts, no decisions competing).
+  the outbox backlog moves (outbox -> SMSC -> receipts, no decisions competing). Overloaded,
+  intake and delivery share the CPU: this is a rate under overload, not a capacity.
 - ``latency``: a fixed offered load (``--load`` events/s, 5,000 by default; ``--contact-ratio``
   of them become contacts, 1.0 by default: the others are ``periodic_update`` events that no
   campaign matches) for ``--duration`` seconds; event-to-submit latency is the time the
   simulator received the submit_sm minus the time written in the XDR record (both this
   machine's clock), p50/p99 over the messages; ``kept_up`` says whether they all arrived within
   ``--settle`` seconds after the load stopped.
+- ``sustained``: ``--sustain`` events/s (10,000 by default), every one a contact, for
+  ``--duration`` seconds; ``kept_up`` when every message was submitted and its receipt applied
+  by one second after the load stopped (``seconds_to_last``: from the first event to the
+  last receipt; the simulator answers receipts after ``--receipt-delay``), with the same
+  latency figures. This is the 10,000 messages/s target.
 
 Targets: at least 10,000 messages/s with receipts, p99 under 100 ms at 5,000 events/s.
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -329,25 +338,48 @@ def throughput(
     }
 
 
-def latency(
-    args: argparse.Namespace, work: Path, xdr_port: int, first: int, sim: Simulator
-) -> Feed:
+#: sustained: the last receipt applied at most this long after the feed's last event
+SUSTAIN_GRACE = 1.0
+
+
+def paced(
+    args: argparse.Namespace,
+    work: Path,
+    xdr_port: int,
+    sim: Simulator,
+    *,
+    rate: float,
+    contact_ratio: float,
+    prefix: str,
+    receipts: bool,
+) -> tuple[Feed, dict[str, Any]]:
+    """Offer ``rate`` events/s for ``--duration`` s; wait (up to ``--settle`` s after) for
+    every contact's submit_sm and, with ``receipts``, for every receipt to be applied. The
+    feed, and what was done in time: submitted, delivered, seconds to the last receipt."""
     feed = Feed(
         xdr_port,
-        rate=args.load,
+        rate=rate,
         duration=args.duration,
-        prefix="L",
-        first=first,
+        prefix=prefix,
+        first=0,
         profiles=args.profiles,
-        contact_ratio=args.contact_ratio,
+        contact_ratio=contact_ratio,
     )
-    base = sim.accepted
+    base, before, start = sim.accepted, delivered(work), time.monotonic()
     feed.run()
     deadline = time.monotonic() + args.settle
-    while sim.accepted - base < len(feed.sent_at) and time.monotonic() < deadline:
+    done = delivered(work) - before
+    while time.monotonic() < deadline:
+        if sim.accepted - base >= len(feed.sent_at) and (not receipts or done >= len(feed.sent_at)):
+            break
         time.sleep(0.1)
+        done = delivered(work) - before if receipts else done
     feed.close()
-    return feed
+    return feed, {
+        "submitted_in_time": sim.accepted - base,
+        "delivered_in_time": done if receipts else None,
+        "seconds_to_last": round(time.monotonic() - start, 1),
+    }
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -449,35 +481,62 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             stack.stop()
             print(f"throughput: {tp}", file=sys.stderr)
             result["throughput"] = tp
-        if args.only in (None, "latency"):
-            stacks.append(stack := Stack(args, work / "latency", profiles))
+        for phase, rate, ratio, receipts in (
+            ("latency", args.load, args.contact_ratio, False),
+            ("sustained", args.sustain, 1.0, True),
+        ):
+            if args.only not in (None, phase) or rate <= 0:
+                continue
+            stacks.append(stack := Stack(args, work / phase, profiles))
             assert stack.sim is not None
             c0, t0 = stack.cpu(), time.monotonic()
-            lfeed = latency(args, stack.work, stack.xdr_port, 0, stack.sim)
-            lcpu = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
+            feed, done = paced(
+                args,
+                stack.work,
+                stack.xdr_port,
+                stack.sim,
+                rate=rate,
+                contact_ratio=ratio,
+                prefix=phase[0].upper(),
+                receipts=receipts,
+            )
+            cpu = cpu_share(c0, stack.cpu(), time.monotonic() - t0)
             received = stack.stop()
             lat = sorted(
                 (received[peer] - at) * 1000
-                for peer, at in lfeed.sent_at.items()
+                for peer, at in feed.sent_at.items()
                 if peer in received
             )
-            contacts = len(lfeed.sent_at)
-            lat_fig: dict[str, Any] = {
-                "offered_events_per_s": round(lfeed.events / lfeed.elapsed),
-                "contact_ratio": args.contact_ratio,
+            contacts = len(feed.sent_at)
+            fig: dict[str, Any] = {
+                "offered_events_per_s": round(feed.events / feed.elapsed),
+                "contact_ratio": ratio,
                 "contacts": contacts,
                 "submitted": len(lat),
-                "kept_up": len(lat) == contacts,
-                "cpu_cores": lcpu,
+                # every contact submitted within --settle; sustained: every receipt applied
+                # within SUSTAIN_GRACE of the feed's end (a backlog drained later is not
+                # keeping up)
+                "kept_up": len(lat) == contacts
+                and (
+                    not receipts
+                    or (
+                        done["delivered_in_time"] >= contacts
+                        and done["seconds_to_last"] <= feed.elapsed + SUSTAIN_GRACE
+                    )
+                ),
+                **({"delivered": done["delivered_in_time"]} if receipts else {}),
+                "seconds_to_last": done["seconds_to_last"],
+                "cpu_cores": cpu,
             }
             if lat:  # over the contacts submitted within --settle (all of them if kept_up)
-                lat_fig |= {
+                fig |= {
                     "p50_ms": round(percentile(lat, 0.50), 1),
                     "p99_ms": round(percentile(lat, 0.99), 1),
                     "max_ms": round(lat[-1], 1),
                     "mean_ms": round(statistics.fmean(lat), 1),
                 }
-            result["latency"] = lat_fig
+            print(f"{phase}: {fig}", file=sys.stderr)
+            result[phase] = fig
         return {
             "bench": "e2e",
             "quick": args.quick,
@@ -492,6 +551,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_1m": round(os.getloadavg()[0], 2),
             **result,
             "targets": {"messages_per_s": 10_000, "p99_ms": 100.0, "at_events_per_s": 5_000},
+            "targets_met": {
+                # 10,000 messages/s with receipts: sustained (every one submitted and its
+                # receipt applied in time), not the overload phase's drain rate
+                "messages_per_s": result["sustained"]["kept_up"]
+                and result["sustained"]["offered_events_per_s"] >= 9_900
+                if "sustained" in result
+                else None,
+                "p99_ms": result["latency"].get("p99_ms", math.inf) < 100.0
+                and result["latency"]["kept_up"]
+                and args.load >= 5_000
+                if "latency" in result
+                else None,
+            },
         }
     finally:
         for stack in stacks:
@@ -507,12 +579,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="20,000 profiles, 3 s per phase")
     ap.add_argument("--profiles", type=int, default=None, help="default 1,000,000")
     ap.add_argument("--window", type=int, default=100, help="SMPP window of each bind")
-    ap.add_argument("--binds", type=int, default=1, help="transceiver binds to the SMSC")
+    ap.add_argument(
+        "--binds", type=int, default=8, help="transceiver binds to the SMSC (default 8)"
+    )
     ap.add_argument(
         "--state-writer",
         choices=("process", "thread"),
         default="process",
-        help="[contact] state_writer (default process, as in etc/gateway.toml)",
+        help="[contact] state_writer (default process: the demo's and the recommended"
+        " setting; the configuration's default is thread)",
     )
     ap.add_argument("--load", type=float, default=5000.0, help="events/s of the latency phase")
     ap.add_argument(
@@ -526,13 +601,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--duration", type=float, default=None, help="seconds per phase (default 10)")
     ap.add_argument(
-        "--settle", type=float, default=30.0, help="seconds to wait for the latency phase's submits"
+        "--settle",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the paced phases' submits (and receipts)",
     )
     ap.add_argument(
         "--receipt-delay", type=float, default=0.1, help="the simulator's receipt delay"
     )
     ap.add_argument("--sync", choices=("normal", "full"), default="full", help="sqlite_synchronous")
-    ap.add_argument("--only", choices=("throughput", "latency"), help="run one phase only")
+    ap.add_argument(
+        "--sustain",
+        type=float,
+        default=10_000.0,
+        help="events/s of the sustained phase, every one a contact (0: skip it)",
+    )
+    ap.add_argument(
+        "--only", choices=("throughput", "latency", "sustained"), help="run one phase only"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
     ap.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)

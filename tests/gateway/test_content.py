@@ -15,6 +15,7 @@ from gateway.content import (
     ContentError,
     ContentKind,
     declaration_of,
+    requirements_of,
 )
 
 texts = st.text(max_size=40)
@@ -109,3 +110,24 @@ async def test_campaign_content_reaches_the_channel_typed(tmp_path):
     assert content.attachments == (
         Attachment(name="picture", location="/srv/spring.jpg", media_type="image/jpeg"),
     )
+
+
+class _Declares:
+    def __init__(self, requires):
+        self.requires = requires
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        None,
+        object(),
+        _Declares(None),
+        _Declares(()),
+        _Declares(["wap", "mms"]),
+        _Declares(frozenset({"mms"})),
+    ],
+)
+def test_requirements_are_the_declarations(channel):
+    """The pipeline's shortcut answers what the whole declaration answers."""
+    assert requirements_of(channel) == declaration_of(channel).requires
