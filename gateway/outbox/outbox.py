@@ -427,17 +427,16 @@ class Outbox:
                     break
                 self.stats["redecided"] += 1
         if self.config.retention and now >= self._next_purge:
-            self._next_purge = now + 600
-            # in chunks, each its own transaction (the writer serves decisions between them)
-            while True:
-                purged = await self._call(
-                    store.purge_finished, now - self.config.retention, PURGE_CHUNK
-                )
-                self.stats["purged"] += purged
-                if purged < PURGE_CHUNK:
-                    break
-            while await self._call(store.purge_message_ids):
-                pass
+            # one chunk per pass while there is more (the pass's other work is not held up
+            # behind a backlog of millions), then the message ids, then not for 10 minutes
+            purged = await self._call(
+                store.purge_finished, now - self.config.retention, PURGE_CHUNK
+            )
+            self.stats["purged"] += purged
+            if purged < PURGE_CHUNK:
+                self._next_purge = now + 600
+                while await self._call(store.purge_message_ids):
+                    pass
         if now >= self._next_early_purge:
             self._next_early_purge = now + 600
             # a receipt that no submit answer claimed within a day is not ours
@@ -481,9 +480,7 @@ class OutboxQueue:
                 # lease if this batch fails. Not waiting for this commit takes one commit off
                 # every message's way to the wire.
                 rows = await ob.writer.executed(
-                    ob.writer.submit(
-                        store.take, self.channel, limit, now, now + ob.config.lease
-                    )
+                    ob.writer.submit(store.take, self.channel, limit, now, now + ob.config.lease)
                 )
                 messages = store.messages_from_rows(self.channel, rows, ob._staged_requests)
                 if messages:

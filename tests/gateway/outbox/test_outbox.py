@@ -274,6 +274,41 @@ async def test_finished_entries_are_purged_after_retention(tmp_path):
         assert ids == 0  # the purged entry's ids went too
 
 
+async def test_a_purge_backlog_goes_one_chunk_per_pass(tmp_path, monkeypatch):
+    """A backlog of finished entries is purged a chunk per scheduler pass (the pass's other
+    work is not held up behind it); the ids go once the entries are all gone."""
+    from gateway.outbox import outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 2)
+    async with open_ob(tmp_path / "db", cfg(retention=60), run_scheduler=False) as ob:
+        names = [f"p{i}" for i in range(5)]
+        await ob.enqueue_many(
+            [await allow(ob, n, msisdn=f"8613800000{i:03d}") for i, n in enumerate(names)]
+        )
+        async with ob.open_queue("sms") as q:
+            await q.take(5)
+            for n in names:
+                await q.map_message_ids(n, [f"m-{n}"])
+        for n in names:
+            await ob.record_delivery(
+                Delivery(contact_id=n, channel="sms", state=DeliveryState.DELIVERED, at=1.0)
+            )
+        start = time.time()
+        ob.clock = lambda: start + 3600
+
+        async def ids() -> int:
+            return await ob.writer.run(
+                lambda c: c.execute("SELECT count(*) FROM outbox_message_ids").fetchone()[0]
+            )
+
+        purged = []
+        for _ in range(3):
+            await ob.tick()
+            purged.append(ob.stats["purged"])
+        assert purged == [2, 4, 5]
+        assert await ids() == 0
+
+
 async def test_one_failing_operation_does_not_fail_its_batch(tmp_path):
     """An operation that raises fails alone; the others committed with it still succeed."""
 

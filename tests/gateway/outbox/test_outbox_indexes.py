@@ -21,7 +21,10 @@ PLANS = {
     " WHERE state = 'leased' AND lease_until < ?": "outbox_leased",
     "SELECT contact_id FROM outbox_entries WHERE state = 'sending' AND channel = ?": "outbox_sending",
     f"SELECT seq FROM outbox_entries WHERE {store.FINISHED_SQL} AND updated_at < ? LIMIT ?": (
-        "outbox_finished"
+        "outbox_done"
+    ),
+    f"SELECT state, count(*) FROM outbox_entries WHERE {store.FINISHED_SQL} GROUP BY state": (
+        "outbox_done"
     ),
     "SELECT state, count(*) FROM outbox_entries WHERE campaign_id = ? GROUP BY state": (
         "outbox_by_campaign"
@@ -69,9 +72,7 @@ def test_the_expiry_and_depth_queries_scan_no_table(conn):
 def test_a_message_in_flight_leaves_the_finished_and_waiting_indexes_alone(conn):
     """Each index holds exactly the rows of its state, whatever path they took."""
     now = 1000.0
-    rows = [
-        (f"c{i}", "sms", "k", "8613800000000", 0, "{}", now, now + 3600, now) for i in range(6)
-    ]
+    rows = [(f"c{i}", "sms", "k", "8613800000000", 0, "{}", now, now + 3600, now) for i in range(6)]
     store.insert_entries(conn, rows)
     taken = store.take(conn, "sms", 4, now, now + 30)
     assert [r[0] for r in taken] == ["c0", "c1", "c2", "c3"]
@@ -93,8 +94,14 @@ def test_a_message_in_flight_leaves_the_finished_and_waiting_indexes_alone(conn)
     assert indexed("outbox_leased", "state = 'leased' AND lease_until > 0") == ["c3"]
     assert indexed("outbox_retry", "state = 'retry' AND not_before > 0") == ["c2"]
     assert indexed("outbox_sending", "state = 'sending' AND channel = 'sms'") == []
-    assert indexed("outbox_finished", f"{store.FINISHED_SQL} AND updated_at > 0") == ["c1"]
+    assert indexed("outbox_done", f"{store.FINISHED_SQL} AND updated_at > 0") == ["c1"]
     assert store.depths(conn) == {"sms": 4}  # c2 c3 c4 c5
+    plain = dict(conn.execute("SELECT state, count(*) FROM outbox_entries GROUP BY state"))
+    assert (
+        store.counts_by_state(conn)
+        == plain
+        == {"queued": 2, "leased": 1, "retry": 1, "submitted": 1, "delivered": 1}
+    )
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -118,7 +125,7 @@ def test_a_database_with_the_old_indexes_gets_the_new_ones(tmp_path):
     store.create(conn)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert not names & {"outbox_take", "outbox_timers", "outbox_campaign"}
-    assert {"outbox_queued", "outbox_finished", "outbox_by_campaign"} <= names
+    assert {"outbox_queued", "outbox_done", "outbox_by_campaign"} <= names
     assert [r[0] for r in store.take(conn, "sms", 5, 1.0, 2.0)] == ["q"]
 
 

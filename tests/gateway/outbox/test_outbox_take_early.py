@@ -82,7 +82,6 @@ async def test_take_hands_out_the_request_it_was_given(tmp_path, monkeypatch):
         assert got == {d.request.contact_id: d.request for d in decisions}
 
 
-
 async def test_held_requests_full_keeps_the_oldest_and_forgets_what_cannot_be_taken(
     tmp_path, monkeypatch
 ):
