@@ -53,7 +53,13 @@ def render_soap(body: Template, values: Mapping[str, Any]) -> bytes:
 
     def lookup(name: str) -> str | None:
         value = values.get(name)
-        return None if value is None else escape(str(value), {'"': "&quot;", "'": "&apos;"})
+        # a carriage return as a character reference: a parser turns a literal one (or a
+        # CR LF) into a line feed, and the BOSS would get another value than ours
+        return (
+            None
+            if value is None
+            else escape(str(value), {'"': "&quot;", "'": "&apos;", "\r": "&#13;"})
+        )
 
     inner = body.render(lookup)
     return (

@@ -46,7 +46,17 @@ def test_soap_values_cannot_add_elements(value):
     root = ElementTree.fromstring(body)
     (operation,) = root.find(f"{{{SOAP_ENV}}}Body")
     assert [child.tag.split("}")[1] for child in operation] == ["orderId", "msisdn", "productCode"]
-    assert (operation.findtext(f"{{{BOSS_NS}}}orderId") or "") == value.replace("\r", "\n")
+    assert (operation.findtext(f"{{{BOSS_NS}}}orderId") or "") == value
+
+
+@pytest.mark.parametrize("value", ["\r\n", "a\rb", "\r", "x\n\r\ny"])
+def test_soap_values_keep_their_carriage_returns(value):
+    """XML parsers turn a literal CR or CR LF into LF; the value must reach the BOSS as ours
+    (hypothesis found '\r\n' arriving as '\n')."""
+    config = config_of(SOAP_ORDER.format(port=1))
+    body = render_soap(config.order.body, {"contact_id": value, "msisdn": "1", "product": "P"})
+    (operation,) = ElementTree.fromstring(body).find(f"{{{SOAP_ENV}}}Body")
+    assert operation.findtext(f"{{{BOSS_NS}}}orderId") == value
 
 
 @given(st.text())
