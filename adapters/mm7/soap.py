@@ -48,11 +48,15 @@ def _el(tag: str, value: str | list[Node | None] | None, **attrs_: str) -> Node 
     return None if value is None else (tag, value, attrs_)
 
 
+_CR = {"\r": "&#13;"}
+
+
 def _write(node: Node, out: list[str]) -> None:
     tag, value, attributes = node
     attr_text = "".join(f" {k}={quoteattr(v)}" for k, v in attributes.items())
     if isinstance(value, str):
-        out.append(f"<{tag}{attr_text}>{escape(value)}</{tag}>")
+        # a CR as a reference: a parser turns a literal CR (or CR LF) into LF
+        out.append(f"<{tag}{attr_text}>{escape(value, _CR)}</{tag}>")
         return
     out.append(f"<{tag}{attr_text}>")
     for child in value:

@@ -117,7 +117,8 @@ def document_xml(doc: ServiceIndication | ServiceLoading) -> tuple[bytes, str]:
         ("action", doc.action.value),
     ]
     a = " ".join(f"{k}={quoteattr(v)}" for k, v in attrs_ if v is not None)
-    body = f"<indication {a}>{escape(doc.text)}</indication>"
+    # a CR as a reference: a parser turns a literal CR (or CR LF) into LF
+    body = f"<indication {a}>{escape(doc.text, {chr(13): '&#13;'})}</indication>"
     text = (
         '<?xml version="1.0"?>\n<!DOCTYPE si PUBLIC "-//WAPFORUM//DTD SI 1.0//EN"'
         f' "http://www.wapforum.org/DTD/si.dtd">\n<si>{body}</si>\n'

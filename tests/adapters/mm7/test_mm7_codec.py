@@ -375,3 +375,19 @@ def test_deliver_req_as_another_mmsc_writes_it():
     assert decoded.content is not None
     assert content_text(decoded.content) == "Y 订购"
     assert [p.body for p in content_parts(decoded.content) if p.media_type == "image/png"] == [PNG]
+
+
+@pytest.mark.parametrize("subject", ["Spring\r\noffer", "a\rb"])
+def test_subject_keeps_its_carriage_returns(subject):
+    """A parser turns a literal CR or CR LF into LF: the subject reaches the MMSC as ours."""
+    rel = RELEASES[sorted(RELEASES)[-1]]
+    message = SubmitReq(
+        transaction_id="t1",
+        vasp_id="v",
+        vas_id="s",
+        recipients=(Address(kind="Number", value="8613800000001"),),
+        content_id="c1",
+        subject=subject,
+    )
+    decoded, _ = decode_envelope(encode_envelope(message, rel))
+    assert decoded.subject == subject

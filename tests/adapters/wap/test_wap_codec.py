@@ -314,3 +314,15 @@ def test_pap_push_message_read_by_email_package(push_id: str) -> None:
     push = ET.fromstring(control.get_payload(decode=True)).find("push-message")
     assert push is not None and push.get("push-id") == push_id
     assert content.get_payload(decode=True) == b"<sl/>"
+
+
+@pytest.mark.parametrize("text", ["a\r\nb", "\r", "x\ry"])
+def test_pap_si_text_keeps_its_carriage_returns(text: str) -> None:
+    """A parser turns a literal CR or CR LF into LF: the text reaches the PPG as ours."""
+    import xml.etree.ElementTree as ET
+
+    from adapters.wap import pap
+
+    si = wbxml.ServiceIndication(href="http://e.cn/x", text=text)
+    content, _ = pap.document_xml(si)
+    assert ET.fromstring(content).find("indication").text == text
