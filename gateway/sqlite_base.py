@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,24 @@ def commit_batch(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+#: Values bound per ``IN (...)`` list (well under SQLite's 32,766 parameters).
+IN_CHUNK = 500
+
+
+def rows_in_chunks(
+    conn: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+) -> list[tuple]:
+    """The rows of ``sql`` run once per chunk of ``values``: ``{marks}`` in ``sql`` becomes
+    the chunk's ``?`` list, bound after the ``before`` parameters (one statement per 500
+    values instead of one per value)."""
+    out: list[tuple] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.extend(conn.execute(sql.format(marks=marks), (*before, *chunk)).fetchall())
+    return out
 
 
 def open_writer_connection(path: Path | str, synchronous: str) -> sqlite3.Connection:

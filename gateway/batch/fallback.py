@@ -23,6 +23,7 @@ import trio
 from gateway.campaigns.manual import render
 from gateway.campaigns.model import CampaignDef
 from gateway.model import CampaignState, ContactDecision, ContactRequest, Delivery, Outcome
+from gateway.sqlite_base import rows_in_chunks
 from gateway.store import StateWriter
 
 SCHEMA = """
@@ -148,19 +149,17 @@ class Fallback:
         msisdns = sorted({p.msisdn for _, p in items})
 
         def read(conn: Any) -> set[str]:
-            found: set[str] = set()
-            for i in range(0, len(msisdns), 500):
-                chunk = msisdns[i : i + 500]
-                found.update(
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT DISTINCT msisdn FROM contact_ledger WHERE campaign_id = ? AND at >= ?"
-                        f" AND event IN ({','.join('?' * len(_ANSWERS))})"
-                        f" AND msisdn IN ({','.join('?' * len(chunk))})",
-                        (campaign_id, since, *_ANSWERS, *chunk),
-                    )
+            return {
+                row[0]
+                for row in rows_in_chunks(
+                    conn,
+                    "SELECT DISTINCT msisdn FROM contact_ledger WHERE campaign_id = ? AND at >= ?"
+                    f" AND event IN ({','.join('?' * len(_ANSWERS))})"
+                    " AND msisdn IN ({marks})",
+                    msisdns,
+                    (campaign_id, since, *_ANSWERS),
                 )
-            return found
+            }
 
         result: set[str] = await worker.run(read)
         return result

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from gateway.model import ContactRequest
+from gateway.sqlite_base import rows_in_chunks
 
 WAITING = ("queued", "retry", "leased", "sending")
 FINISHED = ("delivered", "undeliverable", "expired", "rejected", "unknown", "cancelled")
@@ -171,7 +172,7 @@ def _encode_content(content: Any) -> str:
 
 _FLOAT_REPR = float.__repr__
 _INT_REPR = int.__repr__
-_FINITE = (float("-inf"), float("inf"))
+_INFINITIES = (float("-inf"), float("inf"))
 
 
 def _encode_value(value: Any) -> str:
@@ -180,7 +181,7 @@ def _encode_value(value: Any) -> str:
     kind = type(value)
     if kind is str:
         return _STR(value)
-    if kind is float and value == value and value not in _FINITE:
+    if kind is float and value == value and value not in _INFINITIES:
         return _FLOAT_REPR(value)
     if kind is int:
         return _INT_REPR(value)
@@ -238,17 +239,14 @@ def insert_entries(conn: sqlite3.Connection, rows: Sequence[tuple]) -> list[str]
     one ``executemany`` of the new ones (a statement per row cost twice as much)."""
     if not rows:
         return []
-    ids = [r[0] for r in rows]
-    present: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        present.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT contact_id FROM outbox_entries WHERE contact_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
+    present = {
+        r[0]
+        for r in rows_in_chunks(
+            conn,
+            "SELECT contact_id FROM outbox_entries WHERE contact_id IN ({marks})",
+            [r[0] for r in rows],
         )
+    }
     fresh, seen = [], present
     for row in rows:
         if row[0] not in seen:
@@ -314,19 +312,16 @@ def messages_from_rows(
 def mark_sending(conn: sqlite3.Connection, contact_ids: Sequence[str], now: float) -> list[str]:
     """Leased entries become ``sending``; the ids marked (each once). One statement per 500
     ids (one per id cost a statement's overhead and a GIL hand-over each)."""
-    marked: list[str] = []
-    ids = list(dict.fromkeys(contact_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marked.extend(
-            r[0]
-            for r in conn.execute(
-                "UPDATE outbox_entries SET state = 'sending', updated_at = ? WHERE state = 'leased'"
-                f" AND contact_id IN ({','.join('?' * len(chunk))}) RETURNING contact_id",
-                (now, *chunk),
-            ).fetchall()
+    return [
+        r[0]
+        for r in rows_in_chunks(
+            conn,
+            "UPDATE outbox_entries SET state = 'sending', updated_at = ? WHERE state = 'leased'"
+            " AND contact_id IN ({marks}) RETURNING contact_id",
+            list(dict.fromkeys(contact_ids)),
+            (now,),
         )
-    return marked
+    ]
 
 
 def release_leases(conn: sqlite3.Connection, contact_ids: Sequence[str], now: float) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import trio
 
+from adapters.smpp.protocol import DeliverSm
 from adapters.smpp.simulator import SimulatorConfig, SmscSimulator
 from gateway.app import Gateway
 from gateway.contact import plugin as contact_plugin
@@ -68,6 +69,26 @@ class Observed:
 
     def final(self) -> dict[str, str]:
         return {d.contact_id: d.state.value for d in self.deliveries if d.state.final}
+
+
+def deliver_sm(seq: int, text: bytes, **fields: Any) -> DeliverSm:
+    """A deliver_sm as the bind hands it to the channel: an MO text from a subscriber unless
+    ``fields`` say otherwise (a receipt: ``esm_class=0x04`` and its TLVs)."""
+    return DeliverSm(
+        **{
+            "sequence": seq,
+            "source_addr": "8613900000001",
+            "destination_addr": "10086",
+            "esm_class": 0,
+            "data_coding": 0,
+            "short_message": text,
+            "message_payload": None,
+            "receipted_message_id": None,
+            "message_state": None,
+            "sar": None,
+            **fields,
+        }
+    )
 
 
 def smsc_table(port: int, **over: Any) -> dict:

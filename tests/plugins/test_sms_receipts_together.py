@@ -18,6 +18,7 @@ from adapters.smpp.protocol import DeliverSm
 from gateway.outbox import store
 from tests.gateway.test_store_executed import GatedConnection
 from tests.plugins.sms_smpp_harness import (
+    deliver_sm,
     request,
     running_channel,
     running_simulator,
@@ -32,33 +33,18 @@ def receipt(message_id: str, seq: int, stat: str = "DELIVRD") -> DeliverSm:
         f"id:{message_id} sub:001 dlvrd:001 submit date:2611301200 done date:2611301200"
         f" stat:{stat} err:000 text:hello"
     )
-    return DeliverSm(
-        sequence=seq,
+    return deliver_sm(
+        seq,
+        text.encode(),
         source_addr="8613800000000",
-        destination_addr="10086",
         esm_class=0x04,
-        data_coding=0,
-        short_message=text.encode(),
-        message_payload=None,
         receipted_message_id=message_id,
         message_state=state,
-        sar=None,
     )
 
 
 def mo(seq: int) -> DeliverSm:
-    return DeliverSm(
-        sequence=seq,
-        source_addr="8613900000009",
-        destination_addr="10086",
-        esm_class=0,
-        data_coding=0,
-        short_message=b"STOP",
-        message_payload=None,
-        receipted_message_id=None,
-        message_state=None,
-        sar=None,
-    )
+    return deliver_sm(seq, b"STOP", source_addr="8613900000009")
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ import trio
 
 from gateway.model import ContactDecision, Outcome
 from tests.plugins.sms_smpp_harness import (
+    deliver_sm,
     request,
     running_channel,
     running_simulator,
@@ -269,22 +270,9 @@ async def test_drain_waits_for_answers_and_records(tmp_path):
 
 async def test_mo_reassembled_from_sar_tlvs(tmp_path):
     """Long MO messages that carry SAR TLVs instead of a UDH are reassembled too."""
-    from adapters.smpp.protocol import DeliverSm
-
     async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
         for seq, part in ((2, "world"), (1, "hello ")):
-            event = DeliverSm(
-                sequence=seq,
-                source_addr="8613900000001",
-                destination_addr="10086",
-                esm_class=0,
-                data_coding=0,
-                short_message=part.encode(),
-                message_payload=None,
-                receipted_message_id=None,
-                message_state=None,
-                sar=(77, 2, seq),
-            )
+            event = deliver_sm(seq, part.encode(), sar=(77, 2, seq))
             assert await h.channel.on_deliver(event, "main/0") == 0
         assert [m.text for m in h.observed.mo] == ["hello world"]
 
@@ -294,17 +282,8 @@ async def test_malformed_long_mo_is_answered_and_counted(tmp_path):
     from adapters.smpp.protocol import DeliverSm
 
     def part(seq: int, sar: tuple, data_coding: int = 0) -> DeliverSm:
-        return DeliverSm(
-            sequence=seq,
-            source_addr="8613900000002",
-            destination_addr="10086",
-            esm_class=0,
-            data_coding=data_coding,
-            short_message=b"abc",
-            message_payload=None,
-            receipted_message_id=None,
-            message_state=None,
-            sar=sar,
+        return deliver_sm(
+            seq, b"abc", source_addr="8613900000002", data_coding=data_coding, sar=sar
         )
 
     async with running_simulator() as sim, running_channel(tmp_path, [smsc_table(sim.port)]) as h:
