@@ -18,12 +18,15 @@ percentage marks the request ``control_group``; contact control records it as ``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import structlog
+import trio
 
 from gateway.content import requirements_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
@@ -46,6 +49,99 @@ def in_control_group(campaign_id: str, msisdn: str, percent: float) -> bool:
         return False
     digest = hashlib.blake2b(f"{campaign_id}:{msisdn}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % 10_000 < percent * 100
+
+
+#: What :meth:`Pipeline.stage` returns: await it for the batch's decisions once durable.
+Finish = Callable[[], Awaitable[list[ContactDecision]]]
+
+
+@attrs.frozen
+class _Finished:
+    """A :data:`Finish` with nothing left to wait for."""
+
+    decisions: list[ContactDecision]
+
+    async def __call__(self) -> list[ContactDecision]:
+        return self.decisions
+
+
+class ReadAhead:
+    """A source's way into the pipeline that decides the next batch while the previous ones
+    are being written (see :func:`read_ahead`)."""
+
+    def __init__(self, sink: Any, depth: int, nursery: trio.Nursery) -> None:
+        self.sink = sink
+        self.depth = depth
+        self._stage = getattr(sink, "stage", None) if depth > 1 else None
+        self._slots = trio.Semaphore(depth)
+        self._nursery = nursery
+        self._in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Batches decided and not yet durable."""
+        return self._in_flight
+
+    async def send(self, events: Sequence[SignalEvent]) -> None:
+        """Decide ``events`` in order after every batch sent before; return once they are
+        decided, or once fewer than ``depth`` batches wait for their commit."""
+        stage = self._stage
+        if stage is None:
+            await self.sink.send(events)
+            return
+        await self._slots.acquire()
+        try:
+            finish = await stage(events)
+        except BaseException:
+            self._slots.release()
+            raise
+        if finish is None:
+            self._slots.release()
+            return
+        self._in_flight += 1
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._finish, finish)
+
+    async def _finish(self, finish: Finish) -> None:
+        try:
+            await finish()
+        finally:
+            self._slots.release()
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def settled(self) -> None:
+        """Wait until everything sent so far is durable (before recording a file position).
+        Nothing in flight: no checkpoint (a source records what it handed on even when a
+        shutdown arrives meanwhile). Cancelled while batches commit, the position is not
+        recorded: the restart reads those events again, and their contact ids make the
+        repeats duplicates."""
+        if self._in_flight:
+            await self._idle.wait()
+
+
+@contextlib.asynccontextmanager
+async def read_ahead(sink: Any, depth: int) -> AsyncIterator[ReadAhead]:
+    """Hand batches to ``sink`` with up to ``depth`` of them decided and not yet durable.
+
+    ``sink.send`` returns when a batch is durable, so a source that calls it in a loop
+    decides one batch per group commit, whatever else the commit holds: measured with XDR
+    over TCP at 10,000 events/s, the reader spent 95 % of its time waiting and fell 10 %
+    behind while the writer and the event loop had time to spare. Here the next batch is
+    matched and decided (reserving what it allows, so caps hold across batches) while the
+    previous ones commit; they share a commit instead of queueing for one each.
+
+    Only a sink with ``stage`` (the core pipeline) reads ahead; any other sink, or ``depth``
+    1, gets ``send`` as before. A source that records how far it has read (a file position)
+    awaits :meth:`ReadAhead.settled` first. Leaving the block waits for the batches in
+    flight; cancelling it cancels their waits (their writes still commit: the state writer
+    holds them).
+    """
+    async with trio.open_nursery() as nursery:
+        yield ReadAhead(sink, depth, nursery)
 
 
 def contact_id_for(campaign_id: str, msisdn: str, trigger: str, period: int) -> str:
@@ -317,6 +413,56 @@ class Pipeline:
 
     async def submit(self, requests: list[ContactRequest]) -> list[ContactDecision]:
         """Contact control and the outbox for a batch, in one transaction; per-campaign counters."""
+        finish = await self._begin(requests)
+        return await finish()
+
+    async def stage(self, events: Sequence[SignalEvent]) -> Finish | None:
+        """``send`` in two steps (see :func:`read_ahead`): match ``events`` and decide their
+        contacts now, their writes queued in the state writer's pending batch; the returned
+        ``finish`` waits until they are durable and counts them (None: nothing matched).
+        Decisions follow the order of ``stage`` calls, whatever order they finish in."""
+        requests = self.match_batch(events)
+        if not requests:
+            return None
+        return await self._begin(requests)
+
+    async def _begin(self, requests: list[ContactRequest]) -> Finish:
+        stage = getattr(self.gateway.contact_control, "stage_and_queue", None)
+        if stage is None:  # a contact control of the bare contract: all of it now
+            return _Finished(await self._submit_whole(requests))
+        try:
+            finish = await stage(requests, self.gateway.outbox)
+        except Exception as exc:  # backend down: counted and logged, the feed goes on
+            self._failed(requests, exc)
+            return _Finished([])
+
+        async def done() -> list[ContactDecision]:
+            try:
+                decisions = await finish()
+            except Exception as exc:  # disk full...: the reservations were withdrawn
+                self._failed(requests, exc)
+                return []
+            self._decided(requests, decisions)
+            return decisions
+
+        return done
+
+    def _failed(self, requests: list[ContactRequest], exc: Exception) -> None:
+        self._decide_failed.value += len(requests)
+        structlog.get_logger().error(
+            "pipeline.decide_failed", error=repr(exc), requests=len(requests)
+        )
+        self._settle_triggers(requests, decided=False)
+
+    def _decided(self, requests: list[ContactRequest], decisions: list[ContactDecision]) -> None:
+        self._settle_triggers(requests, decided=True)
+        count = self.campaigns.count
+        for d in decisions:
+            count(
+                d.request.campaign_id, "duplicate" if d.reason == "duplicate" else d.outcome.value
+            )
+
+    async def _submit_whole(self, requests: list[ContactRequest]) -> list[ContactDecision]:
         gw = self.gateway
         log = structlog.get_logger()
         decide_and_queue = getattr(gw.contact_control, "decide_and_queue", None)
@@ -328,16 +474,9 @@ class Pipeline:
             else:
                 decisions = await gw.contact_control.decide_many(requests)
         except Exception as exc:  # backend down, disk full: counted and logged, the feed goes on
-            self._decide_failed.value += len(requests)
-            log.error("pipeline.decide_failed", error=repr(exc), requests=len(requests))
-            self._settle_triggers(requests, decided=False)
+            self._failed(requests, exc)
             return []
-        self._settle_triggers(requests, decided=True)
-        count = self.campaigns.count
-        for d in decisions:
-            count(
-                d.request.campaign_id, "duplicate" if d.reason == "duplicate" else d.outcome.value
-            )
+        self._decided(requests, decisions)
         if decide_and_queue is not None:
             return decisions
         allowed = [d for d in decisions if d.outcome is Outcome.ALLOWED]

@@ -49,6 +49,16 @@ class Duplicate:
         self.expires_at = expires_at
 
 
+@attrs.frozen
+class _Ready:
+    """A ``finish`` of :meth:`ContactControlBase.stage_and_queue` with nothing left to wait for."""
+
+    decisions: list[ContactDecision]
+
+    async def __call__(self) -> list[ContactDecision]:
+        return self.decisions
+
+
 def _reserved_ids(decisions: Sequence[ContactDecision]) -> list[str]:
     """Contact ids that this batch newly reserved (not duplicates, not dry checks)."""
     return [
@@ -162,6 +172,22 @@ class ContactControlBase:
         held there, in the same transaction as the decisions' ledger rows when the outbox
         shares the ledger's writer (no "decided but not queued" gap; a failed write leaves
         neither). Returns the decisions once everything is durable."""
+        finish = await self.stage_and_queue(requests, outbox)
+        return await finish()
+
+    async def stage_and_queue(
+        self, requests: Sequence[ContactRequest], outbox: Any
+    ) -> Callable[[], Awaitable[list[ContactDecision]]]:
+        """:meth:`decide_and_queue` in two steps. This one decides and, when the outbox shares
+        the ledger's writer, queues the ledger rows and the outbox entries in the writer's
+        pending batch (nothing awaited after the decisions: the next call's decisions see
+        these reservations). It returns ``finish``: await it for the decisions once durable
+        (it raises what failed the write, after withdrawing the reservations).
+
+        A caller may decide the next batch before finishing this one (``gateway.pipeline``'s
+        read-ahead). Without a shared writer everything is done here and ``finish`` only
+        returns the decisions.
+        """
         requests = list(requests)
         ledger = self.ledger
         writer = getattr(ledger, "writer", None)
@@ -179,19 +205,23 @@ class ContactControlBase:
             for d in decisions:
                 if d.outcome is Outcome.DEFERRED and d.not_before is not None:
                     await outbox.defer(d.request, d.not_before)
-            return decisions
+            return _Ready(decisions)
         decisions = await self._evaluate(requests, reserve=True, queued=True)
-        # No checkpoint from here to the await: the rows and the entries share one batch.
+        # No checkpoint from here to the return: the rows and the entries share one batch.
         batch = ledger.extend(self._count(decisions))
         staged = stage(decisions)
-        try:
-            await ledger.writer.durable(batch)
-        except Exception:
-            self._forget(_reserved_ids(decisions))
-            raise
-        await outbox.staged_done(staged)
-        self._observe(decisions)
-        return decisions
+
+        async def finish() -> list[ContactDecision]:
+            try:
+                await writer.durable(batch)
+            except Exception:
+                self._forget(_reserved_ids(decisions))
+                raise
+            await outbox.staged_done(staged)
+            self._observe(decisions)
+            return decisions
+
+        return finish
 
     async def check(self, request: ContactRequest) -> ContactDecision:
         """What ``decide`` would answer now: no reservation, no ledger record (preview)."""

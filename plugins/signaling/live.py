@@ -30,6 +30,7 @@ from adapters.sigtran.link import LINKS
 from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
+from gateway.pipeline import ReadAhead, read_ahead
 from plugins.signaling.config import CommonConfig, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment, to_events
 
@@ -113,31 +114,36 @@ class LiveSource:
         with sock:
             task_status.started()
             log.info("signaling.live_started")
-            feed, linktype = self.decoder.feed, cfg.linktype
-            outgoing_ok, max_batch = cfg.include_outgoing, cfg.max_batch
-            shard, size = cfg.common.shard, cfg.common.batch_size
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                now = time.time()
-                frames = self.decoder.frames
-                for _ in range(max_batch):
-                    try:
-                        frame, address = sock.recvfrom(65535)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    if address[2] == PACKET_OUTGOING and not outgoing_ok:
-                        continue
-                    feed(now, linktype, frame)
-                self.decoder.correlator.expire_idle(now)
-                events = to_events(self.decoder.drain(), self.name, shard)
-                for start in range(0, len(events), size):
-                    await sink.send(events[start : start + size])
-                self.events_sent += len(events)
-                self.mirror.add_events(len(events))
-                self.mirror.add_frames(self.decoder.frames - frames)
-                self.mirror.update("signaling.decode_errors", self.decoder.errors)
-                self.mirror.update("signaling.skipped", self.decoder.skipped)
-                await trio.lowlevel.checkpoint()
+            async with read_ahead(sink, cfg.common.read_ahead) as ahead:
+                await self._capture(sock, ahead)
+
+    async def _capture(self, sock: Any, ahead: ReadAhead) -> None:
+        cfg = self.config
+        feed, linktype = self.decoder.feed, cfg.linktype
+        outgoing_ok, max_batch = cfg.include_outgoing, cfg.max_batch
+        shard, size = cfg.common.shard, cfg.common.batch_size
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now = time.time()
+            frames = self.decoder.frames
+            for _ in range(max_batch):
+                try:
+                    frame, address = sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if address[2] == PACKET_OUTGOING and not outgoing_ok:
+                    continue
+                feed(now, linktype, frame)
+            self.decoder.correlator.expire_idle(now)
+            events = to_events(self.decoder.drain(), self.name, shard)
+            for start in range(0, len(events), size):
+                await ahead.send(events[start : start + size])
+            self.events_sent += len(events)
+            self.mirror.add_events(len(events))
+            self.mirror.add_frames(self.decoder.frames - frames)
+            self.mirror.update("signaling.decode_errors", self.decoder.errors)
+            self.mirror.update("signaling.skipped", self.decoder.skipped)
+            await trio.lowlevel.checkpoint()
 
 
 # -- hooks ----------------------------------------------------------------------------------------

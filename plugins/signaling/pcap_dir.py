@@ -27,6 +27,7 @@ from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
 from gateway.model import SignalEvent
+from gateway.pipeline import ReadAhead, read_ahead
 from plugins.signaling.config import CommonConfig, Shard, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment, to_events
 from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
@@ -155,16 +156,20 @@ class PcapDirectorySource:
             def step() -> list[SignalEvent]:
                 return to_events(reader.step(self.config.chunk_packets), self.name, common.shard)
 
-            while not reader.done:
-                events = await run(step, limiter=limiter)
-                await self._send(sink, events)
-                self.mirror.add_frames(decoder.frames - frames_before)
-                frames_before = decoder.frames
-                self.mirror.update("signaling.decode_errors", decoder.errors)
-                self.mirror.update("signaling.skipped", decoder.skipped)
-                # what was handed on is recorded even if a shutdown arrives meanwhile
-                with trio.CancelScope(shield=True):
-                    await run(self.spool.save_progress, path.name, reader.offset, limiter=limiter)
+            async with read_ahead(sink, common.read_ahead) as ahead:
+                while not reader.done:
+                    events = await run(step, limiter=limiter)
+                    await self._send(ahead, events)
+                    self.mirror.add_frames(decoder.frames - frames_before)
+                    frames_before = decoder.frames
+                    self.mirror.update("signaling.decode_errors", decoder.errors)
+                    self.mirror.update("signaling.skipped", decoder.skipped)
+                    await ahead.settled()  # recorded once what precedes it is durable
+                    # what was handed on is recorded even if a shutdown arrives meanwhile
+                    with trio.CancelScope(shield=True):
+                        await run(
+                            self.spool.save_progress, path.name, reader.offset, limiter=limiter
+                        )
             if reader.truncated:
                 if not await run(self.spool.later_exists, path, limiter=limiter):
                     self._waiting = path.name
@@ -184,10 +189,10 @@ class PcapDirectorySource:
             with trio.CancelScope(shield=True):
                 await run(stream.close, limiter=limiter)
 
-    async def _send(self, sink: Any, events: list[SignalEvent]) -> None:
+    async def _send(self, ahead: ReadAhead, events: list[SignalEvent]) -> None:
         size = self.config.common.batch_size
         for start in range(0, len(events), size):
-            await sink.send(events[start : start + size])
+            await ahead.send(events[start : start + size])
         self.events_sent += len(events)
         self.mirror.add_events(len(events))
 

@@ -30,6 +30,7 @@ from gateway.config_reader import TableReader
 from gateway.contracts import SectionSpec
 from gateway.hookspecs import hookimpl
 from gateway.model import CallDirection, CallOutcome, EventKind, SignalEvent, SsOperation
+from gateway.pipeline import ReadAhead, read_ahead
 from plugins.signaling.config import CommonConfig, read_common
 from plugins.signaling.events import CounterMirror, counters_fragment, signal_msisdn
 from plugins.signaling.spool import Spool, SpoolConfig, read_spool, resolve_against_config
@@ -251,10 +252,10 @@ class XdrSource:
                 out.append(event)
         return out
 
-    async def _send(self, sink: Any, events: list[SignalEvent]) -> None:
+    async def _send(self, ahead: ReadAhead, events: list[SignalEvent]) -> None:
         size = self.config.common.batch_size
         for start in range(0, len(events), size):
-            await sink.send(events[start : start + size])
+            await ahead.send(events[start : start + size])
         self.events_sent += len(events)
         self.mirror.add_events(len(events))
         self.mirror.update("signaling.decode_errors", self.errors)
@@ -285,26 +286,27 @@ class XdrSource:
             pending = b""
             discarding = False
             limit = self.config.max_line
-            async for data in stream:
-                pending += data
-                *lines, pending = pending.split(b"\n")
-                if discarding and lines:
-                    lines, discarding = lines[1:], False  # the end of an over-long line
-                if len(pending) > limit:
-                    if not discarding:
-                        self._count_error("line_too_long")
-                    pending, discarding = b"", True
-                good = []
-                for raw in lines:
-                    if len(raw) > limit:
-                        self._count_error("line_too_long")
-                    else:
-                        good.append(raw.decode("utf-8", "replace"))
-                events = self.parse_lines(good)
-                if events:
-                    await self._send(sink, events)
-            if pending.strip() and not discarding:
-                await self._send(sink, self.parse_lines([pending.decode("utf-8", "replace")]))
+            async with read_ahead(sink, self.config.common.read_ahead) as ahead:
+                async for data in stream:
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    if discarding and lines:
+                        lines, discarding = lines[1:], False  # the end of an over-long line
+                    if len(pending) > limit:
+                        if not discarding:
+                            self._count_error("line_too_long")
+                        pending, discarding = b"", True
+                    good = []
+                    for raw in lines:
+                        if len(raw) > limit:
+                            self._count_error("line_too_long")
+                        else:
+                            good.append(raw.decode("utf-8", "replace"))
+                    events = self.parse_lines(good)
+                    if events:
+                        await self._send(ahead, events)
+                if pending.strip() and not discarding:
+                    await self._send(ahead, self.parse_lines([pending.decode("utf-8", "replace")]))
         except (trio.BrokenResourceError, OSError) as exc:
             log.warning("signaling.xdr_connection_lost", peer=peer, error=str(exc))
         finally:
@@ -362,11 +364,13 @@ class XdrSource:
             return self.parse_lines(lines), stream.tell(), False
 
         done = False
-        while not done:
-            events, offset, done = await run(step, offset, limiter=limiter)
-            await self._send(sink, events)
-            with trio.CancelScope(shield=True):
-                await run(spool.save_progress, path.name, offset, limiter=limiter)
+        async with read_ahead(sink, self.config.common.read_ahead) as ahead:
+            while not done:
+                events, offset, done = await run(step, offset, limiter=limiter)
+                await self._send(ahead, events)
+                await ahead.settled()  # the position is recorded once what precedes it is durable
+                with trio.CancelScope(shield=True):
+                    await run(spool.save_progress, path.name, offset, limiter=limiter)
 
 
 # -- hooks ----------------------------------------------------------------------------------------
