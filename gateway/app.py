@@ -20,7 +20,7 @@ import structlog
 from gateway.acceptance import report_acceptance
 from gateway.contracts import Channel, ContactControl, EventSink, Matcher, Outbox
 from gateway.metrics import Metrics
-from gateway.model import Acceptance, Delivery, MoMessage
+from gateway.model import Acceptance, ContactDecision, Delivery, MoMessage
 
 if TYPE_CHECKING:
     # Concrete core components (not plugin contracts); imported for the checker only, so
@@ -93,6 +93,9 @@ class Gateway:
     #: Last signaling event per subscriber ("is the phone on?"), set by gateway.presence.
     presence: PresenceTracker | None = None
     started_at: float = attrs.field(factory=time.time)
+    #: (outbox, contact control, whether they stage on one writer): the Protocol checks
+    #: of :meth:`report_deliveries` cost ~10 us per call, for an answer fixed at start
+    _staging: tuple[Any, Any, bool] | None = attrs.field(default=None, init=False, repr=False)
 
     def plugin_config(self, name: str) -> Any:
         """The parsed ``[plugins.<name>]`` section (see ``gateway_config_sections``)."""
@@ -128,11 +131,7 @@ class Gateway:
         that stopped it or None; one failing does not stop the others."""
         outbox, control = self.outbox, self.contact_control
         errors: list[Exception | None] = [None] * len(deliveries)
-        if not (
-            isinstance(outbox, StagingOutbox)
-            and isinstance(control, StagingControl)
-            and getattr(control.ledger, "writer", None) is outbox.writer
-        ):
+        if not self._stages_together(outbox, control):
             for i, delivery in enumerate(deliveries):
                 try:
                     await self._report_alone(delivery, settled)
@@ -141,20 +140,56 @@ class Gateway:
             return errors
         # no checkpoint until the first await: one batch for all
         staged = [(outbox.stage_delivery(d), control.stage_delivery(d)) for d in deliveries]
-        for i, (delivery, (op, in_ledger)) in enumerate(zip(deliveries, staged, strict=True)):
-            try:
-                early = outbox.settled_early(delivery, await outbox.writer.result(op))
-                if not in_ledger:  # a remote backend (Redis): its own round trip
-                    await self._reconcile(delivery)
-                    if early is not None:
-                        await self._reconcile(early)
-                elif early is not None:  # its ledger row was written with the receipts
-                    control.apply_recorded(early)
-            except Exception as exc:
-                errors[i] = exc
-                continue
-            self._reported(delivery, early, settled)
+        reported: list[Delivery] = []
+        try:
+            for i, (delivery, (op, in_ledger)) in enumerate(zip(deliveries, staged, strict=True)):
+                try:
+                    early = outbox.settled_early(delivery, await outbox.writer.result(op))
+                    if not in_ledger:  # a remote backend (Redis): its own round trip
+                        await self._reconcile(delivery)
+                        if early is not None:
+                            await self._reconcile(early)
+                    elif early is not None:  # its ledger row was written with the receipts
+                        control.apply_recorded(early)
+                except Exception as exc:
+                    errors[i] = exc
+                    continue
+                reported.append(delivery)
+                if early is not None:
+                    reported.append(early)
+                    if settled is not None:
+                        settled.append(early)
+        finally:  # what is durable is observed, even if this is cancelled half-way
+            self.observe_deliveries(reported)
         return errors
+
+    def observe_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Call the delivery observers (``gateway_delivery_reports`` once, and
+        ``gateway_delivery_report`` per delivery where a plugin implements it). An observer
+        that raises is logged: the reports are durable whatever it does."""
+        if deliveries:
+            _observe(self.hook, "gateway_delivery_reports", "deliveries", deliveries)
+            _observe(self.hook, "gateway_delivery_report", "delivery", deliveries, each=True)
+
+    def observe_decisions(self, decisions: Sequence[ContactDecision]) -> None:
+        """Call the recorded-decision observers (``gateway_contacts_recorded`` once, and
+        ``gateway_contact_recorded`` per decision where a plugin implements it)."""
+        if decisions:
+            _observe(self.hook, "gateway_contacts_recorded", "decisions", decisions)
+            _observe(self.hook, "gateway_contact_recorded", "decision", decisions, each=True)
+
+    def _stages_together(self, outbox: Any, control: Any) -> bool:
+        """The outbox and contact control stage on the state database's one writer."""
+        known = self._staging
+        if known is not None and known[0] is outbox and known[1] is control:
+            return known[2]
+        together = (
+            isinstance(outbox, StagingOutbox)
+            and isinstance(control, StagingControl)
+            and getattr(control.ledger, "writer", None) is outbox.writer
+        )
+        self._staging = (outbox, control, together)
+        return together
 
     async def _report_alone(self, delivery: Delivery, settled: list[Delivery] | None) -> None:
         outbox = self.outbox
@@ -171,11 +206,12 @@ class Gateway:
     def _reported(
         self, delivery: Delivery, early: Delivery | None, settled: list[Delivery] | None
     ) -> None:
-        self.hook.gateway_delivery_report(delivery=delivery)
-        if early is not None:
-            self.hook.gateway_delivery_report(delivery=early)
-            if settled is not None:
-                settled.append(early)
+        if early is None:
+            self.observe_deliveries([delivery])
+            return
+        self.observe_deliveries([delivery, early])
+        if settled is not None:
+            settled.append(early)
 
     async def _reconcile(self, delivery: Delivery) -> None:
         if self.contact_control is not None:
@@ -192,3 +228,19 @@ class Gateway:
         """A subscriber accepted an offer (a key press, a "Y" reply): recorded in the contact
         ledger, then offered to the ``gateway_offer_accepted`` observers."""
         await report_acceptance(self, acceptance)
+
+
+def _observe(hook: Any, name: str, arg: str, records: Sequence[Any], *, each: bool = False) -> None:
+    """Call observer hook ``name`` with ``records`` (``each``: once per record), skipping a
+    hook no plugin implements (a pluggy call costs about a microsecond, per record)."""
+    caller = getattr(hook, name, None)
+    if caller is None:
+        return
+    implemented = getattr(caller, "get_hookimpls", None)
+    if implemented is not None and not implemented():
+        return
+    for batch in ([r] for r in records) if each else (records,):
+        try:
+            caller(**{arg: batch[0] if each else batch})
+        except Exception as exc:  # an observer's bug must not undo or fail a durable record
+            structlog.get_logger().error("gateway.observer_failed", hook=name, error=repr(exc))

@@ -17,7 +17,7 @@ Reference documentation for plugin authors: ``docs/hooks.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -168,8 +168,21 @@ def gateway_contact_recorded(decision: ContactDecision) -> None:
 
 
 @hookspec
+def gateway_contacts_recorded(decisions: Sequence[ContactDecision]) -> None:
+    """``gateway_contact_recorded`` for the decisions of one commit, in order (for an
+    observer on the real-time path: one call per batch instead of one per decision).
+    Implement one of the two: a plugin implementing both sees each decision twice."""
+
+
+@hookspec
 def gateway_delivery_report(delivery: Delivery) -> None:
     """A channel reported a delivery state change (submitted, delivered, undeliverable...)."""
+
+
+@hookspec
+def gateway_delivery_reports(deliveries: Sequence[Delivery]) -> None:
+    """``gateway_delivery_report`` for the reports of one commit, in order (one call per
+    batch). Implement one of the two: a plugin implementing both sees each report twice."""
 
 
 @hookspec

@@ -14,7 +14,7 @@ import datetime as dt
 import time
 import zoneinfo
 from array import array
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -302,11 +302,15 @@ class BatchPlugin:
         return component.status() if component.progress is not None else None
 
     @hookimpl
-    def gateway_contact_recorded(self, decision: ContactDecision) -> None:
+    def gateway_contacts_recorded(self, decisions: Sequence[ContactDecision]) -> None:
         if self.component is not None and self.component.progress is not None:
-            self.component.fallback.record(decision)
+            record = self.component.fallback.record
+            for decision in decisions:
+                record(decision)
 
     @hookimpl
-    def gateway_delivery_report(self, delivery: Delivery) -> None:
+    def gateway_delivery_reports(self, deliveries: Sequence[Delivery]) -> None:
         if self.component is not None and self.component.progress is not None:
-            self.component.fallback.delivery(delivery)
+            delivery = self.component.fallback.delivery
+            for d in deliveries:
+                delivery(d)

@@ -106,6 +106,8 @@ class ContactControlBase:
         self.engine = Engine(config, lists)
         self.preemptor = preemptor
         self.on_recorded = on_recorded
+        #: called once per commit with its decisions (``Gateway.observe_decisions``)
+        self.on_recorded_many: Callable[[list[ContactDecision]], None] | None = None
         self.outcomes = {o.value: 0 for o in Outcome}
         self.preemptions = 0
         self._rate_mark = (time.monotonic(), 0)
@@ -407,6 +409,8 @@ class ContactControlBase:
         self._observe(decisions)
 
     def _observe(self, decisions: list[ContactDecision]) -> None:
+        if self.on_recorded_many is not None:  # the daemon's observers (it logs their errors)
+            self.on_recorded_many(decisions)
         if self.on_recorded is not None:
             for d in decisions:
                 try:

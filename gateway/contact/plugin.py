@@ -58,19 +58,17 @@ async def open_contact_control(gateway: Any) -> AsyncIterator[Any]:
             return False
         return bool(await outbox.cancel(contact_id, "preempted"))
 
-    def recorded(decision: Any) -> None:
-        gateway.hook.gateway_contact_recorded(decision=decision)
-
     path = gateway.state_dir / "gateway.sqlite"
     if config.backend == "redis":
         from gateway.contact.redis_backend import open_redis_contact_control
 
-        opener = open_redis_contact_control(config, path, preemptor=preempt, on_recorded=recorded)
+        opener = open_redis_contact_control(config, path, preemptor=preempt)
     else:
         from gateway.contact.sqlite_backend import open_sqlite_contact_control
 
-        opener = open_sqlite_contact_control(config, path, preemptor=preempt, on_recorded=recorded)
+        opener = open_sqlite_contact_control(config, path, preemptor=preempt)
     async with opener as control:
+        control.on_recorded_many = gateway.observe_decisions
         gateway.contact_control = control
         gateway.ledger = control.ledger
         gateway.metrics.gauge("contact.reservations_open", control.open_reservations)

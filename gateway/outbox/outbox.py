@@ -636,10 +636,17 @@ class OutboxQueue:
                     raise
                 except Exception as exc:
                     results.append(exc)
-        for (_mid, _state, error, msisdn, receipt_id), result in zip(items, results, strict=True):
-            if isinstance(result, Exception):
-                continue
-            await self._settled(result, now, error, msisdn, receipt_id, recorder)
+        finals: list[Delivery] = []
+        try:
+            for (_mid, _state, error, msisdn, receipt_id), result in zip(
+                items, results, strict=True
+            ):
+                if isinstance(result, Exception):
+                    continue
+                await self._settled(result, now, error, msisdn, receipt_id, recorder, finals)
+        finally:  # the observers, once for the final states recorded together
+            if finals:
+                ob.gateway.observe_deliveries(finals)
         return results
 
     async def _settled(
@@ -650,8 +657,10 @@ class OutboxQueue:
         msisdn: str | None,
         receipt_id: str | None,
         recorder: Any,
+        finals: list[Delivery] | None = None,
     ) -> None:
-        """After a receipt's commit: count it; a final state is reconciled and reported."""
+        """After a receipt's commit: count it; a final state is reconciled and reported (its
+        observers called now, or appended to ``finals`` for the caller to call them)."""
         ob = self.outbox
         ob.stats["receipts" if result else "receipts_unmatched"] += 1
         if result is None or result[1] is None:
@@ -668,7 +677,10 @@ class OutboxQueue:
         )
         if recorder is not None:
             ob.gateway.contact_control.apply_recorded(delivery)
-            ob.gateway.hook.gateway_delivery_report(delivery=delivery)
+            if finals is not None:
+                finals.append(delivery)
+            else:
+                ob.gateway.observe_deliveries([delivery])
         else:  # a remote backend (Redis), or no gateway: the ordinary report
             await ob._report(delivery)
 

@@ -5,7 +5,7 @@ contacts become offers; MO messages are queued for routing)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +68,10 @@ class TwowayPlugin:
         return [component] if component.store is not None else []
 
     @hookimpl
-    def gateway_contact_recorded(self, decision: ContactDecision) -> None:
+    def gateway_contacts_recorded(self, decisions: Sequence[ContactDecision]) -> None:
         if self.component is not None:
-            self.component.record_offer(decision)
+            for decision in decisions:
+                self.component.record_offer(decision)
 
     @hookimpl
     def gateway_mo_message(self, message: MoMessage) -> None:

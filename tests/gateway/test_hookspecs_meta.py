@@ -110,6 +110,15 @@ class Recorder:
         self.calls.append(f"gateway_delivery_report:{delivery.state.value}")
 
     @hookspecs.hookimpl
+    def gateway_contacts_recorded(self, decisions):
+        self.calls.append(f"gateway_contacts_recorded:{len(decisions)}")
+
+    @hookspecs.hookimpl
+    def gateway_delivery_reports(self, deliveries):
+        states = ",".join(d.state.value for d in deliveries)
+        self.calls.append(f"gateway_delivery_reports:{states}")
+
+    @hookspecs.hookimpl
     def gateway_mo_message(self, message):
         self.calls.append(f"gateway_mo_message:{message.text}")
 
@@ -183,4 +192,9 @@ async def test_every_hook_is_called_by_a_running_daemon(tmp_path):
     assert fired == set(HOOKS), f"never called: {sorted(set(HOOKS) - fired)}"
     assert recorder.calls.index("gateway_delivery_report:submitted") < recorder.calls.index(
         "gateway_delivery_report:delivered"
+    )
+    # the batch hooks see the same records as the singular ones
+    assert "gateway_contacts_recorded:1" in recorder.calls
+    assert recorder.calls.index("gateway_delivery_reports:submitted") < recorder.calls.index(
+        "gateway_delivery_reports:delivered"
     )
