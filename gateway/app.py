@@ -42,7 +42,9 @@ class StagingOutbox(Protocol):
 
     writer: StateWriter
 
-    def stage_delivery(self, delivery: Delivery) -> list[Any]: ...
+    def stage_deliveries(self, deliveries: Sequence[Delivery]) -> list[Any]: ...
+
+    async def staged_result(self, handle: Any) -> Any: ...
 
     async def record_delivery(self, delivery: Delivery) -> Any: ...
 
@@ -139,12 +141,18 @@ class Gateway:
                     errors[i] = exc
             return errors
         # no checkpoint until the first await: one batch for all
-        staged = [(outbox.stage_delivery(d), control.stage_delivery(d)) for d in deliveries]
+        handles = outbox.stage_deliveries(deliveries)
+        staged = [
+            (handle, control.stage_delivery(d))
+            for handle, d in zip(handles, deliveries, strict=True)
+        ]
         reported: list[Delivery] = []
         try:
-            for i, (delivery, (op, in_ledger)) in enumerate(zip(deliveries, staged, strict=True)):
+            for i, (delivery, (handle, in_ledger)) in enumerate(
+                zip(deliveries, staged, strict=True)
+            ):
                 try:
-                    early = outbox.settled_early(delivery, await outbox.writer.result(op))
+                    early = outbox.settled_early(delivery, await outbox.staged_result(handle))
                     if not in_ledger:  # a remote backend (Redis): its own round trip
                         await self._reconcile(delivery)
                         if early is not None:

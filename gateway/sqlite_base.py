@@ -116,7 +116,7 @@ _DATABASE_FAILURES = frozenset(
 )
 
 
-def _database_failed(exc: Exception) -> bool:
+def database_failed(exc: Exception) -> bool:
     if isinstance(exc, OSError):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
@@ -139,7 +139,7 @@ def commit_batch(
             try:
                 op[2] = op[0](conn, *op[1])
             except Exception as exc:
-                if _database_failed(exc):
+                if database_failed(exc):
                     raise  # the database itself (full, I/O): the whole batch
                 failed = True
                 break
@@ -154,7 +154,7 @@ def commit_batch(
                 try:
                     op[2] = op[0](conn, *op[1])
                 except Exception as exc:
-                    if _database_failed(exc):
+                    if database_failed(exc):
                         raise
                     conn.execute("ROLLBACK TO op")
                     op[3] = exc

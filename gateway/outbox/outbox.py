@@ -258,6 +258,47 @@ class Outbox:
             delivery.at or self.clock(),
         )
 
+    def stage_deliveries(self, deliveries: Sequence[Delivery]) -> list[tuple[list[Any], int]]:
+        """:meth:`stage_delivery` for many (no await): the submit answers with mapped part ids
+        share one op (``store.record_submitted_many``). Per delivery a handle for
+        :meth:`staged_result`."""
+        handles: list[tuple[list[Any], int]] = []
+        answers: list[store.SubmitAnswer] = []
+        shared: list[Any] = []  # the shared op, once made
+        for delivery in deliveries:
+            ids = self._submit_ids.pop(delivery.contact_id, None)
+            if ids is not None and delivery.state is DeliveryState.SUBMITTED:
+                answers.append(
+                    (
+                        ids[0],
+                        delivery.contact_id,
+                        ids[1],
+                        delivery.message_id,
+                        delivery.at or self.clock(),
+                    )
+                )
+                handles.append((shared, len(answers) - 1))
+            else:
+                if ids is not None:  # not a submit answer: stage_delivery as for one alone
+                    self._submit_ids[delivery.contact_id] = ids
+                handles.append((self.stage_delivery(delivery), -1))
+        if answers:
+            shared.append(
+                self.writer.submit(store.record_submitted_many, answers, self.ledger_recorder())
+            )
+        return handles
+
+    async def staged_result(self, handle: tuple[list[Any], int]) -> Any:
+        """The result of a delivery staged by :meth:`stage_deliveries` once durable (raises
+        what failed it)."""
+        op, index = handle
+        if index < 0:
+            return await self.writer.result(op)
+        result = (await self.writer.result(op[0]))[index]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     def depth(self, channel: str) -> int:
         return self._depths.get(channel, 0)
 

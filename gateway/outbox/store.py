@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from gateway.model import ContactRequest
-from gateway.sqlite_base import rows_in_chunks
+from gateway.sqlite_base import database_failed, rows_in_chunks
 
 WAITING = ("queued", "retry", "leased", "sending")
 FINISHED = ("delivered", "undeliverable", "expired", "rejected", "unknown", "cancelled")
@@ -531,6 +531,66 @@ def record_submitted(
         if result is not None and result[1] is not None:
             settled = result
     return settled
+
+
+#: ``record_submitted_many``'s items: (channel, contact_id, part ids, message_id, at)
+SubmitAnswer = tuple[str, str, Sequence[str], "str | None", float]
+
+
+def record_submitted_many(
+    conn: sqlite3.Connection,
+    items: Sequence[SubmitAnswer],
+    record_ledger: LedgerRecorder | None,
+) -> list[Any]:
+    """:func:`record_submitted` for many submit answers in one operation: per item its result,
+    or the exception that failed it (that item alone: its writes are undone).
+
+    The common case (no receipt waiting in ``outbox_early_receipts``) is two statements for
+    all: the entries' states, then their parts' ids."""
+    conn.execute("SAVEPOINT submitted_many")
+    try:
+        early = conn.execute("SELECT 1 FROM outbox_early_receipts LIMIT 1").fetchone()
+        if early is None:
+            conn.executemany(
+                "UPDATE outbox_entries SET state = 'submitted',"
+                " message_id = COALESCE(?, message_id), updated_at = ? WHERE contact_id = ?"
+                " AND state IN ('queued', 'retry', 'leased', 'sending', 'unknown')",
+                [(message_id, at, contact_id) for _c, contact_id, _k, message_id, at in items],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox_message_ids"
+                " (channel, message_id, contact_id, segment, segments) VALUES (?,?,?,?,?)",
+                [
+                    (channel, mid, contact_id, i, len(keys))
+                    for channel, contact_id, keys, _m, _a in items
+                    for i, mid in enumerate(keys)
+                ],
+            )
+            conn.execute("RELEASE submitted_many")
+            return [None] * len(items)
+    except sqlite3.Error as exc:
+        if database_failed(exc):  # full, I/O: the batch fails (SQLite may have rolled back)
+            raise
+        conn.execute("ROLLBACK TO submitted_many")
+        conn.execute("RELEASE submitted_many")
+    else:
+        conn.execute("RELEASE submitted_many")
+    results: list[Any] = []  # receipts overtook some: each on its own, as record_submitted
+    for channel, contact_id, keys, message_id, at in items:
+        conn.execute("SAVEPOINT submitted_one")
+        try:
+            results.append(
+                record_submitted(conn, channel, contact_id, keys, message_id, at, record_ledger)
+            )
+        except Exception as exc:
+            if database_failed(exc):
+                raise
+            conn.execute("ROLLBACK TO submitted_one")
+            conn.execute("RELEASE submitted_one")
+            results.append(exc)
+        else:
+            conn.execute("RELEASE submitted_one")
+    return results
 
 
 def purge_early_receipts(conn: sqlite3.Connection, before: float) -> int:
