@@ -301,7 +301,10 @@ class _BindConnection:
                 # handle every response already buffered before waking the sender
                 continue
             if isinstance(event, p.DeliverSm):
-                await self._deliver_send.send(event)
+                try:  # no yield per receipt: the worker takes what is buffered together
+                    self._deliver_send.send_nowait(event)
+                except trio.WouldBlock:  # the worker is 4,096 behind: wait for it
+                    await self._deliver_send.send(event)
             elif isinstance(event, p.QueryResponse):
                 event.context.value = event
                 event.context.done.set()

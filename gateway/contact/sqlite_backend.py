@@ -100,6 +100,14 @@ class _Records:
     def __setitem__(self, cid: str, rec: Record) -> None:
         self._d[cid] = _encode(rec)
 
+    def set_state(self, rec: Record, state: int) -> Record:
+        """Store ``rec`` (as just read) with a new state; the new record. The state is the
+        text's last field: replaced without encoding the record again."""
+        d, cid = self._d, rec[CID]
+        text = d[cid]
+        d[cid] = text[: text.rindex(_FS) + 1] + str(state)
+        return with_state(rec, state)
+
     def __contains__(self, cid: str) -> bool:
         return cid in self._d
 
@@ -347,11 +355,11 @@ class SqliteContactControl(ContactControlBase):
                 reason = reason or "late"
                 if contact_id not in self._history.get(rec[MSISDN]):
                     self._history.append(rec[MSISDN], contact_id)
-            self._records[contact_id] = rec = with_state(rec, COMMITTED)
+            rec = self._records.set_state(rec, COMMITTED)
         else:
             if not is_live(rec, now) or (only_reserved and rec[STATE] != RESERVED):
                 return None
-            self._records[contact_id] = rec = with_state(rec, ENDED)
+            rec = self._records.set_state(rec, ENDED)
         self._open.pop(contact_id, None)
         return _event_row(rec, now, event, reason)
 
@@ -364,7 +372,7 @@ class SqliteContactControl(ContactControlBase):
         rows = []
         for cid in [c for c, exp in self._open.items() if exp <= now]:
             del self._open[cid]
-            records[cid] = rec = with_state(records.get(cid), EXPIRED)
+            rec = records.set_state(records.get(cid), EXPIRED)
             rows.append(_event_row(rec, now, "expired", "reservation_timeout"))
         if now - self._last_prune > 3600 and self._horizon != float("inf"):
             self._last_prune = now
