@@ -12,7 +12,7 @@ the child cannot read (an op of a module it cannot import), is committed by the 
 connection in a thread, as before; the two never write at the same time (the commit loop is
 sequential).
 
-Failure: should the child die, the parent cannot know whether the batch in flight committed;
+Failure: should the child die, the parent cannot know whether the batches in flight committed;
 contact control's memory and the database could then disagree. The writer therefore stops
 (:class:`WriterProcessDied` out of the commit loop ends the daemon, whose restart recovers from
 the database), rather than guess. The child exits when the parent's end of the socket closes
@@ -22,7 +22,9 @@ Wire: 4-byte big-endian length, then a pickle. Parent to child: ``(appends, [(fn
 Child to parent: ``("ready", None)`` once its connection is open; per batch ``("ran",
 [(result, error)...])`` before COMMIT, then ``("done", None)``; ``("failed", exception)`` for
 a batch that failed as a whole; ``("unreadable", text)`` for one it could not unpickle (nothing
-written).
+written). The child takes batches in the order sent, each its own transaction; the parent
+sends the next one once the previous one has run (see ``StateWriter._commit_remote``), so at
+most two are in flight and answers come in order.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def encode_batch(batch: Any) -> bytes | None:
 
 
 class RemoteWriter:
-    """Parent side: one child process, one socket, one batch at a time."""
+    """Parent side: one child process, one socket; :meth:`send` batches, :meth:`receive`
+    their answers in order."""
 
     def __init__(self, path: str, synchronous: str) -> None:
         self.path = path
@@ -64,6 +67,8 @@ class RemoteWriter:
         self.batches = 0
         self.unreadable = 0  # batches the child could not unpickle (committed by the parent)
         self.dead: str | None = None
+        #: op functions the process has run: a batch of only these cannot come back unreadable
+        self.readable: set[Any] = set()
 
     @staticmethod
     def encode(batch: Any) -> bytes | None:
@@ -96,34 +101,30 @@ class RemoteWriter:
         if kind != "ready":
             raise StoreError(f"state writer process for {self.path} did not start: {detail}")
 
-    async def commit(self, batch: Any, frame: bytes) -> bool:
-        """Send ``batch`` (``frame``: :func:`encode_batch`), fill its ops' results, set
-        ``batch.ran`` when they have run; True once committed, or raise what failed it.
-        False when the child could not read it (an op of a module it cannot import, such as
-        a plugin loaded from a path): nothing was written, commit it here."""
+    async def send(self, frame: bytes) -> None:
+        """Send one batch (:func:`encode_batch`); WriterProcessDied if the process is gone."""
         if self.dead is not None:
             raise WriterProcessDied(self.dead)
         assert self.sock is not None
         try:
             await _send_all(self.sock, frame)
-            while True:
-                kind, detail = await self._receive()
-                if kind == "ran":
-                    for op, (result, error) in zip(batch.ops, detail, strict=True):
-                        op[2], op[3] = result, error
-                    batch.ran.set()
-                elif kind == "done":
-                    self.batches += 1
-                    return True
-                elif kind == "unreadable":
-                    self.unreadable += 1
-                    return False
-                else:  # "failed": the batch as a whole
-                    raise detail
         except (OSError, EOFError, trio.ClosedResourceError) as exc:
-            code = self.proc.poll() if self.proc is not None else None
-            self.dead = f"state writer process for {self.path} exited (code {code}): {exc!r}"
-            raise WriterProcessDied(self.dead) from exc
+            raise self._died(exc) from exc
+
+    async def receive(self) -> tuple[str, Any]:
+        """The next answer (``ran``, ``done``, ``failed``, ``unreadable``), in the order the
+        batches were sent; WriterProcessDied if the process is gone."""
+        if self.dead is not None:
+            raise WriterProcessDied(self.dead)
+        try:
+            return await self._receive()
+        except (OSError, EOFError, trio.ClosedResourceError) as exc:
+            raise self._died(exc) from exc
+
+    def _died(self, exc: BaseException) -> WriterProcessDied:
+        code = self.proc.poll() if self.proc is not None else None
+        self.dead = f"state writer process for {self.path} exited (code {code}): {exc!r}"
+        return WriterProcessDied(self.dead)
 
     async def _receive(self) -> tuple[str, Any]:
         assert self.sock is not None

@@ -23,6 +23,7 @@ from gateway.errors import StoreError, WriterProcessDied
 from gateway.model import ContactRequest
 from gateway.outbox import store as outbox_store
 from gateway.store import open_state_writer
+from gateway.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,3 +229,62 @@ async def test_an_op_the_child_cannot_import_commits_here(tmp_path, monkeypatch)
             lambda c: c.execute("SELECT contact_id FROM outbox_deferred").fetchall()
         )
         assert rows == [("p1",)]
+
+
+def _watch_sends(writer) -> list[tuple[int, bool]]:
+    """Per batch sent to the process: (batches in flight with it, whether the ones ahead of it
+    have all run)."""
+    sends: list[tuple[int, bool]] = []
+    send = writer.remote.send
+
+    async def watching(frame):
+        ahead = writer._writing[:-1]
+        sends.append((len(writer._writing), all(b.ran.is_set() for b in ahead)))
+        await send(frame)
+
+    writer.remote.send = watching
+    return sends
+
+
+async def _slow_batch(writer) -> None:
+    """A batch of plain appends the process takes a while over (no function to learn)."""
+    await writer.setup(lambda c: c.execute("CREATE TABLE IF NOT EXISTS bulk (x)"))
+    writer.append("INSERT INTO bulk VALUES (?)", [(i,) for i in range(400_000)])
+    await wait_until(lambda: writer._writing, interval=0.001)
+
+
+async def test_the_next_batch_is_sent_while_one_commits(tmp_path):
+    """While a batch is in the process the next one is sent behind it (two in flight), and
+    one more behind that once the first is done: each its own transaction, in order."""
+    async with open_state_writer(tmp_path / "s.sqlite", process=True) as writer:
+        await writer.setup(outbox_store.create)
+        await writer.call(outbox_store.insert_entries, [_row("warm")])  # a function it knows
+        sends = _watch_sends(writer)
+        await _slow_batch(writer)
+        second = writer.submit(outbox_store.insert_entries, [_row("a")])
+        await wait_until(lambda: len(writer._writing) == 2, interval=0.001)
+        third = writer.submit(outbox_store.insert_entries, [_row("b")])
+        assert await writer.result(second) == ["a"]
+        assert await writer.result(third) == ["b"]
+        assert [n for n, _ in sends] == [1, 2, 2]
+        # the third went behind the second before the second had run (its function known)
+        assert sends[2] == (2, False)
+        assert await _count(writer) == 3
+        assert writer.failed_batches == 0 and writer.remote.batches >= 4
+
+
+async def test_no_batch_goes_behind_one_whose_functions_the_process_never_ran(tmp_path):
+    """Such a batch may come back unreadable (then it commits here, in its turn): the next one
+    waits until it has run."""
+    async with open_state_writer(tmp_path / "s.sqlite", process=True) as writer:
+        await writer.setup(outbox_store.create)
+        sends = _watch_sends(writer)
+        await _slow_batch(writer)
+        second = writer.submit(outbox_store.insert_entries, [_row("a")])  # not known yet
+        await wait_until(lambda: len(writer._writing) == 2, interval=0.001)
+        third = writer.submit(outbox_store.insert_entries, [_row("b")])
+        await writer.result(third)
+        await writer.result(second)
+        assert len(sends) == 3
+        assert sends[2][1] is True  # sent only once the second had run
+        assert await _count(writer) == 2
