@@ -185,6 +185,7 @@ file = "{profiles}"
 [plugins.signaling_xdr]
 listen = "127.0.0.1:{xdr_port}"
 columns = ["time", "msisdn", "event", "peer"]
+read_ahead = {args.read_ahead}
 
 [contact]
 state_writer = "{args.state_writer}"
@@ -543,6 +544,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "profiles": args.profiles,
             "window": args.window,
             "binds": args.binds,
+            "read_ahead": args.read_ahead,
             "state_writer": args.state_writer,
             "sqlite_synchronous": args.sync,
             "receipt_delay_s": args.receipt_delay,
@@ -581,6 +583,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--window", type=int, default=100, help="SMPP window of each bind")
     ap.add_argument(
         "--binds", type=int, default=8, help="transceiver binds to the SMSC (default 8)"
+    )
+    ap.add_argument(
+        "--read-ahead",
+        type=int,
+        default=2,
+        help="[plugins.signaling_xdr] read_ahead: batches decided while earlier ones commit",
     )
     ap.add_argument(
         "--state-writer",

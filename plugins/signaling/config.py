@@ -55,7 +55,7 @@ class CommonConfig:
     home_plmns: tuple[str, ...] = ()
     batch_size: int = 256
     #: batches decided and not yet durable at once (gateway.pipeline.read_ahead)
-    read_ahead: int = 4
+    read_ahead: int = 2
     max_connections: int = 100_000
     max_tmsis: int = 1_000_000
     tmsi_ttl: float = 86_400.0
@@ -94,7 +94,7 @@ def read_common(r: TableReader, default_name: str) -> CommonConfig:
         shard=shard,
         home_plmns=tuple(plmns),
         batch_size=r.int("batch_size", 256, min=1, max=100_000),
-        read_ahead=r.int("read_ahead", 4, min=1, max=64),
+        read_ahead=r.int("read_ahead", 2, min=1, max=64),
         max_connections=r.int("max_connections", 100_000, min=16),
         max_tmsis=r.int("max_tmsis", 1_000_000, min=16),
         tmsi_ttl=r.duration("tmsi_ttl", "24h", min=1),
