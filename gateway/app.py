@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import attrs
 import pluggy
@@ -131,15 +131,16 @@ class Gateway:
         """:meth:`report_delivery` for many at once: on the shared writer they are staged
         together (one group commit for all, no task each). Returns, per delivery, the error
         that stopped it or None; one failing does not stop the others."""
-        outbox, control = self.outbox, self.contact_control
         errors: list[Exception | None] = [None] * len(deliveries)
-        if not self._stages_together(outbox, control):
+        if not self._stages_together(self.outbox, self.contact_control):
             for i, delivery in enumerate(deliveries):
                 try:
                     await self._report_alone(delivery, settled)
                 except Exception as exc:
                     errors[i] = exc
             return errors
+        outbox = cast(StagingOutbox, self.outbox)
+        control = cast(StagingControl, self.contact_control)
         # no checkpoint until the first await: one batch for all
         handles = outbox.stage_deliveries(deliveries)
         staged = [

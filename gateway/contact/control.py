@@ -212,10 +212,11 @@ class ContactControlBase:
         # No checkpoint from here to the return: the rows and the entries share one batch.
         batch = ledger.extend(self._count(decisions))
         staged = stage(decisions)
+        durable = writer.durable
 
         async def finish() -> list[ContactDecision]:
             try:
-                await writer.durable(batch)
+                await durable(batch)
             except Exception:
                 self._forget(_reserved_ids(decisions))
                 raise
