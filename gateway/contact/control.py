@@ -212,7 +212,7 @@ class ContactControlBase:
         # No checkpoint from here to the return: the rows and the entries share one batch.
         batch = ledger.extend(self._count(decisions))
         staged = stage(decisions)
-        durable = writer.durable
+        durable = ledger.writer.durable  # (the writer checked above)
 
         async def finish() -> list[ContactDecision]:
             try:
