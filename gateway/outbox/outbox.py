@@ -264,10 +264,16 @@ class Outbox:
         :meth:`staged_result`."""
         handles: list[tuple[list[Any], int]] = []
         answers: list[store.SubmitAnswer] = []
-        shared: list[Any] = []  # the shared op, once made
+        shared: list[Any] = []  # the shared op, made at the first answer (it keeps its place)
         for delivery in deliveries:
             ids = self._submit_ids.pop(delivery.contact_id, None)
             if ids is not None and delivery.state is DeliveryState.SUBMITTED:
+                if not shared:  # its item list fills until the batch is sent (no await here)
+                    shared.append(
+                        self.writer.submit(
+                            store.record_submitted_many, answers, self.ledger_recorder()
+                        )
+                    )
                 answers.append(
                     (
                         ids[0],
@@ -282,10 +288,6 @@ class Outbox:
                 if ids is not None:  # not a submit answer: stage_delivery as for one alone
                     self._submit_ids[delivery.contact_id] = ids
                 handles.append((self.stage_delivery(delivery), -1))
-        if answers:
-            shared.append(
-                self.writer.submit(store.record_submitted_many, answers, self.ledger_recorder())
-            )
         return handles
 
     async def staged_result(self, handle: tuple[list[Any], int]) -> Any:
