@@ -176,6 +176,12 @@ class Engine:
         # plans for the current instant, shared by the requests of a batch (same ``now``)
         self._plan_now = -1.0
         self._plans: dict[tuple[str, str, str], list[CapCheck]] = {}
+        # per (channel, campaign, class), the checks as of the current local day: a calendar
+        # window's or the lifetime's start stays until the day changes (weeks and months
+        # start on a day boundary too); a rolling window's start (None here, with its
+        # length) follows ``now``
+        self._recipe_day: float | None = None
+        self._recipes: dict[tuple[str, str, str], list[tuple[CapCheck, float | None]]] = {}
 
     def precheck(self, request: ContactRequest, now: float) -> ContactDecision | None:
         """A final decision from lists or contact hours, or None to go on to the caps."""
@@ -244,31 +250,60 @@ class Engine:
         if now != self._plan_now:
             self._plan_now = now
             self._plans = {}
+            day = self.clock.window_start("day", now)
+            if day != self._recipe_day:
+                self._recipe_day = day
+                self._recipes = {}
         else:
             cached = self._plans.get(key)
             if cached is not None:
                 return cached
+        recipe = self._recipes.get(key)
+        if recipe is None:
+            recipe = self._recipes[key] = self._recipe(request, now)
+        checks = [
+            check
+            if rolling is None
+            else CapCheck(
+                check.kind,
+                check.value,
+                now - rolling,
+                check.limit,
+                check.reason,
+                check.rule,
+                check.window,
+            )
+            for check, rolling in recipe
+        ]
+        self._plans[key] = checks
+        return checks
+
+    def _recipe(self, request: ContactRequest, now: float) -> list[tuple[CapCheck, float | None]]:
+        """The checks of ``request``'s channel, campaign and class; with each, the length of its
+        rolling window (its start is then ``now`` minus that), else None."""
         clock = self.clock
-        checks = []
+        recipe: list[tuple[CapCheck, float | None]] = []
         for cap in self.config.caps:
             check = _check_for(cap, request, clock, now)
             if check is not None:
-                checks.append(check)
+                recipe.append((check, cap.seconds if cap.window == "rolling" else None))
         cooldown = self.config.cooldowns.get(request.campaign_class)
         if cooldown:
-            checks.append(
-                CapCheck(
-                    MATCH_CLASS,
-                    request.campaign_class,
-                    now - cooldown,
-                    1,
-                    f"cooldown.{request.campaign_class}",
-                    request.campaign_class,
-                    f"last {_human_seconds(cooldown)}",
+            recipe.append(
+                (
+                    CapCheck(
+                        MATCH_CLASS,
+                        request.campaign_class,
+                        now - cooldown,
+                        1,
+                        f"cooldown.{request.campaign_class}",
+                        request.campaign_class,
+                        f"last {_human_seconds(cooldown)}",
+                    ),
+                    cooldown,
                 )
             )
-        self._plans[key] = checks
-        return checks
+        return recipe
 
 
 def _check_for(
