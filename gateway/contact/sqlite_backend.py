@@ -100,6 +100,12 @@ class _Records:
     def __setitem__(self, cid: str, rec: Record) -> None:
         self._d[cid] = _encode(rec)
 
+    def put_fields(self, cid: str, fields: tuple[str, ...]) -> None:
+        """Store a record given as its text fields (see ``_encode``), the last one holding the
+        expiry and the state already joined: what a batch's reservations share is formatted
+        once per batch."""
+        self._d[cid] = _FS.join(fields)
+
     def set_state(self, rec: Record, state: int) -> Record:
         """Store ``rec`` (as just read) with a new state; the new record. The state is the
         text's last field: replaced without encoding the record again."""
@@ -241,6 +247,8 @@ class SqliteContactControl(ContactControlBase):
         cutoff = now - self._horizon
         expiring = expires != _HELD
         results: list[Violation | Duplicate | None] = []
+        # a new reservation's text: the same time, expiry and state for the whole batch
+        put, at_text, tail = records.put_fields, repr(now), _FS.join((repr(expires), str(RESERVED)))
         for request, checks, mode in items:
             cid = request.contact_id
             existing = records.get(cid)
@@ -259,16 +267,17 @@ class SqliteContactControl(ContactControlBase):
                     history[msisdn] = tuple(r[CID] for r in recs)
             violation = first_violation(recs, checks, now, request.priority) if checks else None
             if violation is None and mode == RESERVE:
-                records[cid] = (
+                put(
                     cid,
-                    msisdn,
-                    now,
-                    request.channel,
-                    request.campaign_id,
-                    request.campaign_class,
-                    request.priority,
-                    expires,
-                    RESERVED,
+                    (
+                        msisdn,
+                        at_text,
+                        request.channel,
+                        request.campaign_id,
+                        request.campaign_class,
+                        str(request.priority),
+                        tail,
+                    ),
                 )
                 history.append(msisdn, cid)
                 if expiring:

@@ -33,3 +33,15 @@ def test_a_record_and_its_state_change_read_back(rec, state) -> None:
     changed = records.set_state(records.get(rec[0]), state)
     assert changed == with_state(rec, state)
     assert records.get(rec[0]) == changed
+
+
+@given(record)
+def test_fields_given_as_text_read_back_as_the_record(rec) -> None:
+    """What a batch's reservations store (time, expiry and state formatted once)."""
+    from gateway.contact.sqlite_backend import _FS
+
+    records = _Records()
+    cid, msisdn, at, channel, campaign, cls, priority, expires, state = rec
+    tail = _FS.join((repr(expires), str(state)))
+    records.put_fields(cid, (msisdn, repr(at), channel, campaign, cls, str(priority), tail))
+    assert records.get(cid) == rec
