@@ -248,8 +248,8 @@ def _observe(hook: Any, name: str, arg: str, records: Sequence[Any], *, each: bo
     implemented = getattr(caller, "get_hookimpls", None)
     if implemented is not None and not implemented():
         return
-    for batch in ([r] for r in records) if each else (records,):
+    for value in records if each else (records,):
         try:
-            caller(**{arg: batch[0] if each else batch})
+            caller(**{arg: value})
         except Exception as exc:  # an observer's bug must not undo or fail a durable record
             structlog.get_logger().error("gateway.observer_failed", hook=name, error=repr(exc))

@@ -24,10 +24,10 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import structlog
 import trio
 
+from gateway.contact.control import Decided
 from gateway.content import requirements_of
 from gateway.model import ContactDecision, ContactRequest, Outcome, SignalEvent
 from gateway.numbers import active_plan, e164_request
@@ -53,16 +53,6 @@ def in_control_group(campaign_id: str, msisdn: str, percent: float) -> bool:
 
 #: What :meth:`Pipeline.stage` returns: await it for the batch's decisions once durable.
 Finish = Callable[[], Awaitable[list[ContactDecision]]]
-
-
-@attrs.frozen
-class _Finished:
-    """A :data:`Finish` with nothing left to wait for."""
-
-    decisions: list[ContactDecision]
-
-    async def __call__(self) -> list[ContactDecision]:
-        return self.decisions
 
 
 class ReadAhead:
@@ -100,8 +90,9 @@ class ReadAhead:
         if finish is None:
             self._slots.release()
             return
+        if not self._in_flight:  # leaving idle (a settled() waiting keeps its event)
+            self._idle = trio.Event()
         self._in_flight += 1
-        self._idle = trio.Event()
         self._nursery.start_soon(self._finish, finish)
 
     async def _finish(self, finish: Finish) -> None:
@@ -429,12 +420,12 @@ class Pipeline:
     async def _begin(self, requests: list[ContactRequest]) -> Finish:
         stage = getattr(self.gateway.contact_control, "stage_and_queue", None)
         if stage is None:  # a contact control of the bare contract: all of it now
-            return _Finished(await self._submit_whole(requests))
+            return Decided(await self._submit_whole(requests))
         try:
             finish = await stage(requests, self.gateway.outbox)
         except Exception as exc:  # backend down: counted and logged, the feed goes on
             self._failed(requests, exc)
-            return _Finished([])
+            return Decided([])
 
         async def done() -> list[ContactDecision]:
             try:

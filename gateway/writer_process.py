@@ -23,8 +23,8 @@ Child to parent: ``("ready", None)`` once its connection is open; per batch ``("
 [(result, error)...])`` before COMMIT, then ``("done", None)``; ``("failed", exception)`` for
 a batch that failed as a whole; ``("unreadable", text)`` for one it could not unpickle (nothing
 written). The child takes batches in the order sent, each its own transaction; the parent
-sends the next one once the previous one has run (see ``StateWriter._commit_remote``), so at
-most two are in flight and answers come in order.
+sends the next one while the previous one is in the child (see ``StateWriter._commit_remote``),
+at most two in flight, and the answers come in order.
 """
 
 from __future__ import annotations

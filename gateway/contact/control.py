@@ -50,8 +50,9 @@ class Duplicate:
 
 
 @attrs.frozen
-class _Ready:
-    """A ``finish`` of :meth:`ContactControlBase.stage_and_queue` with nothing left to wait for."""
+class Decided:
+    """A ``finish`` (see :meth:`ContactControlBase.stage_and_queue`) with nothing left to wait
+    for: awaiting it returns ``decisions``."""
 
     decisions: list[ContactDecision]
 
@@ -207,7 +208,7 @@ class ContactControlBase:
             for d in decisions:
                 if d.outcome is Outcome.DEFERRED and d.not_before is not None:
                     await outbox.defer(d.request, d.not_before)
-            return _Ready(decisions)
+            return Decided(decisions)
         decisions = await self._evaluate(requests, reserve=True, queued=True)
         # No checkpoint from here to the return: the rows and the entries share one batch.
         batch = ledger.extend(self._count(decisions))

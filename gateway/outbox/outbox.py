@@ -284,9 +284,7 @@ class Outbox:
                     )
                 )
                 handles.append((shared, len(answers) - 1))
-            else:
-                if ids is not None:  # not a submit answer: stage_delivery as for one alone
-                    self._submit_ids[delivery.contact_id] = ids
+            else:  # its ids, if any, go as stage_delivery would drop them
                 handles.append((self.stage_delivery(delivery), -1))
         return handles
 
