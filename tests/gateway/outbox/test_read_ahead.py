@@ -164,3 +164,26 @@ async def test_a_sink_without_stage_or_depth_1_is_sent_one_batch_at_a_time(depth
         await ahead.send([power_on(IMSIS[0], T0)] * 3)
         assert calls == [3] and ahead.in_flight == 0
         await ahead.settled()
+
+
+async def test_settled_still_returns_when_more_is_sent_while_it_waits(open_stack, tmp_path) -> None:
+    """A batch sent while settled() waits keeps it waiting for that one too, then it returns
+    (its event is not swapped for another one meanwhile)."""
+    async with open_stack(run_scheduler=False) as stack:
+        p = await pipeline_on(stack, tmp_path)
+        held = HeldWriter(stack.outbox.writer)
+        returned: list[int] = []
+        with trio.fail_after(5):  # a waiter left on a replaced event would never return
+            async with read_ahead(p, 4) as ahead, trio.open_nursery() as nursery:
+                await ahead.send([power_on(IMSIS[0], T0)])
+
+                async def record() -> None:
+                    await ahead.settled()
+                    returned.append(ahead.in_flight)
+
+                nursery.start_soon(record)
+                await trio.testing.wait_all_tasks_blocked()
+                await ahead.send([power_on(IMSIS[1], T0)])  # sent while it waits
+                assert ahead.in_flight == 2 and returned == []
+                held.release()
+        assert returned == [0]
